@@ -1,0 +1,197 @@
+"""Load a scenario: YAML -> overrides -> pydantic -> cross-checks, with every problem reported at once.
+
+Each problem names the file, the line (from the YAML node it concerns) and the field path. ``--set`` overrides
+(``dotted.path=value``, list items by index) are applied to the parsed document before validation, so they are
+validated exactly like the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.errors import InputProblem, ScenarioError
+from gigafactory_sim.units import FROM_FILE
+
+__all__ = ["apply_override", "load_scenario", "parse_scenario_text", "semantic_problems"]
+
+
+def _node_line(root: yaml.Node | None, path: Sequence[str | int]) -> int | None:
+    """1-based line of the deepest YAML node reachable along ``path``."""
+    node = root
+    line = None if node is None else node.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _format_loc(loc: Sequence[str | int]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def apply_override(doc: dict[str, Any], assignment: str) -> list[str | int]:
+    """Apply ``a.b.0.c=value`` to ``doc`` in place; the value is parsed as YAML. Returns the path."""
+    if "=" not in assignment:
+        raise ValueError(f"--set {assignment!r}: expected dotted.path=value")
+    dotted, raw = assignment.split("=", 1)
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in dotted.strip().split(".") if p != ""]
+    if not parts:
+        raise ValueError(f"--set {assignment!r}: empty path")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    node: Any = doc
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, list):
+            if not isinstance(part, int) or part >= len(node):
+                raise ValueError(f"--set {dotted}: no item {part} in {_format_loc(parts[:i]) or 'the scenario'}")
+            node = node[part]
+        elif isinstance(node, dict):
+            if part not in node or node[part] is None:
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+        else:
+            raise ValueError(f"--set {dotted}: {_format_loc(parts[:i]) or 'the scenario'} is not a mapping or list")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last > len(node):
+            raise ValueError(f"--set {dotted}: no item {last}")
+        if last == len(node):
+            node.append(value)
+        else:
+            node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ValueError(f"--set {dotted}: parent is not a mapping or list")
+    return parts
+
+
+def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
+    """Cross-field checks pydantic cannot do per field: ``(field path, message)`` pairs."""
+    problems: list[tuple[str, str]] = []
+    catalogue = scenario.gpu_catalogue()
+    known = ", ".join(sorted(catalogue))
+    for i, cluster in enumerate(scenario.facility.clusters):
+        if cluster.gpu not in catalogue:
+            problems.append((f"facility.clusters.{i}.gpu", f"unknown GPU {cluster.gpu!r}; known: {known}"))
+    ref = scenario.workload.reference_gpu
+    if ref is not None and ref not in catalogue:
+        problems.append(("workload.reference_gpu", f"unknown GPU {ref!r}; known: {known}"))
+    clusters = {c.name: c for c in scenario.facility.clusters}
+    for i, source in enumerate(scenario.workload.training):
+        allowed = source.clusters or list(clusters)
+        for j, name in enumerate(source.clusters or []):
+            if name not in clusters:
+                problems.append((f"workload.training.{i}.clusters.{j}",
+                                 f"no cluster named {name!r}; clusters: {', '.join(clusters)}"))
+        largest = max((clusters[n].gpus for n in allowed if n in clusters), default=0)
+        if hasattr(source, "classes"):
+            for j, job_class in enumerate(source.classes):
+                biggest = job_class.sizes.max_gpus()
+                if biggest > largest:
+                    problems.append((f"workload.training.{i}.classes.{j}.sizes",
+                                     f"jobs of {biggest} GPUs are larger than any cluster they may use "
+                                     f"(largest: {largest} GPUs)"))
+    if scenario.report.interval > scenario.horizon_s:
+        problems.append(("report.interval", "the report interval is longer than the horizon"))
+    return problems
+
+
+def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), base_dir: Path | None = None
+                        ) -> Scenario:
+    """Validate scenario YAML ``text``; raise :class:`ScenarioError` with every problem."""
+    try:
+        root = yaml.compose(text)
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ScenarioError.single(file, "", f"invalid YAML: {getattr(exc, 'problem', exc)}", line=line) from None
+    if not isinstance(doc, dict):
+        raise ScenarioError.single(file, "", "a scenario file must be a YAML mapping", line=1)
+    override_paths: list[str] = []
+    for assignment in overrides:
+        try:
+            override_paths.append(_format_loc(apply_override(doc, assignment)))
+        except ValueError as exc:
+            raise ScenarioError.single("--set", assignment.split("=", 1)[0], str(exc)) from None
+    doc.setdefault("name", Path(file).stem)
+
+    def where(loc: Sequence[str | int]) -> tuple[str, int | None]:
+        dotted = _format_loc(loc)
+        for o in override_paths:
+            if dotted == o or dotted.startswith(o + ".") or o.startswith(dotted + "."):
+                return f"--set {o}", None
+        return file, _node_line(root, loc)
+
+    try:
+        scenario = Scenario.model_validate(doc, context={FROM_FILE: True})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _clean_loc(doc, err["loc"])
+            f, line = where(loc)
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown field (check the spelling; see `gigafactory-sim schema`)"
+            problems.append(InputProblem(file=f, line=line, field=_format_loc(loc), message=message))
+        raise ScenarioError(problems) from None
+    semantic = semantic_problems(scenario)
+    if semantic:
+        problems = []
+        for dotted, message in semantic:
+            loc: list[str | int] = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+            f, line = where(loc)
+            problems.append(InputProblem(file=f, line=line, field=dotted, message=message))
+        raise ScenarioError(problems)
+    scenario._base_dir = base_dir or Path(file).resolve().parent
+    scenario._source_file = file
+    return scenario
+
+
+def _clean_loc(doc: Any, loc: Sequence[str | int]) -> list[str | int]:
+    """Drop the union-tag segments pydantic inserts (``kind`` values) so the path matches the file."""
+    out: list[str | int] = []
+    node = doc
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            out.append(part)
+        elif isinstance(node, dict) and node.get("kind") == part:
+            continue
+        else:
+            out.append(part)
+            node = None
+    return out
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file; raise :class:`ScenarioError` on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError.single(str(path), "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError.single(str(path), "", f"cannot read: {exc}") from None
+    return parse_scenario_text(text, str(path), overrides, base_dir=p.resolve().parent)

@@ -1,0 +1,76 @@
+"""The scheduler extension point: a plain object (no SimPy) that decides which queued jobs start now.
+
+The engine keeps one queue per cluster, ordered by the scheduler's :meth:`Scheduler.order_key`, and after every
+event calls :meth:`Scheduler.select` with a read-only :class:`ClusterView`. ``select`` yields jobs one at a time;
+the engine starts each yielded job before resuming the generator, so the view is always current. Every yielded job
+must fit (``view.fits(job.gpus)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+__all__ = ["ClusterView", "JobView", "Scheduler"]
+
+
+class JobView(Protocol):
+    """What a scheduler may read of a job."""
+
+    idx: int
+    gpus: int
+    priority: int
+    submit_s: float
+    work_s: float
+    alloc: list[tuple[int, int]]
+
+
+class ClusterView(Protocol):
+    """Read-only, live view of one cluster and its queue."""
+
+    now_s: float
+    gpus_per_node: int
+
+    @property
+    def queue(self) -> Sequence[JobView]:
+        """Waiting jobs in the scheduler's order."""
+        ...
+
+    @property
+    def node_free(self) -> Sequence[int]:
+        """Free GPUs per node (down nodes included; see ``node_up``)."""
+        ...
+
+    @property
+    def node_up(self) -> Sequence[bool]: ...
+
+    @property
+    def free_gpus(self) -> int: ...
+
+    @property
+    def whole_free_nodes(self) -> int: ...
+
+    def fits(self, gpus: int) -> bool:
+        """Whether a job of ``gpus`` GPUs can start now under the placement rule."""
+        ...
+
+    def expected_duration_s(self, job: JobView) -> float:
+        """Run time of ``job`` on this cluster at the current speed."""
+        ...
+
+    def running_by_end(self) -> Iterator[tuple[float, JobView]]:
+        """Running jobs with their expected end time, earliest first."""
+        ...
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    """Decides starts; holds no SimPy code and no reference to the engine."""
+
+    def order_key(self, job: JobView) -> tuple[float, ...]:
+        """Sort key of the waiting queue (smallest first)."""
+        ...
+
+    def select(self, view: ClusterView) -> Iterator[JobView]:
+        """Yield the jobs to start now, one at a time."""
+        ...

@@ -1,0 +1,107 @@
+"""Cluster state as arrays: free GPUs per node and nodes bucketed by their free count (no object per GPU).
+
+Placement rule (shared with :class:`gigafactory_sim.scheduling.base.Capacity`): a job of ``k <= gpus_per_node``
+GPUs packs onto one node, the fullest node that still fits it (best fit); a larger job takes
+``ceil(k / gpus_per_node)`` whole free nodes (gang, all-or-nothing). A node that is down is in no bucket.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Allocation", "ClusterState"]
+
+Allocation = list[tuple[int, int]]
+"""(node index, GPUs taken on it) pairs."""
+
+
+class ClusterState:
+    """Free GPUs per node of one cluster; O(gpus_per_node) placement via free-count buckets."""
+
+    def __init__(self, name: str, index: int, nodes: int, gpus_per_node: int) -> None:
+        self.name = name
+        self.index = index
+        self.nodes = nodes
+        self.gpus_per_node = gpus_per_node
+        self.total_gpus = nodes * gpus_per_node
+        self.node_free: list[int] = [gpus_per_node] * nodes
+        self.node_up: list[bool] = [True] * nodes
+        self.buckets: list[set[int]] = [set() for _ in range(gpus_per_node + 1)]
+        self.buckets[gpus_per_node] = set(range(nodes))
+        self.allocated_gpus = 0
+        self.down_nodes = 0
+
+    # -- queries ---------------------------------------------------------------------------------------------
+    @property
+    def free_gpus(self) -> int:
+        return sum(f * len(b) for f, b in enumerate(self.buckets))
+
+    @property
+    def busy_nodes(self) -> int:
+        """Nodes that are up and hold at least one allocated GPU."""
+        return self.nodes - self.down_nodes - len(self.buckets[self.gpus_per_node])
+
+    def counts(self) -> list[int]:
+        return [len(b) for b in self.buckets]
+
+    def fits(self, gpus: int) -> bool:
+        gpn = self.gpus_per_node
+        if gpus <= gpn:
+            return any(self.buckets[f] for f in range(gpus, gpn + 1))
+        return len(self.buckets[gpn]) >= -(-gpus // gpn)
+
+    def nodes_for(self, gpus: int) -> int:
+        return 1 if gpus <= self.gpus_per_node else -(-gpus // self.gpus_per_node)
+
+    def gpus_held(self, gpus: int) -> int:
+        """GPUs a job of ``gpus`` holds: itself, or whole nodes for a multi-node job."""
+        return gpus if gpus <= self.gpus_per_node else self.nodes_for(gpus) * self.gpus_per_node
+
+    # -- changes ---------------------------------------------------------------------------------------------
+    def allocate(self, gpus: int) -> Allocation:
+        gpn = self.gpus_per_node
+        if gpus <= gpn:
+            for f in range(gpus, gpn + 1):
+                bucket = self.buckets[f]
+                if bucket:
+                    node = bucket.pop()
+                    self.buckets[f - gpus].add(node)
+                    self.node_free[node] = f - gpus
+                    self.allocated_gpus += gpus
+                    return [(node, gpus)]
+            raise RuntimeError(f"cluster {self.name}: no node has {gpus} free GPUs")
+        n = self.nodes_for(gpus)
+        whole = self.buckets[gpn]
+        if len(whole) < n:
+            raise RuntimeError(f"cluster {self.name}: {n} whole nodes needed, {len(whole)} free")
+        empty = self.buckets[0]
+        alloc: Allocation = []
+        for _ in range(n):
+            node = whole.pop()
+            empty.add(node)
+            self.node_free[node] = 0
+            alloc.append((node, gpn))
+        self.allocated_gpus += n * gpn
+        return alloc
+
+    def release(self, alloc: Allocation) -> None:
+        for node, k in alloc:
+            f = self.node_free[node]
+            self.node_free[node] = f + k
+            self.allocated_gpus -= k
+            if self.node_up[node]:
+                self.buckets[f].discard(node)
+                self.buckets[f + k].add(node)
+
+    def set_down(self, node: int) -> None:
+        """Take a node out of service (its jobs must have been released or be released later)."""
+        if not self.node_up[node]:
+            return
+        self.node_up[node] = False
+        self.buckets[self.node_free[node]].discard(node)
+        self.down_nodes += 1
+
+    def set_up(self, node: int) -> None:
+        if self.node_up[node]:
+            return
+        self.node_up[node] = True
+        self.buckets[self.node_free[node]].add(node)
+        self.down_nodes -= 1

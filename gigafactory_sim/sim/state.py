@@ -1,0 +1,99 @@
+"""Runtime state of jobs and speed groups (plain objects with ``__slots__``; no SimPy here).
+
+A *speed group* is the set of running training jobs on one cluster that progress at the same rate and draw the
+same power per GPU (same offered load, same power limit). It keeps a virtual work clock ``v`` (reference-seconds of
+work done per job since the start of the run) and an energy-per-GPU clock ``e_gpu_j``; a job finishes when ``v``
+reaches its ``v_finish``. A change of speed (a power cap) moves every end time in the group at O(1) cost: only the
+group's next completion event is rescheduled.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+__all__ = ["Job", "SpeedGroup"]
+
+QUEUED, RUNNING, COMPLETED = 0, 1, 2
+STATE_NAMES = {QUEUED: "queued", RUNNING: "running", COMPLETED: "completed"}
+
+
+class Job:
+    """A training job while it is in the system."""
+
+    __slots__ = (
+        "alloc", "cluster", "e_start_j", "gpus", "gpus_held", "group", "idx", "load", "priority", "start_s",
+        "submit_s", "v_finish", "work_s",
+    )
+
+    def __init__(self, idx: int, submit_s: float, gpus: int, work_s: float, priority: int, load: float) -> None:
+        self.idx = idx
+        self.load = load
+        self.submit_s = submit_s
+        self.gpus = gpus
+        self.work_s = work_s
+        self.priority = priority
+        self.cluster = -1
+        self.alloc: list[tuple[int, int]] = []
+        self.gpus_held = 0
+        self.group: SpeedGroup | None = None
+        self.v_finish = 0.0
+        self.start_s = -1.0
+        self.e_start_j = 0.0
+
+
+class SpeedGroup:
+    """Running jobs of one cluster sharing speed and per-GPU power."""
+
+    __slots__ = ("busy_gpus", "cluster", "e_gpu_j", "gpu_power_w", "load", "running", "speed", "t_s", "token", "v")
+
+    def __init__(self, cluster: int, load: float, speed: float, gpu_power_w: float) -> None:
+        self.cluster = cluster
+        self.load = load
+        self.speed = speed  # reference-seconds of work per second
+        self.gpu_power_w = gpu_power_w
+        self.v = 0.0
+        self.e_gpu_j = 0.0
+        self.t_s = 0.0
+        self.running: list[tuple[float, int, Job]] = []  # sorted by (v_finish, job idx)
+        self.busy_gpus = 0
+        self.token = 0
+
+    def advance(self, now_s: float) -> None:
+        dt = now_s - self.t_s
+        if dt > 0.0:
+            self.v += self.speed * dt
+            self.e_gpu_j += self.gpu_power_w * dt
+            self.t_s = now_s
+
+    def add(self, job: Job) -> bool:
+        """Insert a started job; True if it is now the first to finish."""
+        job.v_finish = self.v + job.work_s
+        entry = (job.v_finish, job.idx, job)
+        bisect.insort(self.running, entry)
+        self.busy_gpus += job.gpus
+        return self.running[0] is entry
+
+    def remove(self, job: Job) -> None:
+        i = bisect.bisect_left(self.running, (job.v_finish, job.idx))
+        if i < len(self.running) and self.running[i][2] is job:
+            del self.running[i]
+            self.busy_gpus -= job.gpus
+
+    def due(self, eps: float = 1e-6) -> list[Job]:
+        """Pop the jobs whose work is done at the current virtual time."""
+        limit = self.v + eps
+        n = 0
+        for v_finish, _, _ in self.running:
+            if v_finish > limit:
+                break
+            n += 1
+        done = [e[2] for e in self.running[:n]]
+        del self.running[:n]
+        for job in done:
+            self.busy_gpus -= job.gpus
+        return done
+
+    def expected_end_s(self, v_finish: float) -> float:
+        if self.speed <= 0.0:
+            return float("inf")
+        return self.t_s + (v_finish - self.v) / self.speed

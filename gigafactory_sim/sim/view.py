@@ -1,0 +1,59 @@
+"""The read-only, live :class:`~gigafactory_sim.scheduling.base.ClusterView` the engine hands to schedulers."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+
+from gigafactory_sim.sim.cluster import ClusterState
+from gigafactory_sim.sim.state import Job, SpeedGroup
+
+__all__ = ["EngineClusterView"]
+
+
+class EngineClusterView:
+    """Live view of one cluster: its queue, node occupancy, and running jobs' expected ends."""
+
+    def __init__(self, state: ClusterState, queue: list[Job], groups: dict[float, SpeedGroup]) -> None:
+        self._state = state
+        self._queue = queue
+        self._groups = groups
+        self.now_s = 0.0
+        self.gpus_per_node = state.gpus_per_node
+
+    @property
+    def queue(self) -> Sequence[Job]:
+        return self._queue
+
+    @property
+    def node_free(self) -> Sequence[int]:
+        return self._state.node_free
+
+    @property
+    def node_up(self) -> Sequence[bool]:
+        return self._state.node_up
+
+    @property
+    def free_gpus(self) -> int:
+        return self._state.free_gpus
+
+    @property
+    def whole_free_nodes(self) -> int:
+        return len(self._state.buckets[self._state.gpus_per_node])
+
+    def fits(self, gpus: int) -> bool:
+        return self._state.fits(gpus)
+
+    def expected_duration_s(self, job: Job) -> float:  # type: ignore[override]
+        speed = self._groups[job.load].speed
+        return job.work_s / speed if speed > 0 else float("inf")
+
+    def running_by_end(self) -> Iterator[tuple[float, Job]]:  # type: ignore[override]
+        def ends(group: SpeedGroup) -> Iterator[tuple[float, Job]]:
+            for v_finish, _, job in group.running:
+                yield group.expected_end_s(v_finish), job
+
+        groups = [g for g in self._groups.values() if g.running]
+        if len(groups) == 1:
+            return ends(groups[0])
+        return heapq.merge(*(ends(g) for g in groups), key=lambda e: e[0])
