@@ -12,10 +12,16 @@ from gigafactory_sim.sim.engine import ProgressFn, Simulation
 __all__ = ["run"]
 
 
-def run(scenario: Scenario, progress: ProgressFn | None = None) -> RunResult:
-    """Simulate ``scenario`` and return its results. No files are touched."""
+def run(scenario: Scenario, progress: ProgressFn | None = None, simulation: Simulation | None = None
+        ) -> RunResult:
+    """Simulate ``scenario`` and return its results. No files are touched.
+
+    ``simulation`` may be a :class:`Simulation` already built from the same scenario (the CLI builds first so
+    that input problems surface before anything is written).
+    """
     t0 = time.perf_counter()
-    sim = Simulation(scenario, progress=progress)
+    sim = simulation if simulation is not None else Simulation(scenario)
+    sim.progress = progress
     t_build = time.perf_counter() - t0
     sim.run()
     t_run = time.perf_counter() - t0 - t_build

@@ -1,0 +1,179 @@
+"""The ``gigafactory-sim`` command line. The only place (with the report writer) that touches files.
+
+Exit codes: 0 success; 2 bad input (every problem listed, nothing written); 1 unexpected error (``run.json`` kept
+with status ``failed``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gigafactory_sim.api import run as run_scenario
+from gigafactory_sim.config.loader import load_scenario
+from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.errors import ScenarioError
+from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
+from gigafactory_sim.runmeta import base_meta
+from gigafactory_sim.sim.engine import Simulation
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate AI compute facilities: GPUs, training jobs, power and energy.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a scenario field: dotted.path=value (list items by index). Repeatable.")]
+
+
+def report_problems(exc: ScenarioError) -> None:
+    err_console.print(f"[bold red]error:[/] {len(exc.problems)} problem(s) in the input", highlight=False)
+    for problem in exc.problems:
+        err_console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
+
+
+def load_or_exit(path: Path, overrides: list[str]) -> Scenario:
+    try:
+        return load_scenario(path, overrides)
+    except ScenarioError as exc:
+        report_problems(exc)
+        raise typer.Exit(2) from None
+
+
+def kpi_table(summary: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    util = summary["utilisation"]
+    energy = summary["energy"]
+    power = summary["power"]
+    jobs = summary["jobs"]
+    wait = summary["wait_s"]
+
+    def hours(x: float | None) -> str:
+        return "-" if x is None else f"{x / 3600:.2f} h"
+
+    rows = [
+        ("GPUs", f"{summary['gpus_total']:,}"),
+        ("horizon", f"{summary['horizon_s'] / 86400:.2f} d"),
+        ("GPUs allocated", f"{util['allocated_fraction']:.1%}"),
+        ("GPUs busy", f"{util['busy_fraction']:.1%}"),
+        ("IT energy", f"{energy['it_mwh']:,.1f} MWh"),
+        ("facility energy", f"{energy['facility_mwh']:,.1f} MWh"),
+        ("peak facility power", f"{power['peak_facility_mw']:,.2f} MW"),
+        ("mean facility power", f"{power['mean_facility_mw']:,.2f} MW"),
+        ("jobs submitted / completed", f"{jobs['submitted']:,} / {jobs['completed']:,}"),
+        ("jobs running / queued at end", f"{jobs['running_at_end']:,} / {jobs['queued_at_end']:,}"),
+        ("wait p50 / p95 / p99", f"{hours(wait['p50'])} / {hours(wait['p95'])} / {hours(wait['p99'])}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file")],
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>-<UTC time>)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario seed")] = None,
+    set_: SetOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
+) -> None:
+    """Run a scenario and write its run directory (summary, tables, report)."""
+    from gigafactory_sim.report.writer import write_failure, write_run
+
+    overrides = list(set_ or [])
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    sc = load_or_exit(scenario, overrides)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = out if out is not None else Path("runs") / f"{sc.name}-{stamp}"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        err_console.print(f"[bold red]error:[/] {out_dir} exists and is not empty", highlight=False)
+        raise typer.Exit(2)
+    meta = base_meta(sc.name, str(scenario), sc.seed, overrides)
+    t0 = time.perf_counter()
+    try:
+        sim = Simulation(sc)  # builds the workload: trace problems surface here, before anything is written
+    except ScenarioError as exc:
+        report_problems(exc)
+        raise typer.Exit(2) from None
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[sim]}"),
+                      TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as progress:
+            task = progress.add_task(f"simulating {sc.name}", total=sc.horizon_s, sim="")
+
+            def on_tick(now_s: float, horizon_s: float) -> None:
+                progress.update(task, completed=now_s, sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
+
+            result = run_scenario(sc, progress=on_tick, simulation=sim)
+        meta["wall_s"] = time.perf_counter() - t0
+        path = write_run(result, out_dir, meta=meta)
+    except KeyboardInterrupt:
+        meta["wall_s"] = time.perf_counter() - t0
+        write_failure(out_dir, meta, "interrupted")
+        err_console.print("interrupted; run.json written with status failed")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # an unexpected error: keep run.json, exit 1, no traceback
+        meta["wall_s"] = time.perf_counter() - t0
+        write_failure(out_dir, meta, f"{type(exc).__name__}: {exc}")
+        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (see {out_dir}/run.json)",
+                          highlight=False)
+        raise typer.Exit(1) from None
+    if not quiet:
+        out_console.print(kpi_table(result.summary, f"{sc.name} (seed {sc.seed})"))
+    out_console.print(f"run written to {path}", highlight=False)
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files")],
+    set_: SetOption = None,
+) -> None:
+    """Check scenario files (schema, references, trace files); print every problem; exit 0 or 2."""
+    failed = False
+    for path in scenarios:
+        try:
+            sc = load_scenario(path, list(set_ or []))
+            Simulation(sc)  # builds the workload, reading traces
+        except ScenarioError as exc:
+            failed = True
+            report_problems(exc)
+            continue
+        out_console.print(f"[green]ok[/] {path}", highlight=False)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def gpus() -> None:
+    """List the built-in GPU profiles."""
+    table = Table(title="Built-in GPU profiles", header_style="bold")
+    for col in ("name", "limit W", "idle W", "bf16 TFLOP/s", "memory GB", "HBM TB/s", "source"):
+        table.add_column(col)
+    for p in BUILTIN_GPUS.values():
+        m = p.power_model
+        table.add_row(p.name, f"{p.board_limit_w:g}", f"{m.idle_w:.0f}", f"{p.dense_bf16_tflops:g}",
+                      f"{p.memory_gb:g}", f"{p.hbm_bandwidth_tbs:g}", p.source)
+    out_console.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+# -- analysis commands (compare, sweep, report) are registered below ------------------------------------------
+
+
+def main() -> None:
+    app()
