@@ -24,7 +24,7 @@ t0 = time.perf_counter()
 scenario = g.load_scenario(sys.argv[1])
 result = g.run(scenario)
 wall = time.perf_counter() - t0
-perf = result.summary["performance"]
+perf = result.meta["performance"]
 print(json.dumps({
     "scenario": scenario.name,
     "gpus": result.summary["gpus_total"],

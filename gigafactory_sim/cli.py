@@ -116,6 +116,7 @@ def run(
 
             result = run_scenario(sc, progress=on_tick, simulation=sim)
         meta["wall_s"] = time.perf_counter() - t0
+        meta.update(result.meta)
         path = write_run(result, out_dir, meta=meta)
     except KeyboardInterrupt:
         meta["wall_s"] = time.perf_counter() - t0
@@ -173,6 +174,144 @@ def schema() -> None:
 
 
 # -- analysis commands (compare, sweep, report) are registered below ------------------------------------------
+
+
+def _rows_table(rows: list[list[str]], title: str) -> Table:
+    table = Table(title=title, header_style="bold")
+    for i, name in enumerate(rows[0]):
+        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
+    for row in rows[1:]:
+        table.add_row(*row)
+    return table
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run directories or scenario files (run first); the first is the baseline")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/compare-<UTC time>)")] = None,
+    set_: SetOption = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="A label per run, in order. Repeatable.")
+                     ] = None,
+) -> None:
+    """Compare runs against the first: a KPI table with deltas, and comparison.md/.html/.csv with plots."""
+    from gigafactory_sim.analysis import compare as compare_runs
+    from gigafactory_sim.analysis import write_comparison
+    from gigafactory_sim.analysis.compare_output import comparison_rows
+
+    if label and len(label) != len(runs):
+        raise _fail(f"{len(label)} --label for {len(runs)} runs")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = out if out is not None else Path("runs") / f"compare-{stamp}"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise _fail(f"{out_dir} exists and is not empty")
+    try:
+        comparison = compare_runs(runs, labels=label, overrides=list(set_ or []))
+    except ScenarioError as exc:
+        report_problems(exc)
+        raise typer.Exit(2) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    out_console.print(_rows_table(comparison_rows(comparison), f"baseline: {comparison.baseline.label}"))
+    for note in comparison.notes:
+        out_console.print(f"[yellow]not comparable:[/] {note}", highlight=False)
+    path = write_comparison(comparison, out_dir)
+    out_console.print(f"comparison written to {path}", highlight=False)
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file, or a sweep file (scenario, grid, ...)")],
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="A swept field: dotted.path=v1,v2,... (one value: fixed for every point). Repeatable.")
+    ] = None,
+    replications: Annotated[int | None, typer.Option(min=1, help="Runs per point (default 1)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Local processes (default: CPU count)")] = None,
+    dask_scheduler: Annotated[str | None, typer.Option(
+        help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs the dask extra)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default runs/sweep-<name>-<UTC time>); a sweep folder is resumed")] = None,
+    compact: Annotated[bool | None, typer.Option(
+        "--compact/--full", help="Keep only summary.json per run (default: full run directories)")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric to plot (default utilisation.allocated_fraction)")
+                      ] = None,
+    param: Annotated[str | None, typer.Option(help="Swept parameter on the plot's x axis")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
+) -> None:
+    """Run a scenario over a grid of --set values x replications; write runs, aggregates (mean, std, 95 %
+    CI) and a plot. Rerunning with the same --out resumes, skipping finished runs."""
+    import os
+
+    from gigafactory_sim.analysis import (
+        DaskExecutor,
+        Executor,
+        LocalExecutor,
+        SweepMismatch,
+        plan_sweep,
+        run_sweep,
+    )
+    from gigafactory_sim.analysis.grid import is_sweep_file, parse_axis
+    from gigafactory_sim.analysis.sweep import plan_from_sweep_file
+    from gigafactory_sim.analysis.sweep_output import metric_rows
+
+    try:
+        axes = [parse_axis(a) for a in set_ or []]
+        if is_sweep_file(scenario):
+            plan = plan_from_sweep_file(scenario, axes, replications=replications, compact=compact,
+                                        metric=metric, param=param)
+        else:
+            plan = plan_sweep(scenario, axes, replications=replications or 1, compact=bool(compact),
+                              **({"metric": metric} if metric else {}), param=param)
+    except ScenarioError as exc:
+        report_problems(exc)
+        raise typer.Exit(2) from None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = out if out is not None else Path("runs") / f"sweep-{plan.name}-{stamp}"
+    executor: Executor = (DaskExecutor(dask_scheduler) if dask_scheduler
+                          else LocalExecutor(workers or os.cpu_count() or 1))
+    meta = base_meta(plan.name, str(scenario), None, [*plan.overrides, *(set_ or [])])
+    err_console.print(f"{len(plan.points)} points x {plan.replications} replications on {executor!r}; "
+                      f"output {out_dir} (rerun with --out {out_dir} to resume)", highlight=False)
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
+                      console=err_console, disable=quiet, transient=True) as progress:
+            task = progress.add_task(f"sweep {plan.name}", total=plan.n_runs)
+            result = run_sweep(plan, out_dir, executor,
+                               progress=lambda done, total: progress.update(task, completed=done), meta=meta)
+    except (SweepMismatch, FileExistsError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; rerun with --out {out_dir} to resume", highlight=False)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # e.g. the Dask scheduler cannot be reached
+        raise _fail(f"{type(exc).__name__}: {exc}", 1) from None
+    if not quiet and plan.metric in set(result.aggregate["metric"]):
+        out_console.print(_rows_table(metric_rows(result, plan.metric), plan.metric))
+    if result.skipped:
+        out_console.print(f"{result.skipped} run(s) already done, skipped", highlight=False)
+    out_console.print(f"sweep written to {out_dir}", highlight=False)
+    if result.failures:
+        raise _fail(f"{len(result.failures)} run(s) failed (see {out_dir / 'sweep.md'}); rerun to retry", 1)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory")],
+) -> None:
+    """Re-render a run's report (report.md, report.html, plots) from its stored results."""
+    from gigafactory_sim.report.loader import rerender
+
+    try:
+        rerender(run_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    out_console.print(f"report re-rendered: {run_dir / 'report.html'}", highlight=False)
 
 
 def main() -> None:

@@ -157,8 +157,8 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
     if semantic:
         problems = []
         for dotted, message in semantic:
-            loc: list[str | int] = [int(p) if p.isdigit() else p for p in dotted.split(".")]
-            f, line = where(loc)
+            path: list[str | int] = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+            f, line = where(path)
             problems.append(InputProblem(file=f, line=line, field=dotted, message=message))
         raise ScenarioError(problems)
     scenario._base_dir = base_dir or Path(file).resolve().parent
@@ -171,10 +171,9 @@ def _clean_loc(doc: Any, loc: Sequence[str | int]) -> list[str | int]:
     out: list[str | int] = []
     node = doc
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             node = node[part]
             out.append(part)
         elif isinstance(node, dict) and node.get("kind") == part:

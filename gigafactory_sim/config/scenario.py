@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
-
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.gpus.catalogue import GpuProfile
-from gigafactory_sim.power.models import DvfsPowerModel, GpuPowerModel, InterpolatedPowerModel, LinearPowerModel
+from gigafactory_sim.power.models import (
+    GpuPowerModel,
+    InterpolatedPowerModel,
+    LinearPowerModel,
+)
 from gigafactory_sim.scheduling import EasyBackfillConfig, SchedulerConfig
 from gigafactory_sim.units import Duration
 from gigafactory_sim.workload.synthetic import SyntheticTraining

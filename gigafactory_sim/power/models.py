@@ -23,8 +23,15 @@ __all__ = ["DvfsPowerModel", "GpuPowerModel", "InterpolatedPowerModel", "LinearP
 class GpuPowerModel(Protocol):
     """Power of one GPU board against offered load, under a power limit."""
 
-    idle_w: float
-    limit_w: float
+    @property
+    def idle_w(self) -> float:
+        """Idle power with a context open (W)."""
+        ...
+
+    @property
+    def limit_w(self) -> float:
+        """Board power limit (W)."""
+        ...
 
     def demand_w(self, load: float) -> float:
         """Unthrottled power at ``load`` (may exceed the limit)."""
@@ -129,7 +136,7 @@ class InterpolatedPowerModel:
             raise ValueError("interpolation loads must be increasing")
 
     @property
-    def idle_w(self) -> float:  # type: ignore[override]
+    def idle_w(self) -> float:
         return self.powers_w[0]
 
     def demand_w(self, load: float) -> float:

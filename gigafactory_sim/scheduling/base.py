@@ -22,6 +22,7 @@ class JobView(Protocol):
     priority: int
     submit_s: float
     work_s: float
+    load: float
     alloc: list[tuple[int, int]]
 
 
@@ -30,6 +31,8 @@ class ClusterView(Protocol):
 
     now_s: float
     gpus_per_node: int
+    disruptions: int
+    """Bumped whenever running jobs' expected ends move other than by completing (speed change, interruption)."""
 
     @property
     def queue(self) -> Sequence[JobView]:
@@ -49,6 +52,11 @@ class ClusterView(Protocol):
 
     @property
     def whole_free_nodes(self) -> int: ...
+
+    @property
+    def capacity_version(self) -> int:
+        """Bumped whenever free capacity grows (a job ends, a node returns)."""
+        ...
 
     def fits(self, gpus: int) -> bool:
         """Whether a job of ``gpus`` GPUs can start now under the placement rule."""

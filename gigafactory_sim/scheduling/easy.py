@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Literal
 
@@ -58,10 +59,29 @@ def reservation(view: ClusterView, head: JobView) -> tuple[float, int]:
     return math.inf, 0
 
 
+@dataclass
+class _Memo:
+    """Per-cluster memory between passes: the head's reservation and the jobs already turned down.
+
+    The reservation of an unchanged head stays valid while running jobs end when expected (a backfilled job ends
+    before the shadow time or uses extra nodes, which are deducted), so it is recomputed only when the head
+    changes or the view reports a disruption. A job turned down stays turned down until capacity grows: it did not
+    fit (free capacity only shrank since) or it would end after the shadow time (time only moves on).
+    """
+
+    head_idx: int = -1
+    disruptions: int = -1
+    shadow_s: float = math.inf
+    extra_nodes: int = 0
+    capacity_version: int = -1
+    turned_down: set[int] = field(default_factory=set)
+
+
 class EasyBackfillScheduler:
     def __init__(self, lookahead: int, order: str) -> None:
         self.lookahead = lookahead
         self.by_priority = order == "priority"
+        self._memos: dict[int, _Memo] = {}
 
     def order_key(self, job: JobView) -> tuple[float, ...]:
         if self.by_priority:
@@ -69,30 +89,40 @@ class EasyBackfillScheduler:
         return (job.submit_s, job.idx)
 
     def select(self, view: ClusterView) -> Iterator[JobView]:
-        window = list(islice(view.queue, self.lookahead + 1))
-        head_pos = len(window)
-        for pos, job in enumerate(window):
-            if view.fits(job.gpus):
-                yield job
-            else:
-                head_pos = pos
+        queue = view.queue
+        while queue:  # start from the head while jobs fit (the engine dequeues each started job)
+            job = queue[0]
+            if not view.fits(job.gpus):
                 break
-        if head_pos >= len(window) - 1:
+            yield job
+        if len(queue) < 2:
             return
-        shadow_s, extra_nodes = reservation(view, window[head_pos])
+        head = queue[0]
+        memo = self._memos.setdefault(id(view), _Memo())
+        if memo.head_idx != head.idx or memo.disruptions != view.disruptions:
+            memo.shadow_s, memo.extra_nodes = reservation(view, head)
+            memo.head_idx, memo.disruptions = head.idx, view.disruptions
+            memo.turned_down.clear()
+        if memo.capacity_version != view.capacity_version:
+            memo.capacity_version = view.capacity_version
+            memo.turned_down.clear()
         gpn = view.gpus_per_node
-        for job in window[head_pos + 1:]:
+        for job in list(islice(queue, 1, self.lookahead + 1)):
             if view.free_gpus == 0:
                 return
-            if not view.fits(job.gpus):
+            if job.idx in memo.turned_down:
                 continue
-            if view.now_s + view.expected_duration_s(job) <= shadow_s:
-                yield job
-            elif job.gpus > gpn:
-                nodes = -(-job.gpus // gpn)
-                if nodes <= extra_nodes:
-                    extra_nodes -= nodes
+            if view.fits(job.gpus):
+                if view.now_s + view.expected_duration_s(job) <= memo.shadow_s:
                     yield job
+                    continue
+                if job.gpus > gpn:
+                    nodes = -(-job.gpus // gpn)
+                    if nodes <= memo.extra_nodes:
+                        memo.extra_nodes -= nodes
+                        yield job
+                        continue
+            memo.turned_down.add(job.idx)
 
 
 class EasyBackfillConfig(StrictModel):

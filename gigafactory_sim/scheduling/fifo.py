@@ -12,11 +12,18 @@ __all__ = ["FifoConfig", "FifoScheduler", "start_in_order"]
 
 
 def start_in_order(view: ClusterView) -> Iterator[JobView]:
-    """Yield queue jobs from the head while they fit; stop at the first that does not."""
-    for job in list(view.queue):
+    """Yield queue jobs from the head while they fit; stop at the first that does not.
+
+    The engine removes each started job from the queue before resuming, so the head is always ``queue[0]``.
+    """
+    queue = view.queue
+    while queue:
+        job = queue[0]
         if not view.fits(job.gpus):
             return
         yield job
+        if queue and queue[0] is job:
+            raise RuntimeError("the engine did not start the yielded job")
 
 
 class FifoScheduler:

@@ -28,12 +28,10 @@ class ClusterState:
         self.buckets[gpus_per_node] = set(range(nodes))
         self.allocated_gpus = 0
         self.down_nodes = 0
+        self.free_gpus = self.total_gpus  # free GPUs on nodes that are up
+        self.capacity_version = 0  # bumped whenever capacity grows (a release, a node back up)
 
     # -- queries ---------------------------------------------------------------------------------------------
-    @property
-    def free_gpus(self) -> int:
-        return sum(f * len(b) for f, b in enumerate(self.buckets))
-
     @property
     def busy_nodes(self) -> int:
         """Nodes that are up and hold at least one allocated GPU."""
@@ -43,10 +41,16 @@ class ClusterState:
         return [len(b) for b in self.buckets]
 
     def fits(self, gpus: int) -> bool:
+        if gpus > self.free_gpus:
+            return False
         gpn = self.gpus_per_node
+        buckets = self.buckets
         if gpus <= gpn:
-            return any(self.buckets[f] for f in range(gpus, gpn + 1))
-        return len(self.buckets[gpn]) >= -(-gpus // gpn)
+            for f in range(gpus, gpn + 1):
+                if buckets[f]:
+                    return True
+            return False
+        return len(buckets[gpn]) >= -(-gpus // gpn)
 
     def nodes_for(self, gpus: int) -> int:
         return 1 if gpus <= self.gpus_per_node else -(-gpus // self.gpus_per_node)
@@ -66,6 +70,7 @@ class ClusterState:
                     self.buckets[f - gpus].add(node)
                     self.node_free[node] = f - gpus
                     self.allocated_gpus += gpus
+                    self.free_gpus -= gpus
                     return [(node, gpus)]
             raise RuntimeError(f"cluster {self.name}: no node has {gpus} free GPUs")
         n = self.nodes_for(gpus)
@@ -80,6 +85,7 @@ class ClusterState:
             self.node_free[node] = 0
             alloc.append((node, gpn))
         self.allocated_gpus += n * gpn
+        self.free_gpus -= n * gpn
         return alloc
 
     def release(self, alloc: Allocation) -> None:
@@ -90,6 +96,8 @@ class ClusterState:
             if self.node_up[node]:
                 self.buckets[f].discard(node)
                 self.buckets[f + k].add(node)
+                self.free_gpus += k
+        self.capacity_version += 1
 
     def set_down(self, node: int) -> None:
         """Take a node out of service (its jobs must have been released or be released later)."""
@@ -97,6 +105,7 @@ class ClusterState:
             return
         self.node_up[node] = False
         self.buckets[self.node_free[node]].discard(node)
+        self.free_gpus -= self.node_free[node]
         self.down_nodes += 1
 
     def set_up(self, node: int) -> None:
@@ -104,4 +113,6 @@ class ClusterState:
             return
         self.node_up[node] = True
         self.buckets[self.node_free[node]].add(node)
+        self.free_gpus += self.node_free[node]
         self.down_nodes -= 1
+        self.capacity_version += 1

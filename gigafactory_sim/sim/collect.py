@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -21,7 +23,7 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
     means = np.diff(integrals, axis=0) / dt[:, None]
     pue = sim.scenario.facility.pue
     start = pd.Timestamp(sim.scenario.start)
-    data: dict[str, np.ndarray | pd.DatetimeIndex] = {
+    data: dict[str, Any] = {
         "t_start_s": times[:-1],
         "t_end_s": times[1:],
         "time": start + pd.to_timedelta(times[:-1], unit="s"),
@@ -138,7 +140,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
             "mean_facility_mw": it_j * pue / horizon / 1e6,
         },
         "jobs": {
-            "submitted": int(len(jobs)),
+            "submitted": len(jobs),
             "completed": int((state == "completed").sum()),
             "running_at_end": int((state == "running").sum()),
             "queued_at_end": int((state == "queued").sum()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator, Sequence
 
+from gigafactory_sim.scheduling.base import JobView
 from gigafactory_sim.sim.cluster import ClusterState
 from gigafactory_sim.sim.state import Job, SpeedGroup
 
@@ -20,6 +21,7 @@ class EngineClusterView:
         self._groups = groups
         self.now_s = 0.0
         self.gpus_per_node = state.gpus_per_node
+        self.disruptions = 0  # bumped by the engine when running jobs' expected ends move (speed, interruption)
 
     @property
     def queue(self) -> Sequence[Job]:
@@ -38,18 +40,22 @@ class EngineClusterView:
         return self._state.free_gpus
 
     @property
+    def capacity_version(self) -> int:
+        return self._state.capacity_version
+
+    @property
     def whole_free_nodes(self) -> int:
         return len(self._state.buckets[self._state.gpus_per_node])
 
     def fits(self, gpus: int) -> bool:
         return self._state.fits(gpus)
 
-    def expected_duration_s(self, job: Job) -> float:  # type: ignore[override]
+    def expected_duration_s(self, job: JobView) -> float:
         speed = self._groups[job.load].speed
         return job.work_s / speed if speed > 0 else float("inf")
 
-    def running_by_end(self) -> Iterator[tuple[float, Job]]:  # type: ignore[override]
-        def ends(group: SpeedGroup) -> Iterator[tuple[float, Job]]:
+    def running_by_end(self) -> Iterator[tuple[float, JobView]]:
+        def ends(group: SpeedGroup) -> Iterator[tuple[float, JobView]]:
             for v_finish, _, job in group.running:
                 yield group.expected_end_s(v_finish), job
 

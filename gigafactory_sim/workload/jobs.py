@@ -34,30 +34,23 @@ class JobTable:
         self.sources = [b.source for b in batches]
         self.source_clusters = [b.clusters for b in batches]
         self.source_load = [b.gpu_load for b in batches]
-        if batches:
-            submit = np.concatenate([b.submit_s for b in batches]).astype(float)
-            order = np.argsort(submit, kind="stable")
-        else:
-            submit = np.zeros(0)
-            order = np.zeros(0, dtype=np.int64)
+        submit = np.concatenate([np.zeros(0), *(b.submit_s for b in batches)]).astype(float)
+        order = np.argsort(submit, kind="stable")
+
         def cat(name: str, dtype: type) -> np.ndarray:
-            if not batches:
-                return np.zeros(0, dtype=dtype)
-            return np.concatenate([getattr(b, name) for b in batches]).astype(dtype)[order]
+            parts = [np.asarray(getattr(b, name)) for b in batches]
+            return np.concatenate([np.zeros(0, dtype=dtype), *parts]).astype(dtype)[order]
 
         self.submit_s: np.ndarray = submit[order]
         self.gpus: np.ndarray = cat("gpus", np.int64)
         self.work_s: np.ndarray = cat("work_s", float)
         self.priority: np.ndarray = cat("priority", np.int64)
-        source_idx = np.concatenate(
-            [np.full(len(b), i, dtype=np.int32) for i, b in enumerate(batches)]
-        ) if batches else np.zeros(0, dtype=np.int32)
-        self.source_idx: np.ndarray = source_idx[order]
-        tenants: list[str] = [t for b in batches for t in b.tenant]
-        self.tenant_names, tenant_codes = np.unique(np.asarray(tenants, dtype=object).astype(str),
-                                                    return_inverse=True) if tenants else (np.zeros(0), np.zeros(0))
-        self.tenant_idx: np.ndarray = np.asarray(tenant_codes, dtype=np.int32)[order] if tenants else \
-            np.zeros(0, dtype=np.int32)
+        source_idx = [np.full(len(b), i, dtype=np.int32) for i, b in enumerate(batches)]
+        self.source_idx: np.ndarray = np.concatenate([np.zeros(0, dtype=np.int32), *source_idx])[order]
+        tenants = np.asarray([t for b in batches for t in b.tenant], dtype=object).astype(str)
+        names, codes = np.unique(tenants, return_inverse=True)
+        self.tenant_names: list[str] = [str(n) for n in names]
+        self.tenant_idx: np.ndarray = np.asarray(codes, dtype=np.int32).reshape(-1)[order]
 
     def __len__(self) -> int:
         return len(self.submit_s)

@@ -62,7 +62,8 @@ class SyntheticTraining(StrictModel):
     arrivals: ArrivalProcess
     classes: list[JobClass] = Field(default_factory=default_llm_mix, min_length=1)
     tenants: int = Field(default=20, gt=0, description="jobs are spread uniformly over this many tenants")
-    gpu_load: float | None = Field(default=None, gt=0, le=1, description="offered load per GPU; default power.training_gpu_load")
+    gpu_load: float | None = Field(
+        default=None, gt=0, le=1, description="offered load per GPU; default power.training_gpu_load")
     clusters: list[str] | None = Field(default=None, description="clusters this stream may use (default: all)")
 
     @model_validator(mode="after")

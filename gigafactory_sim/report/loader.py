@@ -1,0 +1,93 @@
+"""Read a run directory back (:func:`load_run`) and rebuild its report from its data (:func:`rerender`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gigafactory_sim.report.files import (
+    JOBS,
+    PLOTS_DIR,
+    RUN,
+    SCENARIO,
+    SUMMARY,
+    TIMESERIES,
+    atomic_write,
+    report_files,
+)
+
+__all__ = ["RunData", "load_run", "rerender"]
+
+
+@dataclass
+class RunData:
+    """A completed run as stored on disk."""
+
+    path: Path
+    summary: dict[str, Any]
+    timeseries: pd.DataFrame
+    jobs: pd.DataFrame
+    meta: dict[str, Any]
+    scenario_yaml: str
+
+
+def _require(run_dir: Path, name: str) -> Path:
+    path = run_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a complete run directory: {name} is missing")
+    return path
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} should hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def load_run(path: str | Path) -> RunData:
+    """Load the run directory at ``path``.
+
+    Raises :class:`FileNotFoundError` naming the missing directory or file, and :class:`ValueError` when
+    ``run.json`` says the run did not complete (quoting its error) or a file cannot be parsed.
+    """
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run directory at {run_dir}")
+    meta = _read_json_object(_require(run_dir, RUN))
+    status = meta.get("status")
+    if status != "completed":
+        detail = f"; error: {meta['error']}" if meta.get("error") else ""
+        raise ValueError(f"{run_dir} is not a completed run ({RUN} status: {status!r}{detail})")
+    summary = _read_json_object(_require(run_dir, SUMMARY))
+    frames = {}
+    for name in (TIMESERIES, JOBS):
+        file = _require(run_dir, name)
+        try:
+            frames[name] = pd.read_parquet(file, engine="pyarrow")
+        except Exception as exc:  # pyarrow raises its own error types for a damaged file
+            raise ValueError(f"{file} is not a readable Parquet file: {exc}") from exc
+    scenario_yaml = _require(run_dir, SCENARIO).read_text(encoding="utf-8")
+    return RunData(path=run_dir, summary=summary, timeseries=frames[TIMESERIES], jobs=frames[JOBS], meta=meta,
+                   scenario_yaml=scenario_yaml)
+
+
+def rerender(path: str | Path) -> None:
+    """Rebuild ``plots/*.png``, ``report.md`` and ``report.html`` of a completed run from its stored data.
+
+    Each file is replaced atomically. Plots are redrawn when the run has a ``plots/`` folder (runs written
+    with ``report.plots: false`` have none and stay without). Plot files no longer drawn are left in place.
+    """
+    run = load_run(path)
+    with_plots = (run.path / PLOTS_DIR).is_dir()
+    for rel, data in report_files(run.summary, run.timeseries, run.jobs, plots=with_plots).items():
+        target = run.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, data)
