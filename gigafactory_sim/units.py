@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
@@ -28,7 +29,8 @@ def parse_duration_s(value: Any) -> float:
     match = _PATTERN.match(value)
     if match is None:
         raise ValueError(f"{value!r} is not a duration; write e.g. '30d', '12h', '15m' or '90s'")
-    return float(match.group(1)) * _UNITS_S[match.group(2)]
+    # exact decimal arithmetic: '1.1h' is 3960 s, not 3960.0000000000005
+    return float(Fraction(match.group(1)) * Fraction(_UNITS_S[match.group(2)]))
 
 
 def format_duration(seconds: float) -> str:
@@ -37,7 +39,8 @@ def format_duration(seconds: float) -> str:
         size = _UNITS_S[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    text = repr(float(seconds))  # shortest exact spelling: never rounds
+    return f"{text[:-2] if text.endswith('.0') else text}s"
 
 
 FROM_FILE = "from_file"

@@ -101,8 +101,9 @@ def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
             if name not in clusters:
                 problems.append((f"workload.training.{i}.clusters.{j}",
                                  f"no cluster named {name!r}; clusters: {', '.join(clusters)}"))
-        largest = max((clusters[n].gpus for n in allowed if n in clusters), default=0)
-        if hasattr(source, "classes"):
+        allowed_sizes = [clusters[n].gpus for n in allowed if n in clusters]
+        largest = max(allowed_sizes, default=0)
+        if allowed_sizes and hasattr(source, "classes"):
             for j, job_class in enumerate(source.classes):
                 biggest = job_class.sizes.max_gpus()
                 if biggest > largest:

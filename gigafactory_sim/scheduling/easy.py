@@ -107,22 +107,35 @@ class EasyBackfillScheduler:
             memo.capacity_version = view.capacity_version
             memo.turned_down.clear()
         gpn = view.gpus_per_node
+        now_s = view.now_s
+        turned_down = memo.turned_down
+        # Fitting is monotone in size (best fit on one node, or whole free nodes), so once a job of `too_big`
+        # GPUs does not fit, no larger one does until capacity grows.
+        too_big = view.free_gpus + 1
         for job in list(islice(queue, 1, self.lookahead + 1)):
-            if view.free_gpus == 0:
-                return
-            if job.idx in memo.turned_down:
+            gpus = job.gpus
+            if gpus >= too_big or job.idx in turned_down:
                 continue
-            if view.fits(job.gpus):
-                if view.now_s + view.expected_duration_s(job) <= memo.shadow_s:
-                    yield job
-                    continue
-                if job.gpus > gpn:
-                    nodes = -(-job.gpus // gpn)
-                    if nodes <= memo.extra_nodes:
-                        memo.extra_nodes -= nodes
-                        yield job
-                        continue
-            memo.turned_down.add(job.idx)
+            if not view.fits(gpus):
+                too_big = gpus
+                turned_down.add(job.idx)
+                continue
+            started = False
+            if now_s + view.expected_duration_s(job) <= memo.shadow_s:
+                started = True
+            elif gpus > gpn:
+                nodes = -(-gpus // gpn)
+                if nodes <= memo.extra_nodes:
+                    memo.extra_nodes -= nodes
+                    started = True
+            if not started:
+                turned_down.add(job.idx)
+                continue
+            yield job
+            free = view.free_gpus
+            if free == 0:
+                return
+            too_big = min(too_big, free + 1)
 
 
 class EasyBackfillConfig(StrictModel):

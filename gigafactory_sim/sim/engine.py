@@ -146,7 +146,7 @@ class Simulation:
         loads = self.jobs.source_load
         for i in range(len(submit)):
             t = submit[i]
-            if t > env.now:
+            while t > env.now:  # a second step when now + (t - now) rounds below t
                 yield env.timeout(t - env.now)
             job = Job(i, t, gpus[i], work[i], prio[i], loads[source[i]])
             self._submit(job, self.source_cluster_idx[source[i]])
@@ -282,8 +282,9 @@ class Simulation:
     # -- report ticks ----------------------------------------------------------------------------------------
     def _ticks(self) -> Generator[simpy.Event, Any, None]:
         interval = self.scenario.report.interval
+        last_s = self.horizon_s - 1e-9 * max(1.0, self.horizon_s)  # the final row is written at the horizon
         k = 1
-        while k * interval < self.horizon_s:
+        while k * interval < last_s:
             yield self.env.timeout(k * interval - self.env.now)
             self._tick()
             k += 1

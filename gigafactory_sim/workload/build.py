@@ -8,7 +8,7 @@ from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.workload.jobs import JobBatch, JobTable
-from gigafactory_sim.workload.traces import TraceTraining
+from gigafactory_sim.workload.traces import TraceTraining, resolve_data_path
 
 __all__ = ["build_jobs", "reference_peak_tflops"]
 
@@ -41,7 +41,8 @@ def build_jobs(scenario: Scenario, streams: RandomStreams) -> JobTable:
             k = int(too_big[0])
             lines = batch.extra.get("line")
             line = int(lines[k]) if lines is not None else None
-            file = source.path if isinstance(source, TraceTraining) else scenario.source_file
+            file = (str(resolve_data_path(source.path, scenario.base_dir)) if isinstance(source, TraceTraining)
+                    else scenario.source_file)
             problems.append(InputProblem(
                 file=file, line=line, field=f"{field_path} (gpus)",
                 message=f"{len(too_big)} job(s) larger than any cluster they may use; the first asks "

@@ -1,0 +1,52 @@
+"""Every scenario file shipped in scenarios/ validates and runs (on a short horizon)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import gigafactory_sim as g
+
+SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))
+
+
+def test_there_are_scenarios() -> None:
+    names = {p.stem for p in SCENARIOS}
+    assert {"base", "quickstart", "philly-replay", "benchmark-year"} <= names
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenario_validates_and_runs_short(path: Path) -> None:
+    full = g.load_scenario(path)
+    assert full.horizon_s > 0
+    scenario = g.load_scenario(path, overrides=["horizon=6h", "report.interval=1h"])
+    result = g.run(scenario)
+    s = result.summary
+    assert s["horizon_s"] == 6 * 3600
+    assert s["gpus_total"] == full.facility.gpus
+    assert 0.0 <= s["utilisation"]["allocated_fraction"] <= 1.0
+    assert s["energy"]["facility_mwh"] >= s["energy"]["it_mwh"] > 0
+    jobs = s["jobs"]
+    assert jobs["submitted"] == jobs["completed"] + jobs["running_at_end"] + jobs["queued_at_end"] + jobs.get(
+        "failed", 0)
+    assert len(result.timeseries) == 6
+
+
+def test_base_is_a_gigafactory() -> None:
+    base = g.load_scenario(SCENARIOS[0].parent / "base.yaml")
+    assert 90_000 <= base.facility.gpus <= 110_000
+    assert base.facility.country == "FR"
+    assert base.horizon_s == 30 * 86400
+    assert len(base.facility.clusters) in (2, 3)
+
+
+def test_philly_replay_uses_every_real_job() -> None:
+    scenario = g.load_scenario(SCENARIOS[0].parent / "philly-replay.yaml")
+    from gigafactory_sim.random_streams import RandomStreams
+    from gigafactory_sim.workload.build import build_jobs
+
+    jobs = build_jobs(scenario, RandomStreams(scenario.seed))
+    assert len(jobs) == 82_247
+    assert int(jobs.gpus.max()) == 128
+    assert scenario.facility.gpus == 2048
