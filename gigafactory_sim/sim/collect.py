@@ -32,9 +32,10 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
     it_w = np.zeros(len(dt))
     train_w = np.zeros(len(dt))
     idle_w = np.zeros(len(dt))
-    for c in sim.cluster_names:
+    for c, st in zip(sim.cluster_names, sim.clusters, strict=True):
         for ch in CLUSTER_CHANNELS:
             data[f"{ch}.{c}"] = means[:, idx[f"{ch}.{c}"]]
+        data[f"idle_gpus.{c}"] = st.total_gpus - means[:, idx[f"allocated_gpus.{c}"]]
         cluster_w = sum(means[:, idx[f"{ch}.{c}"]] for ch in POWER_CHANNELS)
         data[f"it_power_mw.{c}"] = cluster_w / 1e6
         it_w += cluster_w
