@@ -186,7 +186,9 @@ def _rows_table(rows: list[list[str]], title: str) -> Table:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -256,7 +258,7 @@ def sweep(
         run_sweep,
     )
     from gigafactory_sim.analysis.grid import is_sweep_file, parse_axis
-    from gigafactory_sim.analysis.sweep import plan_from_sweep_file
+    from gigafactory_sim.analysis.plan import plan_from_sweep_file
     from gigafactory_sim.analysis.sweep_output import metric_rows
 
     try:
