@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from gigafactory_sim.inference.config import InferenceService, StaticPartition
 from gigafactory_sim.inference.demand import TraceDemand
-from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity
+from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity, single_capacity
 from gigafactory_sim.inference.tokens import mix_samples
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def replica_problems(svc: InferenceService, path: str, cluster: Cluster, catalog
                                   f"the weights; {perf.kv_capacity_tokens * perf.kv_bytes_per_token / 1e9:.1f} GB "
                                   f"are left on {cluster.name!r}")]
     try:
-        capacity(perf, mix, svc.slo.limits(), gpu.power_model)
+        (single_capacity if svc.batching == "none" else capacity)(perf, mix, svc.slo.limits(), gpu.power_model)
     except InfeasibleObjective as exc:
         field = f"{path}.slo.{exc.field}" if exc.field != "model" else f"{path}.model"
         return [(field, f"{exc} (on {cluster.name!r}, {g} x {gpu.name})")]
