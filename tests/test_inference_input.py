@@ -96,10 +96,13 @@ def test_bad_trace_rows_name_column_and_line(tmp_path: Path, rows: str, column: 
 def test_azure_sample_loads_scales_and_loops() -> None:
     demand = TraceDemand(path="builtin:azure_llm_2023_conv_sample.csv.gz", format="azure", rate_scale=2.0)
     tr = load_request_trace(demand, Path.cwd(), 6 * 3600.0, "x")
-    assert np.all(np.diff(tr.arrival_s) >= 0) and tr.arrival_s[-1] < 6 * 3600
+    arrival, _, output = tr.materialise()
+    assert np.all(np.diff(arrival) >= 0) and arrival[-1] < 6 * 3600 and len(arrival) == len(tr)
     rate = len(tr) / (6 * 3600)
     assert rate == pytest.approx(2 * 4000 / (13.58 * 60), rel=0.02)  # twice the sample's ~4.9 req/s
-    assert tr.output_tokens.mean() == pytest.approx(253.7, rel=0.01)
+    assert output.mean() == pytest.approx(253.7, rel=0.01)
+    assert tr.expected_requests(0, 3600) + tr.expected_requests(3600, 6 * 3600) == len(tr)
+    assert tr.expected_requests(1000, 1000 + tr.period_s) == 4000  # one loop holds the whole sample
 
 
 def test_cli_validate_exits_2_and_names_the_field(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.workload.arrivals import DiurnalArrivals
@@ -44,8 +44,14 @@ class DiurnalDemand(StrictModel):
     peak_hour: float = Field(default=14.0, ge=0, lt=24)
     weekend_factor: float = Field(default=1.0, ge=0)
     utc_offset_h: float = Field(default=1.0, ge=-12, le=14)
+    _shape_cache: DiurnalArrivals | None = PrivateAttr(default=None)
 
     def _shape(self) -> DiurnalArrivals:
+        if self._shape_cache is None:
+            self._shape_cache = self._build_shape()
+        return self._shape_cache
+
+    def _build_shape(self) -> DiurnalArrivals:
         return DiurnalArrivals(mean_rate_per_hour=self.mean_rate_per_s * 3600.0, peak_to_trough=self.peak_to_trough,
                                peak_hour=self.peak_hour, weekend_factor=self.weekend_factor,
                                utc_offset_h=self.utc_offset_h)

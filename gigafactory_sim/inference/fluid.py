@@ -30,7 +30,7 @@ from gigafactory_sim.inference.perf import (
     single_operating_point,
     single_service_cv2,
 )
-from gigafactory_sim.inference.queueing import allen_cunneen_wait_s, erlang_c
+from gigafactory_sim.inference.queueing import erlang_c
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
@@ -78,7 +78,9 @@ class LatencyHistogram:
     weights: np.ndarray = field(default_factory=lambda: np.zeros(4000))
 
     def add(self, values: np.ndarray, weight: float) -> None:
-        idx = np.clip(np.searchsorted(self.edges, values) - 1, 0, len(self.weights) - 1)
+        idx = np.searchsorted(self.edges, values) - 1
+        idx[idx < 0] = 0
+        idx[idx >= len(self.weights)] = len(self.weights) - 1
         np.add.at(self.weights, idx, weight)
 
     def quantile(self, q: float) -> float | None:
@@ -189,8 +191,10 @@ class FluidService:
             if stable and plan.rate_per_s > 0:
                 cs2 = single_service_cv2(m.perf, self.mix) if self.batching == "none" else self.mix.output_cv2
                 lam = plan.rate_per_s
-                pw = erlang_c(max(slots, 1), lam * residence)
-                wq = allen_cunneen_wait_s(max(slots, 1), lam, residence, self.ca2, cs2)
+                servers = max(slots, 1)
+                pw = erlang_c(servers, lam * residence)
+                free_rate = servers / residence - lam
+                wq = pw / free_rate * (self.ca2 + cs2) / 2.0 if free_rate > 0 else float("inf")
             t = op.step_s
             c_p = m.perf.c_prefill_s
             if self.batching == "none":
@@ -205,7 +209,7 @@ class FluidService:
             cases = [(1.0 - pw, fluid_wait), (pw, fluid_wait + (wq / pw if pw > 0 else 0.0))]
             attained = 0.0
             for p, w in cases:
-                if p <= 0:
+                if p <= 1e-9:
                     continue
                 self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
                 self.e2e_hist.add(w + a_e2e + b * self.output_grid, weight * p / len(GRID))

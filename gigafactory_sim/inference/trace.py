@@ -31,18 +31,36 @@ COLUMNS = {
 
 @dataclass(frozen=True)
 class RequestTrace:
-    """Requests over the horizon, sorted by arrival: times (s from start), prompt and output tokens."""
+    """One pass of a trace (times from its first request, already rate-scaled), repeated every ``period_s`` if
+    ``loop``, cut at ``horizon_s``. Counts are computed by arithmetic, so a long looped horizon costs nothing;
+    :meth:`materialise` lays out every request (for the discrete model)."""
 
-    arrival_s: np.ndarray
-    prompt_tokens: np.ndarray
-    output_tokens: np.ndarray
+    base_s: np.ndarray
+    base_prompt: np.ndarray
+    base_output: np.ndarray
+    period_s: float
+    loop: bool
+    horizon_s: float
+
+    def _count_before(self, t_s: float) -> float:
+        t = min(max(t_s, 0.0), self.horizon_s)
+        if not self.loop:
+            return float(np.searchsorted(self.base_s, t, side="left"))
+        k, rest = divmod(t, self.period_s)
+        return float(k * len(self.base_s) + np.searchsorted(self.base_s, rest, side="left"))
 
     def __len__(self) -> int:
-        return len(self.arrival_s)
+        return int(self._count_before(self.horizon_s))
 
     def expected_requests(self, t0_s: float, t1_s: float) -> float:
-        lo, hi = np.searchsorted(self.arrival_s, [t0_s, t1_s], side="left")
-        return float(hi - lo)
+        return self._count_before(t1_s) - self._count_before(t0_s)
+
+    def materialise(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(arrival s, prompt tokens, output tokens) of every request before the horizon."""
+        copies = int(np.ceil(self.horizon_s / self.period_s)) if self.loop else 1
+        times = (self.base_s[None, :] + self.period_s * np.arange(copies)[:, None]).ravel()
+        keep = times < self.horizon_s
+        return times[keep], np.tile(self.base_prompt, copies)[keep], np.tile(self.base_output, copies)[keep]
 
 
 def _fail(file: str, field_path: str, column: str, lines: list[int], what: str) -> ScenarioError:
@@ -113,11 +131,4 @@ def load_request_trace(demand: TraceDemand, base_dir: Path, horizon_s: float, fi
     t = t / demand.rate_scale
     span = float(t[-1])
     gap = span / (len(t) - 1) if len(t) > 1 else 1.0
-    period = span + gap
-    if not demand.loop or period >= horizon_s:
-        keep = t < horizon_s
-        return RequestTrace(t[keep], prompt[keep], output[keep])
-    copies = int(np.ceil(horizon_s / period))
-    times = (t[None, :] + period * np.arange(copies)[:, None]).ravel()
-    keep = times < horizon_s
-    return RequestTrace(times[keep], np.tile(prompt, copies)[keep], np.tile(output, copies)[keep])
+    return RequestTrace(t, prompt, output, span + gap, demand.loop, horizon_s)

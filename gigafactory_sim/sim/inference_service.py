@@ -64,8 +64,7 @@ class ServiceRuntime:
             self.trace = load_request_trace(svc.demand, sim.scenario.base_dir, self.horizon_s, self.path)
             if len(self.trace) == 0:
                 raise ScenarioError.single(sim.scenario.source_file, f"{self.path}.demand", "the trace is empty")
-            sample = slice(None, None, max(1, len(self.trace) // 20_000))
-            prompt, output = self.trace.prompt_tokens[sample], self.trace.output_tokens[sample]
+            prompt, output = self.trace.base_prompt, self.trace.base_output
             mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)
         else:
             assert svc.prompt_tokens is not None and svc.output_tokens is not None
@@ -105,7 +104,7 @@ class ServiceRuntime:
             self.discrete = DiscreteService(self.env, self.models, mix, svc.batching, svc.queue_timeout,
                                             on_power=self._on_power)
             if self.trace is not None:
-                self.discrete.feed(self.trace.arrival_s, self.trace.prompt_tokens, self.trace.output_tokens)
+                self.discrete.feed(*self.trace.materialise())
             else:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
                 t = svc.demand.arrival_times_s(rng, self.horizon_s, sim.scenario.start)
@@ -270,25 +269,30 @@ class ServiceRuntime:
     def _refresh_all(self) -> None:
         """Recompute this service's power per cluster and push every channel (meters advanced by the caller)."""
         gpus = self.svc.gpus_per_replica
+        n_serving = dict.fromkeys(self.clusters, 0)
+        n_loading = dict.fromkeys(self.clusters, 0)
+        n_held = dict.fromkeys(self.clusters, 0)
+        for r in self.replicas:
+            if r.serving:
+                n_serving[r.cluster] += 1
+            else:
+                n_loading[r.cluster] += 1
+            n_held[r.cluster] += r.held
         total_w = node_w = 0.0
-        held = serving = loading = 0
         for c in self.clusters:
             m = self.models[c]
-            n_serving = sum(1 for r in self.replicas if r.cluster == c and r.serving)
-            n_loading = sum(1 for r in self.replicas if r.cluster == c and not r.serving)
-            w = n_loading * gpus * m.power.idle_w
+            w = n_loading[c] * gpus * m.power.idle_w
             if self.fluid is not None and self.plan is not None:
-                w += n_serving * gpus * self.plan.gpu_power_w(c)
+                w += n_serving[c] * gpus * self.plan.gpu_power_w(c)
             else:
                 w += self._disc_w.get(c, 0.0)
             self.gpu_w[c] = w
-            h = sum(r.held for r in self.replicas if r.cluster == c)
             total_w += w
-            node_w += h * self.sim.node_busy_w_per_gpu[c]
-            held += h
-            serving += n_serving
-            loading += n_loading
+            node_w += n_held[c] * self.sim.node_busy_w_per_gpu[c]
             self.rt.refresh(c)
+        held = sum(n_held.values())
+        serving = sum(n_serving.values())
+        loading = sum(n_loading.values())
         mv = self.meter.values
         mv[:] = [total_w, node_w, held, serving, loading]
         self.sim.meter.values[self.ch["infer_replicas"]] = serving + loading
