@@ -99,3 +99,13 @@ def test_energy_per_token_and_facility_split_are_consistent() -> None:
     # a served token costs between 0.05 and 2 J of GPU energy for an 8B model on H200 (roofline ~0.15 J)
     assert 0.05 < e["gpu_j_per_output_token"] < 2.0
     assert np.isfinite(svc["latency"]["mean_e2e_s"])
+
+
+def test_inference_plots_render_and_skip_without_services() -> None:
+    from gigafactory_sim.report.plots_inference import demand_vs_capacity_png, gpus_by_use_png
+
+    r = scenario_run()
+    for plot in (demand_vs_capacity_png, gpus_by_use_png):
+        png = plot(r.summary, r.timeseries, r.jobs)
+        assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert plot({"gpus_total": 1}, r.timeseries, r.jobs) is None
