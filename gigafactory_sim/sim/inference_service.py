@@ -262,9 +262,12 @@ class ServiceRuntime:
         self._refresh_all()
 
     def _on_power(self, c: int, delta_w: float) -> None:
+        """A discrete replica's power changed (every step): the cheapest exact update of both meters."""
         self._advance(self.env.now)
         self._disc_w[c] = self._disc_w.get(c, 0.0) + delta_w
-        self._refresh_all()
+        self.gpu_w[c] = self.gpu_w.get(c, 0.0) + delta_w
+        self.sim.meter.values[self.rt.ch[c]["gpu_infer_w"]] += delta_w
+        self.meter.values[0] += delta_w  # gpu_w
 
     def _refresh_all(self) -> None:
         """Recompute this service's power per cluster and push every channel (meters advanced by the caller)."""
