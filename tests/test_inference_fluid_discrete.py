@@ -1,9 +1,12 @@
 """The two fidelities agree, and the discrete model matches queueing theory (Erlang-C for M/M/c).
 
-Fluid vs discrete: one mid-size service (Llama-3-8B shape on one H200 per replica, log-normal prompts and outputs,
-2 replicas at 60 % of their SLO capacity, 5 minutes of Poisson arrivals): throughput, utilisation (mean decoding
+Fluid vs discrete: one mid-size service (Llama-3-8B shape on one H200 per replica, log-normal prompts and
+outputs,
+2 replicas at 60 % of their SLO capacity, 5 minutes of Poisson arrivals): throughput, utilisation (mean
+decoding
 batch) and mean end-to-end latency agree within 10 %.
-M/M/c: ``batching: none``, no prompt, exponential output length -> exponential service; 3 replicas at load 0.7.
+M/M/c: ``batching: none``, no prompt, exponential output length -> exponential service; 3 replicas at load
+0.7.
 """
 
 from __future__ import annotations
@@ -31,17 +34,26 @@ def make(**kw: object) -> InferenceService:
 
 
 def test_fluid_and_discrete_agree_within_10_percent() -> None:
-    svc = make(prompt_tokens={"kind": "lognormal", "median": 400, "sigma": 0.8, "max": 4000},
-               output_tokens={"kind": "lognormal", "median": 150, "sigma": 0.8, "max": 2000},
-               slo={"ttft": "2s", "tpot": "100ms"})
+    svc = make(
+        prompt_tokens={"kind": "lognormal", "median": 400, "sigma": 0.8, "max": 4000},
+        output_tokens={"kind": "lognormal", "median": 150, "sigma": 0.8, "max": 2000},
+        slo={"ttft": "2s", "tpot": "100ms"},
+    )
     assert svc.prompt_tokens is not None and svc.output_tokens is not None
     mix = service_token_mix(svc)
     cm = cluster_model(svc.replica_perf(H200), H200.power_model, mix, svc.slo.limits(), "continuous")
     replicas, horizon, warmup = 2, 300.0, 30.0
     lam = 0.6 * replicas * cm.rate_per_s
 
-    fluid = FluidService({0: cm}, mix, mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2),
-                         svc.slo.limits(), "continuous", 60.0)
+    fluid = FluidService(
+        {0: cm},
+        mix,
+        mix_samples(svc.prompt_tokens, 1),
+        mix_samples(svc.output_tokens, 2),
+        svc.slo.limits(),
+        "continuous",
+        60.0,
+    )
     plan = fluid.plan(lam, {0: replicas}, horizon)
     fluid.account(plan, 0.0, horizon, lam * horizon)
     f = fluid.summary()
@@ -68,8 +80,12 @@ def test_fluid_and_discrete_agree_within_10_percent() -> None:
 
 
 def test_discrete_matches_erlang_c_for_mmc() -> None:
-    svc = make(batching="none", prompt_tokens={"kind": "fixed", "value": 0},
-               output_tokens={"kind": "exponential", "mean": 100}, queue_timeout="30d")
+    svc = make(
+        batching="none",
+        prompt_tokens={"kind": "fixed", "value": 0},
+        output_tokens={"kind": "exponential", "mean": 100},
+        queue_timeout="30d",
+    )
     mix = service_token_mix(svc)
     cm = cluster_model(svc.replica_perf(H200), H200.power_model, mix, svc.slo.limits(), "none")
     c, rho = 3, 0.7
@@ -102,6 +118,10 @@ def test_erlang_c_formulas() -> None:
     # Halfin-Whitt above the exact range stays close to the exact value at the boundary
     exact = erlang_c(2000, 1950.0)
     from gigafactory_sim.inference import queueing
-    approx = queueing.erlang_c.__wrapped__(2001, 1951.0) if hasattr(queueing.erlang_c, "__wrapped__") else \
-        erlang_c(2001, 1951.0)
+
+    approx = (
+        queueing.erlang_c.__wrapped__(2001, 1951.0)
+        if hasattr(queueing.erlang_c, "__wrapped__")
+        else erlang_c(2001, 1951.0)
+    )
     assert approx == pytest.approx(exact, rel=0.15)

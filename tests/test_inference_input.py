@@ -33,8 +33,13 @@ workload:
       output_tokens: {{kind: fixed, value: 200}}
       slo: {slo}
 """
-OK = dict(model="{params_b: 8, layers: 32, kv_heads: 8, head_dim: 128}", gpus=1, clusters="[h200]",
-          demand="{kind: constant, rate_per_s: 5}", slo="{ttft: 2s, tpot: 100ms}")
+OK = dict(
+    model="{params_b: 8, layers: 32, kv_heads: 8, head_dim: 128}",
+    gpus=1,
+    clusters="[h200]",
+    demand="{kind: constant, rate_per_s: 5}",
+    slo="{ttft: 2s, tpot: 100ms}",
+)
 
 
 def problems(**kw: object) -> list[tuple[str, str]]:
@@ -66,10 +71,9 @@ def test_objective_no_batch_size_can_meet() -> None:
 
 
 def test_service_allowed_on_no_cluster() -> None:
-    assert problems(clusters="[]")[0] == ("workload.inference.0.clusters",
-                                          problems(clusters="[]")[0][1])
+    assert problems(clusters="[]")[0] == ("workload.inference.0.clusters", problems(clusters="[]")[0][1])
     found = problems(clusters="[nowhere]")
-    assert ("workload.inference.0.clusters.0" in [f for f, _ in found])
+    assert "workload.inference.0.clusters.0" in [f for f, _ in found]
     assert "workload.inference.0.clusters" in [f for f, _ in found]
 
 
@@ -78,12 +82,15 @@ def test_replica_larger_than_a_node_must_be_whole_nodes() -> None:
     assert found[0][0] == "workload.inference.0.gpus_per_replica"
 
 
-@pytest.mark.parametrize(("rows", "column", "what"), [
-    ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n2,10,5\n1,10,5\n", "arrival_s", "goes backwards"),
-    ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,-3,5\n", "prompt_tokens", "negative"),
-    ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n-1,10,5\n", "arrival_s", "negative"),
-    ("arrival_s,prompt_tokens,output_tokens\n0,10,x\n", "output_tokens", "not a number"),
-])
+@pytest.mark.parametrize(
+    ("rows", "column", "what"),
+    [
+        ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n2,10,5\n1,10,5\n", "arrival_s", "goes backwards"),
+        ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,-3,5\n", "prompt_tokens", "negative"),
+        ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n-1,10,5\n", "arrival_s", "negative"),
+        ("arrival_s,prompt_tokens,output_tokens\n0,10,x\n", "output_tokens", "not a number"),
+    ],
+)
 def test_bad_trace_rows_name_column_and_line(tmp_path: Path, rows: str, column: str, what: str) -> None:
     f = tmp_path / "t.csv"
     f.write_text(rows)

@@ -3,7 +3,8 @@
 MLPerf Inference v4.1, 8x H200, Llama-2-70B: server 29,228 tokens/s under TTFT <= 2 s and TPOT <= 200 ms
 (offline 31,303). Assumed token mix of its OpenOrca set: mean output 294 tokens (the reference implementation
 reports 294.45 tokens per sample); mean prompt ~300 tokens (assumption: prompts are capped at 1,024 tokens and
-mostly short instructions; the figure was not in the sources at hand). Submissions ran FP8 weights and FP8 KV cache.
+mostly short instructions; the figure was not in the sources at hand). Submissions ran FP8 weights and FP8
+KV cache.
 Measured H200 (../shared/data/gpu_power/h200/): Llama-3-8B-shaped prefill 32.0-39.7k tokens/s.
 """
 
@@ -30,14 +31,24 @@ MLPERF_PROMPT, MLPERF_OUTPUT = 300.0, 294.0
 
 def service(**kw: object) -> InferenceService:
     base: dict[str, object] = dict(
-        name="s", demand={"kind": "constant", "rate_per_s": 1.0},
-        prompt_tokens={"kind": "fixed", "value": MLPERF_PROMPT}, output_tokens={"kind": "fixed", "value": MLPERF_OUTPUT})
+        name="s",
+        demand={"kind": "constant", "rate_per_s": 1.0},
+        prompt_tokens={"kind": "fixed", "value": MLPERF_PROMPT},
+        output_tokens={"kind": "fixed", "value": MLPERF_OUTPUT},
+    )
     base.update(kw)
     return InferenceService.model_validate(base)
 
 
-LLAMA2_70B_FP8 = {"name": "llama-2-70b", "params_b": 70, "bytes_per_param": 1, "layers": 80, "kv_heads": 8,
-                  "head_dim": 128, "kv_bytes_per_value": 1}
+LLAMA2_70B_FP8 = {
+    "name": "llama-2-70b",
+    "params_b": 70,
+    "bytes_per_param": 1,
+    "layers": 80,
+    "kv_heads": 8,
+    "head_dim": 128,
+    "kv_bytes_per_value": 1,
+}
 LLAMA3_8B = {"name": "llama-3-8b", "params_b": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128}
 
 
@@ -60,7 +71,9 @@ def test_70b_throughput_holds_for_a_spread_token_mix() -> None:
     prompt *= MLPERF_PROMPT / prompt.mean()
     output *= MLPERF_OUTPUT / output.mean()
     svc = service(model=LLAMA2_70B_FP8, gpus_per_replica=8, slo={"ttft": "2s", "tpot": "200ms"})
-    op = capacity(svc.replica_perf(H200), TokenMix.from_samples(prompt, output), svc.slo.limits(), H200.power_model)
+    op = capacity(
+        svc.replica_perf(H200), TokenMix.from_samples(prompt, output), svc.slo.limits(), H200.power_model
+    )
     assert 29_000 <= op.rate_per_s * MLPERF_OUTPUT <= 31_000
 
 
@@ -116,8 +129,10 @@ def test_capacity_without_objectives_approaches_the_roofline() -> None:
     perf = service(model=LLAMA3_8B).replica_perf(H200)
     mix = TokenMix.fixed(1000, 200)
     op = capacity(perf, mix, SloLimits(), H200.power_model)
-    roof = 1.0 / max(perf.c_decode_s * 200 + perf.c_prefill_s * 1000,
-                     perf.kv_time_per_token_s * mix.context_token_steps + perf.c_prefill_s * 1000)
+    roof = 1.0 / max(
+        perf.c_decode_s * 200 + perf.c_prefill_s * 1000,
+        perf.kv_time_per_token_s * mix.context_token_steps + perf.c_prefill_s * 1000,
+    )
     assert op.rate_per_s <= roof
     kv_bound = op.kv_tokens >= 0.99 * perf.kv_capacity_tokens
     assert kv_bound or op.rate_per_s >= 0.95 * roof

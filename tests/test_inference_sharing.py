@@ -91,8 +91,9 @@ def test_energy_per_token_and_facility_split_are_consistent() -> None:
     e = svc["energy"]
     assert e["it_kwh_per_1000_output_tokens"] * svc["tokens"]["output"] / 1000 == pytest.approx(e["it_kwh"])
     assert e["it_kwh"] / 1000 == pytest.approx(s["energy"]["inference_it_mwh"], rel=1e-9)
-    assert s["energy"]["training_it_mwh"] + s["energy"]["inference_it_mwh"] + s["energy"]["idle_it_mwh"] == \
-        pytest.approx(s["energy"]["it_mwh"])
+    assert s["energy"]["training_it_mwh"] + s["energy"]["inference_it_mwh"] + s["energy"][
+        "idle_it_mwh"
+    ] == pytest.approx(s["energy"]["it_mwh"])
     ts = r.timeseries
     dt_h = (ts["t_end_s"] - ts["t_start_s"]) / 3600
     assert float((ts["inference_power_mw"] * dt_h).sum()) == pytest.approx(s["energy"]["inference_it_mwh"])

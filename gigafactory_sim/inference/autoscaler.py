@@ -1,7 +1,9 @@
 """The autoscaler policy: a plain object (no SimPy) deciding how many replicas a service should have.
 
-Reactive: at each control tick it sees the demand observed over the last interval plus the backlog, and asks for
-``ceil(demand / (target_utilisation x capacity per replica))`` replicas within [min, max]. Scale-up is immediate
+Reactive: at each control tick it sees the demand observed over the last interval plus the backlog, and
+asks for
+``ceil(demand / (target_utilisation x capacity per replica))`` replicas within [min, max]. Scale-up is
+immediate
 (the new replicas then load weights for the scale-up delay). Scale-down waits until every decision of the last
 ``scale_down_cooloff`` asked for fewer replicas than there are, then goes to the largest of those.
 """
@@ -25,7 +27,11 @@ class AutoscalerPolicy:
 
     def needed(self, demand_per_s: float) -> int:
         c = self.config
-        raw = math.ceil(demand_per_s / (c.target_utilisation * self.capacity) - 1e-9) if self.capacity > 0 else 0
+        raw = (
+            math.ceil(demand_per_s / (c.target_utilisation * self.capacity) - 1e-9)
+            if self.capacity > 0
+            else 0
+        )
         return min(max(raw, c.min_replicas), c.max_replicas)
 
     def decide(self, now_s: float, demand_per_s: float, current: int) -> int:

@@ -3,12 +3,15 @@
 Defaults of the replica model rest on measured or published figures (../shared/REFERENCES.md and
 ../shared/data/gpu_power/h200/README.md):
 
-- ``prefill_efficiency = 0.6``: a Llama-3-8B-shaped prefill on one H200 ran 38.9-39.7k tokens/s at batch 32-128,
-  i.e. 2 x 8.03e9 FLOP x 39.7k = 0.64 PFLOP/s, ~0.6 of the 990 TFLOP/s datasheet (the GEMM-only sustained figure is
+- ``prefill_efficiency = 0.6``: a Llama-3-8B-shaped prefill on one H200 ran 38.9-39.7k tokens/s at batch
+32-128,
+  i.e. 2 x 8.03e9 FLOP x 39.7k = 0.64 PFLOP/s, ~0.6 of the 990 TFLOP/s datasheet (the GEMM-only sustained
+  figure is
   668 TFLOP/s = 0.67; attention and norms take the rest). The power limit's throttling is inside this figure.
 - ``memory_efficiency = 4.27 / 4.8``: measured HBM copy bandwidth over the datasheet's.
 - ``decode_efficiency = 0.5`` (compute-bound decode, assumed below prefill's 0.6: skinny GEMMs, attention
-  over the KV cache, sampling and tensor-parallel all-reduces each step). Not measured; the MLPerf v4.1 8x H200 Llama-2-70B server figure
+  over the KV cache, sampling and tensor-parallel all-reduces each step). Not measured; the MLPerf v4.1 8x
+  H200 Llama-2-70B server figure
   (29.2k tokens/s) is the check, see ``tests/test_inference_perf.py`` and docs/inference.md.
 - FP8 weights (``bytes_per_param: 1``) run at twice the bf16 datasheet FLOP/s (Hopper/Blackwell tensor cores).
 """
@@ -46,7 +49,8 @@ class ModelSpec(StrictModel):
     params_b: float = Field(gt=0, description="parameters, billions")
     bytes_per_param: float = Field(default=2.0, gt=0, description="2 = bf16, 1 = fp8")
     compute_dtype: Literal["bf16", "fp8"] | None = Field(
-        default=None, description="tensor-core precision; default fp8 if bytes_per_param <= 1 else bf16")
+        default=None, description="tensor-core precision; default fp8 if bytes_per_param <= 1 else bf16"
+    )
     kv_bytes_per_token: float | None = Field(default=None, gt=0)
     layers: int | None = Field(default=None, gt=0)
     kv_heads: int | None = Field(default=None, gt=0)
@@ -86,12 +90,15 @@ class ReplicaModel(StrictModel):
     prefill_efficiency: float = Field(default=0.6, gt=0, le=1)
     decode_efficiency: float = Field(default=0.5, gt=0, le=1)
     memory_efficiency: float = Field(default=4.27 / 4.8, gt=0, le=1)
-    memory_utilisation: float = Field(default=0.9, gt=0, le=1, description="share of HBM for weights + KV cache")
+    memory_utilisation: float = Field(
+        default=0.9, gt=0, le=1, description="share of HBM for weights + KV cache"
+    )
     step_overhead: Duration = Field(default=0.0005, description="fixed time per step (scheduling, launches)")
 
 
 class Slo(StrictModel):
-    """Latency objectives; each optional. ``quantile`` of requests must meet them (0.99: the p99 objective)."""
+    """Latency objectives; each optional. ``quantile`` of requests must meet them (0.99: the p99
+    objective)."""
 
     ttft: Duration | None = Field(default=None, description="time to first token")
     tpot: Duration | None = Field(default=None, description="time per output token")
@@ -100,9 +107,12 @@ class Slo(StrictModel):
 
     def limits(self) -> SloLimits:
         inf = float("inf")
-        return SloLimits(ttft_s=self.ttft if self.ttft is not None else inf,
-                         tpot_s=self.tpot if self.tpot is not None else inf,
-                         e2e_s=self.e2e if self.e2e is not None else inf, quantile=self.quantile)
+        return SloLimits(
+            ttft_s=self.ttft if self.ttft is not None else inf,
+            tpot_s=self.tpot if self.tpot is not None else inf,
+            e2e_s=self.e2e if self.e2e is not None else inf,
+            quantile=self.quantile,
+        )
 
 
 class Autoscaler(StrictModel):
@@ -133,7 +143,8 @@ class StaticPartition(StrictModel):
 
 class InferenceFirst(StrictModel):
     """Replicas take free GPUs; when none are free and ``preempt``, the autoscaler preempts running training
-    jobs of lower priority than the service (cheapest lost work first); they requeue and lose their progress."""
+    jobs of lower priority than the service (cheapest lost work first); they requeue and lose their
+    progress."""
 
     kind: Literal["inference_first"] = "inference_first"
     preempt: bool = True
@@ -158,14 +169,17 @@ class InferenceService(StrictModel):
     sharing: SharingPolicy = Field(default_factory=InferenceFirst)
     fidelity: Literal["fluid", "discrete"] = "fluid"
     batching: Literal["continuous", "none"] = Field(
-        default="continuous", description="continuous batching, or one request at a time per replica")
+        default="continuous", description="continuous batching, or one request at a time per replica"
+    )
     control_interval: Duration = 60.0
     queue_timeout: Duration = Field(default=60.0, description="requests waiting longer are rejected")
     replica_model: ReplicaModel = Field(default_factory=ReplicaModel)
 
     @model_validator(mode="after")
     def _tokens(self) -> InferenceService:
-        if not isinstance(self.demand, TraceDemand) and (self.prompt_tokens is None or self.output_tokens is None):
+        if not isinstance(self.demand, TraceDemand) and (
+            self.prompt_tokens is None or self.output_tokens is None
+        ):
             raise ValueError("prompt_tokens and output_tokens are needed unless the demand is a trace")
         if self.control_interval <= 0:
             raise ValueError("control_interval must be positive")
@@ -175,9 +189,16 @@ class InferenceService(StrictModel):
         """The roofline model of one replica of this service on ``gpu``."""
         m, r, g = self.model, self.replica_model, self.gpus_per_replica
         return ReplicaPerf(
-            params=m.params, weight_bytes=m.weight_bytes, kv_bytes_per_token=m.kv_bytes, gpus=g,
+            params=m.params,
+            weight_bytes=m.weight_bytes,
+            kv_bytes_per_token=m.kv_bytes,
+            gpus=g,
             peak_flops=g * gpu.dense_bf16_tflops * 1e12 * m.flops_multiplier,
-            bandwidth_bps=g * gpu.hbm_bandwidth_tbs * 1e12, memory_bytes=g * gpu.memory_gb * 1e9,
-            prefill_efficiency=r.prefill_efficiency, decode_efficiency=r.decode_efficiency,
-            memory_efficiency=r.memory_efficiency, memory_utilisation=r.memory_utilisation,
-            step_overhead_s=r.step_overhead)
+            bandwidth_bps=g * gpu.hbm_bandwidth_tbs * 1e12,
+            memory_bytes=g * gpu.memory_gb * 1e9,
+            prefill_efficiency=r.prefill_efficiency,
+            decode_efficiency=r.decode_efficiency,
+            memory_efficiency=r.memory_efficiency,
+            memory_utilisation=r.memory_utilisation,
+            step_overhead_s=r.step_overhead,
+        )

@@ -52,9 +52,13 @@ class DiurnalDemand(StrictModel):
         return self._shape_cache
 
     def _build_shape(self) -> DiurnalArrivals:
-        return DiurnalArrivals(mean_rate_per_hour=self.mean_rate_per_s * 3600.0, peak_to_trough=self.peak_to_trough,
-                               peak_hour=self.peak_hour, weekend_factor=self.weekend_factor,
-                               utc_offset_h=self.utc_offset_h)
+        return DiurnalArrivals(
+            mean_rate_per_hour=self.mean_rate_per_s * 3600.0,
+            peak_to_trough=self.peak_to_trough,
+            peak_hour=self.peak_hour,
+            weekend_factor=self.weekend_factor,
+            utc_offset_h=self.utc_offset_h,
+        )
 
     def rate_per_s(self, t_s: np.ndarray, start: datetime) -> np.ndarray:
         return self._shape().rate_per_s(np.asarray(t_s, dtype=float), start)

@@ -1,11 +1,16 @@
 """Request-level SimPy model of one inference service: every request is an event.
 
-Requests join one FIFO queue; replicas pull from it. ``batching: continuous``: a replica runs steps back to back
-while it holds requests (:meth:`~gigafactory_sim.inference.perf.ReplicaPerf.step_time_s`); at each step boundary it
-admits queued requests up to its slot count, prefills them in the next step (whose end is their first token), and
-every decoding request gains one token per step. ``batching: none``: a replica serves one request at a time for
+Requests join one FIFO queue; replicas pull from it. ``batching: continuous``: a replica runs steps back to
+back
+while it holds requests (:meth:`~gigafactory_sim.inference.perf.ReplicaPerf.step_time_s`); at each step
+boundary it
+admits queued requests up to its slot count, prefills them in the next step (whose end is their first
+token), and
+every decoding request gains one token per step. ``batching: none``: a replica serves one request at a time
+for
 ``c_p * I + O * t1`` (an exponential output length gives an exactly exponential service time: M/M/c).
-A request still queued after ``queue_timeout`` is rejected when a replica would take it. Power is set per step,
+A request still queued after ``queue_timeout`` is rejected when a replica would take it. Power is set per
+step,
 so the energy is exact for the model.
 """
 
@@ -26,7 +31,8 @@ from gigafactory_sim.inference.perf import TokenMix
 __all__ = ["DiscreteReplica", "DiscreteService"]
 
 PowerHook = Callable[[int, float], None]
-"""Called as ``hook(cluster, delta_w)`` when a replica's power changes (after the caller's clock is advanced)."""
+"""Called as ``hook(cluster, delta_w)`` when a replica's power changes (after the caller's clock is
+advanced)."""
 
 
 class _Request:
@@ -55,8 +61,15 @@ class DiscreteReplica:
 class DiscreteService:
     """Queue, replicas and request records of one service inside a SimPy environment."""
 
-    def __init__(self, env: simpy.Environment, models: dict[int, ClusterModel], mix: TokenMix, batching: str,
-                 queue_timeout_s: float, on_power: PowerHook | None = None) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        models: dict[int, ClusterModel],
+        mix: TokenMix,
+        batching: str,
+        queue_timeout_s: float,
+        on_power: PowerHook | None = None,
+    ) -> None:
         self.env = env
         self.models = models
         self.mix = mix
@@ -71,15 +84,18 @@ class DiscreteService:
         self.done: list[tuple[float, float, float, float, float]] = []  # arrival, ttft, end, prompt, output
         self.energy_j = 0.0
         self.batch_time = 0.0  # integral of decoding requests over time (all replicas)
-        self.t1 = {c: m.perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0) for c, m in models.items()}
+        self.t1 = {
+            c: m.perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0) for c, m in models.items()
+        }
 
     # -- arrivals ------------------------------------------------------------------------------------------
     def feed(self, times_s: np.ndarray, prompt: np.ndarray, output: np.ndarray) -> None:
         """Start the arrival process of the given requests (sorted by time)."""
         self.env.process(self._arrivals(times_s.tolist(), prompt.tolist(), output.tolist()))
 
-    def _arrivals(self, times: list[float], prompt: list[float], output: list[float]
-                  ) -> Generator[simpy.Event, Any, None]:
+    def _arrivals(
+        self, times: list[float], prompt: list[float], output: list[float]
+    ) -> Generator[simpy.Event, Any, None]:
         env = self.env
         for t, p, o in zip(times, prompt, output, strict=True):
             if t > env.now:
@@ -92,8 +108,9 @@ class DiscreteService:
                     rep.wake.succeed()
 
     # -- replicas ------------------------------------------------------------------------------------------
-    def add_replica(self, cluster: int, on_drained: Callable[[DiscreteReplica], None] | None = None
-                    ) -> DiscreteReplica:
+    def add_replica(
+        self, cluster: int, on_drained: Callable[[DiscreteReplica], None] | None = None
+    ) -> DiscreteReplica:
         slots = self.models[cluster].slots
         rep = DiscreteReplica(cluster, slots)
         rep.t_s = self.env.now
@@ -110,8 +127,12 @@ class DiscreteService:
         if rep.wake is not None and not rep.wake.triggered:
             rep.wake.succeed()
 
-    def _lifecycle(self, rep: DiscreteReplica, body: Generator[simpy.Event, Any, None],
-                   on_drained: Callable[[DiscreteReplica], None] | None) -> Generator[simpy.Event, Any, None]:
+    def _lifecycle(
+        self,
+        rep: DiscreteReplica,
+        body: Generator[simpy.Event, Any, None],
+        on_drained: Callable[[DiscreteReplica], None] | None,
+    ) -> Generator[simpy.Event, Any, None]:
         yield from body
         self._set_power(rep, 0.0)
         self.replicas.remove(rep)
@@ -206,7 +227,9 @@ class DiscreteService:
             prefill = perf.c_prefill_s * r.prompt
             decode = r.output * t1
             service = prefill + decode
-            busy_w = (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w
+            busy_w = (
+                (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w
+            )
             self._set_power(rep, gpus * busy_w)
             rep.in_flight = 1
             start = env.now

@@ -4,10 +4,13 @@ Time is cut into segments (a control interval, or less when a replica finishes l
 
 1. :meth:`FluidService.plan` takes the demand rate and the serving replicas per cluster, spreads the load over
    replicas in proportion to their capacity, and finds each replica's mean-field operating point
-   (:func:`~gigafactory_sim.inference.perf.operating_point`): step time, batch, latency without queueing, power.
-2. :meth:`FluidService.account` takes the segment's arrivals, serves a FIFO fluid queue at the replicas' capacity
+   (:func:`~gigafactory_sim.inference.perf.operating_point`): step time, batch, latency without queueing,
+   power.
+2. :meth:`FluidService.account` takes the segment's arrivals, serves a FIFO fluid queue at the replicas'
+capacity
    (backlog cohorts older than ``queue_timeout`` are rejected), and estimates waiting: the fluid backlog's
-   ``integral(Q dt) / served`` plus, when the queue empties, the M/G/c (Allen-Cunneen) wait with one server per
+   ``integral(Q dt) / served`` plus, when the queue empties, the M/G/c (Allen-Cunneen) wait with one server
+   per
    concurrent-request slot. SLO attainment per segment uses the prompt and output length distributions and a
    two-point wait distribution (no wait with probability ``1 - C``, else ``Wq / C``).
 
@@ -95,8 +98,17 @@ class LatencyHistogram:
 class FluidService:
     """Fluid state and statistics of one service."""
 
-    def __init__(self, models: dict[int, ClusterModel], mix: TokenMix, prompt: np.ndarray, output: np.ndarray,
-                 slo: SloLimits, batching: str, queue_timeout_s: float, ca2: float = 1.0) -> None:
+    def __init__(
+        self,
+        models: dict[int, ClusterModel],
+        mix: TokenMix,
+        prompt: np.ndarray,
+        output: np.ndarray,
+        slo: SloLimits,
+        batching: str,
+        queue_timeout_s: float,
+        ca2: float = 1.0,
+    ) -> None:
         self.models = models
         self.mix = mix
         self.prompt_sorted = np.sort(np.asarray(prompt, dtype=float))
@@ -233,8 +245,10 @@ class FluidService:
             "mean_ttft_s": self.ttft_sum / s if s else None,
             "mean_tpot_s": self.tpot_sum / s if s else None,
             "mean_e2e_s": self.e2e_sum / s if s else None,
-            "ttft_p50_s": self.ttft_hist.quantile(0.5), "ttft_p99_s": self.ttft_hist.quantile(0.99),
-            "e2e_p50_s": self.e2e_hist.quantile(0.5), "e2e_p90_s": self.e2e_hist.quantile(0.9),
+            "ttft_p50_s": self.ttft_hist.quantile(0.5),
+            "ttft_p99_s": self.ttft_hist.quantile(0.99),
+            "e2e_p50_s": self.e2e_hist.quantile(0.5),
+            "e2e_p90_s": self.e2e_hist.quantile(0.9),
             "e2e_p99_s": self.e2e_hist.quantile(0.99),
         }
 
@@ -246,8 +260,9 @@ def slots_at_capacity(cap: OperatingPoint, batching: str) -> int:
     return max(1, round(cap.rate_per_s * cap.e2e_s))
 
 
-def cluster_model(perf: ReplicaPerf, power: GpuPowerModel, mix: TokenMix, slo: SloLimits, batching: str
-                  ) -> ClusterModel:
+def cluster_model(
+    perf: ReplicaPerf, power: GpuPowerModel, mix: TokenMix, slo: SloLimits, batching: str
+) -> ClusterModel:
     """A :class:`ClusterModel` with its capacity operating point (raises ``InfeasibleObjective``)."""
     from gigafactory_sim.inference.perf import capacity, single_capacity
 

@@ -8,13 +8,15 @@ requests produces one output token, and newly admitted prompts are prefilled. On
     decode_compute_time  = 2 FLOP/param x n / (peak FLOP/s x decode efficiency)
     prefill_compute_time = 2 FLOP/param x prompt tokens / (peak FLOP/s x prefill efficiency)
 
-Decode is memory-bound at small batch (every step reads all weights) and compute-bound at large batch; prefill is
+Decode is memory-bound at small batch (every step reads all weights) and compute-bound at large batch;
+prefill is
 compute-bound. Prefill is not overlapped with decode's memory traffic
 (conservative; chunked-prefill "piggybacking" hides part of it).
 
 Mean-field operating point (the fluid model, :func:`operating_point`): at ``lam`` requests/s per replica, a
 request stays ``O`` steps, so the batch is ``n = lam * O * t`` (Little's law), the KV tokens read per step are
-``lam * t * A`` with ``A = E[I*O] + E[O*(O+1)]/2`` (context token-steps per request), and the prompt tokens per step
+``lam * t * A`` with ``A = E[I*O] + E[O*(O+1)]/2`` (context token-steps per request), and the prompt tokens
+per step
 are ``lam * t * E[I]``. The step time is then the fixed point of a convex piecewise-linear map, the larger of
 
     t_mem = (h + W) / (1 - lam * (k * A + c_p * E[I]))       (memory-bound decode)
@@ -50,7 +52,8 @@ INF = float("inf")
 
 
 class InfeasibleObjective(ValueError):
-    """No load meets the objectives; ``field`` names the objective (``tpot``, ``ttft``, ``e2e``) or ``model``."""
+    """No load meets the objectives; ``field`` names the objective (``tpot``, ``ttft``, ``e2e``) or
+    ``model``."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -75,10 +78,14 @@ class TokenMix:
         o = np.asarray(output, dtype=float)
         mean_o = float(o.mean())
         return cls(
-            prompt_mean=float(p.mean()), output_mean=mean_o, output_sq_mean=float((o * o).mean()),
-            prompt_output_mean=float((p * o).mean()), prompt_q=float(np.quantile(p, quantile)),
+            prompt_mean=float(p.mean()),
+            output_mean=mean_o,
+            output_sq_mean=float((o * o).mean()),
+            prompt_output_mean=float((p * o).mean()),
+            prompt_q=float(np.quantile(p, quantile)),
             output_q=float(np.quantile(o, quantile)),
-            output_cv2=float(o.var() / mean_o**2) if mean_o > 0 else 0.0)
+            output_cv2=float(o.var() / mean_o**2) if mean_o > 0 else 0.0,
+        )
 
     @classmethod
     def fixed(cls, prompt: float, output: float) -> TokenMix:
@@ -144,13 +151,18 @@ class ReplicaPerf:
     @property
     def kv_capacity_tokens(self) -> float:
         """Tokens of KV cache that fit beside the weights (``memory_utilisation`` of HBM usable)."""
-        return max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0) / self.kv_bytes_per_token
+        return (
+            max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0)
+            / self.kv_bytes_per_token
+        )
 
     def prefill_tokens_per_s(self) -> float:
         return 1.0 / self.c_prefill_s
 
     # -- one step ------------------------------------------------------------------------------------------
-    def step_parts_s(self, n_decode: float, ctx_tokens: float, prefill_tokens: float) -> tuple[float, float, float]:
+    def step_parts_s(
+        self, n_decode: float, ctx_tokens: float, prefill_tokens: float
+    ) -> tuple[float, float, float]:
         """(memory time, decode compute time, prefill compute time) of one step."""
         mem = self.weights_time_s + self.kv_time_per_token_s * ctx_tokens if n_decode > 0 else 0.0
         cmp = self.c_decode_s * n_decode if n_decode > 0 else 0.0
@@ -160,14 +172,16 @@ class ReplicaPerf:
         return mem, cmp, pre
 
     def step_time_s(self, n_decode: float, ctx_tokens: float, prefill_tokens: float) -> float:
-        """Duration of one step with ``n_decode`` decoding requests holding ``ctx_tokens`` of context in total."""
+        """Duration of one step with ``n_decode`` decoding requests holding ``ctx_tokens`` of context in
+        total."""
         mem, cmp, pre = self.step_parts_s(n_decode, ctx_tokens, prefill_tokens)
         if n_decode <= 0 and prefill_tokens > 0:
             return self.step_overhead_s + max(mem, pre)
         return self.step_overhead_s + max(mem, cmp) + pre
 
-    def step_gpu_power_w(self, model: GpuPowerModel, n_decode: float, ctx_tokens: float,
-                         prefill_tokens: float) -> float:
+    def step_gpu_power_w(
+        self, model: GpuPowerModel, n_decode: float, ctx_tokens: float, prefill_tokens: float
+    ) -> float:
         """Mean power of each of the replica's GPUs over one step (see the module docstring)."""
         mem, cmp, pre = self.step_parts_s(n_decode, ctx_tokens, prefill_tokens)
         return self._power_w(model, mem, cmp, pre, self.step_time_s(n_decode, ctx_tokens, prefill_tokens))
@@ -214,7 +228,9 @@ class OperatingPoint:
         return self.batch / self.step_s if self.step_s > 0 and math.isfinite(self.step_s) else 0.0
 
 
-def operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel) -> OperatingPoint:
+def operating_point(
+    perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel
+) -> OperatingPoint:
     """Mean-field steady state of one replica serving ``rate_per_s`` requests/s of ``mix``."""
     lam = max(rate_per_s, 0.0)
     h = perf.step_overhead_s
@@ -249,8 +265,13 @@ def _busy_fraction(batch: float) -> float:
 
 def meets(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> bool:
     """Whether the operating point meets every objective and its KV cache fits."""
-    return (op.feasible and op.step_s <= slo.tpot_s and op.ttft_q_s <= slo.ttft_s and op.e2e_q_s <= slo.e2e_s
-            and op.kv_tokens <= perf.kv_capacity_tokens)
+    return (
+        op.feasible
+        and op.step_s <= slo.tpot_s
+        and op.ttft_q_s <= slo.ttft_s
+        and op.e2e_q_s <= slo.e2e_s
+        and op.kv_tokens <= perf.kv_capacity_tokens
+    )
 
 
 def capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerModel) -> OperatingPoint:
@@ -262,8 +283,10 @@ def capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerMo
     zero = operating_point(perf, mix, 1e-12, model)
     if not meets(zero, perf, slo):
         raise InfeasibleObjective(*_why_infeasible(zero, perf, slo))
-    lam_sat = 1.0 / max(perf.kv_time_per_token_s * mix.context_token_steps + perf.c_prefill_s * mix.prompt_mean,
-                        perf.c_decode_s * mix.output_mean + perf.c_prefill_s * mix.prompt_mean)
+    lam_sat = 1.0 / max(
+        perf.kv_time_per_token_s * mix.context_token_steps + perf.c_prefill_s * mix.prompt_mean,
+        perf.c_decode_s * mix.output_mean + perf.c_prefill_s * mix.prompt_mean,
+    )
     lo, hi = 0.0, lam_sat
     for _ in range(80):
         mid = 0.5 * (lo + hi)
@@ -278,21 +301,29 @@ def _why_infeasible(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> tu
     if op.kv_tokens > perf.kv_capacity_tokens or perf.kv_capacity_tokens <= 0:
         return "model", "the KV cache of one request does not fit beside the weights"
     if op.step_s > slo.tpot_s:
-        return "tpot", (f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: an unloaded step takes "
-                        f"{op.step_s * 1e3:.1f} ms (streaming the weights alone takes "
-                        f"{perf.weights_time_s * 1e3:.1f} ms)")
+        return "tpot", (
+            f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: an unloaded step takes "
+            f"{op.step_s * 1e3:.1f} ms (streaming the weights alone takes "
+            f"{perf.weights_time_s * 1e3:.1f} ms)"
+        )
     if op.ttft_q_s > slo.ttft_s:
-        return "ttft", (f"no batch size meets ttft {slo.ttft_s:g} s: an unloaded replica needs {op.ttft_q_s:.3f} s "
-                        f"to the first token of a prompt at the quantile length")
-    return "e2e", (f"no batch size meets e2e {slo.e2e_s:g} s: an unloaded replica needs {op.e2e_q_s:.2f} s for a "
-                   f"request at the quantile output length")
+        return "ttft", (
+            f"no batch size meets ttft {slo.ttft_s:g} s: an unloaded replica needs {op.ttft_q_s:.3f} s "
+            f"to the first token of a prompt at the quantile length"
+        )
+    return "e2e", (
+        f"no batch size meets e2e {slo.e2e_s:g} s: an unloaded replica needs {op.e2e_q_s:.2f} s for a "
+        f"request at the quantile output length"
+    )
 
 
-def single_operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel
-                           ) -> OperatingPoint:
+def single_operating_point(
+    perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel
+) -> OperatingPoint:
     """A replica serving one request at a time (``batching: none``): service time ``c_p*I + O*t1``.
 
-    ``t1`` is the batch-1 decode step at the mean context; ``batch`` is the busy fraction (utilisation); latencies
+    ``t1`` is the batch-1 decode step at the mean context; ``batch`` is the busy fraction (utilisation);
+    latencies
     exclude queueing (the caller adds the M/G/c wait).
     """
     lam = max(rate_per_s, 0.0)
@@ -307,12 +338,22 @@ def single_operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, 
     decode_w = perf._power_w(model, mem, cmp, 0.0, t1)
     busy_w = (prefill * model.power_w(1.0) + mix.output_mean * t1 * decode_w) / service
     return OperatingPoint(
-        lam, t1, busy, prefill + t1, service, perf.c_prefill_s * mix.prompt_mean + mix.output_q * t1,
-        perf.c_prefill_s * mix.prompt_q + t1, ctx * busy, busy * busy_w + (1.0 - busy) * model.idle_w, True)
+        lam,
+        t1,
+        busy,
+        prefill + t1,
+        service,
+        perf.c_prefill_s * mix.prompt_mean + mix.output_q * t1,
+        perf.c_prefill_s * mix.prompt_q + t1,
+        ctx * busy,
+        busy * busy_w + (1.0 - busy) * model.idle_w,
+        True,
+    )
 
 
 def single_service_cv2(perf: ReplicaPerf, mix: TokenMix) -> float:
-    """Squared coefficient of variation of the one-request-at-a-time service time (output length drives it)."""
+    """Squared coefficient of variation of the one-request-at-a-time service time (output length drives
+    it)."""
     t1 = perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0)
     mean = perf.c_prefill_s * mix.prompt_mean + mix.output_mean * t1
     var_o = max(mix.output_sq_mean - mix.output_mean**2, 0.0)
@@ -325,10 +366,17 @@ def single_capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: Gpu
     misses an objective."""
     zero = single_operating_point(perf, mix, 0.0, model)
     if zero.step_s > slo.tpot_s:
-        raise InfeasibleObjective("tpot", f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: one request's step "
-                                          f"takes {zero.step_s * 1e3:.1f} ms")
+        raise InfeasibleObjective(
+            "tpot",
+            f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: one request's step "
+            f"takes {zero.step_s * 1e3:.1f} ms",
+        )
     if zero.ttft_q_s > slo.ttft_s:
-        raise InfeasibleObjective("ttft", f"no batch size meets ttft {slo.ttft_s:g} s: unloaded {zero.ttft_q_s:.3f} s")
+        raise InfeasibleObjective(
+            "ttft", f"no batch size meets ttft {slo.ttft_s:g} s: unloaded {zero.ttft_q_s:.3f} s"
+        )
     if zero.e2e_q_s > slo.e2e_s:
-        raise InfeasibleObjective("e2e", f"no batch size meets e2e {slo.e2e_s:g} s: unloaded {zero.e2e_q_s:.2f} s")
+        raise InfeasibleObjective(
+            "e2e", f"no batch size meets e2e {slo.e2e_s:g} s: unloaded {zero.e2e_q_s:.2f} s"
+        )
     return single_operating_point(perf, mix, (1.0 - 1e-9) / zero.e2e_s, model)

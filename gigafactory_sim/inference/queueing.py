@@ -1,9 +1,11 @@
-"""Queueing formulas for the fluid model and for tests of the discrete model (../shared/REFERENCES.md, Queueing).
+"""Queueing formulas for the fluid model and for tests of the discrete model (../shared/REFERENCES.md,
+Queueing).
 
 M/M/c: Erlang-C probability of waiting ``C(c, a)`` with offered load ``a = lam / mu``; mean wait
 ``Wq = C / (c*mu - lam)``; ``P(W > x) = C * exp(-(c*mu - lam) * x)``. M/G/c (Allen-Cunneen):
 ``Wq ~= Wq(M/M/c) * (Ca^2 + Cs^2) / 2``. For ``c`` above :data:`EXACT_MAX_SERVERS` the Halfin-Whitt
-approximation ``C ~= 1 / (1 + beta * Phi(beta) / phi(beta))``, ``beta = (c - a) / sqrt(a)``, replaces the exact
+approximation ``C ~= 1 / (1 + beta * Phi(beta) / phi(beta))``, ``beta = (c - a) / sqrt(a)``, replaces the
+exact
 recursion (a replica batching thousands of requests is thousands of servers).
 """
 
@@ -46,13 +48,16 @@ def mmc_wait_s(c: int, lam: float, mean_service_s: float) -> float:
     return erlang_c(c, lam / mu) / (c * mu - lam)
 
 
-def allen_cunneen_wait_s(c: int, lam: float, mean_service_s: float, ca2: float = 1.0, cs2: float = 1.0) -> float:
+def allen_cunneen_wait_s(
+    c: int, lam: float, mean_service_s: float, ca2: float = 1.0, cs2: float = 1.0
+) -> float:
     """Mean wait in queue of G/G/c by Allen-Cunneen (exact for M/M/c)."""
     return mmc_wait_s(c, lam, mean_service_s) * (ca2 + cs2) / 2.0
 
 
-def wait_exceeds_probability(c: int, lam: float, mean_service_s: float, x_s: float, ca2: float = 1.0,
-                             cs2: float = 1.0) -> float:
+def wait_exceeds_probability(
+    c: int, lam: float, mean_service_s: float, x_s: float, ca2: float = 1.0, cs2: float = 1.0
+) -> float:
     """``P(W > x)``: M/M/c's exponential tail, its rate scaled so the mean matches Allen-Cunneen."""
     if lam <= 0.0:
         return 0.0

@@ -1,7 +1,9 @@
 """Token-length distributions of prompts and outputs (tagged union on ``kind``).
 
-Samples are floats: the discrete model rounds output lengths up to whole decode steps under continuous batching
-and uses them as they are (a continuous service demand) for ``batching: none``, which makes an exponential output
+Samples are floats: the discrete model rounds output lengths up to whole decode steps under continuous
+batching
+and uses them as they are (a continuous service demand) for ``batching: none``, which makes an exponential
+output
 length an exactly exponential service time (the M/M/c check).
 """
 
@@ -31,7 +33,8 @@ class FixedTokens(StrictModel):
 
 
 class LogNormalTokens(StrictModel):
-    """Log-normal token counts: ``median`` and log-space ``sigma``, clipped to [min, max], rounded to integers."""
+    """Log-normal token counts: ``median`` and log-space ``sigma``, clipped to [min, max], rounded to
+    integers."""
 
     kind: Literal["lognormal"] = "lognormal"
     median: float = Field(gt=0)
@@ -64,5 +67,6 @@ TokenDistribution = Annotated[FixedTokens | LogNormalTokens | ExponentialTokens,
 
 
 def mix_samples(dist: FixedTokens | LogNormalTokens | ExponentialTokens, stream: int) -> np.ndarray:
-    """A fixed, seeded sample of ``dist`` (independent of the scenario seed: the perf model is deterministic)."""
+    """A fixed, seeded sample of ``dist`` (independent of the scenario seed: the perf model is
+    deterministic)."""
     return dist.sample(np.random.default_rng(stream), MIX_SAMPLES)

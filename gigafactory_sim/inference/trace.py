@@ -4,8 +4,10 @@ Generic columns (header required): ``arrival_s`` (seconds, any origin) *or* ``ar
 ``prompt_tokens``, ``output_tokens``. Azure (``format: azure``): ``TIMESTAMP, ContextTokens, GeneratedTokens``
 as published in ``Azure/AzurePublicDataset`` (Patel et al., "Splitwise", ISCA 2024; CC BY 4.0).
 
-Arrival times must not decrease and token counts must not be negative; a bad row is reported with its file, line
-and column (exit code 2), never dropped. The first request arrives at the scenario start; ``rate_scale`` divides
+Arrival times must not decrease and token counts must not be negative; a bad row is reported with its file,
+line
+and column (exit code 2), never dropped. The first request arrives at the scenario start; ``rate_scale``
+divides
 inter-arrival times; ``loop`` repeats the trace (period = span + mean gap) until the horizon.
 """
 
@@ -65,8 +67,12 @@ class RequestTrace:
 
 def _fail(file: str, field_path: str, column: str, lines: list[int], what: str) -> ScenarioError:
     shown = ", ".join(str(x) for x in lines[:5])
-    return ScenarioError.single(file, f"{field_path}.demand (column {column!r})", f"{what} at line(s) {shown}",
-                                line=lines[0] if lines else None)
+    return ScenarioError.single(
+        file,
+        f"{field_path}.demand (column {column!r})",
+        f"{what} at line(s) {shown}",
+        line=lines[0] if lines else None,
+    )
 
 
 def _numeric(raw: pd.DataFrame, column: str, file: str, field_path: str) -> np.ndarray:
@@ -80,8 +86,9 @@ def _numeric(raw: pd.DataFrame, column: str, file: str, field_path: str) -> np.n
     return values
 
 
-def read_trace_file(path: Path, fmt: str, file: str, field_path: str, max_rows: int | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_trace_file(
+    path: Path, fmt: str, file: str, field_path: str, max_rows: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parse and check one trace file: (arrival s from its first request, prompt tokens, output tokens)."""
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=max_rows)
@@ -93,8 +100,11 @@ def read_trace_file(path: Path, fmt: str, file: str, field_path: str, max_rows: 
         time_col = "arrival_s" if "arrival_s" in raw.columns else "arrival_time"
     missing = [c for c in (time_col, prompt_col, output_col) if c not in raw.columns]
     if missing:
-        raise ScenarioError.single(file, f"{field_path}.demand", f"the {fmt} trace needs column(s) "
-                                   f"{', '.join(missing)}; found {', '.join(map(str, raw.columns))}")
+        raise ScenarioError.single(
+            file,
+            f"{field_path}.demand",
+            f"the {fmt} trace needs column(s) {', '.join(missing)}; found {', '.join(map(str, raw.columns))}",
+        )
     if len(raw) == 0:
         raise ScenarioError.single(file, f"{field_path}.demand.path", "the trace has no rows")
     if time_col == "arrival_s":
@@ -112,17 +122,30 @@ def read_trace_file(path: Path, fmt: str, file: str, field_path: str, max_rows: 
         times = (parsed - parsed.iloc[0]).dt.total_seconds().to_numpy(dtype=float)
     back = np.flatnonzero(np.diff(times) < 0) + 1
     if len(back):
-        raise _fail(file, field_path, time_col, [int(raw.index[i]) for i in back],
-                    "arrival time goes backwards (the trace must be sorted by arrival)")
+        raise _fail(
+            file,
+            field_path,
+            time_col,
+            [int(raw.index[int(i)]) for i in back],
+            "arrival time goes backwards (the trace must be sorted by arrival)",
+        )
     prompt = _numeric(raw, prompt_col, file, field_path)
     output = _numeric(raw, output_col, file, field_path)
     zero = output < 1
     if zero.any():
-        raise _fail(file, field_path, output_col, [int(i) for i in raw.index[zero]], "a request needs >= 1 output token")
+        raise _fail(
+            file,
+            field_path,
+            output_col,
+            [int(i) for i in raw.index[zero]],
+            "a request needs >= 1 output token",
+        )
     return times - times[0], prompt, output
 
 
-def load_request_trace(demand: TraceDemand, base_dir: Path, horizon_s: float, field_path: str) -> RequestTrace:
+def load_request_trace(
+    demand: TraceDemand, base_dir: Path, horizon_s: float, field_path: str
+) -> RequestTrace:
     """Read ``demand``'s file and lay it over ``[0, horizon_s)``: scaled in rate, looped if asked."""
     path = resolve_data_path(demand.path, base_dir)
     if not path.is_file():

@@ -1,6 +1,7 @@
 """Plots of inference services (PNG bytes via ``matplotlib.figure.Figure``; no pyplot, no global state).
 
-Each function has the report's plot signature ``(summary, timeseries, jobs) -> bytes | None`` and returns ``None``
+Each function has the report's plot signature ``(summary, timeseries, jobs) -> bytes | None`` and returns
+``None``
 when the run has no inference services.
 """
 
@@ -33,8 +34,11 @@ def _hours(timeseries: pd.DataFrame) -> np.ndarray:
     return timeseries["t_start_s"].to_numpy() / 3600.0
 
 
-def demand_vs_capacity_png(summary: dict[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes | None:
-    """Per service: offered demand, requests served and serving capacity (requests/s), replicas on a second axis."""
+def demand_vs_capacity_png(
+    summary: dict[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame
+) -> bytes | None:
+    """Per service: offered demand, requests served and serving capacity (requests/s), replicas on a second
+    axis."""
     services = _services(summary, timeseries)
     if not services or timeseries.empty:
         return None
@@ -42,11 +46,23 @@ def demand_vs_capacity_png(summary: dict[str, Any], timeseries: pd.DataFrame, jo
     axes = fig.subplots(len(services), 1, sharex=True, squeeze=False)[:, 0]
     t = _hours(timeseries)
     for ax, name in zip(axes, services, strict=True):
-        ax.fill_between(t, timeseries[f"infer_capacity_rps.{name}"], step="post", alpha=0.25, color="tab:green",
-                        label="capacity (serving replicas)")
+        ax.fill_between(
+            t,
+            timeseries[f"infer_capacity_rps.{name}"],
+            step="post",
+            alpha=0.25,
+            color="tab:green",
+            label="capacity (serving replicas)",
+        )
         ax.step(t, timeseries[f"infer_demand_rps.{name}"], where="post", color="tab:blue", label="demand")
-        ax.step(t, timeseries[f"infer_served_rps.{name}"], where="post", color="tab:orange", lw=0.8,
-                label="served")
+        ax.step(
+            t,
+            timeseries[f"infer_served_rps.{name}"],
+            where="post",
+            color="tab:orange",
+            lw=0.8,
+            label="served",
+        )
         ax.set_ylabel("requests/s")
         ax.set_title(name, loc="left", fontsize=10)
         twin = ax.twinx()
@@ -71,8 +87,15 @@ def gpus_by_use_png(summary: dict[str, Any], timeseries: pd.DataFrame, jobs: pd.
     fig = Figure(figsize=(10, 4))
     ax = fig.subplots()
     t = _hours(timeseries)
-    ax.stackplot(t, inference, training, idle, labels=["inference", "training", "idle"],
-                 colors=["tab:orange", "tab:blue", "lightgrey"], step="post")
+    ax.stackplot(
+        t,
+        inference,
+        training,
+        idle,
+        labels=["inference", "training", "idle"],
+        colors=["tab:orange", "tab:blue", "lightgrey"],
+        step="post",
+    )
     ax.set_xlim(t[0], timeseries["t_end_s"].iloc[-1] / 3600.0)
     ax.set_ylim(0, total)
     ax.set_xlabel("hours from start")

@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 
 from gigafactory_sim.sim.engine import CLUSTER_CHANNELS, POWER_CHANNELS, Simulation
-from gigafactory_sim.sim.inference_runtime import INFER_CLUSTER_CHANNELS, INFER_POWER_CHANNELS, INFER_SERVICE_CHANNELS
 from gigafactory_sim.sim.inference_collect import inference_summary
+from gigafactory_sim.sim.inference_runtime import (
+    INFER_CLUSTER_CHANNELS,
+    INFER_POWER_CHANNELS,
+    INFER_SERVICE_CHANNELS,
+)
 from gigafactory_sim.sim.state import STATE_NAMES
 
 __all__ = ["jobs_table", "summarise", "timeseries_table"]
@@ -45,15 +49,16 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
         for c in sim.cluster_names:
             for ch in INFER_CLUSTER_CHANNELS:
                 data[f"{ch}.{c}"] = means[:, idx[f"{ch}.{c}"]]
-            c_infer = sum(means[:, idx[f"{ch}.{c}"]] for ch in INFER_POWER_CHANNELS)
-            data[f"it_power_mw.{c}"] = data[f"it_power_mw.{c}"] + c_infer / 1e6
+            c_infer: np.ndarray = means[:, idx[f"gpu_infer_w.{c}"]] + means[:, idx[f"node_infer_w.{c}"]]
+            cluster_it = sum(means[:, idx[f"{ch}.{c}"]] for ch in POWER_CHANNELS)
+            data[f"it_power_mw.{c}"] = (cluster_it + c_infer) / 1e6
             infer_w += c_infer
         for svc in sim.scenario.workload.inference:
             for ch in INFER_SERVICE_CHANNELS:
                 data[f"{ch}.{svc.name}"] = means[:, idx[f"{ch}.{svc.name}"]]
         it_w += infer_w
         data["inference_power_mw"] = infer_w / 1e6
-        data["inference_gpus"] = sum(means[:, idx[f"infer_gpus.{c}"]] for c in sim.cluster_names)
+        data["inference_gpus"] = np.sum([means[:, idx[f"infer_gpus.{c}"]] for c in sim.cluster_names], axis=0)
     data["it_power_mw"] = it_w / 1e6
     data["facility_power_mw"] = it_w * pue / 1e6
     data["training_power_mw"] = train_w / 1e6
@@ -130,7 +135,8 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
         }
         if sim.inference is not None:
             clusters[c]["inference_mwh"] = c_infer / J_PER_MWH
-            clusters[c]["inference_fraction"] = float(integral[idx[f"infer_gpus.{c}"]]) / (st.total_gpus * horizon)
+            infer_gs = float(integral[idx[f"infer_gpus.{c}"]])
+            clusters[c]["inference_fraction"] = infer_gs / (st.total_gpus * horizon)
         it_j += c_it
         train_j += c_train
         infer_j += c_infer
@@ -166,7 +172,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
             "mean_facility_mw": it_j * pue / horizon / 1e6,
         },
         "jobs": {
-            "submitted": int(len(jobs)),
+            "submitted": len(jobs),
             "completed": int((state == "completed").sum()),
             "running_at_end": int((state == "running").sum()),
             "queued_at_end": int((state == "queued").sum()),

@@ -1,4 +1,5 @@
-"""The ``inference`` section of the summary: per service and for the facility (training lost to preemption)."""
+"""The ``inference`` section of the summary: per service and for the facility (training lost to
+preemption)."""
 
 from __future__ import annotations
 
@@ -32,14 +33,20 @@ def _discrete_stats(s: ServiceRuntime) -> dict[str, Any]:
     assert s.discrete is not None
     served = len(rec)
     return {
-        "served": float(served), "rejected": float(s.discrete.rejected), "late": float((~ok).sum()),
-        "prompt_tokens": float(rec[:, 3].sum()), "output_tokens": float(out.sum()),
+        "served": float(served),
+        "rejected": float(s.discrete.rejected),
+        "late": float((~ok).sum()),
+        "prompt_tokens": float(rec[:, 3].sum()),
+        "output_tokens": float(out.sum()),
         "latency": {
             "mean_ttft_s": float(ttft.mean()) if served else None,
             "mean_tpot_s": float(tpot[out > 1].mean()) if (out > 1).any() else None,
             "mean_e2e_s": float(e2e.mean()) if served else None,
-            "ttft_p50_s": _pct(ttft, 50), "ttft_p99_s": _pct(ttft, 99),
-            "e2e_p50_s": _pct(e2e, 50), "e2e_p90_s": _pct(e2e, 90), "e2e_p99_s": _pct(e2e, 99),
+            "ttft_p50_s": _pct(ttft, 50),
+            "ttft_p99_s": _pct(ttft, 99),
+            "e2e_p50_s": _pct(e2e, 50),
+            "e2e_p90_s": _pct(e2e, 90),
+            "e2e_p99_s": _pct(e2e, 99),
             "estimated": False,
         },
     }
@@ -52,8 +59,11 @@ def _fluid_stats(s: ServiceRuntime) -> dict[str, Any]:
     latency.pop("mean_wait_s", None)
     latency["estimated"] = True
     return {
-        "served": f.served, "rejected": f.rejected, "late": f.late,
-        "prompt_tokens": f.served * s.mix.prompt_mean, "output_tokens": f.served * s.mix.output_mean,
+        "served": f.served,
+        "rejected": f.rejected,
+        "late": f.late,
+        "prompt_tokens": f.served * s.mix.prompt_mean,
+        "output_tokens": f.served * s.mix.output_mean,
         "latency": latency,
     }
 
@@ -81,12 +91,15 @@ def service_summary(s: ServiceRuntime, horizon_s: float) -> dict[str, Any]:
         "capacity_per_replica_output_tokens_per_s": first.rate_per_s * s.mix.output_mean,
         "max_concurrent_per_replica": first.slots,
         "requests": {
-            "offered": offered, "served": served, "rejected": stats["rejected"], "late": stats["late"],
+            "offered": offered,
+            "served": served,
+            "rejected": stats["rejected"],
+            "late": stats["late"],
             "pending_at_end": max(offered - served - stats["rejected"], 0.0),
-            "not_served": not_served, "not_served_fraction": not_served / offered if offered else 0.0,
+            "not_served": not_served,
+            "not_served_fraction": not_served / offered if offered else 0.0,
         },
-        "tokens": {"prompt": stats["prompt_tokens"], "output": out,
-                   "output_per_s": out / horizon_s},
+        "tokens": {"prompt": stats["prompt_tokens"], "output": out, "output_per_s": out / horizon_s},
         "replicas": {
             "mean": float(integral[idx["serving"]] + integral[idx["loading"]]) / horizon_s,
             "mean_serving": float(integral[idx["serving"]]) / horizon_s,
@@ -97,11 +110,16 @@ def service_summary(s: ServiceRuntime, horizon_s: float) -> dict[str, Any]:
         "utilisation": served / cap_rps if cap_rps > 0 else 0.0,
         "latency": stats["latency"],
         "slo": {
-            "ttft_s": slo.ttft, "tpot_s": slo.tpot, "e2e_s": slo.e2e, "quantile": slo.quantile,
-            "attainment": attainment, "met": attainment is not None and attainment >= slo.quantile,
+            "ttft_s": slo.ttft,
+            "tpot_s": slo.tpot,
+            "e2e_s": slo.e2e,
+            "quantile": slo.quantile,
+            "attainment": attainment,
+            "met": attainment is not None and attainment >= slo.quantile,
         },
         "energy": {
-            "gpu_kwh": gpu_j / J_PER_KWH, "it_kwh": it_j / J_PER_KWH,
+            "gpu_kwh": gpu_j / J_PER_KWH,
+            "it_kwh": it_j / J_PER_KWH,
             "it_kwh_per_1000_output_tokens": it_j / J_PER_KWH / out * 1000 if out else None,
             "gpu_j_per_output_token": gpu_j / out if out else None,
             "it_wh_per_request": it_j / 3600.0 / served if served else None,

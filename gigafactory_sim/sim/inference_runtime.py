@@ -1,14 +1,19 @@
-"""Inference services inside the engine: one SimPy process per service (its control loop), GPU allocation through
+"""Inference services inside the engine: one SimPy process per service (its control loop), GPU allocation
+through
 :class:`~gigafactory_sim.sim.cluster.ClusterState`, preemption of training, and meter channels.
 
 Per cluster the meter gains ``gpu_infer_w``, ``node_infer_w`` (IT power of GPUs held by replicas, serving or
-loading weights) and ``infer_gpus``; per service ``infer_demand_rps``, ``infer_capacity_rps``, ``infer_served_rps``
+loading weights) and ``infer_gpus``; per service ``infer_demand_rps``, ``infer_capacity_rps``,
+``infer_served_rps``
 and ``infer_replicas``. Training channels keep their meaning: the engine subtracts GPUs held by inference from
 ``allocated_gpus`` and counts reserved-but-unused partition GPUs as unallocated (idle).
 
-Static partitions are taken out of the training pool at t=0 by allocating their whole nodes in the cluster state;
-replicas are then placed in a private pool of the same shape. Under ``inference_first`` a replica that finds no
-free GPUs preempts running training jobs of lower priority, choosing the node whose jobs lose the fewest GPU-seconds;
+Static partitions are taken out of the training pool at t=0 by allocating their whole nodes in the cluster
+state;
+replicas are then placed in a private pool of the same shape. Under ``inference_first`` a replica that
+finds no
+free GPUs preempts running training jobs of lower priority, choosing the node whose jobs lose the fewest
+GPU-seconds;
 a preempted job is requeued with all its work (progress since its start is lost, counted as lost GPU-hours).
 """
 
@@ -51,13 +56,17 @@ class InferenceRuntime:
 
         self.sim = sim
         n = len(sim.clusters)
-        self.ch = [{ch: sim.meter.index[f"{ch}.{c}"] for ch in INFER_CLUSTER_CHANNELS} for c in sim.cluster_names]
+        self.ch = [
+            {ch: sim.meter.index[f"{ch}.{c}"] for ch in INFER_CLUSTER_CHANNELS} for c in sim.cluster_names
+        ]
         self.gpu_w = [0.0] * n
         self.preemptions = 0
         self.lost_gpu_s = 0.0
         self.job_preemptions = np.zeros(len(sim.jobs), dtype=np.int64)
         self.job_lost_gpu_s = np.zeros(len(sim.jobs))
-        self.services = [ServiceRuntime(self, svc, i) for i, svc in enumerate(sim.scenario.workload.inference)]
+        self.services = [
+            ServiceRuntime(self, svc, i) for i, svc in enumerate(sim.scenario.workload.inference)
+        ]
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,8 +135,9 @@ class InferenceRuntime:
                 chosen: list[Job] = []
                 freed = 0
                 cost = 0.0
-                for job in sorted((j for j in jobs if j.priority < priority),
-                                  key=lambda j: j.gpus * (now - j.start_s)):
+                for job in sorted(
+                    (j for j in jobs if j.priority < priority), key=lambda j: j.gpus * (now - j.start_s)
+                ):
                     chosen.append(job)
                     freed += sum(k for n_, k in job.alloc if n_ == node)
                     cost += job.gpus * (now - job.start_s)
@@ -169,4 +179,3 @@ class InferenceRuntime:
         sim._schedule_completion(group)
         sim._set_counts()
         sim._request_pass(c)
-

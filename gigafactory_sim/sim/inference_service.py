@@ -1,15 +1,21 @@
-"""One inference service in the engine: its control loop (one SimPy process), replicas, and fluid or discrete model.
+"""One inference service in the engine: its control loop (one SimPy process), replicas, and fluid or
+discrete model.
 
-At t=0 the service starts warm with the replicas its first interval needs. At every control tick (fluid: also when
-a replica finishes loading) the fluid segment is closed and a new one planned; the autoscaler compares the demand
-seen over the last interval (plus the backlog) with its replicas and scales: new replicas hold their GPUs and draw
-idle-with-context power for ``scale_up_delay`` before serving; removed replicas release their GPUs (discrete: after
+At t=0 the service starts warm with the replicas its first interval needs. At every control tick (fluid:
+also when
+a replica finishes loading) the fluid segment is closed and a new one planned; the autoscaler compares the
+demand
+seen over the last interval (plus the backlog) with its replicas and scales: new replicas hold their GPUs
+and draw
+idle-with-context power for ``scale_up_delay`` before serving; removed replicas release their GPUs
+(discrete: after
 finishing their requests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,7 +69,9 @@ class ServiceRuntime:
         if isinstance(svc.demand, TraceDemand):
             self.trace = load_request_trace(svc.demand, sim.scenario.base_dir, self.horizon_s, self.path)
             if len(self.trace) == 0:
-                raise ScenarioError.single(sim.scenario.source_file, f"{self.path}.demand", "the trace is empty")
+                raise ScenarioError.single(
+                    sim.scenario.source_file, f"{self.path}.demand", "the trace is empty"
+                )
             prompt, output = self.trace.base_prompt, self.trace.base_output
             mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)
         else:
@@ -88,8 +96,10 @@ class ServiceRuntime:
         self.gpu_w: dict[int, float] = {}
         self._disc_w: dict[int, float] = {}
         self.meter = Meter(SERVICE_CHANNELS, ["gpu_w", "node_w"])
-        self.ch = {ch: sim.meter.index[f"{ch}.{svc.name}"] for ch in
-                   ("infer_demand_rps", "infer_capacity_rps", "infer_served_rps", "infer_replicas")}
+        self.ch = {
+            ch: sim.meter.index[f"{ch}.{svc.name}"]
+            for ch in ("infer_demand_rps", "infer_capacity_rps", "infer_served_rps", "infer_replicas")
+        }
         self.fluid: FluidService | None = None
         self.discrete: DiscreteService | None = None
         self.plan: Plan | None = None
@@ -98,17 +108,22 @@ class ServiceRuntime:
         self.done_at_tick = 0
         self.arrived_at_tick = 0
         if svc.fidelity == "fluid":
-            self.fluid = FluidService(self.models, mix, prompt, output, svc.slo.limits(), svc.batching,
-                                      svc.queue_timeout)
+            self.fluid = FluidService(
+                self.models, mix, prompt, output, svc.slo.limits(), svc.batching, svc.queue_timeout
+            )
         else:
-            self.discrete = DiscreteService(self.env, self.models, mix, svc.batching, svc.queue_timeout,
-                                            on_power=self._on_power)
+            self.discrete = DiscreteService(
+                self.env, self.models, mix, svc.batching, svc.queue_timeout, on_power=self._on_power
+            )
             if self.trace is not None:
                 self.discrete.feed(*self.trace.materialise())
             else:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
+                assert not isinstance(svc.demand, TraceDemand)
                 t = svc.demand.arrival_times_s(rng, self.horizon_s, sim.scenario.start)
-                self.discrete.feed(t, svc.prompt_tokens.sample(rng, len(t)), svc.output_tokens.sample(rng, len(t)))
+                self.discrete.feed(
+                    t, svc.prompt_tokens.sample(rng, len(t)), svc.output_tokens.sample(rng, len(t))
+                )
 
     # -- demand --------------------------------------------------------------------------------------------
     def expected_requests(self, t0: float, t1: float) -> float:
@@ -160,13 +175,16 @@ class ServiceRuntime:
             for _ in range(wanted - len(live)):
                 rep = self._acquire(now)
                 if rep is None:
-                    self.unmet_replica_s += (wanted - len([r for r in self.replicas if r.live])) * self.interval_s
+                    self.unmet_replica_s += (
+                        wanted - len([r for r in self.replicas if r.live])
+                    ) * self.interval_s
                     break
                 if warm or self.svc.autoscaler.scale_up_delay <= 0:
                     self._ready(rep)
                 else:
                     self.env.timeout(self.svc.autoscaler.scale_up_delay).callbacks.append(
-                        lambda _e, r=rep: self._on_ready(r))
+                        partial(self._on_ready_event, rep)
+                    )
         elif wanted < len(live):
             order = sorted(live, key=lambda r: (r.serving, -self.clusters.index(r.cluster)))
             for rep in order[: len(live) - wanted]:
@@ -177,7 +195,9 @@ class ServiceRuntime:
         g = self.svc.gpus_per_replica
         for c in self.clusters:
             pool = self.pools.get(c)
-            alloc = (pool.allocate(g) if pool.fits(g) else None) if pool is not None else self.rt.allocate(c, g)
+            alloc = (
+                (pool.allocate(g) if pool.fits(g) else None) if pool is not None else self.rt.allocate(c, g)
+            )
             if alloc is not None:
                 return self._add(c, alloc)
         sharing = self.svc.sharing
@@ -195,6 +215,9 @@ class ServiceRuntime:
         self.replicas.append(rep)
         return rep
 
+    def _on_ready_event(self, rep: _Replica, _event: simpy.Event) -> None:
+        self._on_ready(rep)
+
     def _on_ready(self, rep: _Replica) -> None:
         if not rep.live:
             return
@@ -209,7 +232,7 @@ class ServiceRuntime:
     def _ready(self, rep: _Replica) -> None:
         rep.serving = True
         if self.discrete is not None:
-            rep.drep = self.discrete.add_replica(rep.cluster, on_drained=lambda _d, r=rep: self._drained(r))
+            rep.drep = self.discrete.add_replica(rep.cluster, on_drained=partial(self._on_drained, rep))
 
     def _remove(self, rep: _Replica) -> None:
         rep.live = False
@@ -217,6 +240,9 @@ class ServiceRuntime:
             self.discrete.retire(rep.drep)  # releases when drained
             return
         self._release(rep)
+
+    def _on_drained(self, rep: _Replica, _drep: DiscreteReplica) -> None:
+        self._drained(rep)
 
     def _drained(self, rep: _Replica) -> None:
         self._advance(self.env.now)
@@ -270,7 +296,8 @@ class ServiceRuntime:
         self.meter.values[0] += delta_w  # gpu_w
 
     def _refresh_all(self) -> None:
-        """Recompute this service's power per cluster and push every channel (meters advanced by the caller)."""
+        """Recompute this service's power per cluster and push every channel (meters advanced by the
+        caller)."""
         gpus = self.svc.gpus_per_replica
         n_serving = dict.fromkeys(self.clusters, 0)
         n_loading = dict.fromkeys(self.clusters, 0)
