@@ -65,3 +65,13 @@ def test_discrete_fidelity_in_the_engine() -> None:
     # the service's own energy equals what the facility meter saw on its GPUs and nodes
     assert svc["energy"]["it_kwh"] / 1000 == pytest.approx(r.summary["energy"]["inference_it_mwh"], rel=1e-9)
     assert r.summary["energy"]["training_it_mwh"] == 0.0
+
+
+def test_without_services_outputs_have_no_inference_parts() -> None:
+    r = run(load_scenario(ROOT / "scenarios" / "quickstart.yaml", ["horizon=6h"]))
+    assert "inference" not in r.summary
+    assert "inference_it_mwh" not in r.summary["energy"]
+    assert not [c for c in r.timeseries.columns if "infer" in c]
+    assert "preemptions" not in r.jobs.columns
+    e = r.summary["energy"]
+    assert e["training_it_mwh"] + e["idle_it_mwh"] == pytest.approx(e["it_mwh"])
