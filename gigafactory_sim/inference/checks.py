@@ -49,6 +49,7 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(("workload.inference", f"service names must be unique; repeated: {dup}"))
     reserved: dict[str, int] = {}
+    last_where: dict[str, str] = {}
     for i, svc in enumerate(services):
         path = f"workload.inference.{i}"
         for j, name in enumerate(svc.clusters or []):
@@ -65,6 +66,7 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
                 if svc.clusters is not None and name not in svc.clusters:
                     problems.append((where, f"the service may not use cluster {name!r} (see clusters)"))
                 reserved[name] = reserved.get(name, 0) + nodes
+                last_where[name] = where
                 if nodes * clusters[name].gpus_per_node < svc.gpus_per_replica:
                     problems.append(
                         (where, f"{nodes} node(s) cannot hold one replica of {svc.gpus_per_replica} GPUs")
@@ -86,7 +88,7 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
         if name in clusters and nodes > clusters[name].nodes:
             problems.append(
                 (
-                    "workload.inference",
+                    last_where.get(name, "workload.inference"),
                     f"static partitions reserve {nodes} nodes of cluster {name!r}, "
                     f"which has {clusters[name].nodes}",
                 )

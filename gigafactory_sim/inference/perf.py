@@ -9,15 +9,14 @@ requests produces one output token, and newly admitted prompts are prefilled. On
     prefill_compute_time = 2 FLOP/param x prompt tokens / (peak FLOP/s x prefill efficiency)
 
 Decode is memory-bound at small batch (every step reads all weights) and compute-bound at large batch;
-prefill is
-compute-bound. Prefill is not overlapped with decode's memory traffic
-(conservative; chunked-prefill "piggybacking" hides part of it).
+prefill is compute-bound. Prefill is not overlapped with decode's memory traffic (conservative;
+chunked-prefill "piggybacking" hides part of it).
 
 Mean-field operating point (the fluid model, :func:`operating_point`): at ``lam`` requests/s per replica, a
 request stays ``O`` steps, so the batch is ``n = lam * O * t`` (Little's law), the KV tokens read per step are
 ``lam * t * A`` with ``A = E[I*O] + E[O*(O+1)]/2`` (context token-steps per request), and the prompt tokens
-per step
-are ``lam * t * E[I]``. The step time is then the fixed point of a convex piecewise-linear map, the larger of
+per step are ``lam * t * E[I]``. The step time is then the fixed point of a convex piecewise-linear map, the
+larger of
 
     t_mem = (h + W) / (1 - lam * (k * A + c_p * E[I]))       (memory-bound decode)
     t_cmp = h / (1 - lam * (c_d * E[O] + c_p * E[I]))       (compute-bound decode)
