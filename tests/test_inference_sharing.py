@@ -110,3 +110,63 @@ def test_inference_plots_render_and_skip_without_services() -> None:
         png = plot(r.summary, r.timeseries, r.jobs)
         assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
         assert plot({"gpus_total": 1}, r.timeseries, r.jobs) is None
+
+
+PROPERTY = """
+name: prop
+seed: {seed}
+horizon: 6h
+facility:
+  clusters:
+    - {{name: c, gpu: H200-SXM, nodes: {nodes}, gpus_per_node: 8}}
+workload:
+  training:
+    - kind: synthetic
+      name: t
+      arrivals: {{kind: poisson, rate_per_hour: {train_rate}}}
+      classes:
+        - {{name: a, share: 1, priority: {train_priority},
+           sizes: {{kind: choice, gpus: [1, 4, 8, 16, 32]}},
+           duration: {{kind: lognormal, median: 2h, sigma: 1}}}}
+  inference:
+    - name: s
+      model: {{params_b: 8.03, layers: 32, kv_heads: 8, head_dim: 128}}
+      gpus_per_replica: {replica_gpus}
+      demand: {{kind: diurnal, mean_rate_per_s: {rate}, peak_to_trough: 6, peak_hour: 3, utc_offset_h: 0}}
+      prompt_tokens: {{kind: lognormal, median: 500, sigma: 1}}
+      output_tokens: {{kind: lognormal, median: 150, sigma: 1, max: 4000}}
+      slo: {{ttft: 2s, tpot: 100ms}}
+      autoscaler: {{min_replicas: 1, max_replicas: 64, scale_up_delay: 3m, scale_down_cooloff: 10m}}
+      control_interval: 2m
+report: {{interval: 10m}}
+"""
+
+
+def test_sharing_invariants_hold_for_random_mixes() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(seed=st.integers(0, 1000), nodes=st.integers(4, 8), train_rate=st.integers(5, 200),
+           train_priority=st.sampled_from([0, 5, 20]), replica_gpus=st.sampled_from([1, 2, 8, 16]),
+           rate=st.sampled_from([5, 50, 400]))
+    def check(**kw: int) -> None:
+        if kw["replica_gpus"] > kw["nodes"] * 8:
+            return
+        r = run(parse_scenario_text(PROPERTY.format(**kw), "prop.yaml"))
+        ts = r.timeseries
+        total = kw["nodes"] * 8
+        assert ((ts["allocated_gpus.c"] + ts["infer_gpus.c"]) <= total + 1e-6).all()
+        assert (ts["infer_gpus.c"] >= -1e-9).all() and (ts["gpu_idle_w.c"] >= -1e-6).all()
+        jobs = r.summary["jobs"]
+        assert jobs["completed"] + jobs["running_at_end"] + jobs["queued_at_end"] == jobs["submitted"]
+        inf = r.summary["inference"]
+        assert inf["training_lost_gpu_h"] >= 0
+        if kw["train_priority"] >= 10:
+            assert inf["training_preemptions"] == 0
+        svc = inf["services"]["s"]["requests"]
+        assert svc["served"] + svc["rejected"] + svc["pending_at_end"] == pytest.approx(svc["offered"], rel=1e-9)
+        e = r.summary["energy"]
+        assert e["training_it_mwh"] + e["inference_it_mwh"] + e["idle_it_mwh"] == pytest.approx(e["it_mwh"])
+
+    check()
