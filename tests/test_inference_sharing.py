@@ -147,9 +147,14 @@ def test_sharing_invariants_hold_for_random_mixes() -> None:
     from hypothesis import strategies as st
 
     @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(seed=st.integers(0, 1000), nodes=st.integers(4, 8), train_rate=st.integers(5, 200),
-           train_priority=st.sampled_from([0, 5, 20]), replica_gpus=st.sampled_from([1, 2, 8, 16]),
-           rate=st.sampled_from([5, 50, 400]))
+    @given(
+        seed=st.integers(0, 1000),
+        nodes=st.integers(4, 8),
+        train_rate=st.integers(5, 200),
+        train_priority=st.sampled_from([0, 5, 20]),
+        replica_gpus=st.sampled_from([1, 2, 8, 16]),
+        rate=st.sampled_from([5, 50, 400]),
+    )
     def check(**kw: int) -> None:
         if kw["replica_gpus"] > kw["nodes"] * 8:
             return
@@ -165,7 +170,9 @@ def test_sharing_invariants_hold_for_random_mixes() -> None:
         if kw["train_priority"] >= 10:
             assert inf["training_preemptions"] == 0
         svc = inf["services"]["s"]["requests"]
-        assert svc["served"] + svc["rejected"] + svc["pending_at_end"] == pytest.approx(svc["offered"], rel=1e-9)
+        assert svc["served"] + svc["rejected"] + svc["pending_at_end"] == pytest.approx(
+            svc["offered"], rel=1e-9
+        )
         e = r.summary["energy"]
         assert e["training_it_mwh"] + e["inference_it_mwh"] + e["idle_it_mwh"] == pytest.approx(e["it_mwh"])
 
