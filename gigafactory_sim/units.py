@@ -10,12 +10,12 @@ from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
 __all__ = ["FROM_FILE", "Duration", "format_duration", "parse_duration_s"]
 
-_UNITS_S = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*(s|min|m|h|d|w)\s*$")
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*(ms|s|min|m|h|d|w)\s*$")
 
 
 def parse_duration_s(value: Any) -> float:
-    """Parse ``"30d"``, ``"1.5h"``, ``"90s"``, ``"15m"``/``"15min"`` into seconds.
+    """Parse ``"30d"``, ``"1.5h"``, ``"90s"``, ``"15m"``/``"15min"``, ``"200ms"`` into seconds.
 
     A bare number is rejected: a duration must carry its unit so that a file never means minutes where
     the reader thinks hours.

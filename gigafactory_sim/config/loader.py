@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import InputProblem, ScenarioError
+from gigafactory_sim.inference.checks import inference_problems
 from gigafactory_sim.units import FROM_FILE
 
 __all__ = ["apply_override", "load_scenario", "parse_scenario_text", "semantic_problems"]
@@ -110,6 +111,7 @@ def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
                     problems.append((f"workload.training.{i}.classes.{j}.sizes",
                                      f"jobs of {biggest} GPUs are larger than any cluster they may use "
                                      f"(largest: {largest} GPUs)"))
+    problems.extend(inference_problems(scenario))
     if scenario.report.interval > scenario.horizon_s:
         problems.append(("report.interval", "the report interval is longer than the horizon"))
     return problems

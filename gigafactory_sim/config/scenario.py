@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.gpus.catalogue import GpuProfile
+from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.power.models import (
     GpuPowerModel,
     InterpolatedPowerModel,
@@ -118,6 +119,7 @@ class Workload(StrictModel):
         description="GPU on which job work is measured; None: each cluster's own GPU (no speed scaling)",
     )
     training: list[TrainingSource] = Field(default_factory=list)
+    inference: list[InferenceService] = Field(default_factory=list, description="served models (docs/inference.md)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Workload:

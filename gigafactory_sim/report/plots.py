@@ -22,6 +22,8 @@ from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from gigafactory_sim.report import plots_inference as _infer
+
 __all__ = [
     "PLOTS",
     "PlotFn",
@@ -34,7 +36,8 @@ __all__ = [
     "wait_cdf_plot",
 ]
 
-PlotFn = Callable[[Mapping[str, Any], pd.DataFrame, pd.DataFrame], bytes]
+PlotFn = Callable[[Mapping[str, Any], pd.DataFrame, pd.DataFrame], bytes | None]
+"""A plot: PNG bytes, or None when the run has nothing to show (e.g. no inference services)."""
 """``(summary, timeseries, jobs) -> PNG bytes``."""
 
 _FIGSIZE_IN = (8.0, 3.6)
@@ -246,6 +249,8 @@ PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("queue", "Queue length over time", queue_plot),
     PlotSpec("wait_cdf", "Wait-time distribution", wait_cdf_plot),
     PlotSpec("energy", "Energy breakdown", energy_plot),
+    PlotSpec("gpus_by_use", "GPUs by use: training, inference, idle", _infer.gpus_by_use_png),
+    PlotSpec("inference_demand", "Inference demand vs capacity", _infer.demand_vs_capacity_png),
 )
 """Every plot of the report, in page order."""
 
@@ -253,4 +258,5 @@ PLOTS: tuple[PlotSpec, ...] = (
 def render_plots(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame,
                  specs: tuple[PlotSpec, ...] = PLOTS) -> dict[str, bytes]:
     """Draw every plot in ``specs``: ``{name: PNG bytes}`` in page order."""
-    return {spec.name: spec.draw(summary, timeseries, jobs) for spec in specs}
+    drawn = {spec.name: spec.draw(summary, timeseries, jobs) for spec in specs}
+    return {name: png for name, png in drawn.items() if png is not None}

@@ -8,6 +8,12 @@ import numpy as np
 import pandas as pd
 
 from gigafactory_sim.sim.engine import CLUSTER_CHANNELS, POWER_CHANNELS, Simulation
+from gigafactory_sim.sim.inference_collect import inference_summary
+from gigafactory_sim.sim.inference_runtime import (
+    INFER_CLUSTER_CHANNELS,
+    INFER_POWER_CHANNELS,
+    INFER_SERVICE_CHANNELS,
+)
 from gigafactory_sim.sim.state import STATE_NAMES
 
 __all__ = ["jobs_table", "summarise", "timeseries_table"]
@@ -41,6 +47,21 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
         it_w += cluster_w
         train_w += means[:, idx[f"gpu_train_w.{c}"]] + means[:, idx[f"node_train_w.{c}"]]
         idle_w += means[:, idx[f"gpu_idle_w.{c}"]] + means[:, idx[f"node_idle_w.{c}"]]
+    if sim.inference is not None:
+        infer_w = np.zeros(len(dt))
+        for c in sim.cluster_names:
+            for ch in INFER_CLUSTER_CHANNELS:
+                data[f"{ch}.{c}"] = means[:, idx[f"{ch}.{c}"]]
+            c_infer: np.ndarray = means[:, idx[f"gpu_infer_w.{c}"]] + means[:, idx[f"node_infer_w.{c}"]]
+            cluster_it = sum(means[:, idx[f"{ch}.{c}"]] for ch in POWER_CHANNELS)
+            data[f"it_power_mw.{c}"] = (cluster_it + c_infer) / 1e6
+            infer_w += c_infer
+        for svc in sim.scenario.workload.inference:
+            for ch in INFER_SERVICE_CHANNELS:
+                data[f"{ch}.{svc.name}"] = means[:, idx[f"{ch}.{svc.name}"]]
+        it_w += infer_w
+        data["inference_power_mw"] = infer_w / 1e6
+        data["inference_gpus"] = np.sum([means[:, idx[f"infer_gpus.{c}"]] for c in sim.cluster_names], axis=0)
     data["it_power_mw"] = it_w / 1e6
     data["facility_power_mw"] = it_w * pue / 1e6
     data["training_power_mw"] = train_w / 1e6
@@ -55,13 +76,13 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
 
 
 def jobs_table(sim: Simulation) -> pd.DataFrame:
-    """One row per submitted job."""
+    """One row per submitted job (with inference services: ``preemptions`` and ``lost_gpu_h`` too)."""
     jt = sim.jobs
     n = sim.n_submitted
     cluster_names = np.array([*sim.cluster_names, ""], dtype=object)
     state_names = np.array([STATE_NAMES[k] for k in sorted(STATE_NAMES)], dtype=object)
     start = sim.rec_start_s[:n]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "job_id": np.arange(n, dtype=np.int64),
         "source": np.array(jt.sources, dtype=object)[jt.source_idx[:n]],
         "tenant": np.asarray(jt.tenant_names, dtype=object)[jt.tenant_idx[:n]] if n else np.array([], dtype=object),
@@ -76,6 +97,10 @@ def jobs_table(sim: Simulation) -> pd.DataFrame:
         "work_gpu_h": jt.work_s[:n] * jt.gpus[:n] / 3600.0,
         "energy_kwh": sim.rec_energy_j[:n] / 3.6e6,
     })
+    if sim.inference is not None:
+        table["preemptions"] = sim.inference.job_preemptions[:n]
+        table["lost_gpu_h"] = sim.inference.job_lost_gpu_s[:n] / 3600.0
+    return table
 
 
 def _percentiles(x: np.ndarray) -> dict[str, float | None]:
@@ -94,12 +119,19 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
     pue = sim.scenario.facility.pue
     gpus_total = sum(st.total_gpus for st in sim.clusters)
     clusters: dict[str, dict[str, float]] = {}
-    it_j = train_j = idle_j = alloc_gs = busy_gs = 0.0
+    it_j = train_j = idle_j = alloc_gs = busy_gs = infer_j = train_alloc_gs = 0.0
     for c, st in zip(sim.cluster_names, sim.clusters, strict=True):
         c_it = sum(float(integral[idx[f"{ch}.{c}"]]) for ch in POWER_CHANNELS)
         c_train = float(integral[idx[f"gpu_train_w.{c}"]] + integral[idx[f"node_train_w.{c}"]])
-        c_alloc = float(integral[idx[f"allocated_gpus.{c}"]])
-        c_busy = float(integral[idx[f"busy_gpus.{c}"]])
+        c_infer = 0.0
+        if sim.inference is not None:
+            c_infer = sum(float(integral[idx[f"{ch}.{c}"]]) for ch in INFER_POWER_CHANNELS)
+            c_it += c_infer
+        c_train_alloc = float(integral[idx[f"allocated_gpus.{c}"]])
+        c_infer_gs = float(integral[idx[f"infer_gpus.{c}"]]) if sim.inference is not None else 0.0
+        c_alloc = c_train_alloc + c_infer_gs  # GPUs held by training jobs or inference replicas
+        c_busy = float(integral[idx[f"busy_gpus.{c}"]]) + c_infer_gs
+        train_alloc_gs += c_train_alloc
         clusters[c] = {
             "gpus": st.total_gpus,
             "allocated_fraction": c_alloc / (st.total_gpus * horizon),
@@ -107,15 +139,19 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
             "it_mwh": c_it / J_PER_MWH,
             "training_mwh": c_train / J_PER_MWH,
         }
+        if sim.inference is not None:
+            clusters[c]["inference_mwh"] = c_infer / J_PER_MWH
+            clusters[c]["inference_fraction"] = c_infer_gs / (st.total_gpus * horizon)
         it_j += c_it
         train_j += c_train
-        idle_j += c_it - c_train
+        infer_j += c_infer
+        idle_j += c_it - c_train - c_infer
         alloc_gs += c_alloc
         busy_gs += c_busy
     started = jobs["start_s"].notna().to_numpy()
     waits = jobs["wait_s"].to_numpy()[started]
     state = jobs["state"].to_numpy()
-    return {
+    summary: dict[str, object] = {
         "scenario": sim.scenario.name,
         "seed": sim.scenario.seed,
         "gpus_total": gpus_total,
@@ -125,6 +161,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
             "busy_fraction": busy_gs / (gpus_total * horizon),
             "allocated_gpu_h": alloc_gs / 3600.0,
             "busy_gpu_h": busy_gs / 3600.0,
+            "training_allocated_fraction": train_alloc_gs / (gpus_total * horizon),
         },
         "energy": {
             "it_mwh": it_j / J_PER_MWH,
@@ -152,3 +189,19 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
         "wait_s": _percentiles(waits),
         "clusters": clusters,
     }
+    if sim.inference is not None:
+        inference = inference_summary(sim)
+        energy = summary["energy"]
+        assert isinstance(energy, dict)
+        energy["inference_it_mwh"] = infer_j / J_PER_MWH
+        train_gs = train_alloc_gs
+        infer_gs = inference["gpu_h"] * 3600.0
+        inference["facility_gpu_h"] = {
+            "training": train_gs / 3600.0, "inference": infer_gs / 3600.0,
+            "idle": (gpus_total * horizon - train_gs - infer_gs) / 3600.0,
+        }
+        inference["facility_energy_it_mwh"] = {
+            "training": train_j / J_PER_MWH, "inference": infer_j / J_PER_MWH, "idle": idle_j / J_PER_MWH,
+        }
+        summary["inference"] = inference
+    return summary

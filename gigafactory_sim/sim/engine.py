@@ -23,6 +23,7 @@ from gigafactory_sim.power.models import GpuPowerModel
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.scheduling.base import Scheduler
 from gigafactory_sim.sim.cluster import ClusterState
+from gigafactory_sim.sim.inference_runtime import InferenceRuntime, inference_channel_names
 from gigafactory_sim.sim.meter import Meter
 from gigafactory_sim.sim.state import COMPLETED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.view import EngineClusterView
@@ -72,7 +73,9 @@ class Simulation:
 
         names = [f"{ch}.{c}" for c in self.cluster_names for ch in CLUSTER_CHANNELS]
         names += ["queued_jobs", "running_jobs"]
-        self.meter = Meter(names, [f"{ch}.{c}" for c in self.cluster_names for ch in POWER_CHANNELS])
+        infer_names, infer_power = inference_channel_names(scenario)
+        self.meter = Meter(names + infer_names,
+                           [f"{ch}.{c}" for c in self.cluster_names for ch in POWER_CHANNELS] + infer_power)
         self.ch = [{ch: self.meter.index[f"{ch}.{c}"] for ch in CLUSTER_CHANNELS} for c in self.cluster_names]
         self.ch_queued = self.meter.index["queued_jobs"]
         self.ch_running = self.meter.index["running_jobs"]
@@ -98,8 +101,11 @@ class Simulation:
         self.n_submitted = 0
         self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks
         self.ticks: list[tuple[float, np.ndarray, int, int]] = [(0.0, self.meter.snapshot(), 0, 0)]
+        self.infer_held = [0] * len(self.clusters)  # GPUs inference holds in each cluster state (incl. reserved)
+        self.infer_active = [0] * len(self.clusters)  # of which held by replicas
         for c in range(len(self.clusters)):
             self._refresh(c)
+        self.inference = InferenceRuntime(self) if scenario.workload.inference else None
 
     # -- build helpers ---------------------------------------------------------------------------------------
     @staticmethod
@@ -121,9 +127,9 @@ class Simulation:
         for g in self.groups[c].values():
             busy += g.busy_gpus
             gpu_train += g.busy_gpus * g.gpu_power_w
-        allocated = st.allocated_gpus
+        allocated = st.allocated_gpus - self.infer_held[c]
         gpu_train += (allocated - busy) * self.context_idle_w[c]
-        unallocated = st.total_gpus - st.down_nodes * st.gpus_per_node - allocated
+        unallocated = st.total_gpus - st.down_nodes * st.gpus_per_node - allocated - self.infer_active[c]
         v[ch["gpu_train_w"]] = gpu_train
         v[ch["gpu_idle_w"]] = unallocated * self.unallocated_w[c]
         v[ch["node_train_w"]] = allocated * self.node_busy_w_per_gpu[c]
@@ -301,9 +307,13 @@ class Simulation:
     def run(self) -> None:
         self.env.process(self._arrivals())
         self.env.process(self._ticks())
+        if self.inference is not None:
+            self.inference.start()
         self.env.run(until=self.horizon_s)
         now = self.horizon_s
         self.meter.advance(now)
+        if self.inference is not None:
+            self.inference.finish(now)
         for groups in self.groups:
             for g in groups.values():
                 g.advance(now)

@@ -1,0 +1,10 @@
+"""Inference services: schema, replica roofline, fluid and discrete models, traces (docs/inference.md).
+
+The engine side (one SimPy process per service, GPU allocation, preemption) is in
+:mod:`gigafactory_sim.sim.inference_runtime` and :mod:`gigafactory_sim.sim.inference_service`.
+"""
+
+from gigafactory_sim.inference.config import InferenceService
+from gigafactory_sim.inference.perf import ReplicaPerf, TokenMix, capacity, operating_point
+
+__all__ = ["InferenceService", "ReplicaPerf", "TokenMix", "capacity", "operating_point"]

@@ -1,0 +1,204 @@
+"""Scenario schema of inference services (``workload.inference``: a list of :class:`InferenceService`).
+
+Defaults of the replica model rest on measured or published figures (../shared/REFERENCES.md and
+../shared/data/gpu_power/h200/README.md):
+
+- ``prefill_efficiency = 0.6``: a Llama-3-8B-shaped prefill on one H200 ran 38.9-39.7k tokens/s at batch
+32-128,
+  i.e. 2 x 8.03e9 FLOP x 39.7k = 0.64 PFLOP/s, ~0.6 of the 990 TFLOP/s datasheet (the GEMM-only sustained
+  figure is
+  668 TFLOP/s = 0.67; attention and norms take the rest). The power limit's throttling is inside this figure.
+- ``memory_efficiency = 4.27 / 4.8``: measured HBM copy bandwidth over the datasheet's.
+- ``decode_efficiency = 0.5`` (compute-bound decode, assumed below prefill's 0.6: skinny GEMMs, attention
+  over the KV cache, sampling and tensor-parallel all-reduces each step). Not measured; the MLPerf v4.1 8x
+  H200 Llama-2-70B server figure
+  (29.2k tokens/s) is the check, see ``tests/test_inference_perf.py`` and docs/inference.md.
+- FP8 weights (``bytes_per_param: 1``) run at twice the bf16 datasheet FLOP/s (Hopper/Blackwell tensor cores).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.gpus.catalogue import GpuProfile
+from gigafactory_sim.inference.demand import DemandProfile, TraceDemand
+from gigafactory_sim.inference.perf import ReplicaPerf, SloLimits
+from gigafactory_sim.inference.tokens import TokenDistribution
+from gigafactory_sim.units import Duration
+
+__all__ = [
+    "Autoscaler",
+    "InferenceFirst",
+    "InferenceService",
+    "ModelSpec",
+    "ReplicaModel",
+    "SharingPolicy",
+    "Slo",
+    "StaticPartition",
+]
+
+
+class ModelSpec(StrictModel):
+    """The served model. KV-cache bytes per token either given, or derived from the attention shape as
+    ``2 (K and V) x layers x kv_heads x head_dim x kv_bytes_per_value``."""
+
+    name: str = ""
+    params_b: float = Field(gt=0, description="parameters, billions")
+    bytes_per_param: float = Field(default=2.0, gt=0, description="2 = bf16, 1 = fp8")
+    compute_dtype: Literal["bf16", "fp8"] | None = Field(
+        default=None, description="tensor-core precision; default fp8 if bytes_per_param <= 1 else bf16"
+    )
+    kv_bytes_per_token: float | None = Field(default=None, gt=0)
+    layers: int | None = Field(default=None, gt=0)
+    kv_heads: int | None = Field(default=None, gt=0)
+    head_dim: int | None = Field(default=None, gt=0)
+    kv_bytes_per_value: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _kv(self) -> ModelSpec:
+        if self.kv_bytes_per_token is None and None in (self.layers, self.kv_heads, self.head_dim):
+            raise ValueError("give kv_bytes_per_token, or layers, kv_heads and head_dim to derive it")
+        return self
+
+    @property
+    def params(self) -> float:
+        return self.params_b * 1e9
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.params * self.bytes_per_param
+
+    @property
+    def kv_bytes(self) -> float:
+        if self.kv_bytes_per_token is not None:
+            return self.kv_bytes_per_token
+        assert self.layers and self.kv_heads and self.head_dim
+        return 2.0 * self.layers * self.kv_heads * self.head_dim * self.kv_bytes_per_value
+
+    @property
+    def flops_multiplier(self) -> float:
+        dtype = self.compute_dtype or ("fp8" if self.bytes_per_param <= 1.0 else "bf16")
+        return 2.0 if dtype == "fp8" else 1.0
+
+
+class ReplicaModel(StrictModel):
+    """Efficiencies of the replica roofline (see the module docstring for their sources)."""
+
+    prefill_efficiency: float = Field(default=0.6, gt=0, le=1)
+    decode_efficiency: float = Field(default=0.5, gt=0, le=1)
+    memory_efficiency: float = Field(default=4.27 / 4.8, gt=0, le=1)
+    memory_utilisation: float = Field(
+        default=0.9, gt=0, le=1, description="share of HBM for weights + KV cache"
+    )
+    step_overhead: Duration = Field(default=0.0005, description="fixed time per step (scheduling, launches)")
+
+
+class Slo(StrictModel):
+    """Latency objectives; each optional. ``quantile`` of requests must meet them (0.99: the p99
+    objective)."""
+
+    ttft: Duration | None = Field(default=None, description="time to first token")
+    tpot: Duration | None = Field(default=None, description="time per output token")
+    e2e: Duration | None = Field(default=None, description="end-to-end latency")
+    quantile: float = Field(default=0.99, ge=0.5, lt=1)
+
+    def limits(self) -> SloLimits:
+        inf = float("inf")
+        return SloLimits(
+            ttft_s=self.ttft if self.ttft is not None else inf,
+            tpot_s=self.tpot if self.tpot is not None else inf,
+            e2e_s=self.e2e if self.e2e is not None else inf,
+            quantile=self.quantile,
+        )
+
+
+class Autoscaler(StrictModel):
+    """Replicas to serve the observed demand at ``target_utilisation`` of their capacity, within
+    [min, max]. New replicas load weights for ``scale_up_delay`` (GPUs held, idle-with-context power, serving
+    nothing); replicas are removed only after demand has stayed below them for ``scale_down_cooloff``."""
+
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(default=1000, ge=1)
+    target_utilisation: float = Field(default=0.7, gt=0, le=1)
+    scale_up_delay: Duration = 300.0
+    scale_down_cooloff: Duration = 900.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaler:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas is larger than max_replicas")
+        return self
+
+
+class StaticPartition(StrictModel):
+    """Nodes reserved for this service per cluster (``{cluster: nodes}``): training never uses them and the
+    service never uses anything else. Reserved nodes without a replica count as idle."""
+
+    kind: Literal["static_partition"] = "static_partition"
+    nodes: dict[str, int] = Field(min_length=1)
+
+
+class InferenceFirst(StrictModel):
+    """Replicas take free GPUs; when none are free and ``preempt``, the autoscaler preempts running training
+    jobs of lower priority than the service (cheapest lost work first); they requeue and lose their
+    progress."""
+
+    kind: Literal["inference_first"] = "inference_first"
+    preempt: bool = True
+
+
+SharingPolicy = Annotated[StaticPartition | InferenceFirst, Field(discriminator="kind")]
+
+
+class InferenceService(StrictModel):
+    """One model served to users: its replicas, demand, token lengths, objectives, autoscaler and sharing."""
+
+    name: str = Field(min_length=1)
+    model: ModelSpec
+    gpus_per_replica: int = Field(default=1, gt=0)
+    clusters: list[str] | None = Field(default=None, description="clusters it may use (default: all)")
+    demand: DemandProfile
+    prompt_tokens: TokenDistribution | None = Field(default=None, description="ignored for trace demand")
+    output_tokens: TokenDistribution | None = Field(default=None, description="ignored for trace demand")
+    slo: Slo = Field(default_factory=Slo)
+    priority: int = Field(default=10, description="training jobs of lower priority may be preempted")
+    autoscaler: Autoscaler = Field(default_factory=Autoscaler)
+    sharing: SharingPolicy = Field(default_factory=InferenceFirst)
+    fidelity: Literal["fluid", "discrete"] = "fluid"
+    batching: Literal["continuous", "none"] = Field(
+        default="continuous", description="continuous batching, or one request at a time per replica"
+    )
+    control_interval: Duration = 60.0
+    queue_timeout: Duration = Field(default=60.0, description="requests waiting longer are rejected")
+    replica_model: ReplicaModel = Field(default_factory=ReplicaModel)
+
+    @model_validator(mode="after")
+    def _tokens(self) -> InferenceService:
+        if not isinstance(self.demand, TraceDemand) and (
+            self.prompt_tokens is None or self.output_tokens is None
+        ):
+            raise ValueError("prompt_tokens and output_tokens are needed unless the demand is a trace")
+        if self.control_interval <= 0:
+            raise ValueError("control_interval must be positive")
+        return self
+
+    def replica_perf(self, gpu: GpuProfile) -> ReplicaPerf:
+        """The roofline model of one replica of this service on ``gpu``."""
+        m, r, g = self.model, self.replica_model, self.gpus_per_replica
+        return ReplicaPerf(
+            params=m.params,
+            weight_bytes=m.weight_bytes,
+            kv_bytes_per_token=m.kv_bytes,
+            gpus=g,
+            peak_flops=g * gpu.dense_bf16_tflops * 1e12 * m.flops_multiplier,
+            bandwidth_bps=g * gpu.hbm_bandwidth_tbs * 1e12,
+            memory_bytes=g * gpu.memory_gb * 1e9,
+            prefill_efficiency=r.prefill_efficiency,
+            decode_efficiency=r.decode_efficiency,
+            memory_efficiency=r.memory_efficiency,
+            memory_utilisation=r.memory_utilisation,
+            step_overhead_s=r.step_overhead,
+        )

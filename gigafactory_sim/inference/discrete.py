@@ -1,0 +1,249 @@
+"""Request-level SimPy model of one inference service: every request is an event.
+
+Requests join one FIFO queue; replicas pull from it. ``batching: continuous``: a replica runs steps back to
+back
+while it holds requests (:meth:`~gigafactory_sim.inference.perf.ReplicaPerf.step_time_s`); at each step
+boundary it
+admits queued requests up to its slot count, prefills them in the next step (whose end is their first
+token), and
+every decoding request gains one token per step. ``batching: none``: a replica serves one request at a time
+for
+``c_p * I + O * t1`` (an exponential output length gives an exactly exponential service time: M/M/c).
+A request still queued after ``queue_timeout`` is rejected when a replica would take it. Power is set per
+step,
+so the energy is exact for the model.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from gigafactory_sim.inference.fluid import ClusterModel
+from gigafactory_sim.inference.perf import TokenMix
+
+__all__ = ["DiscreteReplica", "DiscreteService"]
+
+PowerHook = Callable[[int, float], None]
+"""Called as ``hook(cluster, delta_w)`` when a replica's power changes (after the caller's clock is
+advanced)."""
+
+
+class _Request:
+    __slots__ = ("arrival_s", "output", "prompt", "ttft_s")
+
+    def __init__(self, arrival_s: float, prompt: float, output: float) -> None:
+        self.arrival_s = arrival_s
+        self.prompt = prompt
+        self.output = output
+        self.ttft_s = math.nan
+
+
+class DiscreteReplica:
+    """One replica's runtime state."""
+
+    def __init__(self, cluster: int, slots: int) -> None:
+        self.cluster = cluster
+        self.slots = slots
+        self.active = True
+        self.wake: simpy.Event | None = None
+        self.power_w = 0.0
+        self.t_s = 0.0
+        self.in_flight = 0
+
+
+class DiscreteService:
+    """Queue, replicas and request records of one service inside a SimPy environment."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        models: dict[int, ClusterModel],
+        mix: TokenMix,
+        batching: str,
+        queue_timeout_s: float,
+        on_power: PowerHook | None = None,
+    ) -> None:
+        self.env = env
+        self.models = models
+        self.mix = mix
+        self.batching = batching
+        self.queue_timeout_s = queue_timeout_s
+        self.on_power = on_power
+        self.queue: deque[_Request] = deque()
+        self.idle: list[DiscreteReplica] = []
+        self.replicas: list[DiscreteReplica] = []
+        self.arrived = 0
+        self.rejected = 0
+        self.done: list[tuple[float, float, float, float, float]] = []  # arrival, ttft, end, prompt, output
+        self.energy_j = 0.0
+        self.batch_time = 0.0  # integral of decoding requests over time (all replicas)
+        self.t1 = {
+            c: m.perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0) for c, m in models.items()
+        }
+
+    # -- arrivals ------------------------------------------------------------------------------------------
+    def feed(self, times_s: np.ndarray, prompt: np.ndarray, output: np.ndarray) -> None:
+        """Start the arrival process of the given requests (sorted by time)."""
+        self.env.process(self._arrivals(times_s.tolist(), prompt.tolist(), output.tolist()))
+
+    def _arrivals(
+        self, times: list[float], prompt: list[float], output: list[float]
+    ) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        for t, p, o in zip(times, prompt, output, strict=True):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self.arrived += 1
+            self.queue.append(_Request(env.now, p, o))
+            if self.idle:
+                rep = self.idle.pop()
+                if rep.wake is not None and not rep.wake.triggered:
+                    rep.wake.succeed()
+
+    # -- replicas ------------------------------------------------------------------------------------------
+    def add_replica(
+        self, cluster: int, on_drained: Callable[[DiscreteReplica], None] | None = None
+    ) -> DiscreteReplica:
+        slots = self.models[cluster].slots
+        rep = DiscreteReplica(cluster, slots)
+        rep.t_s = self.env.now
+        self.replicas.append(rep)
+        body = self._continuous(rep) if self.batching == "continuous" else self._single(rep)
+        self.env.process(self._lifecycle(rep, body, on_drained))
+        return rep
+
+    def retire(self, rep: DiscreteReplica) -> None:
+        """Stop admitting; the replica finishes its requests, then ``on_drained`` runs."""
+        rep.active = False
+        if rep in self.idle:
+            self.idle.remove(rep)
+        if rep.wake is not None and not rep.wake.triggered:
+            rep.wake.succeed()
+
+    def _lifecycle(
+        self,
+        rep: DiscreteReplica,
+        body: Generator[simpy.Event, Any, None],
+        on_drained: Callable[[DiscreteReplica], None] | None,
+    ) -> Generator[simpy.Event, Any, None]:
+        yield from body
+        self._set_power(rep, 0.0)
+        self.replicas.remove(rep)
+        if on_drained is not None:
+            on_drained(rep)
+
+    def _set_power(self, rep: DiscreteReplica, power_w: float) -> None:
+        now = self.env.now
+        self.energy_j += rep.power_w * (now - rep.t_s)
+        rep.t_s = now
+        if power_w != rep.power_w:
+            delta = power_w - rep.power_w
+            rep.power_w = power_w
+            if self.on_power is not None:
+                self.on_power(rep.cluster, delta)
+
+    def _take(self, rep: DiscreteReplica) -> _Request | None:
+        now = self.env.now
+        while self.queue:
+            r = self.queue.popleft()
+            if now - r.arrival_s > self.queue_timeout_s:
+                self.rejected += 1
+                continue
+            return r
+        return None
+
+    def _wait(self, rep: DiscreteReplica) -> simpy.Event:
+        idle_w = self.models[rep.cluster].power.idle_w * self.models[rep.cluster].perf.gpus
+        self._set_power(rep, idle_w)
+        rep.wake = self.env.event()
+        self.idle.append(rep)
+        return rep.wake
+
+    def _continuous(self, rep: DiscreteReplica) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        m = self.models[rep.cluster]
+        perf, model, gpus = m.perf, m.power, m.perf.gpus
+        heap: list[tuple[int, int, _Request]] = []
+        n, ctx, step, seq = 0, 0.0, 0, 0
+        while True:
+            new: list[_Request] = []
+            while rep.active and n + len(new) < rep.slots:
+                r = self._take(rep)
+                if r is None:
+                    break
+                new.append(r)
+            if not new and n == 0:
+                if not rep.active:
+                    return
+                yield self._wait(rep)
+                continue
+            prefill = sum(r.prompt for r in new)
+            t = perf.step_time_s(n, ctx, prefill)
+            self._set_power(rep, gpus * perf.step_gpu_power_w(model, n, ctx, prefill))
+            rep.in_flight = n + len(new)
+            yield env.timeout(t)
+            self.batch_time += n * t
+            step += 1
+            now = env.now
+            ctx += n
+            for r in new:
+                r.ttft_s = now
+                steps = math.ceil(r.output) - 1
+                if steps <= 0:
+                    self.done.append((r.arrival_s, now, now, r.prompt, float(max(math.ceil(r.output), 1))))
+                    continue
+                seq += 1
+                heapq.heappush(heap, (step + steps, seq, r))
+                ctx += r.prompt + 1
+            while heap and heap[0][0] <= step:
+                r = heapq.heappop(heap)[2]
+                out = float(math.ceil(r.output))
+                self.done.append((r.arrival_s, r.ttft_s, now, r.prompt, out))
+                ctx -= r.prompt + out
+            n = len(heap)
+
+    def _single(self, rep: DiscreteReplica) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        m = self.models[rep.cluster]
+        perf, model, gpus = m.perf, m.power, m.perf.gpus
+        t1 = self.t1[rep.cluster]
+        ctx = self.mix.prompt_mean + self.mix.output_mean / 2.0
+        mem, cmp, _ = perf.step_parts_s(1, ctx, 0.0)
+        decode_w = perf._power_w(model, mem, cmp, 0.0, t1)
+        while True:
+            r = self._take(rep) if rep.active else None
+            if r is None:
+                if not rep.active:
+                    return
+                yield self._wait(rep)
+                continue
+            prefill = perf.c_prefill_s * r.prompt
+            decode = r.output * t1
+            service = prefill + decode
+            busy_w = (
+                (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w
+            )
+            self._set_power(rep, gpus * busy_w)
+            rep.in_flight = 1
+            start = env.now
+            yield env.timeout(service)
+            self.batch_time += service
+            self.done.append((r.arrival_s, start + prefill + t1, env.now, r.prompt, r.output))
+            rep.in_flight = 0
+
+    # -- results -------------------------------------------------------------------------------------------
+    def flush_energy(self) -> None:
+        """Bring every replica's energy up to now (call before reading ``energy_j``)."""
+        for rep in self.replicas:
+            self._set_power(rep, rep.power_w)
+
+    def records(self) -> np.ndarray:
+        """Completed requests as an array of rows (arrival, ttft time, end time, prompt, output)."""
+        return np.array(self.done, dtype=float).reshape(-1, 5)

@@ -1,0 +1,270 @@
+"""Fluid model of one inference service (no event per request; plain objects, no SimPy).
+
+Time is cut into segments (a control interval, or less when a replica finishes loading). For each segment:
+
+1. :meth:`FluidService.plan` takes the demand rate and the serving replicas per cluster, spreads the load over
+   replicas in proportion to their capacity, and finds each replica's mean-field operating point
+   (:func:`~gigafactory_sim.inference.perf.operating_point`): step time, batch, latency without queueing,
+   power.
+2. :meth:`FluidService.account` takes the segment's arrivals, serves a FIFO fluid queue at the replicas'
+capacity
+   (backlog cohorts older than ``queue_timeout`` are rejected), and estimates waiting: the fluid backlog's
+   ``integral(Q dt) / served`` plus, when the queue empties, the M/G/c (Allen-Cunneen) wait with one server
+   per
+   concurrent-request slot. SLO attainment per segment uses the prompt and output length distributions and a
+   two-point wait distribution (no wait with probability ``1 - C``, else ``Wq / C``).
+
+Latency percentiles are read from weighted log-spaced histograms of the estimated latencies.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gigafactory_sim.inference.perf import (
+    OperatingPoint,
+    ReplicaPerf,
+    SloLimits,
+    TokenMix,
+    operating_point,
+    single_operating_point,
+    single_service_cv2,
+)
+from gigafactory_sim.inference.queueing import erlang_c
+from gigafactory_sim.power.models import GpuPowerModel
+
+__all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
+
+GRID = np.linspace(0.005, 0.995, 100)
+
+
+@dataclass(frozen=True)
+class ClusterModel:
+    """A service's replica on one cluster: its roofline, power model and capacity operating point."""
+
+    perf: ReplicaPerf
+    power: GpuPowerModel
+    cap: OperatingPoint
+    slots: int  # concurrent requests a replica holds at capacity (1 without batching)
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.cap.rate_per_s
+
+
+@dataclass
+class Plan:
+    """Operating points of one segment: per cluster, the replicas serving and their state."""
+
+    rate_per_s: float
+    capacity_per_s: float
+    points: dict[int, OperatingPoint]
+    serving: dict[int, int]
+
+    def gpu_power_w(self, cluster: int) -> float:
+        """Power of each GPU of a serving replica on ``cluster``."""
+        return self.points[cluster].gpu_power_w
+
+    @property
+    def utilisation(self) -> float:
+        return self.rate_per_s / self.capacity_per_s if self.capacity_per_s > 0 else 0.0
+
+
+@dataclass
+class LatencyHistogram:
+    """Weighted histogram on log-spaced bins from 0.1 ms to 1e6 s; percentiles by cumulative weight."""
+
+    edges: np.ndarray = field(default_factory=lambda: np.logspace(-4, 6, 4001))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(4000))
+
+    def add(self, values: np.ndarray, weight: float) -> None:
+        idx = np.searchsorted(self.edges, values) - 1
+        idx[idx < 0] = 0
+        idx[idx >= len(self.weights)] = len(self.weights) - 1
+        np.add.at(self.weights, idx, weight)
+
+    def quantile(self, q: float) -> float | None:
+        total = self.weights.sum()
+        if total <= 0:
+            return None
+        i = int(np.searchsorted(np.cumsum(self.weights), q * total))
+        i = min(i, len(self.weights) - 1)
+        return float(np.sqrt(self.edges[i] * self.edges[i + 1]))
+
+
+class FluidService:
+    """Fluid state and statistics of one service."""
+
+    def __init__(
+        self,
+        models: dict[int, ClusterModel],
+        mix: TokenMix,
+        prompt: np.ndarray,
+        output: np.ndarray,
+        slo: SloLimits,
+        batching: str,
+        queue_timeout_s: float,
+        ca2: float = 1.0,
+    ) -> None:
+        self.models = models
+        self.mix = mix
+        self.prompt_sorted = np.sort(np.asarray(prompt, dtype=float))
+        self.output_sorted = np.sort(np.asarray(output, dtype=float))
+        self.prompt_grid = np.quantile(self.prompt_sorted, GRID)
+        self.output_grid = np.quantile(self.output_sorted, GRID)
+        self.slo = slo
+        self.batching = batching
+        self.queue_timeout_s = queue_timeout_s
+        self.ca2 = ca2
+        self.backlog: deque[list[float]] = deque()  # [arrival time, requests], oldest first
+        self.arrived = self.served = self.rejected = self.late = 0.0
+        self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
+        self.e2e_hist = LatencyHistogram()
+        self.ttft_hist = LatencyHistogram()
+
+    # -- planning ------------------------------------------------------------------------------------------
+    def capacity_per_s(self, serving: dict[int, int]) -> float:
+        return sum(n * self.models[c].rate_per_s for c, n in serving.items())
+
+    def backlog_requests(self) -> float:
+        return sum(c[1] for c in self.backlog)
+
+    def point(self, cluster: int, rate_per_s: float) -> OperatingPoint:
+        m = self.models[cluster]
+        if self.batching == "none":
+            return single_operating_point(m.perf, self.mix, rate_per_s, m.power)
+        return operating_point(m.perf, self.mix, rate_per_s, m.power)
+
+    def plan(self, rate_per_s: float, serving: dict[int, int], interval_s: float) -> Plan:
+        """Operating points for a segment expected to last ``interval_s`` with demand ``rate_per_s``."""
+        k = self.capacity_per_s(serving)
+        offered = rate_per_s + self.backlog_requests() / max(interval_s, 1e-9)
+        lam = min(offered, k)
+        points: dict[int, OperatingPoint] = {}
+        for c in self.models:
+            share = self.models[c].rate_per_s / k if k > 0 else 0.0
+            points[c] = self.point(c, lam * share)
+        return Plan(lam, k, points, dict(serving))
+
+    # -- accounting ----------------------------------------------------------------------------------------
+    def account(self, plan: Plan, t0_s: float, t1_s: float, arrivals: float) -> float:
+        """Serve ``arrivals`` (requests arriving uniformly in ``[t0, t1)``) under ``plan``; returns served."""
+        dt = t1_s - t0_s
+        if dt <= 0:
+            return 0.0
+        self.arrived += arrivals
+        k = plan.capacity_per_s
+        q0 = self.backlog_requests()
+        lam = arrivals / dt
+        if k <= 0:
+            integral, served = q0 * dt + arrivals * dt / 2, 0.0
+        elif lam >= k:
+            integral, served = q0 * dt + (lam - k) * dt * dt / 2, k * dt
+        else:
+            tau = q0 / (k - lam)
+            if tau >= dt:
+                integral, served = q0 * dt - (k - lam) * dt * dt / 2, k * dt
+            else:
+                integral, served = q0 * tau / 2, q0 + arrivals
+        served = min(served, q0 + arrivals)
+        self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
+        left = served
+        while left > 1e-12 and self.backlog:
+            take = min(left, self.backlog[0][1])
+            self.backlog[0][1] -= take
+            left -= take
+            if self.backlog[0][1] <= 1e-12:
+                self.backlog.popleft()
+        while self.backlog and self.backlog[0][0] < t1_s - self.queue_timeout_s:
+            self.rejected += self.backlog.popleft()[1]
+        if served <= 0:
+            return 0.0
+        self.served += served
+        fluid_wait = integral / served
+        self._latencies(plan, served, fluid_wait, stable=not self.backlog)
+        return served
+
+    def _latencies(self, plan: Plan, served: float, fluid_wait: float, stable: bool) -> None:
+        k = plan.capacity_per_s
+        slots = sum(n * self.models[c].slots for c, n in plan.serving.items())
+        for c, n in plan.serving.items():
+            if n <= 0:
+                continue
+            m = self.models[c]
+            op = plan.points[c]
+            weight = served * n * m.rate_per_s / k
+            if not op.feasible:
+                op = self.point(c, m.rate_per_s * (1 - 1e-9))
+            residence = op.e2e_s
+            pw, wq = 0.0, 0.0
+            if stable and plan.rate_per_s > 0:
+                cs2 = single_service_cv2(m.perf, self.mix) if self.batching == "none" else self.mix.output_cv2
+                lam = plan.rate_per_s
+                servers = max(slots, 1)
+                pw = erlang_c(servers, lam * residence)
+                free_rate = servers / residence - lam
+                wq = pw / free_rate * (self.ca2 + cs2) / 2.0 if free_rate > 0 else float("inf")
+            t = op.step_s
+            c_p = m.perf.c_prefill_s
+            if self.batching == "none":
+                a_ttft, a_e2e, b = t, c_p * self.mix.prompt_mean, t
+            else:
+                a_ttft, a_e2e, b = 1.5 * t, 1.5 * t + c_p * self.mix.prompt_mean - t, t
+            wait = fluid_wait + wq
+            self.wait_sum += weight * wait
+            self.ttft_sum += weight * (wait + a_ttft + c_p * self.mix.prompt_mean)
+            self.e2e_sum += weight * (wait + a_e2e + b * self.mix.output_mean)
+            self.tpot_sum += weight * t
+            cases = [(1.0 - pw, fluid_wait), (pw, fluid_wait + (wq / pw if pw > 0 else 0.0))]
+            attained = 0.0
+            for p, w in cases:
+                if p <= 1e-9:
+                    continue
+                self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
+                self.e2e_hist.add(w + a_e2e + b * self.output_grid, weight * p / len(GRID))
+                ok = 1.0 if t <= self.slo.tpot_s else 0.0
+                if self.slo.ttft_s < float("inf"):
+                    ok *= self._cdf(self.prompt_sorted, (self.slo.ttft_s - w - a_ttft) / c_p)
+                if self.slo.e2e_s < float("inf"):
+                    ok *= self._cdf(self.output_sorted, (self.slo.e2e_s - w - a_e2e) / b)
+                attained += p * ok
+            self.late += weight * (1.0 - attained)
+
+    @staticmethod
+    def _cdf(sorted_values: np.ndarray, x: float) -> float:
+        return float(np.searchsorted(sorted_values, x, side="right")) / len(sorted_values)
+
+    # -- results -------------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, float | None]:
+        s = self.served
+        return {
+            "mean_wait_s": self.wait_sum / s if s else None,
+            "mean_ttft_s": self.ttft_sum / s if s else None,
+            "mean_tpot_s": self.tpot_sum / s if s else None,
+            "mean_e2e_s": self.e2e_sum / s if s else None,
+            "ttft_p50_s": self.ttft_hist.quantile(0.5),
+            "ttft_p99_s": self.ttft_hist.quantile(0.99),
+            "e2e_p50_s": self.e2e_hist.quantile(0.5),
+            "e2e_p90_s": self.e2e_hist.quantile(0.9),
+            "e2e_p99_s": self.e2e_hist.quantile(0.99),
+        }
+
+
+def slots_at_capacity(cap: OperatingPoint, batching: str) -> int:
+    """Concurrent requests a replica holds at capacity (Little's law), at least one."""
+    if batching == "none":
+        return 1
+    return max(1, round(cap.rate_per_s * cap.e2e_s))
+
+
+def cluster_model(
+    perf: ReplicaPerf, power: GpuPowerModel, mix: TokenMix, slo: SloLimits, batching: str
+) -> ClusterModel:
+    """A :class:`ClusterModel` with its capacity operating point (raises ``InfeasibleObjective``)."""
+    from gigafactory_sim.inference.perf import capacity, single_capacity
+
+    cap = single_capacity(perf, mix, slo, power) if batching == "none" else capacity(perf, mix, slo, power)
+    return ClusterModel(perf, power, cap, slots_at_capacity(cap, batching))

@@ -1,0 +1,144 @@
+"""The ``inference`` section of the summary: per service and for the facility (training lost to
+preemption)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gigafactory_sim.sim.inference_runtime import INFER_POWER_CHANNELS
+
+if TYPE_CHECKING:
+    from gigafactory_sim.sim.engine import Simulation
+    from gigafactory_sim.sim.inference_service import ServiceRuntime
+
+__all__ = ["inference_summary"]
+
+J_PER_KWH = 3.6e6
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(x, q)) if len(x) else None
+
+
+def _discrete_stats(s: ServiceRuntime) -> dict[str, Any]:
+    rec = s.records()
+    slo = s.svc.slo.limits()
+    ttft = rec[:, 1] - rec[:, 0]
+    e2e = rec[:, 2] - rec[:, 0]
+    out = rec[:, 4]
+    tpot = np.where(out > 1, (rec[:, 2] - rec[:, 1]) / np.maximum(out - 1, 1), 0.0)
+    ok = (ttft <= slo.ttft_s) & (e2e <= slo.e2e_s) & (tpot <= slo.tpot_s)
+    assert s.discrete is not None
+    served = len(rec)
+    return {
+        "served": float(served),
+        "rejected": float(s.discrete.rejected),
+        "late": float((~ok).sum()),
+        "prompt_tokens": float(rec[:, 3].sum()),
+        "output_tokens": float(out.sum()),
+        "latency": {
+            "mean_ttft_s": float(ttft.mean()) if served else None,
+            "mean_tpot_s": float(tpot[out > 1].mean()) if (out > 1).any() else None,
+            "mean_e2e_s": float(e2e.mean()) if served else None,
+            "ttft_p50_s": _pct(ttft, 50),
+            "ttft_p99_s": _pct(ttft, 99),
+            "e2e_p50_s": _pct(e2e, 50),
+            "e2e_p90_s": _pct(e2e, 90),
+            "e2e_p99_s": _pct(e2e, 99),
+            "estimated": False,
+        },
+    }
+
+
+def _fluid_stats(s: ServiceRuntime) -> dict[str, Any]:
+    f = s.fluid
+    assert f is not None
+    latency: dict[str, Any] = dict(f.summary())
+    latency.pop("mean_wait_s", None)
+    latency["estimated"] = True
+    return {
+        "served": f.served,
+        "rejected": f.rejected,
+        "late": f.late,
+        "prompt_tokens": f.served * s.mix.prompt_mean,
+        "output_tokens": f.served * s.mix.output_mean,
+        "latency": latency,
+    }
+
+
+def service_summary(s: ServiceRuntime, horizon_s: float) -> dict[str, Any]:
+    stats = _discrete_stats(s) if s.discrete is not None else _fluid_stats(s)
+    sim = s.sim
+    integral = s.meter.integral
+    idx = s.meter.index
+    gpu_j = float(integral[idx["gpu_w"]])
+    it_j = gpu_j + float(integral[idx["node_w"]])
+    offered = s.arrivals_total()
+    served, out = stats["served"], stats["output_tokens"]
+    not_served = stats["rejected"] + stats["late"]
+    cap_rps = float(sim.meter.integral[sim.meter.index[f"infer_capacity_rps.{s.svc.name}"]])
+    slo = s.svc.slo
+    attainment = 1.0 - stats["late"] / served if served else None
+    first = s.models[s.clusters[0]]
+    return {
+        "fidelity": s.svc.fidelity,
+        "model": s.svc.model.name or f"{s.svc.model.params_b:g}B",
+        "gpus_per_replica": s.svc.gpus_per_replica,
+        "clusters": [sim.cluster_names[c] for c in s.clusters],
+        "capacity_per_replica_rps": first.rate_per_s,
+        "capacity_per_replica_output_tokens_per_s": first.rate_per_s * s.mix.output_mean,
+        "max_concurrent_per_replica": first.slots,
+        "requests": {
+            "offered": offered,
+            "served": served,
+            "rejected": stats["rejected"],
+            "late": stats["late"],
+            "pending_at_end": max(offered - served - stats["rejected"], 0.0),
+            "not_served": not_served,
+            "not_served_fraction": not_served / offered if offered else 0.0,
+        },
+        "tokens": {"prompt": stats["prompt_tokens"], "output": out, "output_per_s": out / horizon_s},
+        "replicas": {
+            "mean": float(integral[idx["serving"]] + integral[idx["loading"]]) / horizon_s,
+            "mean_serving": float(integral[idx["serving"]]) / horizon_s,
+            "mean_loading": float(integral[idx["loading"]]) / horizon_s,
+            "gpu_h": float(integral[idx["gpus"]]) / 3600.0,
+            "unmet_replica_h": s.unmet_replica_s / 3600.0,
+        },
+        "utilisation": served / cap_rps if cap_rps > 0 else 0.0,
+        "latency": stats["latency"],
+        "slo": {
+            "ttft_s": slo.ttft,
+            "tpot_s": slo.tpot,
+            "e2e_s": slo.e2e,
+            "quantile": slo.quantile,
+            "attainment": attainment,
+            "met": attainment is not None and attainment >= slo.quantile,
+        },
+        "energy": {
+            "gpu_kwh": gpu_j / J_PER_KWH,
+            "it_kwh": it_j / J_PER_KWH,
+            "it_kwh_per_1000_output_tokens": it_j / J_PER_KWH / out * 1000 if out else None,
+            "gpu_j_per_output_token": gpu_j / out if out else None,
+            "it_wh_per_request": it_j / 3600.0 / served if served else None,
+        },
+    }
+
+
+def inference_summary(sim: Simulation) -> dict[str, Any]:
+    """Per-service results and facility totals (GPU-hours and IT energy of inference; training preempted)."""
+    rt = sim.inference
+    assert rt is not None
+    integral = sim.meter.integral
+    idx = sim.meter.index
+    it_j = sum(float(integral[idx[f"{ch}.{c}"]]) for c in sim.cluster_names for ch in INFER_POWER_CHANNELS)
+    gpu_s = sum(float(integral[idx[f"infer_gpus.{c}"]]) for c in sim.cluster_names)
+    return {
+        "services": {s.svc.name: service_summary(s, sim.horizon_s) for s in rt.services},
+        "gpu_h": gpu_s / 3600.0,
+        "it_mwh": it_j / 3.6e9,
+        "training_preemptions": rt.preemptions,
+        "training_lost_gpu_h": rt.lost_gpu_s / 3600.0,
+    }

@@ -1,0 +1,349 @@
+"""One inference service in the engine: its control loop (one SimPy process), replicas, and fluid or
+discrete model.
+
+At t=0 the service starts warm with the replicas its first interval needs. At every control tick (fluid:
+also when
+a replica finishes loading) the fluid segment is closed and a new one planned; the autoscaler compares the
+demand
+seen over the last interval (plus the backlog) with its replicas and scales: new replicas hold their GPUs
+and draw
+idle-with-context power for ``scale_up_delay`` before serving; removed replicas release their GPUs
+(discrete: after
+finishing their requests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from gigafactory_sim.errors import ScenarioError
+from gigafactory_sim.inference.autoscaler import AutoscalerPolicy
+from gigafactory_sim.inference.checks import service_token_mix, usable_clusters
+from gigafactory_sim.inference.config import InferenceFirst, InferenceService, StaticPartition
+from gigafactory_sim.inference.demand import TraceDemand
+from gigafactory_sim.inference.discrete import DiscreteReplica, DiscreteService
+from gigafactory_sim.inference.fluid import ClusterModel, FluidService, Plan, cluster_model
+from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix
+from gigafactory_sim.inference.tokens import mix_samples
+from gigafactory_sim.inference.trace import RequestTrace, load_request_trace
+from gigafactory_sim.sim.cluster import ClusterState
+from gigafactory_sim.sim.meter import Meter
+
+if TYPE_CHECKING:
+    from gigafactory_sim.sim.inference_runtime import InferenceRuntime
+
+__all__ = ["ServiceRuntime"]
+
+SERVICE_CHANNELS = ["gpu_w", "node_w", "gpus", "serving", "loading"]
+
+
+class _Replica:
+    __slots__ = ("alloc", "cluster", "drep", "held", "live", "serving")
+
+    def __init__(self, cluster: int, alloc: list[tuple[int, int]], held: int) -> None:
+        self.cluster = cluster
+        self.alloc = alloc
+        self.held = held
+        self.serving = False
+        self.live = True
+        self.drep: DiscreteReplica | None = None
+
+
+class ServiceRuntime:
+    def __init__(self, rt: InferenceRuntime, svc: InferenceService, index: int) -> None:
+        sim = rt.sim
+        self.rt, self.svc, self.sim = rt, svc, sim
+        self.path = f"workload.inference.{index}"
+        self.env = sim.env
+        self.horizon_s = sim.horizon_s
+        self.interval_s = svc.control_interval
+        names = usable_clusters(svc, sim.scenario.facility.clusters)
+        self.clusters = [sim.cluster_names.index(n) for n in names]
+        rng = sim.streams.get(f"inference.{svc.name}")
+        self.trace: RequestTrace | None = None
+        if isinstance(svc.demand, TraceDemand):
+            self.trace = load_request_trace(svc.demand, sim.scenario.base_dir, self.horizon_s, self.path)
+            if len(self.trace) == 0:
+                raise ScenarioError.single(
+                    sim.scenario.source_file, f"{self.path}.demand", "the trace is empty"
+                )
+            prompt, output = self.trace.base_prompt, self.trace.base_output
+            mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)
+        else:
+            assert svc.prompt_tokens is not None and svc.output_tokens is not None
+            mix = service_token_mix(svc)
+            prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
+        self.mix = mix
+        self.models: dict[int, ClusterModel] = {}
+        for c in self.clusters:
+            perf = svc.replica_perf(sim.gpu_profiles[c])
+            try:
+                self.models[c] = cluster_model(perf, sim.power_models[c], mix, svc.slo.limits(), svc.batching)
+            except InfeasibleObjective as exc:
+                field = f"{self.path}.slo.{exc.field}" if exc.field != "model" else f"{self.path}.model"
+                raise ScenarioError.single(sim.scenario.source_file, field, str(exc)) from None
+        self.policy = AutoscalerPolicy(svc.autoscaler, self.models[self.clusters[0]].rate_per_s)
+        self.pools: dict[int, ClusterState] = {}
+        if isinstance(svc.sharing, StaticPartition):
+            for c in self.clusters:
+                self.pools[c] = rt.reserve_nodes(c, svc.sharing.nodes[sim.cluster_names[c]])
+        self.replicas: list[_Replica] = []
+        self.gpu_w: dict[int, float] = {}
+        self._disc_w: dict[int, float] = {}
+        self.meter = Meter(SERVICE_CHANNELS, ["gpu_w", "node_w"])
+        self.ch = {
+            ch: sim.meter.index[f"{ch}.{svc.name}"]
+            for ch in ("infer_demand_rps", "infer_capacity_rps", "infer_served_rps", "infer_replicas")
+        }
+        self.fluid: FluidService | None = None
+        self.discrete: DiscreteService | None = None
+        self.plan: Plan | None = None
+        self.seg_start = 0.0
+        self.unmet_replica_s = 0.0
+        self.done_at_tick = 0
+        self.arrived_at_tick = 0
+        if svc.fidelity == "fluid":
+            self.fluid = FluidService(
+                self.models, mix, prompt, output, svc.slo.limits(), svc.batching, svc.queue_timeout
+            )
+        else:
+            self.discrete = DiscreteService(
+                self.env, self.models, mix, svc.batching, svc.queue_timeout, on_power=self._on_power
+            )
+            if self.trace is not None:
+                self.discrete.feed(*self.trace.materialise())
+            else:
+                assert svc.prompt_tokens is not None and svc.output_tokens is not None
+                assert not isinstance(svc.demand, TraceDemand)
+                t = svc.demand.arrival_times_s(rng, self.horizon_s, sim.scenario.start)
+                self.discrete.feed(
+                    t, svc.prompt_tokens.sample(rng, len(t)), svc.output_tokens.sample(rng, len(t))
+                )
+
+    # -- demand --------------------------------------------------------------------------------------------
+    def expected_requests(self, t0: float, t1: float) -> float:
+        if self.trace is not None:
+            return self.trace.expected_requests(t0, t1)
+        demand = self.svc.demand
+        assert not isinstance(demand, TraceDemand)
+        return demand.expected_requests(t0, t1, self.sim.scenario.start)
+
+    def backlog(self) -> float:
+        if self.fluid is not None:
+            return self.fluid.backlog_requests()
+        assert self.discrete is not None
+        return float(len(self.discrete.queue))
+
+    # -- the control loop ----------------------------------------------------------------------------------
+    def run(self) -> Generator[simpy.Event, Any, None]:
+        now = self.env.now
+        rate = self.expected_requests(now, now + self.interval_s) / self.interval_s
+        self._advance(now)
+        self._scale(now, self.policy.needed(rate), warm=True)
+        self._replan(now)
+        k = 1
+        while k * self.interval_s < self.horizon_s:
+            yield self.env.timeout(k * self.interval_s - self.env.now)
+            self._tick(self.env.now)
+            k += 1
+
+    def _tick(self, now: float) -> None:
+        self._advance(now)
+        if self.fluid is not None:
+            self._close_segment(now)
+            seen = self.expected_requests(now - self.interval_s, now)
+        else:
+            assert self.discrete is not None
+            seen = self.discrete.arrived - self.arrived_at_tick
+            self.arrived_at_tick = self.discrete.arrived
+            done = len(self.discrete.done)
+            self.sim.meter.values[self.ch["infer_served_rps"]] = (done - self.done_at_tick) / self.interval_s
+            self.done_at_tick = done
+        demand = (seen + self.backlog()) / self.interval_s
+        live = [r for r in self.replicas if r.live]
+        self._scale(now, self.policy.decide(now, demand, len(live)), warm=False)
+        self._replan(now)
+
+    def _scale(self, now: float, wanted: int, warm: bool) -> None:
+        live = [r for r in self.replicas if r.live]
+        if wanted > len(live):
+            for _ in range(wanted - len(live)):
+                rep = self._acquire(now)
+                if rep is None:
+                    self.unmet_replica_s += (
+                        wanted - len([r for r in self.replicas if r.live])
+                    ) * self.interval_s
+                    break
+                if warm or self.svc.autoscaler.scale_up_delay <= 0:
+                    self._ready(rep)
+                else:
+                    self.env.timeout(self.svc.autoscaler.scale_up_delay).callbacks.append(
+                        partial(self._on_ready_event, rep)
+                    )
+        elif wanted < len(live):
+            order = sorted(live, key=lambda r: (r.serving, -self.clusters.index(r.cluster)))
+            for rep in order[: len(live) - wanted]:
+                self._remove(rep)
+        self._refresh_all()
+
+    def _acquire(self, now: float) -> _Replica | None:
+        g = self.svc.gpus_per_replica
+        for c in self.clusters:
+            pool = self.pools.get(c)
+            alloc = (
+                (pool.allocate(g) if pool.fits(g) else None) if pool is not None else self.rt.allocate(c, g)
+            )
+            if alloc is not None:
+                return self._add(c, alloc)
+        sharing = self.svc.sharing
+        if isinstance(sharing, InferenceFirst) and sharing.preempt:
+            for c in self.clusters:
+                if self.rt.preempt_for(c, g, self.svc.priority, now):
+                    alloc = self.rt.allocate(c, g)
+                    if alloc is not None:
+                        return self._add(c, alloc)
+        return None
+
+    def _add(self, c: int, alloc: list[tuple[int, int]]) -> _Replica:
+        rep = _Replica(c, alloc, sum(k for _, k in alloc))
+        self.sim.infer_active[c] += rep.held
+        self.replicas.append(rep)
+        return rep
+
+    def _on_ready_event(self, rep: _Replica, _event: simpy.Event) -> None:
+        self._on_ready(rep)
+
+    def _on_ready(self, rep: _Replica) -> None:
+        if not rep.live:
+            return
+        now = self.env.now
+        self._advance(now)
+        if self.fluid is not None:
+            self._close_segment(now)
+        self._ready(rep)
+        self._replan(now)
+        self._refresh_all()
+
+    def _ready(self, rep: _Replica) -> None:
+        rep.serving = True
+        if self.discrete is not None:
+            rep.drep = self.discrete.add_replica(rep.cluster, on_drained=partial(self._on_drained, rep))
+
+    def _remove(self, rep: _Replica) -> None:
+        rep.live = False
+        if rep.drep is not None and self.discrete is not None:
+            self.discrete.retire(rep.drep)  # releases when drained
+            return
+        self._release(rep)
+
+    def _on_drained(self, rep: _Replica, _drep: DiscreteReplica) -> None:
+        self._drained(rep)
+
+    def _drained(self, rep: _Replica) -> None:
+        self._advance(self.env.now)
+        self._release(rep)
+        self._refresh_all()
+
+    def _release(self, rep: _Replica) -> None:
+        rep.serving = False
+        self.replicas.remove(rep)
+        c = rep.cluster
+        self.sim.infer_active[c] -= rep.held
+        pool = self.pools.get(c)
+        if pool is not None:
+            pool.release(rep.alloc)
+        else:
+            self.rt.release(c, rep.alloc)
+
+    # -- fluid segments and power --------------------------------------------------------------------------
+    def serving_counts(self) -> dict[int, int]:
+        counts = dict.fromkeys(self.clusters, 0)
+        for r in self.replicas:
+            if r.serving and r.live:
+                counts[r.cluster] += 1
+        return counts
+
+    def _close_segment(self, now: float) -> None:
+        assert self.fluid is not None
+        if self.plan is not None and now > self.seg_start:
+            self.fluid.account(self.plan, self.seg_start, now, self.expected_requests(self.seg_start, now))
+        self.seg_start = now
+
+    def _replan(self, now: float) -> None:
+        end = min(now + self.interval_s, self.horizon_s)
+        rate = self.expected_requests(now, end) / max(end - now, 1e-9) if end > now else 0.0
+        serving = self.serving_counts()
+        v = self.sim.meter.values
+        v[self.ch["infer_demand_rps"]] = rate
+        v[self.ch["infer_capacity_rps"]] = sum(n * self.models[c].rate_per_s for c, n in serving.items())
+        if self.fluid is not None:
+            self.plan = self.fluid.plan(rate, serving, max(end - now, 1e-9))
+            self.seg_start = now
+            v[self.ch["infer_served_rps"]] = self.plan.rate_per_s
+        self._refresh_all()
+
+    def _on_power(self, c: int, delta_w: float) -> None:
+        """A discrete replica's power changed (every step): the cheapest exact update of both meters."""
+        self._advance(self.env.now)
+        self._disc_w[c] = self._disc_w.get(c, 0.0) + delta_w
+        self.gpu_w[c] = self.gpu_w.get(c, 0.0) + delta_w
+        self.sim.meter.values[self.rt.ch[c]["gpu_infer_w"]] += delta_w
+        self.meter.values[0] += delta_w  # gpu_w
+
+    def _refresh_all(self) -> None:
+        """Recompute this service's power per cluster and push every channel (meters advanced by the
+        caller)."""
+        gpus = self.svc.gpus_per_replica
+        n_serving = dict.fromkeys(self.clusters, 0)
+        n_loading = dict.fromkeys(self.clusters, 0)
+        n_held = dict.fromkeys(self.clusters, 0)
+        for r in self.replicas:
+            if r.serving:
+                n_serving[r.cluster] += 1
+            else:
+                n_loading[r.cluster] += 1
+            n_held[r.cluster] += r.held
+        total_w = node_w = 0.0
+        for c in self.clusters:
+            m = self.models[c]
+            w = n_loading[c] * gpus * m.power.idle_w
+            if self.fluid is not None and self.plan is not None:
+                w += n_serving[c] * gpus * self.plan.gpu_power_w(c)
+            else:
+                w += self._disc_w.get(c, 0.0)
+            self.gpu_w[c] = w
+            total_w += w
+            node_w += n_held[c] * self.sim.node_busy_w_per_gpu[c]
+            self.rt.refresh(c)
+        held = sum(n_held.values())
+        serving = sum(n_serving.values())
+        loading = sum(n_loading.values())
+        mv = self.meter.values
+        mv[:] = [total_w, node_w, held, serving, loading]
+        self.sim.meter.values[self.ch["infer_replicas"]] = serving + loading
+
+    def _advance(self, now: float) -> None:
+        self.sim.meter.advance(now)
+        self.meter.advance(now)
+
+    def finish(self, now: float) -> None:
+        self._advance(now)
+        if self.fluid is not None:
+            self._close_segment(now)
+        if self.discrete is not None:
+            self.discrete.flush_energy()
+
+    def arrivals_total(self) -> float:
+        if self.fluid is not None:
+            return self.fluid.arrived
+        assert self.discrete is not None
+        return float(self.discrete.arrived)
+
+    def records(self) -> np.ndarray:
+        assert self.discrete is not None
+        return self.discrete.records()
