@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gigafactory_sim.energy.report import energy_columns, energy_sections
 from gigafactory_sim.sim.engine import CLUSTER_CHANNELS, POWER_CHANNELS, Simulation
 from gigafactory_sim.sim.state import STATE_NAMES
 
@@ -20,6 +21,8 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
     dt = np.diff(times)
     means = np.diff(integrals, axis=0) / dt[:, None]
     pue = sim.scenario.facility.pue
+    if sim.energy is not None:
+        pue = 1.0  # the energy system integrates facility power exactly (PUE may vary)
     start = pd.Timestamp(sim.scenario.start)
     data: dict[str, np.ndarray | pd.DatetimeIndex] = {
         "t_start_s": times[:-1],
@@ -48,6 +51,8 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
     data["running_jobs_mean"] = means[:, idx["running_jobs"]]
     data["queued_jobs"] = np.array([q for _, _, q, _ in sim.ticks[1:]], dtype=np.int64)
     data["running_jobs"] = np.array([r for _, _, _, r in sim.ticks[1:]], dtype=np.int64)
+    if sim.energy is not None:
+        data.update(energy_columns(sim, means, dt))
     return pd.DataFrame(data)
 
 
@@ -88,7 +93,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
     horizon = sim.horizon_s
     integral = sim.meter.integral
     idx = sim.meter.index
-    pue = sim.scenario.facility.pue
+    pue = sim.scenario.facility.pue if sim.energy is None else 1.0
     gpus_total = sum(st.total_gpus for st in sim.clusters)
     clusters: dict[str, dict[str, float]] = {}
     it_j = train_j = idle_j = alloc_gs = busy_gs = 0.0
@@ -112,7 +117,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
     started = jobs["start_s"].notna().to_numpy()
     waits = jobs["wait_s"].to_numpy()[started]
     state = jobs["state"].to_numpy()
-    return {
+    summary: dict[str, object] = {
         "scenario": sim.scenario.name,
         "seed": sim.scenario.seed,
         "gpus_total": gpus_total,
@@ -149,3 +154,21 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
         "wait_s": _percentiles(waits),
         "clusters": clusters,
     }
+    if sim.energy is not None:
+        _energy_summary(sim, jobs, summary, it_j)
+    return summary
+
+
+def _energy_summary(sim: Simulation, jobs: pd.DataFrame, summary: dict[str, object], it_j: float) -> None:
+    """Exact facility figures (the PUE may vary) and the energy sections (grid, carbon, cost, caps, budgets)."""
+    es = sim.energy
+    assert es is not None
+    facility_j = float(sim.meter.integral[sim.meter.index["facility_w"]])
+    energy = summary["energy"]
+    power = summary["power"]
+    assert isinstance(energy, dict) and isinstance(power, dict)
+    energy["facility_mwh"] = facility_j / J_PER_MWH
+    energy["pue"] = facility_j / it_j if it_j else None
+    power["peak_facility_mw"] = es.acc.peak_facility_w / 1e6
+    power["mean_facility_mw"] = facility_j / sim.horizon_s / 1e6
+    summary.update(energy_sections(sim, jobs))
