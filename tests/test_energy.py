@@ -6,13 +6,17 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gigafactory_sim.api import run
 from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.sim.engine import Simulation
 
 DATA = Path(__file__).resolve().parents[1] / "gigafactory_sim" / "data" / "grid"
@@ -91,7 +95,7 @@ def _research_source(rate: float = 20, **extra: Any) -> dict[str, Any]:
                          "sizes": {"kind": "choice", "gpus": [1, 2, 4, 8]},
                          "duration": {"kind": "lognormal", "median": "1h", "sigma": 1.0, "max": "1d"}},
                         {"name": "big", "share": 0.3, "priority": 1,
-                         "sizes": {"kind": "choice", "gpus": [8, 16, 32]},
+                         "sizes": {"kind": "choice", "gpus": [8, 16]},
                          "duration": {"kind": "lognormal", "median": "3h", "sigma": 0.8, "max": "2d"}}],
             **extra}
 
@@ -105,3 +109,149 @@ def test_scenario_without_energy_sections_is_unchanged() -> None:
     with_grid = run(scenario(**{"workload.training": [_research_source()], "grid": {"carbon": {}}}))
     pd.testing.assert_frame_equal(res.jobs, with_grid.jobs)
     assert with_grid.summary["energy"]["it_mwh"] == pytest.approx(res.summary["energy"]["it_mwh"], rel=1e-12)
+
+
+# -- PUE chain and renewables -----------------------------------------------------------------------------------
+def test_temperature_pue_integrates_exactly_and_plain_number_still_works(tmp_path: Path) -> None:
+    times = pd.date_range("2020-06-01", periods=48, freq="h", tz="UTC")
+    temps = 10.0 + 15.0 * np.sin(np.arange(48) / 24 * 2 * np.pi)
+    pd.DataFrame({"time_utc": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "temperature_c": temps}).to_csv(
+        tmp_path / "t.csv", index=False)
+    pue = {"kind": "temperature", "base": 1.1, "per_degree_c": 0.02, "threshold_c": 15.0, "fixed_mw": 0.01}
+    sc = scenario(**{"facility.pue": pue, "grid": {"temperature": {"path": str(tmp_path / "t.csv")}}})
+    res = run(sc)
+    it_w = 64 * PARKED_W + 8 * 1000.0
+    a = 1.1 + 0.02 * np.maximum(temps - 15.0, 0.0)
+    expected_mwh = float(np.sum(a * it_w + 0.01e6)) / 1e6  # 48 one-hour segments
+    assert res.summary["energy"]["facility_mwh"] == pytest.approx(expected_mwh, rel=1e-12)
+    assert res.timeseries["pue"].max() == pytest.approx(a.max() + 0.01e6 / it_w)
+    assert run(scenario(**{"facility.pue": 1.3})).summary["energy"]["pue"] == 1.3
+
+
+def test_temperature_pue_without_temperature_is_rejected() -> None:
+    with pytest.raises(ScenarioError, match="temperature"):
+        Simulation(scenario(**{"facility.pue": {"kind": "temperature"}}))
+
+
+def test_solar_offsets_grid_import_and_self_consumption() -> None:
+    sc = scenario(**{"grid": {"carbon": {}}, "grid.renewables": {"solar_mw": 0.05}})
+    res = run(sc)
+    g = res.summary["grid"]
+    p_w = 1.2 * (64 * PARKED_W + 8 * 1000.0)
+    solar = hourly("renewables", "FR", "solar_cf")[pd.Timestamp("2020-06-01", tz="UTC"):
+                                                   pd.Timestamp("2020-06-02T23:00", tz="UTC")]
+    used_mwh = float(np.minimum(0.05e6 * solar, p_w).sum()) / 1e6
+    assert g["renewable_used_mwh"] == pytest.approx(used_mwh, rel=1e-12)
+    assert g["grid_import_mwh"] == pytest.approx(g["facility_mwh"] - used_mwh, rel=1e-12)
+    assert g["self_consumption_fraction"] < 1.0  # midday PV exceeds the idle facility's draw
+
+
+# -- hard cap and power capping -----------------------------------------------------------------------------------
+def one_job(cap: Any, policies: list[dict[str, Any]] | None = None, work_s: float = 36000.0,
+            tmp: Path | None = None) -> Scenario:
+    """One 8-GPU job (work 10 h at full speed) on one H200 node, under ``cap`` (MW or a cap config)."""
+    import tempfile
+
+    path = (tmp or Path(tempfile.mkdtemp())) / "one.csv"
+    path.write_text(f"submit_s,gpus,duration_s\n0,8,{work_s}\n")
+    return scenario(**{
+        "facility.clusters": [{"name": "h200", "gpu": "H200-SXM", "nodes": 1, "gpus_per_node": 8,
+                               "node_power": {"idle_w": 1000, "busy_w": 2500}}],
+        "workload.training": [{"kind": "trace", "name": "one", "path": str(path)}],
+        "energy": {"power_cap_mw": cap, "policies": policies or [{"kind": "capping"}]},
+    })
+
+
+def dvfs_speed(limit_w: float, load: float = 0.65) -> float:
+    demand = H200_IDLE_W + H200_SLOPE_W * load
+    return min(1.0, ((limit_w - H200_IDLE_W) / (demand - H200_IDLE_W)) ** (1 / ALPHA))
+
+
+def test_power_capped_job_finishes_when_the_dvfs_model_says() -> None:
+    limit_w = 500.0  # the cap leaves 500 W per GPU: 1.2 x (8 x 500 + 2500 node) = 7.8 kW
+    res = run(one_job(1.2 * (8 * limit_w + 2500.0) / 1e6))
+    end = float(res.jobs["end_s"].iloc[0])
+    expected = 36000.0 / dvfs_speed(limit_w)
+    assert expected > 36000.0 * 1.15  # throttled: ~0.85 of full speed
+    assert end == pytest.approx(expected, rel=1e-6)
+    assert res.summary["power_cap"]["hard_cap_kept"]
+    slowed_gpu_h = 8 * (1 - dvfs_speed(limit_w)) * expected / 3600
+    assert res.summary["power_cap"]["work_slowed_gpu_h"] == pytest.approx(slowed_gpu_h, rel=1e-6)
+
+
+def test_cap_drop_moves_the_end_event() -> None:
+    """Full speed until the daily window starts at 02:00, then capped: end = 2 h + (W - 2 h) / s."""
+    limit_w = 450.0
+    low = 1.2 * (8 * limit_w + 2500.0) / 1e6
+    cap = {"kind": "daily", "base_mw": 1.0, "windows": [{"from_h": 2, "to_h": 24, "mw": low}]}
+    res = run(one_job(cap))
+    expected = 7200.0 + (36000.0 - 7200.0) / dvfs_speed(limit_w)
+    assert float(res.jobs["end_s"].iloc[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_cap_below_idle_power_is_rejected() -> None:
+    with pytest.raises(ScenarioError, match="below the facility's idle power"):
+        Simulation(scenario(**{"energy": {"power_cap_mw": 0.001, "policies": [{"kind": "admission"}]}}))
+
+
+def test_policy_combinations_are_validated() -> None:
+    with pytest.raises(ScenarioError, match="preemption needs admission"):
+        scenario(**{"energy": {"power_cap_mw": 1, "policies": [{"kind": "preemption"}]}})
+    with pytest.raises(ScenarioError, match="needs at least one"):
+        scenario(**{"energy": {"power_cap_mw": 1, "policies": []}})
+    with pytest.raises(ScenarioError, match="limit_fraction below 1 needs capping"):
+        scenario(**{"energy": {"power_cap_mw": 1, "policies": [{"kind": "admission", "limit_fraction": 0.5}]}})
+
+
+def two_cluster_facility(nodes: int) -> list[dict[str, Any]]:
+    return [{"name": "h200", "gpu": "H200-SXM", "nodes": nodes, "gpus_per_node": 8},
+            {"name": "b200", "gpu": "B200", "nodes": max(nodes // 2, 1), "gpus_per_node": 8,
+             "node_power": {"idle_w": 1500, "busy_w": 3500}}]
+
+
+POLICY_SETS = [
+    [{"kind": "admission"}],
+    [{"kind": "admission"}, {"kind": "preemption"}],
+    [{"kind": "admission"}, {"kind": "capping"}, {"kind": "preemption"}],
+    [{"kind": "admission", "limit_fraction": 0.6}, {"kind": "capping", "min_limit_fraction": 0.4,
+                                                    "order": "listed", "clusters": ["b200"]},
+     {"kind": "preemption"}],
+]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), nodes=st.integers(4, 8), rate=st.floats(5, 60),
+       cap_fraction=st.floats(0.35, 1.0), low_fraction=st.floats(0.2, 1.0), daily=st.booleans(),
+       solar=st.sampled_from([0.0, 0.02]), policies=st.integers(0, len(POLICY_SETS) - 1))
+def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: float, cap_fraction: float,
+                                               low_fraction: float, daily: bool, solar: float,
+                                               policies: int) -> None:
+    base = scenario(**{"facility.clusters": two_cluster_facility(nodes)})
+    sim0 = Simulation(base)
+    idle_w = 1.2 * sum(st_.total_gpus * (sim0.unallocated_w[c] + sim0.node_idle_w_per_gpu[c])
+                       for c, st_ in enumerate(sim0.clusters))
+    full_w = 1.2 * sum(st_.total_gpus * (m.limit_w + sim0.node_busy_w_per_gpu[c])
+                       for c, (st_, m) in enumerate(zip(sim0.clusters, sim0.power_models, strict=True)))
+    high = idle_w + cap_fraction * (full_w - idle_w)
+    low = idle_w + low_fraction * (high - idle_w)
+    chosen = POLICY_SETS[policies]
+    if policies == 0:  # admission alone keeps only a constant cap
+        daily = False
+    cap: Any = high / 1e6
+    if daily:
+        cap = {"kind": "daily", "base_mw": high / 1e6,
+               "windows": [{"from_h": 7, "to_h": 9, "mw": low / 1e6}, {"from_h": 17, "to_h": 21, "mw": low / 1e6}]}
+    sc = scenario(**{"seed": seed, "horizon": "1d", "facility.clusters": two_cluster_facility(nodes),
+                     "workload.training": [_research_source(rate)],
+                     "grid": {"renewables": {"solar_mw": solar}} if solar else None,
+                     "energy": {"power_cap_mw": cap, "policies": chosen}})
+    sim = Simulation(sc)
+    res = run(sc, simulation=sim)
+    assert sim.energy is not None
+    # the largest excess of grid import over the cap on any segment of positive length
+    assert sim.energy.acc.max_hard_excess_w <= 1e-6
+    assert res.summary["power_cap"]["hard_cap_kept"]
+    assert res.summary["power_cap"]["energy_over_hard_cap_mwh"] == 0.0
+    assert res.summary["jobs"]["started"] > 0
+    assert res.summary["jobs"]["completed"] + res.summary["jobs"]["running_at_end"] + \
+        res.summary["jobs"]["queued_at_end"] == res.summary["jobs"]["submitted"]

@@ -254,6 +254,7 @@ class EnergySystem:
     def admit(self, job: Job, c: int) -> bool:
         if self.admission is None or not self.active:
             return True
+        self.sim._refresh(c)  # the engine refreshes a cluster's meter channels only after its pass
         if self.admission.admit(self.ctrl, job, c):
             return True
         self._blocked_now.add(c)
