@@ -51,7 +51,7 @@ def hourly(kind: str, zone: str, column: str) -> pd.Series:
     return pd.Series(df[column].to_numpy(), index=pd.to_datetime(df.time_utc, utc=True))
 
 
-# -- carbon and cost against the real series ----------------------------------------------------------------
+# -- carbon and cost against the real series -----------------------------------------------------------------
 @pytest.mark.parametrize("zone", ["FR", "DE"])
 def test_constant_load_carbon_and_cost_equal_power_times_sum_over_the_series(zone: str) -> None:
     sc = scenario(**{"horizon": "30d", "facility.country": zone, "grid": {"carbon": {}, "price": {}}})
@@ -111,7 +111,7 @@ def test_scenario_without_energy_sections_is_unchanged() -> None:
     assert with_grid.summary["energy"]["it_mwh"] == pytest.approx(res.summary["energy"]["it_mwh"], rel=1e-12)
 
 
-# -- PUE chain and renewables -----------------------------------------------------------------------------------
+# -- PUE chain and renewables --------------------------------------------------------------------------------
 def test_temperature_pue_integrates_exactly_and_plain_number_still_works(tmp_path: Path) -> None:
     times = pd.date_range("2020-06-01", periods=48, freq="h", tz="UTC")
     temps = 10.0 + 15.0 * np.sin(np.arange(48) / 24 * 2 * np.pi)
@@ -146,7 +146,7 @@ def test_solar_offsets_grid_import_and_self_consumption() -> None:
     assert g["self_consumption_fraction"] < 1.0  # midday PV exceeds the idle facility's draw
 
 
-# -- hard cap and power capping -----------------------------------------------------------------------------------
+# -- hard cap and power capping ------------------------------------------------------------------------------
 def one_job(cap: Any, policies: list[dict[str, Any]] | None = None, work_s: float = 36000.0,
             tmp: Path | None = None) -> Scenario:
     """One 8-GPU job (work 10 h at full speed) on one H200 node, under ``cap`` (MW or a cap config)."""
@@ -200,7 +200,8 @@ def test_policy_combinations_are_validated() -> None:
     with pytest.raises(ScenarioError, match="needs at least one"):
         scenario(**{"energy": {"power_cap_mw": 1, "policies": []}})
     with pytest.raises(ScenarioError, match="limit_fraction below 1 needs capping"):
-        scenario(**{"energy": {"power_cap_mw": 1, "policies": [{"kind": "admission", "limit_fraction": 0.5}]}})
+        scenario(**{"energy": {"power_cap_mw": 1,
+                               "policies": [{"kind": "admission", "limit_fraction": 0.5}]}})
 
 
 def two_cluster_facility(nodes: int) -> list[dict[str, Any]]:
@@ -240,7 +241,8 @@ def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: floa
     cap: Any = high / 1e6
     if daily:
         cap = {"kind": "daily", "base_mw": high / 1e6,
-               "windows": [{"from_h": 7, "to_h": 9, "mw": low / 1e6}, {"from_h": 17, "to_h": 21, "mw": low / 1e6}]}
+               "windows": [{"from_h": 7, "to_h": 9, "mw": low / 1e6},
+                           {"from_h": 17, "to_h": 21, "mw": low / 1e6}]}
     sc = scenario(**{"seed": seed, "horizon": "1d", "facility.clusters": two_cluster_facility(nodes),
                      "workload.training": [_research_source(rate)],
                      "grid": {"renewables": {"solar_mw": solar}} if solar else None,
