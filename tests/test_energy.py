@@ -257,3 +257,69 @@ def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: floa
     assert res.summary["jobs"]["started"] > 0
     assert res.summary["jobs"]["completed"] + res.summary["jobs"]["running_at_end"] + \
         res.summary["jobs"]["queued_at_end"] == res.summary["jobs"]["submitted"]
+
+
+# -- budgets -------------------------------------------------------------------------------------------------
+POLICIES_ALL = [{"kind": "admission"}, {"kind": "capping"}, {"kind": "preemption"}]
+
+
+def busy_facility(**over: Any) -> Scenario:
+    doc: dict[str, Any] = {"horizon": "3d", "facility.clusters": two_cluster_facility(6),
+                           "workload.training": [_research_source(60)], "grid": {"carbon": {}, "price": {}}}
+    doc.update(over)
+    return scenario(**doc)
+
+
+def unconstrained_daily_mwh() -> float:
+    res = run(busy_facility())
+    return float(res.summary["grid"]["grid_import_mwh"]) / 3
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fraction=st.floats(0.5, 0.95), kind=st.sampled_from(["energy", "carbon", "cost"]),
+       pacing=st.sampled_from([{"kind": "even"}, {"kind": "weighted", "by": "price", "strength": 1.5},
+                               {"kind": "weighted", "by": "carbon"}]),
+       per=st.sampled_from(["day", "horizon"]))
+def test_hard_budgets_are_never_exceeded(fraction: float, kind: str, pacing: dict[str, Any], per: str
+                                         ) -> None:
+    free = run(busy_facility())
+    days = 3 if per == "day" else 1
+    total = {"energy": free.summary["grid"]["grid_import_mwh"], "carbon": free.summary["carbon"]["total_t"],
+             "cost": free.summary["cost"]["total_eur"]}[kind]
+    field = {"energy": "mwh", "carbon": "t_co2", "cost": "eur"}[kind]
+    budget = {"kind": kind, field: fraction * total / days, "per": per, "pacing": pacing}
+    sim = Simulation(busy_facility(energy={"budgets": [budget], "policies": POLICIES_ALL}))
+    res = run(sim.scenario, simulation=sim)
+    b = res.summary["budgets"][0]
+    assert b["kept"] and b["max_used_fraction"] <= 1.0 + 1e-9
+    assert len(b["periods"]) == days
+    # reported use equals the integral of the metered rate, period by period (hourly rows)
+    ts = res.timeseries
+    hours = (ts["t_end_s"] - ts["t_start_s"]) / 3600
+    per_row = {"energy": ts["grid_import_mw"] * hours, "carbon": ts["carbon_t"], "cost": ts["cost_eur"]}[kind]
+    day = (ts["t_start_s"] // 86400).astype(int) if per == "day" else 0 * ts["t_start_s"]
+    used = per_row.groupby(day).sum().to_numpy()
+    unit = {"energy": "used_mwh", "carbon": "used_t", "cost": "used_eur"}[kind]
+    assert [p[unit] for p in b["periods"]] == pytest.approx(list(used), rel=1e-9)
+    assert sum(used) < total  # the budget bound
+
+
+def test_energy_budget_equals_integral_of_power() -> None:
+    sim = Simulation(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 2.0, "per": "day"}],
+                                           "policies": POLICIES_ALL}))
+    res = run(sim.scenario, simulation=sim)
+    ts = res.timeseries
+    hours = (ts["t_end_s"] - ts["t_start_s"]) / 3600
+    by_day = (ts["grid_import_mw"] * hours).groupby(ts["t_start_s"] // 86400)
+    periods = res.summary["budgets"][0]["periods"]
+    assert [p["used_mwh"] for p in periods] == pytest.approx(list(by_day.sum()), rel=1e-12)
+    assert all(p["used_mwh"] <= 2.0 * (1 + 1e-12) for p in periods)
+    total = sum(p["used_mwh"] for p in periods)
+    assert res.summary["grid"]["grid_import_mwh"] == pytest.approx(total, rel=1e-12)
+    assert res.summary["power_cap"]["power_blocked_gpu_h"] > 0  # the budget bit
+
+
+def test_budget_below_idle_energy_is_rejected() -> None:
+    with pytest.raises(ScenarioError, match="less than the facility uses idle"):
+        Simulation(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 0.1, "per": "day"}],
+                                         "policies": POLICIES_ALL}))

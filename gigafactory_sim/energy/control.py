@@ -63,9 +63,11 @@ class PowerControl:
         self.theta_min = theta_min
         # unthrottled (power, speed) of every group, and its demand
         self.full: dict[int, tuple[float, float]] = {}
-        for groups in sim.groups:
+        self.demand: dict[int, float] = {}
+        for c, groups in enumerate(sim.groups):
             for g in groups.values():
                 self.full[id(g)] = (g.gpu_power_w, g.speed)
+                self.demand[id(g)] = self.models[c].demand_w(g.load)
         self.a = 1.0  # facility = a * IT + b
         self.b_w = 0.0
         self.renewable_w = 0.0
@@ -100,11 +102,15 @@ class PowerControl:
         return self.models[c].power_w(load, theta * self.board_w[c])
 
     def it_at(self, thetas: list[float]) -> float:
-        """IT power if every cluster ran at ``thetas`` (current occupancy)."""
-        total = 0.0
+        """IT power if every cluster ran at ``thetas`` (current occupancy; meter channels must be current)."""
+        total = self.sim.meter.it_power_w()
         for c, theta in enumerate(thetas):
-            floor = self.models[c].idle_w
-            total += self.fixed_w(c) + sum(n * min(d, max(theta * b, floor)) for n, d, b in self.pieces(c))
+            if theta == self.theta[c]:
+                continue
+            limit = max(theta * self.board_w[c], self.models[c].idle_w)
+            for g in self.sim.groups[c].values():
+                if g.busy_gpus:
+                    total += g.busy_gpus * (min(self.demand[id(g)], limit) - g.gpu_power_w)
         return total
 
     def job_delta_w(self, job: Job, c: int, theta: float) -> float:
