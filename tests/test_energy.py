@@ -236,8 +236,8 @@ def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: floa
     high = idle_w + cap_fraction * (full_w - idle_w)
     low = idle_w + low_fraction * (high - idle_w)
     chosen = POLICY_SETS[policies]
-    if policies == 0:  # admission alone keeps only a constant cap
-        daily = False
+    if policies == 0:  # admission alone keeps only a constant cap with constant renewables
+        daily, solar = False, 0.0
     cap: Any = high / 1e6
     if daily:
         cap = {"kind": "daily", "base_mw": high / 1e6,
