@@ -323,3 +323,65 @@ def test_budget_below_idle_energy_is_rejected() -> None:
     with pytest.raises(ScenarioError, match="less than the facility uses idle"):
         Simulation(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 0.1, "per": "day"}],
                                          "policies": POLICIES_ALL}))
+
+
+# -- carbon- and price-aware deferral -----------------------------------------------------------------------
+def trace_jobs(tmp: Path, rows: list[tuple[float, int, float, int]]) -> dict[str, Any]:
+    path = tmp / "jobs.csv"
+    body = "".join(f"{a},{b},{c},{d}\n" for a, b, c, d in rows)
+    path.write_text("submit_s,gpus,duration_s,priority\n" + body)
+    return {"kind": "trace", "name": "flex", "path": str(path), "align": "absolute"}
+
+
+def test_threshold_deferral_starts_at_the_first_clean_hour(tmp_path: Path) -> None:
+    ci = hourly("carbon", "DE", "carbon_g_per_kwh")[pd.Timestamp("2020-06-01", tz="UTC"):].to_numpy()[:48]
+    threshold = float(np.percentile(ci[:24], 25))
+    rows = [(h * 3600.0 + 600.0, 8, 3600.0, 0) for h in range(0, 24, 3)] + [(1800.0, 8, 3600.0, 1)]
+    sc = scenario(**{"facility.country": "DE", "grid": {"carbon": {}},
+                     "workload.training": [trace_jobs(tmp_path, rows)],
+                     "energy": {"policies": [{"kind": "deferral", "signal": "carbon", "threshold": threshold,
+                                              "max_delay": "12h"}]}})
+    res = run(sc)
+    jobs = res.jobs.sort_values("submit_s")
+    for submit, start, prio in zip(jobs.submit_s, jobs.start_s, jobs.priority, strict=True):
+        if prio > 0:
+            assert start == submit  # not flexible
+            continue
+        h = int(submit // 3600)
+        clean = [k for k in range(h, h + 13) if ci[k] <= threshold]
+        expected = submit + 12 * 3600.0  # never clean: released at the longest delay
+        if clean:
+            expected = submit if clean[0] == h else clean[0] * 3600.0
+        assert start == pytest.approx(expected)
+    d = res.summary["deferral"]
+    assert d["jobs_deferred"] >= 1 and d["deadline_misses"] == 0 and d["flexible_jobs"] == 8
+
+
+def test_window_deferral_picks_the_cleanest_run(tmp_path: Path) -> None:
+    ci = hourly("carbon", "DE", "carbon_g_per_kwh")[pd.Timestamp("2020-06-01", tz="UTC"):].to_numpy()[:48]
+    sc = scenario(**{"facility.country": "DE", "grid": {"carbon": {}},
+                     "workload.training": [trace_jobs(tmp_path, [(0.0, 8, 4 * 3600.0, 0)])],
+                     "energy": {"policies": [{"kind": "deferral", "rule": "window", "max_delay": "18h"}]}})
+    res = run(sc)
+    means = [ci[h:h + 4].mean() for h in range(0, 19)]
+    assert float(res.jobs.start_s.iloc[0]) == 3600.0 * int(np.argmin(means))
+    carbon_run = res.summary["carbon"]["by_class_t"]["training"]
+    free = run(scenario(**{"facility.country": "DE", "grid": {"carbon": {}},
+                           "workload.training": [trace_jobs(tmp_path, [(0.0, 8, 4 * 3600.0, 0)])]}))
+    assert carbon_run < free.summary["carbon"]["by_class_t"]["training"]
+
+
+# -- scenario files ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["base", "base-de", "power-capped", "power-capped-de", "carbon-aware"])
+def test_energy_scenarios_run(name: str) -> None:
+    from gigafactory_sim.config.loader import load_scenario
+
+    sc = load_scenario(SCENARIOS / f"{name}.yaml", ["horizon=12h"])
+    res = run(sc)
+    s = res.summary
+    assert s["carbon"]["total_t"] > 0 and s["cost"]["total_eur"] != 0
+    assert s["grid"]["renewable_used_mwh"] <= s["grid"]["renewable_available_mwh"] * (1 + 1e-12)
+    if "power_cap" in s and s["power_cap"]["hard_cap_kept"] is not None:
+        assert s["power_cap"]["hard_cap_kept"]
+    for b in s.get("budgets", []):
+        assert b["kept"]

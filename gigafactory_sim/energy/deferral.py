@@ -8,8 +8,8 @@ signal (the day-ahead price and the carbon forecast are taken as known):
 - ``window``: the start, within ``max_delay``, that minimises the mean signal over the job's run (its work at
   reference speed, at most ``run_window``), a forecast-window rule;
 
-and at the latest ``submit + max_delay``. The deadline is ``submit + max_delay`` for the *start*; a job that
-starts later (it still had to queue) is a deadline miss.
+and at the latest ``submit + max_delay``. Its deadline is ``submit + max_delay + work`` (its work at reference
+speed): a job that ends later (it still had to queue, or ran throttled) is a deadline miss.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class DeferralConfig(StrictModel):
     signal: Literal["carbon", "price"] = "carbon"
     rule: Literal["threshold", "window"] = "threshold"
     threshold: float | None = Field(default=None, description="gCO2/kWh or EUR/MWh; for rule: threshold")
-    max_delay: Duration = Field(default=12 * 3600.0, description="longest hold; the start deadline")
+    max_delay: Duration = Field(default=12 * 3600.0,
+                                description="longest hold (deadline: submit + max_delay + work)")
     run_window: Duration = Field(default=24 * 3600.0, description="rule window: longest run time considered")
     sources: list[str] | None = Field(default=None, description="workload sources whose jobs are flexible")
     max_priority: int = Field(default=0, description="jobs of this priority or lower are flexible")

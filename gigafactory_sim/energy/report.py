@@ -219,8 +219,8 @@ def _deferral_section(sim: Simulation, es: EnergySystem, jobs: pd.DataFrame) -> 
     assert d is not None
     ids = np.array(sorted(es.deadlines), dtype=np.int64)
     deadline = np.array([es.deadlines[i] for i in ids.tolist()])
-    start = sim.rec_start_s[ids] if len(ids) else np.zeros(0)
-    late = np.where(np.isnan(start), deadline < sim.horizon_s, start > deadline + 1e-9)
+    end = sim.rec_end_s[ids] if len(ids) else np.zeros(0)
+    late = np.where(np.isnan(end), deadline < sim.horizon_s, end > deadline + 1e-9)
     return {
         "signal": d.cfg.signal, "rule": d.cfg.rule,
         "flexible_jobs": len(ids),

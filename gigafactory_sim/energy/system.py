@@ -290,7 +290,7 @@ class EnergySystem:
             return False
         sim = self.sim
         now = sim.env.now
-        self.deadlines[job.idx] = now + d.cfg.max_delay
+        self.deadlines[job.idx] = now + d.cfg.max_delay + job.work_s  # completion, at reference speed
         release = d.release_s(now, job.work_s)
         if release <= now:
             return False

@@ -14,15 +14,19 @@ __all__ = ["jobs_table", "summarise", "timeseries_table"]
 J_PER_MWH = 3.6e9
 
 
+def _constant_pue(sim: Simulation) -> float:
+    """The scenario's constant PUE; 1 when the energy system integrates facility power itself (PUE may vary)."""
+    pue = sim.scenario.facility.pue
+    return float(pue) if sim.energy is None and isinstance(pue, int | float) else 1.0
+
+
 def timeseries_table(sim: Simulation) -> pd.DataFrame:
     """One row per report interval: interval means of every metered channel, exact (integral / length)."""
     times = np.array([t for t, _, _, _ in sim.ticks])
     integrals = np.vstack([s for _, s, _, _ in sim.ticks])
     dt = np.diff(times)
     means = np.diff(integrals, axis=0) / dt[:, None]
-    pue = sim.scenario.facility.pue
-    if sim.energy is not None:
-        pue = 1.0  # the energy system integrates facility power exactly (PUE may vary)
+    pue = _constant_pue(sim)
     start = pd.Timestamp(sim.scenario.start)
     data: dict[str, np.ndarray | pd.DatetimeIndex] = {
         "t_start_s": times[:-1],
@@ -93,7 +97,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
     horizon = sim.horizon_s
     integral = sim.meter.integral
     idx = sim.meter.index
-    pue = sim.scenario.facility.pue if sim.energy is None else 1.0
+    pue = _constant_pue(sim)
     gpus_total = sum(st.total_gpus for st in sim.clusters)
     clusters: dict[str, dict[str, float]] = {}
     it_j = train_j = idle_j = alloc_gs = busy_gs = 0.0
