@@ -385,3 +385,17 @@ def test_energy_scenarios_run(name: str) -> None:
         assert s["power_cap"]["hard_cap_kept"]
     for b in s.get("budgets", []):
         assert b["kept"]
+
+
+def test_energy_plots_are_png_or_none() -> None:
+    from gigafactory_sim.report.plots_energy import ENERGY_PLOTS
+
+    sc = busy_facility(horizon="1d", energy={"power_cap_mw": {"kind": "daily", "base_mw": 0.2, "windows": [
+        {"from_h": 10, "to_h": 14, "mw": 0.09}]}, "budgets": [{"kind": "energy", "mwh": 2.5, "per": "day"}],
+        "policies": POLICIES_ALL})
+    res = run(sc)
+    for plot in ENERGY_PLOTS.values():
+        png = plot(res.summary, res.timeseries, res.jobs)
+        assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
+    plain = run(scenario())
+    assert all(plot(plain.summary, plain.timeseries, plain.jobs) is None for plot in ENERGY_PLOTS.values())
