@@ -1,5 +1,5 @@
-"""Energy plots: power against the cap (throttling shaded), energy and budget use per period, carbon and cost by
-class. Each is ``(summary, timeseries, jobs) -> PNG bytes``, or ``None`` when the run has nothing to show.
+"""Energy plots: power against the cap (throttling shaded), energy and budget use per period, carbon and cost
+by class. Each is ``(summary, timeseries, jobs) -> PNG bytes``, or ``None`` when the run has nothing to show.
 
 Built on :class:`matplotlib.figure.Figure` (no pyplot, no global state); the report writer saves the bytes.
 """
