@@ -131,3 +131,11 @@ def test_shipped_extracts_cover_2020_and_match_published_means() -> None:
         assert sig.price.integral(0, year_s) / year_s == pytest.approx(price_mean, abs=0.05)
         assert sig.solar is not None and 0.05 < float(sig.solar.values.mean()) < 0.2
     assert "ENTSO-E" in (DATA / "SOURCE.md").read_text()
+
+
+def test_every_bad_series_is_reported_at_once() -> None:
+    cfg = GridConfig(carbon=SeriesSource(zone="XX"), price=SeriesSource())
+    with pytest.raises(ScenarioError) as exc:
+        load_grid(cfg, "FR", datetime(2024, 6, 1, tzinfo=UTC), 86400.0, DATA)
+    fields = [p.field for p in exc.value.problems]
+    assert fields == ["grid.carbon.zone", "grid.price.path"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.grid.signals import SERIES_KINDS, Signal, load_signal
 from gigafactory_sim.workload.traces import BUILTIN_PREFIX, resolve_data_path
 
@@ -93,13 +94,19 @@ def load_grid(cfg: GridConfig, default_zone: str, start: datetime, horizon_s: fl
               ) -> GridSignals:
     """Load and validate every configured series (:class:`ScenarioError` names file, line and field)."""
     signals: dict[str, Signal] = {}
+    problems: list[InputProblem] = []
     for kind, src in cfg.sources().items():
         path, shipped = resolve_series_path(kind, src, base_dir)
         zone = src.zone or cfg.zone or default_zone
         if shipped:
             zone = dict(SERIES_KINDS[kind].aliases).get(zone, zone)
         field = f"grid.renewables.{kind}" if kind in ("solar", "wind") else f"grid.{kind}"
-        signals[kind] = load_signal(kind, path, zone=zone, column=src.column, year=src.year, start=start,
-                                    horizon_s=horizon_s, loop_year=cfg.loop_year, field=field)
+        try:
+            signals[kind] = load_signal(kind, path, zone=zone, column=src.column, year=src.year, start=start,
+                                        horizon_s=horizon_s, loop_year=cfg.loop_year, field=field)
+        except ScenarioError as exc:  # go on: report every series' problems at once
+            problems += exc.problems
+    if problems:
+        raise ScenarioError(problems)
     ren = cfg.renewables
     return GridSignals(**signals, solar_mw=ren.solar_mw if ren else 0.0, wind_mw=ren.wind_mw if ren else 0.0)
