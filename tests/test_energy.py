@@ -399,3 +399,21 @@ def test_energy_plots_are_png_or_none() -> None:
         assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
     plain = run(scenario())
     assert all(plot(plain.summary, plain.timeseries, plain.jobs) is None for plot in ENERGY_PLOTS.values())
+
+
+def test_preemption_suspends_the_lowest_priority_and_resumes_it_with_its_progress(tmp_path: Path) -> None:
+    """Two 8-GPU jobs of 10 h; from 02:00 to 04:00 the cap fits only one: the priority-0 one waits 2 h."""
+    rows = [(0.0, 8, 36000.0, 1), (0.0, 8, 36000.0, 0)]
+    cap = {"kind": "daily", "base_mw": 0.02, "windows": [{"from_h": 2, "to_h": 4, "mw": 0.012}]}
+    sc = scenario(**{"facility.clusters": [{"name": "h200", "gpu": "H200-SXM", "nodes": 2, "gpus_per_node": 8,
+                                            "node_power": {"idle_w": 1000, "busy_w": 2500}}],
+                     "workload.training": [trace_jobs(tmp_path, rows)],
+                     "energy": {"power_cap_mw": cap,
+                                "policies": [{"kind": "admission"}, {"kind": "preemption"}]}})
+    res = run(sc)
+    ends = dict(zip(res.jobs.priority, res.jobs.end_s, strict=True))
+    assert ends[1] == pytest.approx(36000.0)
+    assert ends[0] == pytest.approx(36000.0 + 7200.0)  # suspended at 02:00, resumed at 04:00, no work lost
+    pc = res.summary["power_cap"]
+    assert pc["jobs_suspended"] == 1 and pc["work_suspended_gpu_h"] == pytest.approx(8 * 8.0)
+    assert pc["hard_cap_kept"]
