@@ -144,6 +144,8 @@ class Preemption(_Hooks):
         self.suspended_gpu_work_s = 0.0
 
     def enforce(self, ctrl: PowerControl, now_s: float) -> None:
+        if math.isinf(ctrl.cap_w):
+            return
         limit = ctrl.it_limit_w()
         floor = ctrl.theta_min
         if ctrl.it_at(floor) <= limit:
