@@ -417,3 +417,28 @@ def test_preemption_suspends_the_lowest_priority_and_resumes_it_with_its_progres
     pc = res.summary["power_cap"]
     assert pc["jobs_suspended"] == 1 and pc["work_suspended_gpu_h"] == pytest.approx(8 * 8.0)
     assert pc["hard_cap_kept"]
+
+
+def test_cap_shapes_daily_windows_and_csv_series(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from gigafactory_sim.energy.config import DailyCap, cap_signal
+
+    start = datetime(2020, 6, 5, tzinfo=UTC)  # a Friday
+    windows = [{"from_h": 22, "to_h": 6, "mw": 7}, {"from_h": 18, "to_h": 21, "mw": 8}]
+    daily = DailyCap.model_validate({"base_mw": 10, "utc_offset_h": 2, "weekdays_only": True,
+                                     "windows": windows})
+    sig = cap_signal(daily, start, 3 * 86400.0, tmp_path)
+    local_h = 2  # UTC midnight is 02:00 local: inside the night window
+    assert sig.at(0.0) == 7e6 and sig.at((6 - local_h) * 3600.0) == 10e6
+    assert sig.at((18 - local_h) * 3600.0) == 8e6 and sig.at((21 - local_h) * 3600.0) == 10e6
+    assert sig.at(86400.0 + (19 - local_h) * 3600.0) == 10e6  # Saturday: no windows
+    times = pd.date_range("2020-06-01", periods=48, freq="h", tz="UTC")
+    mw = np.where(times.hour.isin([17, 18, 19]), 0.05, 0.08)  # the facility peaks near 0.1 MW
+    pd.DataFrame({"time_utc": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "power_cap_mw": mw}).to_csv(
+        tmp_path / "cap.csv", index=False)
+    res = run(busy_facility(horizon="2d", grid=None,
+                            energy={"power_cap_mw": {"kind": "series", "path": str(tmp_path / "cap.csv")},
+                                    "policies": POLICIES_ALL}))
+    assert res.timeseries["hard_cap_mw"].to_numpy() == pytest.approx(mw)
+    assert res.summary["power_cap"]["hard_cap_kept"]

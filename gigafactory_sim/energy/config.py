@@ -43,7 +43,11 @@ class CapWindow(StrictModel):
 
 
 class DailyCap(StrictModel):
-    """``kind: daily``: ``base_mw``, lowered (or raised) in daily windows, e.g. at the grid's evening peak."""
+    """``kind: daily``: ``base_mw``, lowered (or raised) in daily windows, e.g. at the grid's evening peak.
+
+    Windows are laid per local calendar day (a window wrapping midnight covers both ends of the same day);
+    overlapping windows take the lower value; ``weekdays_only`` leaves Saturdays and Sundays at ``base_mw``.
+    """
 
     kind: Literal["daily"] = "daily"
     base_mw: float = Field(gt=0)
