@@ -23,8 +23,9 @@ from gigafactory_sim.report.render import render_html, render_markdown
 from gigafactory_sim.report.writer import to_json
 from gigafactory_sim.result import RunResult
 
-# A training-only run draws every plot but the inference ones, which return None without services.
-DRAWN = [spec.name for spec in PLOTS if spec.name not in ("gpus_by_use", "inference_demand")]
+# A training-only run without grid or caps draws every plot but the inference and energy ones (they return None).
+CONDITIONAL = ("gpus_by_use", "inference_demand", "power_vs_cap", "energy_budget", "carbon_cost_by_class")
+DRAWN = [spec.name for spec in PLOTS if spec.name not in CONDITIONAL]
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -181,6 +181,8 @@ def _clean_loc(doc: Any, loc: Sequence[str | int]) -> list[str | int]:
             out.append(part)
         elif isinstance(node, dict) and node.get("kind") == part:
             continue
+        elif isinstance(part, str) and node is not None and not isinstance(node, dict | list):
+            continue  # a tag of a callable-discriminated union under a scalar (e.g. 'number')
         else:
             out.append(part)
             node = None

@@ -9,7 +9,10 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.energy.config import EnergyConfig
+from gigafactory_sim.energy.pue import PueConfig
 from gigafactory_sim.gpus.catalogue import GpuProfile
+from gigafactory_sim.grid.config import GridConfig
 from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.power.models import (
     GpuPowerModel,
@@ -94,7 +97,8 @@ class Cluster(StrictModel):
 class Facility(StrictModel):
     name: str = "facility"
     country: str = Field(default="FR", description="grid zone (e.g. FR, DE)")
-    pue: float = Field(default=1.2, ge=1.0, le=3.0, description="facility power / IT power")
+    pue: PueConfig = Field(default=1.2, description="facility power / IT power: a number or a model "
+                                                    "({kind: temperature, ...}; see docs/energy.md)")
     clusters: list[Cluster] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -167,6 +171,8 @@ class Scenario(StrictModel):
     workload: Workload = Field(default_factory=Workload)
     scheduler: SchedulerConfig = Field(default_factory=EasyBackfillConfig)
     power: PowerConfig = Field(default_factory=PowerConfig)
+    grid: GridConfig | None = Field(default=None, description="the site's grid zone and time series")
+    energy: EnergyConfig | None = Field(default=None, description="power cap, budgets and power policies")
     report: ReportConfig = Field(default_factory=ReportConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")

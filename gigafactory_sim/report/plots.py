@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from gigafactory_sim.report import plots_energy as _energy
 from gigafactory_sim.report import plots_inference as _infer
 
 __all__ = [
@@ -251,6 +252,9 @@ PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("energy", "Energy breakdown", energy_plot),
     PlotSpec("gpus_by_use", "GPUs by use: training, inference, idle", _infer.gpus_by_use_png),
     PlotSpec("inference_demand", "Inference demand vs capacity", _infer.demand_vs_capacity_png),
+    PlotSpec("power_vs_cap", "Grid draw vs power cap (throttling shaded)", _energy.plot_power_vs_cap),
+    PlotSpec("energy_budget", "Energy and budget use per period", _energy.plot_energy_budget),
+    PlotSpec("carbon_cost_by_class", "Carbon and cost by workload class", _energy.plot_carbon_cost_by_class),
 )
 """Every plot of the report, in page order."""
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gigafactory_sim.energy.report import energy_columns, energy_sections
 from gigafactory_sim.sim.engine import CLUSTER_CHANNELS, POWER_CHANNELS, Simulation
 from gigafactory_sim.sim.inference_collect import inference_summary
 from gigafactory_sim.sim.inference_runtime import (
@@ -21,13 +22,19 @@ __all__ = ["jobs_table", "summarise", "timeseries_table"]
 J_PER_MWH = 3.6e9
 
 
+def _constant_pue(sim: Simulation) -> float:
+    """The scenario's constant PUE; 1 when the energy system integrates facility power itself (PUE may vary)."""
+    pue = sim.scenario.facility.pue
+    return float(pue) if sim.energy is None and isinstance(pue, int | float) else 1.0
+
+
 def timeseries_table(sim: Simulation) -> pd.DataFrame:
     """One row per report interval: interval means of every metered channel, exact (integral / length)."""
     times = np.array([t for t, _, _, _ in sim.ticks])
     integrals = np.vstack([s for _, s, _, _ in sim.ticks])
     dt = np.diff(times)
     means = np.diff(integrals, axis=0) / dt[:, None]
-    pue = sim.scenario.facility.pue
+    pue = _constant_pue(sim)
     start = pd.Timestamp(sim.scenario.start)
     data: dict[str, Any] = {
         "t_start_s": times[:-1],
@@ -72,6 +79,8 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
     data["running_jobs_mean"] = means[:, idx["running_jobs"]]
     data["queued_jobs"] = np.array([q for _, _, q, _ in sim.ticks[1:]], dtype=np.int64)
     data["running_jobs"] = np.array([r for _, _, _, r in sim.ticks[1:]], dtype=np.int64)
+    if sim.energy is not None:
+        data.update(energy_columns(sim, means, dt))
     return pd.DataFrame(data)
 
 
@@ -116,7 +125,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
     horizon = sim.horizon_s
     integral = sim.meter.integral
     idx = sim.meter.index
-    pue = sim.scenario.facility.pue
+    pue = _constant_pue(sim)
     gpus_total = sum(st.total_gpus for st in sim.clusters)
     clusters: dict[str, dict[str, float]] = {}
     it_j = train_j = idle_j = alloc_gs = busy_gs = infer_j = train_alloc_gs = 0.0
@@ -204,4 +213,21 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
             "training": train_j / J_PER_MWH, "inference": infer_j / J_PER_MWH, "idle": idle_j / J_PER_MWH,
         }
         summary["inference"] = inference
+    if sim.energy is not None:
+        _energy_summary(sim, jobs, summary, it_j)
     return summary
+
+
+def _energy_summary(sim: Simulation, jobs: pd.DataFrame, summary: dict[str, object], it_j: float) -> None:
+    """Exact facility figures (the PUE may vary) and the energy sections (grid, carbon, cost, caps, budgets)."""
+    es = sim.energy
+    assert es is not None
+    facility_j = float(sim.meter.integral[sim.meter.index["facility_w"]])
+    energy = summary["energy"]
+    power = summary["power"]
+    assert isinstance(energy, dict) and isinstance(power, dict)
+    energy["facility_mwh"] = facility_j / J_PER_MWH
+    energy["pue"] = facility_j / it_j if it_j else None
+    power["peak_facility_mw"] = es.acc.peak_facility_w / 1e6
+    power["mean_facility_mw"] = facility_j / sim.horizon_s / 1e6
+    summary.update(energy_sections(sim, jobs))

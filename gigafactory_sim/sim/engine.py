@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.energy.system import EnergySystem, needs_energy_system
 from gigafactory_sim.gpus.catalogue import GpuProfile
 from gigafactory_sim.power.models import GpuPowerModel
 from gigafactory_sim.random_streams import RandomStreams
@@ -100,9 +101,11 @@ class Simulation:
         self.rec_energy_j = np.zeros(n)
         self.n_submitted = 0
         self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks
-        self.ticks: list[tuple[float, np.ndarray, int, int]] = [(0.0, self.meter.snapshot(), 0, 0)]
         self.infer_held = [0] * len(self.clusters)  # GPUs inference holds in each cluster state (incl. reserved)
         self.infer_active = [0] * len(self.clusters)  # of which held by replicas
+        # grid signals, PUE chain, caps, budgets and power policies (None: none configured)
+        self.energy: EnergySystem | None = EnergySystem(self) if needs_energy_system(self) else None
+        self.ticks: list[tuple[float, np.ndarray, int, int]] = [(0.0, self.meter.snapshot(), 0, 0)]
         for c in range(len(self.clusters)):
             self._refresh(c)
         self.inference = InferenceRuntime(self) if scenario.workload.inference else None
@@ -172,6 +175,13 @@ class Simulation:
     def _submit(self, job: Job, allowed: tuple[int, ...]) -> None:
         self.n_events += 1
         self.meter.advance(self.env.now)
+        self.n_submitted += 1
+        if self.energy is not None and self.energy.hold(job, allowed):
+            return
+        self._enqueue(job, allowed)
+
+    def _enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
+        """Put ``job`` in the queue of its cluster (routed among ``allowed``) and ask for a pass."""
         c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
         job.cluster = c
         key = self.scheduler.order_key(job)
@@ -181,7 +191,6 @@ class Simulation:
         self.queues[c].insert(pos, job)
         self.queued_gpus[c] += job.gpus
         self.n_queued += 1
-        self.n_submitted += 1
         self._set_counts()
         self._request_pass(c)
 
@@ -206,11 +215,15 @@ class Simulation:
             view.now_s = now
             started = False
             for job in self.scheduler.select(view):
+                if self.energy is not None and not self.energy.admit(job, c):  # type: ignore[arg-type]
+                    break  # its added power does not fit under the cap: stop this cluster's pass
                 self._start(job, c, now)  # type: ignore[arg-type]
                 started = True
             if started:
                 self._refresh(c)
                 self._set_counts()
+        if self.energy is not None:
+            self.energy.after_pass(now, dirty)
 
     def _dequeue(self, job: Job, c: int) -> None:
         queue = self.queues[c]
@@ -309,6 +322,8 @@ class Simulation:
         self.env.process(self._ticks())
         if self.inference is not None:
             self.inference.start()
+        if self.energy is not None:
+            self.env.process(self.energy.process())
         self.env.run(until=self.horizon_s)
         now = self.horizon_s
         self.meter.advance(now)

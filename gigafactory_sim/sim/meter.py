@@ -1,16 +1,29 @@
 """Exact integration of piecewise-constant quantities (power, allocated GPUs, queue length) between events.
 
-Every state change first calls :meth:`Meter.advance` with the current time, which adds ``value x elapsed`` for every
-channel, then sets new values. Energy is therefore the exact integral of power, never a sum of samples. The peak
-of the IT power is taken over segments of positive length, so same-instant transients (a job ending and another
-starting at the same time) never count.
-"""
+Every state change first calls :meth:`Meter.advance` with the current time, which adds ``value x elapsed`` for
+every channel, then sets new values. Energy is therefore the exact integral of power, never a sum of samples.
+The peak of the IT power is taken over segments of positive length, so same-instant transients (a job ending
+and another starting at the same time) never count. """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-__all__ = ["Meter"]
+__all__ = ["Meter", "SegmentProbe"]
+
+
+class SegmentProbe(Protocol):
+    """Derives quantities that are not linear in the channels (e.g. renewable self-consumption, cap excess).
+
+    :meth:`segment` sees every segment of positive length ``[t0_s, t0_s + dt_s)`` with its IT power;
+    :meth:`flush` writes what the probe accumulated into ``integral`` (called before every snapshot).
+    """
+
+    def segment(self, it_w: float, t0_s: float, dt_s: float) -> None: ...
+
+    def flush(self, integral: np.ndarray, now_s: float) -> None: ...
 
 
 class Meter:
@@ -21,16 +34,29 @@ class Meter:
         self.index = {n: i for i, n in enumerate(self.names)}
         self.values = np.zeros(len(names))
         self.integral = np.zeros(len(names))
+        self.it_power_names = list(it_power_names)
         self._it_idx = np.array([self.index[n] for n in it_power_names], dtype=np.int64)
         self.t_s = 0.0
         self.peak_it_w = 0.0
         self.peak_it_at_s = 0.0
+        self.probe: SegmentProbe | None = None
+
+    def add_channels(self, names: list[str]) -> list[int]:
+        """Append channels (value 0, integral 0); returns their indices. Call before the first snapshot."""
+        first = len(self.names)
+        self.names += names
+        self.index.update({n: first + i for i, n in enumerate(names)})
+        self.values = np.concatenate([self.values, np.zeros(len(names))])
+        self.integral = np.concatenate([self.integral, np.zeros(len(names))])
+        return list(range(first, first + len(names)))
 
     def advance(self, now_s: float) -> None:
         dt = now_s - self.t_s
         if dt > 0.0:
             self.integral += self.values * dt
             it_w = float(self.values[self._it_idx].sum())
+            if self.probe is not None:
+                self.probe.segment(it_w, self.t_s, dt)
             if it_w > self.peak_it_w:
                 self.peak_it_w = it_w
                 self.peak_it_at_s = self.t_s
@@ -40,4 +66,6 @@ class Meter:
         return float(self.values[self._it_idx].sum())
 
     def snapshot(self) -> np.ndarray:
+        if self.probe is not None:
+            self.probe.flush(self.integral, self.t_s)
         return self.integral.copy()

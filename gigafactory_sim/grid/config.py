@@ -1,0 +1,112 @@
+"""The scenario's ``grid:`` section: where the carbon, price, temperature and renewable series are read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import Field
+
+from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.errors import InputProblem, ScenarioError
+from gigafactory_sim.grid.signals import SERIES_KINDS, Signal, load_signal
+from gigafactory_sim.workload.traces import BUILTIN_PREFIX, resolve_data_path
+
+__all__ = ["GridConfig", "GridSignals", "Renewables", "SeriesSource"]
+
+
+class SeriesSource(StrictModel):
+    """One series: a CSV long table (``time_utc``, ``zone``, value column) or the shipped 2020 extract."""
+
+    path: str | None = Field(
+        default=None,
+        description="CSV (may be .gz); relative to the scenario file, or builtin:NAME; default: the shipped "
+                    "2020 hourly extract for this series (FR, DE; gigafactory_sim/data/grid/SOURCE.md)")
+    zone: str | None = Field(default=None, description="zone to select; default grid.zone")
+    column: str | None = Field(default=None, description="value column; default the series' own")
+    year: int | None = Field(default=None, description="use only this calendar year (UTC) of the file")
+
+
+class Renewables(StrictModel):
+    """On-site PV and wind: capacity (MW) x hourly capacity factor offsets grid import."""
+
+    solar_mw: float = Field(default=0.0, ge=0)
+    wind_mw: float = Field(default=0.0, ge=0)
+    solar: SeriesSource = Field(default_factory=SeriesSource, description="solar capacity factors (solar_cf)")
+    wind: SeriesSource = Field(default_factory=SeriesSource, description="wind capacity factors (wind_cf)")
+
+
+class GridConfig(StrictModel):
+    """The site's grid zone and signals. Every series must cover the horizon unless ``loop_year`` is set."""
+
+    zone: str | None = Field(default=None, description="grid zone of every series; default facility.country")
+    loop_year: bool = Field(
+        default=False,
+        description="repeat a one-year series, aligned on weekday and time of day nearest the same date")
+    carbon: SeriesSource | None = Field(default=None, description="carbon intensity, gCO2/kWh")
+    price: SeriesSource | None = Field(default=None, description="day-ahead price, EUR/MWh")
+    temperature: SeriesSource | None = Field(default=None, description="outdoor temperature, degC (for PUE)")
+    renewables: Renewables | None = None
+
+    def sources(self) -> dict[str, SeriesSource]:
+        out: dict[str, SeriesSource] = {}
+        for kind in ("carbon", "price", "temperature"):
+            src = getattr(self, kind)
+            if src is not None:
+                out[kind] = src
+        if self.renewables is not None:
+            if self.renewables.solar_mw > 0:
+                out["solar"] = self.renewables.solar
+            if self.renewables.wind_mw > 0:
+                out["wind"] = self.renewables.wind
+        return out
+
+
+@dataclass(frozen=True)
+class GridSignals:
+    """The loaded signals (``None`` where the scenario has no such series)."""
+
+    carbon: Signal | None = None
+    price: Signal | None = None
+    temperature: Signal | None = None
+    solar: Signal | None = None
+    wind: Signal | None = None
+    solar_mw: float = 0.0
+    wind_mw: float = 0.0
+
+    def all(self) -> list[Signal]:
+        sigs = (self.carbon, self.price, self.temperature, self.solar, self.wind)
+        return [s for s in sigs if s is not None]
+
+
+def resolve_series_path(kind: str, src: SeriesSource, base_dir: Path) -> tuple[Path, bool]:
+    """The file to read and whether it is the shipped extract."""
+    if src.path is None:
+        builtin = SERIES_KINDS[kind].builtin
+        if builtin is None:
+            raise ValueError(f"no shipped {kind} series; give a path")
+        return resolve_data_path(BUILTIN_PREFIX + builtin, base_dir), True
+    return resolve_data_path(src.path, base_dir), src.path.startswith(BUILTIN_PREFIX + "grid/")
+
+
+def load_grid(cfg: GridConfig, default_zone: str, start: datetime, horizon_s: float, base_dir: Path
+              ) -> GridSignals:
+    """Load and validate every configured series (:class:`ScenarioError` names file, line and field)."""
+    signals: dict[str, Signal] = {}
+    problems: list[InputProblem] = []
+    for kind, src in cfg.sources().items():
+        path, shipped = resolve_series_path(kind, src, base_dir)
+        zone = src.zone or cfg.zone or default_zone
+        if shipped:
+            zone = dict(SERIES_KINDS[kind].aliases).get(zone, zone)
+        field = f"grid.renewables.{kind}" if kind in ("solar", "wind") else f"grid.{kind}"
+        try:
+            signals[kind] = load_signal(kind, path, zone=zone, column=src.column, year=src.year, start=start,
+                                        horizon_s=horizon_s, loop_year=cfg.loop_year, field=field)
+        except ScenarioError as exc:  # go on: report every series' problems at once
+            problems += exc.problems
+    if problems:
+        raise ScenarioError(problems)
+    ren = cfg.renewables
+    return GridSignals(**signals, solar_mw=ren.solar_mw if ren else 0.0, wind_mw=ren.wind_mw if ren else 0.0)

@@ -1,0 +1,228 @@
+"""Grid time series (carbon, price, temperature, capacity factors, power caps) as piecewise-constant signals.
+
+A series is read from a CSV long table like ``../shared/data/grid/``: ``time_utc`` (ISO 8601, UTC; a naive
+time is taken as UTC), an optional ``zone`` column, and a value column whose name carries its unit
+(``carbon_g_per_kwh``, ``price_eur_per_mwh``, ``temperature_c``, ``solar_cf``, ``wind_cf``, ``power_cap_mw``).
+A row's value holds from its time until the next row's time (hour-start convention). Validation reports, with
+file and line: unknown zone, bad time, duplicate times, rows not evenly spaced (gaps), a step longer than an
+hour, values out of range or in the wrong unit, and a series that does not cover the simulated
+``[start, start + horizon)``. With ``loop_year`` a series spanning exactly one year (365 or 366 days) is
+repeated; see :func:`loop_offset_s` for how it is aligned.
+
+Times inside the simulator are seconds from the scenario start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gigafactory_sim.errors import InputProblem, ScenarioError
+
+__all__ = ["SERIES_KINDS", "SeriesKind", "Signal", "load_signal", "loop_offset_s", "read_series"]
+
+DAY_S = 86400.0
+WEEK_S = 7 * DAY_S
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A piecewise-constant signal: ``values[i]`` on ``[times_s[i], times_s[i + 1])``; ``times_s[0] <= 0``.
+
+    ``times_s`` are seconds from the scenario start, strictly increasing; the last value holds to infinity.
+    """
+
+    name: str
+    unit: str
+    times_s: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def constant(cls, name: str, unit: str, value: float) -> Signal:
+        return cls(name, unit, np.array([0.0]), np.array([float(value)]))
+
+    def at(self, t_s: float) -> float:
+        """The value in force at ``t_s`` (right-continuous: a breakpoint takes its new value)."""
+        i = int(np.searchsorted(self.times_s, t_s, side="right")) - 1
+        return float(self.values[max(i, 0)])
+
+    def breakpoints(self, horizon_s: float) -> np.ndarray:
+        """Times in ``(0, horizon_s)`` where the value may change."""
+        t = self.times_s
+        return t[(t > 0.0) & (t < horizon_s)]
+
+    def integral(self, t0_s: float, t1_s: float) -> float:
+        """Exact integral of the signal over ``[t0_s, t1_s]`` (value x seconds)."""
+        if t1_s <= t0_s:
+            return 0.0
+        edges = np.concatenate(([t0_s], self.breakpoints_between(t0_s, t1_s), [t1_s]))
+        mids = edges[:-1]
+        idx = np.clip(np.searchsorted(self.times_s, mids, side="right") - 1, 0, None)
+        return float(np.sum(self.values[idx] * np.diff(edges)))
+
+    def breakpoints_between(self, t0_s: float, t1_s: float) -> np.ndarray:
+        t = self.times_s
+        return t[(t > t0_s) & (t < t1_s)]
+
+
+@dataclass(frozen=True)
+class SeriesKind:
+    """What a series measures: its column (unit in the name), the plausible range, the shipped extract."""
+
+    column: str
+    unit: str
+    low: float | None
+    high: float | None
+    builtin: str | None
+    hint: str  # what a value out of range probably means
+    aliases: tuple[tuple[str, str], ...] = ()  # zone aliases for the shipped extract
+
+
+SERIES_KINDS: dict[str, SeriesKind] = {
+    "carbon": SeriesKind("carbon_g_per_kwh", "gCO2/kWh", 0.0, 2000.0, "grid/carbon_2020.csv.gz",
+                         "carbon intensity is gCO2/kWh (kg/kWh x 1000; g/MWh / 1000); it cannot be negative"),
+    "price": SeriesKind("price_eur_per_mwh", "EUR/MWh", -5000.0, 10000.0, "grid/price_2020.csv.gz",
+                        "prices are EUR/MWh (EUR/kWh x 1000)", aliases=(("DE", "DE-LU"),)),
+    "temperature": SeriesKind("temperature_c", "degC", -90.0, 70.0, None,
+                              "temperatures are degrees Celsius (kelvin - 273.15)"),
+    "solar": SeriesKind("solar_cf", "fraction", 0.0, 1.0, "grid/renewables_2020.csv.gz",
+                        "capacity factors are fractions 0-1 (percent / 100)"),
+    "wind": SeriesKind("wind_cf", "fraction", 0.0, 1.0, "grid/renewables_2020.csv.gz",
+                       "capacity factors are fractions 0-1 (percent / 100)"),
+    "power_cap": SeriesKind("power_cap_mw", "MW", 0.0, None, None, "power caps are MW of facility grid draw"),
+}
+
+
+def _lines(index: pd.Index | np.ndarray, limit: int = 5) -> str:
+    rows = [int(i) + 2 for i in list(index)[:limit]]  # header is line 1
+    more = f" (and {len(index) - limit} more)" if len(index) > limit else ""
+    return ", ".join(str(r) for r in rows) + more
+
+
+def read_series(path: Path, kind: str, zone: str | None, column: str | None, year: int | None,
+                field: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Read and validate one zone's series: ``(unix times s, values, step s)``, evenly spaced."""
+    spec = SERIES_KINDS[kind]
+    col = column or spec.column
+    file = str(path)
+
+    def fail(message: str, line: int | None = None, sub: str = "path") -> ScenarioError:
+        return ScenarioError([InputProblem(file=file, line=line, field=f"{field}.{sub}", message=message)])
+
+    if not path.is_file():
+        raise fail("series file not found")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError) as exc:
+        raise fail(f"cannot parse CSV: {exc}") from None
+    if "time_utc" not in raw.columns:
+        raise fail(f"no time_utc column; columns: {', '.join(raw.columns)}", line=1)
+    if col not in raw.columns:
+        stem = col.split("_")[0]
+        near = [c for c in raw.columns if c.split("_")[0] == stem]
+        msg = f"no {col} column ({spec.unit})"
+        if near:
+            msg += f"; found {', '.join(near)}: wrong unit? {spec.hint}"
+        raise fail(msg + f"; columns: {', '.join(raw.columns)}", line=1, sub="column")
+    if "zone" in raw.columns:
+        zones = sorted(set(raw["zone"]))
+        if zone is None:
+            if len(zones) > 1:
+                raise fail(f"the file holds several zones ({', '.join(zones)}); name one", sub="zone")
+        else:
+            if zone not in zones:
+                raise fail(f"no zone {zone!r} in the file; zones: {', '.join(zones)}", sub="zone")
+            raw = raw[raw["zone"] == zone]
+    times = pd.to_datetime(raw["time_utc"], utc=True, errors="coerce", format="ISO8601")
+    bad = raw.index[times.isna()]
+    if len(bad):
+        raise fail(f"bad time_utc at line(s) {_lines(bad)} (ISO 8601 expected)", line=int(bad[0]) + 2)
+    values = pd.to_numeric(raw[col], errors="coerce")
+    bad = raw.index[values.isna()]
+    if len(bad):
+        raise fail(f"missing or non-numeric {col} at line(s) {_lines(bad)}", line=int(bad[0]) + 2)
+    if year is not None:
+        keep = (times.dt.year == year).to_numpy()
+        if not keep.any():
+            raise fail(f"no rows in year {year}", sub="year")
+        times, values = times[keep], values[keep]
+    order = np.argsort(times.to_numpy(), kind="stable")
+    times, values = times.iloc[order], values.iloc[order]
+    dup = times.index[times.duplicated(keep="first").to_numpy()]
+    if len(dup):
+        raise fail(f"duplicate times at line(s) {_lines(dup)}", line=int(dup[0]) + 2)
+    if spec.low is not None and (values < spec.low).any():
+        bad = values.index[(values < spec.low).to_numpy()]
+        raise fail(f"{col} below {spec.low:g} at line(s) {_lines(bad)}: {spec.hint}", line=int(bad[0]) + 2)
+    if spec.high is not None and (values > spec.high).any():
+        bad = values.index[(values > spec.high).to_numpy()]
+        raise fail(f"{col} above {spec.high:g} at line(s) {_lines(bad)}: {spec.hint}", line=int(bad[0]) + 2)
+    if kind == "carbon" and len(values) and values.max() < 2.0:
+        raise fail(f"{col} never reaches 2 g/kWh: wrong unit? {spec.hint}", sub="column")
+    if kind == "price" and len(values) and values.abs().max() < 1.0:
+        raise fail(f"{col} stays within +-1: wrong unit? {spec.hint}", sub="column")
+    unix = (times.dt.tz_convert(UTC) - pd.Timestamp(0, tz=UTC)).dt.total_seconds().to_numpy()
+    if len(unix) < 2:
+        raise fail("a series needs at least two rows")
+    diffs = np.diff(unix)
+    steps, counts = np.unique(diffs, return_counts=True)
+    step = float(steps[np.argmax(counts)])
+    if step > 3600.0:
+        raise fail(f"rows are {step / 3600:g} h apart; hourly or finer is needed")
+    odd = np.flatnonzero(diffs != step)
+    if len(odd):
+        k = int(odd[0])
+        where = values.index[odd + 1]
+        raise fail(f"rows not evenly spaced every {step:g} s: {len(odd)} gap(s) or irregular step(s), the "
+                   f"first between {times.iloc[k].isoformat()} and {times.iloc[k + 1].isoformat()} (line(s) "
+                   f"{_lines(where)})", line=int(where[0]) + 2)
+    return unix, values.to_numpy(dtype=float), step
+
+
+def loop_offset_s(start: datetime, block_start_unix: float) -> float:
+    """Whole weeks to subtract from simulated time so that it falls on the same weekday and time of day in the
+    data's year, nearest the same date (weekly and seasonal patterns line up); then wrapped into the block."""
+    start_unix = start.timestamp()
+    block_year = datetime.fromtimestamp(block_start_unix, UTC).year
+    same_date = start.replace(year=block_year, day=min(start.day, 28) if start.month == 2 else start.day)
+    shift = start_unix - same_date.timestamp()
+    return round(shift / WEEK_S) * WEEK_S
+
+
+def load_signal(kind: str, path: Path, *, zone: str | None, column: str | None, year: int | None,
+                start: datetime, horizon_s: float, loop_year: bool, field: str) -> Signal:
+    """The signal of ``kind`` for ``[start, start + horizon_s)``, validated (see the module docstring)."""
+    spec = SERIES_KINDS[kind]
+    unix, values, step = read_series(path, kind, zone, column, year, field)
+    t0 = start.timestamp()
+    t_end = t0 + horizon_s
+    first, last_end = unix[0], unix[-1] + step
+    if loop_year:
+        span = last_end - first
+        if not (365 * DAY_S <= span <= 366 * DAY_S):
+            raise ScenarioError.single(str(path), f"{field}.path",
+                                       f"loop_year needs a series spanning one year (365 or 366 days); "
+                                       f"this one spans {span / DAY_S:.2f} days (select one with `year:`)")
+        n = len(values)
+        offset = loop_offset_s(start, first)
+        pos0 = (t0 - offset - first) % span  # position of the scenario start inside the block
+        i0 = int(pos0 // step)
+        k = math.ceil((horizon_s + (pos0 - i0 * step)) / step) + 1
+        times_s = np.arange(k) * step - (pos0 - i0 * step)
+        vals = values[(i0 + np.arange(k)) % n]
+        return Signal(kind, spec.unit, times_s, vals)
+    if first > t0 or last_end < t_end:
+        def iso(x: float) -> str:
+            return datetime.fromtimestamp(x, UTC).isoformat().replace("+00:00", "Z")
+        raise ScenarioError.single(
+            str(path), f"{field}.path",
+            f"the series covers {iso(first)} to {iso(last_end)}, not the simulated {iso(t0)} to "
+            f"{iso(t_end)}; move `start`, shorten `horizon`, or set grid.loop_year: true to repeat one year")
+    i0 = int(np.searchsorted(unix, t0, side="right")) - 1
+    i1 = int(np.searchsorted(unix, t_end, side="left"))
+    return Signal(kind, spec.unit, unix[i0:i1] - t0, values[i0:i1])
