@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.config.reliability import CheckpointConfig, FailureConfig
 from gigafactory_sim.gpus.catalogue import GpuProfile
 from gigafactory_sim.power.models import DvfsPowerModel, GpuPowerModel, InterpolatedPowerModel, LinearPowerModel
 from gigafactory_sim.scheduling import EasyBackfillConfig, SchedulerConfig
@@ -81,6 +82,7 @@ class Cluster(StrictModel):
     gpus_per_node: int = Field(default=8, gt=0, le=64)
     node_power: NodePower = Field(default_factory=NodePower)
     power_model: PowerModelConfig = Field(default_factory=GpuDefaultPower)
+    failures: FailureConfig | None = Field(default=None, description="overrides facility.failures here")
 
     @property
     def gpus(self) -> int:
@@ -92,6 +94,11 @@ class Facility(StrictModel):
     country: str = Field(default="FR", description="grid zone (e.g. FR, DE)")
     pue: float = Field(default=1.2, ge=1.0, le=3.0, description="facility power / IT power")
     clusters: list[Cluster] = Field(min_length=1)
+    failures: FailureConfig | None = Field(default=None, description="failures of clusters without their own")
+
+    def failures_of(self, cluster: Cluster) -> FailureConfig | None:
+        """The failure model of ``cluster``: its own, else the facility's default."""
+        return cluster.failures if cluster.failures is not None else self.failures
 
     @model_validator(mode="after")
     def _unique_names(self) -> Facility:
@@ -162,6 +169,7 @@ class Scenario(StrictModel):
     workload: Workload = Field(default_factory=Workload)
     scheduler: SchedulerConfig = Field(default_factory=EasyBackfillConfig)
     power: PowerConfig = Field(default_factory=PowerConfig)
+    checkpointing: CheckpointConfig | None = None
     report: ReportConfig = Field(default_factory=ReportConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")

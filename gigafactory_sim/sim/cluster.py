@@ -2,7 +2,8 @@
 
 Placement rule (shared with :class:`gigafactory_sim.scheduling.base.Capacity`): a job of ``k <= gpus_per_node``
 GPUs packs onto one node, the fullest node that still fits it (best fit); a larger job takes
-``ceil(k / gpus_per_node)`` whole free nodes (gang, all-or-nothing). A node that is down is in no bucket.
+``ceil(k / gpus_per_node)`` whole free nodes (gang, all-or-nothing). A node that is down is in no bucket, nor
+is a reserved node (a hot spare: up and powered, but out of scheduling).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ClusterState:
         self.buckets[gpus_per_node] = set(range(nodes))
         self.allocated_gpus = 0
         self.down_nodes = 0
+        self.reserved: set[int] = set()
 
     # -- queries ---------------------------------------------------------------------------------------------
     @property
@@ -37,7 +39,7 @@ class ClusterState:
     @property
     def busy_nodes(self) -> int:
         """Nodes that are up and hold at least one allocated GPU."""
-        return self.nodes - self.down_nodes - len(self.buckets[self.gpus_per_node])
+        return self.nodes - self.down_nodes - len(self.reserved) - len(self.buckets[self.gpus_per_node])
 
     def counts(self) -> list[int]:
         return [len(b) for b in self.buckets]
@@ -97,11 +99,28 @@ class ClusterState:
             return
         self.node_up[node] = False
         self.buckets[self.node_free[node]].discard(node)
+        self.reserved.discard(node)
         self.down_nodes += 1
 
-    def set_up(self, node: int) -> None:
+    def set_up(self, node: int, reserve: bool = False) -> None:
+        """Return a node to service; with ``reserve`` it comes back as a hot spare (see :meth:`reserve`)."""
         if self.node_up[node]:
             return
         self.node_up[node] = True
-        self.buckets[self.node_free[node]].add(node)
         self.down_nodes -= 1
+        if reserve:
+            self.reserved.add(node)
+        else:
+            self.buckets[self.node_free[node]].add(node)
+
+    def reserve(self, node: int) -> None:
+        """Hold a wholly free, up node out of scheduling (a hot spare)."""
+        if not self.node_up[node] or self.node_free[node] != self.gpus_per_node:
+            raise RuntimeError(f"cluster {self.name}: node {node} is not up and wholly free")
+        self.buckets[self.gpus_per_node].discard(node)
+        self.reserved.add(node)
+
+    def unreserve(self, node: int) -> None:
+        """Put a hot spare back into scheduling."""
+        self.reserved.remove(node)
+        self.buckets[self.node_free[node]].add(node)

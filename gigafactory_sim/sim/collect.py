@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gigafactory_sim.sim.collect_reliability import (
+    reliability_job_columns,
+    reliability_summary,
+    reliability_timeseries_columns,
+)
 from gigafactory_sim.sim.engine import CLUSTER_CHANNELS, POWER_CHANNELS, Simulation
 from gigafactory_sim.sim.state import STATE_NAMES
 
@@ -48,6 +53,8 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
     data["running_jobs_mean"] = means[:, idx["running_jobs"]]
     data["queued_jobs"] = np.array([q for _, _, q, _ in sim.ticks[1:]], dtype=np.int64)
     data["running_jobs"] = np.array([r for _, _, _, r in sim.ticks[1:]], dtype=np.int64)
+    if sim.reliability is not None:
+        data.update(reliability_timeseries_columns(sim, times, means))
     return pd.DataFrame(data)
 
 
@@ -58,7 +65,7 @@ def jobs_table(sim: Simulation) -> pd.DataFrame:
     cluster_names = np.array([*sim.cluster_names, ""], dtype=object)
     state_names = np.array([STATE_NAMES[k] for k in sorted(STATE_NAMES)], dtype=object)
     start = sim.rec_start_s[:n]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "job_id": np.arange(n, dtype=np.int64),
         "source": np.array(jt.sources, dtype=object)[jt.source_idx[:n]],
         "tenant": np.asarray(jt.tenant_names, dtype=object)[jt.tenant_idx[:n]] if n else np.array([], dtype=object),
@@ -73,6 +80,9 @@ def jobs_table(sim: Simulation) -> pd.DataFrame:
         "work_gpu_h": jt.work_s[:n] * jt.gpus[:n] / 3600.0,
         "energy_kwh": sim.rec_energy_j[:n] / 3.6e6,
     })
+    if sim.reliability is not None:
+        table = table.assign(**reliability_job_columns(sim))
+    return table
 
 
 def _percentiles(x: np.ndarray) -> dict[str, float | None]:
@@ -112,7 +122,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
     started = jobs["start_s"].notna().to_numpy()
     waits = jobs["wait_s"].to_numpy()[started]
     state = jobs["state"].to_numpy()
-    return {
+    summary: dict[str, object] = {
         "scenario": sim.scenario.name,
         "seed": sim.scenario.seed,
         "gpus_total": gpus_total,
@@ -149,3 +159,7 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
         "wait_s": _percentiles(waits),
         "clusters": clusters,
     }
+    if sim.reliability is not None:
+        summary["jobs"]["failed"] = int((state == "failed").sum())  # type: ignore[index]
+        summary["reliability"] = reliability_summary(sim, jobs)
+    return summary

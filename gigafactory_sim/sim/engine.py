@@ -24,6 +24,7 @@ from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.scheduling.base import Scheduler
 from gigafactory_sim.sim.cluster import ClusterState
 from gigafactory_sim.sim.meter import Meter
+from gigafactory_sim.sim.reliability import RELIABILITY_CHANNELS, Reliability, reliability_enabled
 from gigafactory_sim.sim.state import COMPLETED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.view import EngineClusterView
 from gigafactory_sim.workload.build import build_jobs
@@ -72,6 +73,7 @@ class Simulation:
 
         names = [f"{ch}.{c}" for c in self.cluster_names for ch in CLUSTER_CHANNELS]
         names += ["queued_jobs", "running_jobs"]
+        names += [f"{ch}.{c}" for c in self.cluster_names for ch in RELIABILITY_CHANNELS]
         self.meter = Meter(names, [f"{ch}.{c}" for c in self.cluster_names for ch in POWER_CHANNELS])
         self.ch = [{ch: self.meter.index[f"{ch}.{c}"] for ch in CLUSTER_CHANNELS} for c in self.cluster_names]
         self.ch_queued = self.meter.index["queued_jobs"]
@@ -98,6 +100,7 @@ class Simulation:
         self.n_submitted = 0
         self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks
         self.ticks: list[tuple[float, np.ndarray, int, int]] = [(0.0, self.meter.snapshot(), 0, 0)]
+        self.reliability = Reliability(self) if reliability_enabled(scenario) else None
         for c in range(len(self.clusters)):
             self._refresh(c)
 
@@ -123,6 +126,8 @@ class Simulation:
             gpu_train += g.busy_gpus * g.gpu_power_w
         allocated = st.allocated_gpus
         gpu_train += (allocated - busy) * self.context_idle_w[c]
+        if self.reliability is not None:
+            gpu_train -= self.reliability.refresh(c)  # GPUs in checkpoint stalls and restarts draw less
         unallocated = st.total_gpus - st.down_nodes * st.gpus_per_node - allocated
         v[ch["gpu_train_w"]] = gpu_train
         v[ch["gpu_idle_w"]] = unallocated * self.unallocated_w[c]
@@ -167,7 +172,14 @@ class Simulation:
         self.n_events += 1
         self.meter.advance(self.env.now)
         c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
+        self.n_submitted += 1
+        self._enqueue(job, c)
+
+    def _enqueue(self, job: Job, c: int) -> None:
+        """Put a new or interrupted job in cluster ``c``'s queue (meter advanced)."""
         job.cluster = c
+        if self.reliability is not None:
+            self.reliability.plan_queued(job, c)
         key = self.scheduler.order_key(job)
         keys = self.queue_keys[c]
         pos = bisect.bisect_right(keys, key)
@@ -175,7 +187,6 @@ class Simulation:
         self.queues[c].insert(pos, job)
         self.queued_gpus[c] += job.gpus
         self.n_queued += 1
-        self.n_submitted += 1
         self._set_counts()
         self._request_pass(c)
 
@@ -232,6 +243,8 @@ class Simulation:
         self.rec_cluster[job.idx] = c
         self.rec_state[job.idx] = RUNNING
         self.n_running += 1
+        if self.reliability is not None:
+            self.reliability.on_start(job, group, now)
         if group.add(job):
             self._schedule_completion(group)
 
@@ -267,6 +280,8 @@ class Simulation:
         c = job.cluster
         elapsed = now - job.start_s
         gpu_j = job.gpus * (job.group.e_gpu_j - job.e_start_j)
+        if job.run is not None:
+            gpu_j -= job.run.saving_j(job.gpus, job.group, now)
         stranded_j = (job.gpus_held - job.gpus) * self.context_idle_w[c] * elapsed
         node_j = job.gpus_held * self.node_busy_w_per_gpu[c] * elapsed
         return gpu_j + stranded_j + node_j
@@ -274,6 +289,8 @@ class Simulation:
     def _finish(self, job: Job, now: float) -> None:
         self.rec_energy_j[job.idx] += self.job_energy_j(job, now)
         self.rec_end_s[job.idx] = now
+        if self.reliability is not None:
+            self.reliability.on_finish(job, now)
         self.clusters[job.cluster].release(job.alloc)
         job.alloc = []
         job.group = None
@@ -300,6 +317,8 @@ class Simulation:
     def run(self) -> None:
         self.env.process(self._arrivals())
         self.env.process(self._ticks())
+        if self.reliability is not None:
+            self.reliability.start()
         self.env.run(until=self.horizon_s)
         now = self.horizon_s
         self.meter.advance(now)
@@ -308,4 +327,6 @@ class Simulation:
                 g.advance(now)
                 for _, _, job in g.running:
                     self.rec_energy_j[job.idx] += self.job_energy_j(job, now)
+        if self.reliability is not None:
+            self.reliability.finalize(now)
         self._tick()

@@ -46,7 +46,7 @@ class EngineClusterView:
 
     def expected_duration_s(self, job: Job) -> float:  # type: ignore[override]
         speed = self._groups[job.load].speed
-        return job.work_s / speed if speed > 0 else float("inf")
+        return (job.work_s + job.extra_s) / speed if speed > 0 else float("inf")
 
     def running_by_end(self) -> Iterator[tuple[float, Job]]:  # type: ignore[override]
         def ends(group: SpeedGroup) -> Iterator[tuple[float, Job]]:
