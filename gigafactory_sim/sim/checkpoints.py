@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,19 +42,29 @@ def checkpoint_count(work_v: float, tau_v: float) -> int:
 
 
 class RunRecords:
-    """Per-job reliability accounting (arrays indexed by job index). Times are wall seconds, energies
-    joules."""
+    """Per-job reliability accounting, indexed by job index. Times are wall seconds, energies joules.
+
+    Plain lists while the run goes (scalar updates are several times cheaper than on numpy arrays); numpy
+    arrays after :meth:`freeze`, which the engine's run end calls."""
+
+    FIELDS = ("interruptions", "failures", "run_s", "restart_s", "ckpt_s", "lost_s", "e_restart_j",
+              "e_ckpt_j", "e_lost_j")
 
     def __init__(self, n: int) -> None:
-        self.interruptions = np.zeros(n, dtype=np.int32)  # all: failures, maintenance, preemption
-        self.failures = np.zeros(n, dtype=np.int32)  # by unexpected failures (these count to max_retries)
-        self.run_s = np.zeros(n)  # wall time holding GPUs
-        self.restart_s = np.zeros(n)  # restart phases
-        self.ckpt_s = np.zeros(n)  # completed checkpoint stalls (and one in progress at the horizon)
-        self.lost_s = np.zeros(n)  # work and stalls since the last checkpoint, thrown away at interruptions
-        self.e_restart_j = np.zeros(n)
-        self.e_ckpt_j = np.zeros(n)
-        self.e_lost_j = np.zeros(n)
+        self.interruptions: Any = [0] * n  # all: failures, maintenance, preemption
+        self.failures: Any = [0] * n  # by unexpected failures (these count to max_retries)
+        self.run_s: Any = [0.0] * n  # wall time holding GPUs
+        self.restart_s: Any = [0.0] * n  # restart phases
+        self.ckpt_s: Any = [0.0] * n  # completed checkpoint stalls (and one in progress at the horizon)
+        self.lost_s: Any = [0.0] * n  # work and stalls since the last checkpoint, lost at interruptions
+        self.e_restart_j: Any = [0.0] * n
+        self.e_ckpt_j: Any = [0.0] * n
+        self.e_lost_j: Any = [0.0] * n
+
+    def freeze(self) -> None:
+        """Turn the lists into numpy arrays (int64 counts, float64 times and energies)."""
+        for name in self.FIELDS:
+            setattr(self, name, np.asarray(getattr(self, name)))
 
 
 class JobRun:
@@ -116,9 +126,12 @@ class PhaseEngine:
         self.clocks: dict[int, PhaseClock] = {id(g): PhaseClock(g) for gs in sim.groups for g in gs.values()}
         self.by_cluster: list[list[PhaseClock]] = [
             [self.clocks[id(g)] for g in gs.values()] for gs in sim.groups]
+        self.low_gpus = [0] * len(sim.groups)  # per cluster: GPUs in low-power phases
 
     def saving_w(self, c: int) -> tuple[float, int]:
         """Power below group power of cluster ``c``'s GPUs in low-power phases, and their number."""
+        if not self.low_gpus[c]:
+            return 0.0, 0
         saving = 0.0
         low = 0
         p_low = self.p_low_w[c]
@@ -167,8 +180,9 @@ class PhaseEngine:
             rec.e_ckpt_j[i] += e_now_j - run.e_phase_job_j
         if run.phase in LOW_POWER:
             clock.low_gpus -= job.gpus
+            self.low_gpus[group.cluster] -= job.gpus
         job.run = None
-        return run.k * run.tau_v
+        return run.k * run.tau_v if run.k else 0.0  # (tau_v is inf without checkpoints: 0 x inf is nan)
 
     # -- events ----------------------------------------------------------------------------------------------
     def _insert(self, clock: PhaseClock, job: Job) -> None:
@@ -219,10 +233,12 @@ class PhaseEngine:
         run.e_phase_gpu_j = group.e_gpu_j
         run.e_phase_job_j = e_job_j
         self.clocks[id(group)].low_gpus += job.gpus
+        self.low_gpus[group.cluster] += job.gpus
 
     def _leave_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float) -> None:
         run.saved_j += job.gpus * ((group.e_gpu_j - run.e_phase_gpu_j) - run.p_low_w * (now - run.t_phase_s))
         self.clocks[id(group)].low_gpus -= job.gpus
+        self.low_gpus[group.cluster] -= job.gpus
 
     def _step(self, job: Job, clock: PhaseClock, now: float) -> None:
         """The job reached its next phase change."""

@@ -74,17 +74,28 @@ class ClusterState:
         whole = self.buckets[gpn]
         if len(whole) < n:
             raise RuntimeError(f"cluster {self.name}: {n} whole nodes needed, {len(whole)} free")
-        empty = self.buckets[0]
-        alloc: Allocation = []
-        for _ in range(n):
-            node = whole.pop()
-            empty.add(node)
-            self.node_free[node] = 0
-            alloc.append((node, gpn))
+        # Whole nodes in bulk (set operations in the same order as one at a time: identical state, C speed).
+        pop = whole.pop
+        nodes = [pop() for _ in range(n)]
+        self.buckets[0].update(nodes)
+        node_free = self.node_free
+        for node in nodes:
+            node_free[node] = 0
         self.allocated_gpus += n * gpn
-        return alloc
+        return [(node, gpn) for node in nodes]
 
     def release(self, alloc: Allocation) -> None:
+        if len(alloc) > 1:  # a gang allocation: whole nodes, each wholly held
+            gpn = self.gpus_per_node
+            node_free = self.node_free
+            up = self.node_up
+            for node, _ in alloc:
+                node_free[node] = gpn
+            self.allocated_gpus -= gpn * len(alloc)
+            nodes = [node for node, _ in alloc if up[node]]
+            self.buckets[0].difference_update(nodes)
+            self.buckets[gpn].update(nodes)
+            return
         for node, k in alloc:
             f = self.node_free[node]
             self.node_free[node] = f + k

@@ -55,10 +55,12 @@ class Reliability:
             cfg = scenario.facility.failures_of(cluster)
             self.failures.append(ClusterFailures(self, c, cfg) if cfg is not None else None)
         self.rate_per_node_s = [f.rate_per_node_s if f is not None else 0.0 for f in self.failures]
+        # Jobs on each node, for clusters that fail: single-node jobs in lists, multi-node jobs in a dict.
         self.node_jobs: list[list[list[Job]] | None] = [
             [[] for _ in range(st.nodes)] if f is not None else None
             for st, f in zip(sim.clusters, self.failures, strict=True)]
-        self._tau_s: dict[tuple[int, int], float] = {}
+        self.gang_jobs: list[dict[int, Job]] = [{} for _ in sim.clusters]
+        self._tau_s: dict[tuple[int, int], float] = {}  # by (cluster, job GPUs)
         self.ch = [(sim.meter.index[f"down_nodes.{name}"], sim.meter.index[f"ckpt_gpus.{name}"])
                    for name in sim.cluster_names]
 
@@ -80,17 +82,22 @@ class Reliability:
 
     def interval_s(self, c: int, gpus: int) -> float:
         """Checkpoint interval (wall seconds) of a job of ``gpus`` GPUs on cluster ``c``."""
-        nodes = self.sim.clusters[c].nodes_for(gpus)
-        key = (c, nodes)
+        key = (c, gpus)
         tau = self._tau_s.get(key)
         if tau is None:
+            nodes = self.sim.clusters[c].nodes_for(gpus)
             tau = self._tau_s[key] = self.policy.interval_s(self.mtbf_s(c, nodes))
         return tau
 
-    def _plan(self, job: Job, speed: float) -> tuple[float, float, float, int]:
-        """(restart_v, tau_v, delta_v, n) of the job's next run at ``speed``; sets ``job.extra_s``."""
-        restart_v = self.policy.restart_overhead * speed if self.records.interruptions[job.idx] else 0.0
+    def _plan(self, job: Job, speed: float) -> tuple[float, float, float, int] | None:
+        """(restart_v, tau_v, delta_v, n) of the job's next run at ``speed``, None if it has neither a restart
+        nor a checkpoint; sets ``job.extra_s``."""
         tau_v = self.interval_s(job.cluster, job.gpus) * speed
+        restarting = self.records.interruptions[job.idx] > 0
+        if not restarting and job.work_s <= tau_v:  # the common case: a short job's first run
+            job.extra_s = 0.0
+            return None
+        restart_v = self.policy.restart_overhead * speed if restarting else 0.0
         n = checkpoint_count(job.work_s, tau_v)
         delta_v = self.policy.cost_s * speed
         job.extra_s = restart_v + n * delta_v
@@ -104,13 +111,16 @@ class Reliability:
 
     def on_start(self, job: Job, group: SpeedGroup, now: float) -> None:
         """A job starts on ``group`` (advanced to ``now``), before ``group.add``."""
-        restart_v, tau_v, delta_v, n = self._plan(job, group.speed)
-        if restart_v > 0.0 or n > 0:
-            self.phases.begin(job, group, now, restart_v, tau_v, delta_v, n)
+        plan = self._plan(job, group.speed)
+        if plan is not None and (plan[0] > 0.0 or plan[3] > 0):
+            self.phases.begin(job, group, now, *plan)
         node_jobs = self.node_jobs[job.cluster]
         if node_jobs is not None:
-            for node, _ in job.alloc:
-                node_jobs[node].append(job)
+            alloc = job.alloc
+            if len(alloc) == 1:
+                node_jobs[alloc[0][0]].append(job)
+            else:
+                self.gang_jobs[job.cluster].update(dict.fromkeys([node for node, _ in alloc], job))
 
     def on_finish(self, job: Job, now: float) -> None:
         """A job completed (its energy is booked)."""
@@ -138,12 +148,18 @@ class Reliability:
                     self.records.run_s[job.idx] += now - job.start_s
                     if job.run is not None:
                         self.phases.close(job, group, now, self.sim.job_energy_j(job, now), interrupted=False)
+        self.records.freeze()
 
     def _untrack(self, job: Job) -> None:
         node_jobs = self.node_jobs[job.cluster]
         if node_jobs is not None:
-            for node, _ in job.alloc:
-                node_jobs[node].remove(job)
+            alloc = job.alloc
+            if len(alloc) == 1:
+                node_jobs[alloc[0][0]].remove(job)
+            else:
+                gang = self.gang_jobs[job.cluster]
+                for node, _ in alloc:
+                    del gang[node]
 
     # -- interruptions ---------------------------------------------------------------------------------------
     def take_down(self, c: int, nodes: list[int], now: float, cause: int, failure: bool) -> None:
@@ -153,10 +169,12 @@ class Reliability:
         st = self.sim.clusters[c]
         node_jobs = self.node_jobs[c]
         assert node_jobs is not None
+        gang = self.gang_jobs[c]
         hit: dict[int, Job] = {}
         lost_nodes: dict[int, int] = {}
         for node in nodes:
-            for job in node_jobs[node]:
+            owner = gang.get(node)
+            for job in node_jobs[node] if owner is None else (owner,):
                 hit[job.idx] = job
                 lost_nodes[job.idx] = lost_nodes.get(job.idx, 0) + 1
             st.set_down(node)
