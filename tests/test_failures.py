@@ -24,6 +24,7 @@ from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.reliability import FailureConfig, WeibullFailures, YoungCheckpoints
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
+from gigafactory_sim.report.plots_reliability import goodput_vs_job_size, interruptions_over_time
 from gigafactory_sim.sim.checkpoints import checkpoint_count
 from gigafactory_sim.sim.engine import Simulation
 from gigafactory_sim.sim.state import COMPLETED, FAILED, QUEUED, RUNNING
@@ -357,3 +358,8 @@ def test_failures_scenario_runs_short() -> None:
     result = run(sc, simulation=sim)
     check_invariants(sim, result.summary)
     assert result.summary["reliability"]["interruptions"] > 0
+    for plot in (interruptions_over_time, goodput_vs_job_size):
+        png = plot(result.summary, result.timeseries, result.jobs)
+        assert png is not None and png.startswith(b"\x89PNG")
+        plain = run(quickstart("horizon=2h"))
+        assert plot(plain.summary, plain.timeseries, plain.jobs) is None
