@@ -251,6 +251,32 @@ def test_failed_state_after_retry_limit(tmp_path: Path) -> None:
     assert result.summary["reliability"]["failed_jobs"] == 1
 
 
+def test_preemption_restarts_from_last_checkpoint() -> None:
+    """A policy preempts the biggest running job at 6 h: it keeps its checkpointed work, does not count toward
+    max_retries, and restarts; energy stays exact."""
+    policy = "{kind: fixed, interval: 20m, cost: 1m, restart_overhead: 2m, max_retries: 0}"
+    sc = quickstart("horizon=1d", f"checkpointing={policy}")
+    sim = Simulation(sc)
+    rel = sim.reliability
+    assert rel is not None
+    hit: list[int] = []
+
+    def preempt(_event: object) -> None:
+        running = [job for g in sim.groups[0].values() for _, _, job in g.running]
+        job = max(running, key=lambda j: (j.gpus * (j.work_s + j.extra_s), j.idx))
+        hit.append(job.idx)
+        work_before = job.work_s
+        rel.preempt(job, "inference")
+        assert job.work_s <= work_before and job.alloc == []
+
+    sim.env.timeout(6 * 3600.0).callbacks.append(preempt)
+    result = run(sc, simulation=sim)
+    row = result.jobs.iloc[hit[0]]
+    assert row["interruptions"] == 1 and row["state"] != "failed"
+    assert result.summary["reliability"]["interruptions_by_cause"] == {"inference": 1}
+    assert_energy_exact(sim, result.summary)
+
+
 # -- energy and power ----------------------------------------------------------------------------------------
 def test_energy_exact_with_checkpoint_stalls_and_failures() -> None:
     sc = quickstart("horizon=2d", "facility.failures={rate_per_node_day: 1.0, hot_spares: 1}",
