@@ -74,6 +74,23 @@ def kpi_table(summary: dict[str, Any], title: str) -> Table:
         ("jobs running / queued at end", f"{jobs['running_at_end']:,} / {jobs['queued_at_end']:,}"),
         ("wait p50 / p95 / p99", f"{hours(wait['p50'])} / {hours(wait['p95'])} / {hours(wait['p99'])}"),
     ]
+    if "carbon" in summary:
+        rows.append(("carbon (location-based)", f"{summary['carbon']['total_t']:,.0f} t CO2"))
+    if "cost" in summary:
+        rows.append(("electricity cost", f"EUR {summary['cost']['total_eur']:,.0f}"))
+    if "inference" in summary:
+        inf = summary["inference"]
+        rows.append(("inference GPU-hours / training lost to preemption",
+                     f"{inf['gpu_h']:,.0f} / {inf['training_lost_gpu_h']:,.0f}"))
+        for name, svc in inf["services"].items():
+            slo = svc["slo"]
+            rows.append((f"  {name}: SLO attainment", f"{slo['attainment']:.1%} ({'met' if slo['met'] else 'missed'})"))
+    if "reliability" in summary:
+        rel = summary["reliability"]
+        ettr = rel["ettr"].get("overall") if isinstance(rel.get("ettr"), dict) else rel.get("ettr")
+        rows.append(("interruptions / lost GPU-time", f"{rel['interruptions']:,} / {rel['lost_fraction']:.1%}"))
+        if isinstance(ettr, int | float):
+            rows.append(("effective training time ratio", f"{ettr:.3f}"))
     for k, v in rows:
         table.add_row(k, v)
     return table

@@ -49,13 +49,13 @@ def test_inference_first_preempts_lower_priority_training_and_records_lost_gpu_h
     r = scenario_run()
     inf = r.summary["inference"]
     assert inf["training_preemptions"] > 0
-    lost = r.jobs["lost_gpu_h"].sum()
+    lost = r.jobs["preemption_lost_gpu_h"].sum()
     assert lost > 0
     assert inf["training_lost_gpu_h"] == pytest.approx(lost)
     assert r.jobs["preemptions"].sum() == inf["training_preemptions"]
     # a preempted 8-GPU job lost at most its run time so far on 8 GPUs
     preempted = r.jobs[r.jobs["preemptions"] > 0]
-    assert (preempted["lost_gpu_h"] <= 8 * 12 * preempted["preemptions"] + 1e-9).all()
+    assert (preempted["preemption_lost_gpu_h"] <= 8 * 12 * preempted["preemptions"] + 1e-9).all()
     svc = inf["services"]["chat"]
     assert svc["replicas"]["mean"] > 1.5  # the autoscaler grew beyond the minimum by taking training's GPUs
     total = r.timeseries["allocated_gpus.h200"] + r.timeseries["infer_gpus.h200"]
@@ -66,7 +66,7 @@ def test_training_at_or_above_service_priority_is_never_preempted() -> None:
     r = scenario_run(train_priority=10)
     inf = r.summary["inference"]
     assert inf["training_preemptions"] == 0
-    assert r.jobs["lost_gpu_h"].sum() == 0
+    assert r.jobs["preemption_lost_gpu_h"].sum() == 0
     assert inf["services"]["chat"]["replicas"]["unmet_replica_h"] > 0
 
 

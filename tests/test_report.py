@@ -24,7 +24,8 @@ from gigafactory_sim.report.writer import to_json
 from gigafactory_sim.result import RunResult
 
 # A training-only run without grid or caps draws every plot but the inference and energy ones (they return None).
-CONDITIONAL = ("gpus_by_use", "inference_demand", "power_vs_cap", "energy_budget", "carbon_cost_by_class")
+CONDITIONAL = ("gpus_by_use", "inference_demand", "power_vs_cap", "energy_budget", "carbon_cost_by_class",
+               "interruptions", "goodput_vs_size")
 DRAWN = [spec.name for spec in PLOTS if spec.name not in CONDITIONAL]
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"

@@ -112,6 +112,13 @@ def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
                                      f"jobs of {biggest} GPUs are larger than any cluster they may use "
                                      f"(largest: {largest} GPUs)"))
     problems.extend(inference_problems(scenario))
+    for i, cluster in enumerate(scenario.facility.clusters):
+        failures = scenario.facility.failures_of(cluster)
+        if failures is not None and failures.hot_spares >= cluster.nodes:
+            where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
+            message = (f"{failures.hot_spares} hot spares leave no node to schedule on cluster "
+                       f"{cluster.name!r} ({cluster.nodes} nodes)")
+            problems.append((f"{where}.hot_spares", message))
     if scenario.report.interval > scenario.horizon_s:
         problems.append(("report.interval", "the report interval is longer than the horizon"))
     return problems

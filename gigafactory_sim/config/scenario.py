@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.config.reliability import CheckpointConfig, FailureConfig
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.energy.pue import PueConfig
 from gigafactory_sim.gpus.catalogue import GpuProfile
@@ -88,6 +89,7 @@ class Cluster(StrictModel):
     gpus_per_node: int = Field(default=8, gt=0, le=64)
     node_power: NodePower = Field(default_factory=NodePower)
     power_model: PowerModelConfig = Field(default_factory=GpuDefaultPower)
+    failures: FailureConfig | None = Field(default=None, description="overrides facility.failures here")
 
     @property
     def gpus(self) -> int:
@@ -100,6 +102,11 @@ class Facility(StrictModel):
     pue: PueConfig = Field(default=1.2, description="facility power / IT power: a number or a model "
                                                     "({kind: temperature, ...}; see docs/energy.md)")
     clusters: list[Cluster] = Field(min_length=1)
+    failures: FailureConfig | None = Field(default=None, description="failures of clusters without their own")
+
+    def failures_of(self, cluster: Cluster) -> FailureConfig | None:
+        """The failure model of ``cluster``: its own, else the facility's default."""
+        return cluster.failures if cluster.failures is not None else self.failures
 
     @model_validator(mode="after")
     def _unique_names(self) -> Facility:
@@ -173,6 +180,7 @@ class Scenario(StrictModel):
     power: PowerConfig = Field(default_factory=PowerConfig)
     grid: GridConfig | None = Field(default=None, description="the site's grid zone and time series")
     energy: EnergyConfig | None = Field(default=None, description="power cap, budgets and power policies")
+    checkpointing: CheckpointConfig | None = None
     report: ReportConfig = Field(default_factory=ReportConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")

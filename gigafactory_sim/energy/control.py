@@ -140,6 +140,9 @@ class PowerControl:
                 base = model.speed(g.load)
                 g.speed = full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0)
             sim._schedule_completion(g)
+            if sim.reliability is not None:
+                sim.reliability.phases.on_speed_change(g)
+        sim.views[c].disruptions += 1  # expected ends moved: schedulers' reservations are stale
         sim._refresh(c)
 
     def throttle_stats(self) -> tuple[float, float]:
@@ -164,8 +167,12 @@ class PowerControl:
                 for _, _, job in g.running]
 
     def suspend(self, job: Job, now: float) -> None:
-        """Stop ``job`` now, keep its progress (an instant checkpoint) and put it back in its queue."""
+        """Stop ``job`` now and put it back in its queue. Without checkpointing configured it keeps its progress
+        (an instant checkpoint); with it, it restarts from its last checkpoint like any preempted job."""
         sim = self.sim
+        if sim.reliability is not None:
+            sim.reliability.preempt(job, "power")
+            return
         g = job.group
         assert g is not None
         c = job.cluster
@@ -179,7 +186,8 @@ class PowerControl:
         job.work_s = remaining
         sim.n_running -= 1
         sim.rec_state[job.idx] = QUEUED
-        sim._enqueue(job, (c,))
+        sim._enqueue(job, c)
+        sim.views[c].disruptions += 1
         sim._schedule_completion(g)
         sim._refresh(c)
         sim._set_counts()

@@ -82,8 +82,7 @@ def energy_sections(sim: Simulation, jobs: pd.DataFrame) -> dict[str, Any]:
 
     facility_j = total("facility_w")
     grid_j = total("grid_import_w")
-    it_j = sum(total(f"{ch}.{c}") for c in sim.cluster_names
-               for ch in ("gpu_train_w", "gpu_idle_w", "node_train_w", "node_idle_w"))
+    it_j = sum(total(name) for name in sim.meter.it_power_names)  # training, idle and inference
     busy_s = sum(total(f"busy_gpus.{c}") for c in sim.cluster_names)
     out: dict[str, Any] = {}
     ren_avail = total("renewable_w")

@@ -309,4 +309,4 @@ class EnergySystem:
         sim.meter.advance(sim.env.now)
         self.held -= 1
         sim.meter.values[self.ch["deferred_jobs"]] = self.held
-        sim._enqueue(job, allowed)
+        sim._route_and_enqueue(job, allowed)

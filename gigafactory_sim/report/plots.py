@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from gigafactory_sim.report import plots_energy as _energy
 from gigafactory_sim.report import plots_inference as _infer
+from gigafactory_sim.report import plots_reliability as _reliability
 
 __all__ = [
     "PLOTS",
@@ -255,6 +256,8 @@ PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("power_vs_cap", "Grid draw vs power cap (throttling shaded)", _energy.plot_power_vs_cap),
     PlotSpec("energy_budget", "Energy and budget use per period", _energy.plot_energy_budget),
     PlotSpec("carbon_cost_by_class", "Carbon and cost by workload class", _energy.plot_carbon_cost_by_class),
+    PlotSpec("interruptions", "Interruptions over time", _reliability.interruptions_over_time),
+    PlotSpec("goodput_vs_size", "Goodput vs job size", _reliability.goodput_vs_job_size),
 )
 """Every plot of the report, in page order."""
 

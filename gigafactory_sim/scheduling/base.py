@@ -22,6 +22,8 @@ class JobView(Protocol):
     priority: int
     submit_s: float
     work_s: float
+    extra_s: float
+    """Extra run time on top of the work: checkpoint stalls and restart overhead (reference seconds)."""
     load: float
     alloc: list[tuple[int, int]]
 

@@ -8,6 +8,11 @@ import numpy as np
 import pandas as pd
 
 from gigafactory_sim.energy.report import energy_columns, energy_sections
+from gigafactory_sim.sim.collect_reliability import (
+    reliability_job_columns,
+    reliability_summary,
+    reliability_timeseries_columns,
+)
 from gigafactory_sim.sim.engine import CLUSTER_CHANNELS, POWER_CHANNELS, Simulation
 from gigafactory_sim.sim.inference_collect import inference_summary
 from gigafactory_sim.sim.inference_runtime import (
@@ -81,6 +86,8 @@ def timeseries_table(sim: Simulation) -> pd.DataFrame:
     data["running_jobs"] = np.array([r for _, _, _, r in sim.ticks[1:]], dtype=np.int64)
     if sim.energy is not None:
         data.update(energy_columns(sim, means, dt))
+    if sim.reliability is not None:
+        data.update(reliability_timeseries_columns(sim, times, means))
     return pd.DataFrame(data)
 
 
@@ -108,7 +115,9 @@ def jobs_table(sim: Simulation) -> pd.DataFrame:
     })
     if sim.inference is not None:
         table["preemptions"] = sim.inference.job_preemptions[:n]
-        table["lost_gpu_h"] = sim.inference.job_lost_gpu_s[:n] / 3600.0
+        table["preemption_lost_gpu_h"] = sim.inference.job_lost_gpu_s[:n] / 3600.0
+    if sim.reliability is not None:
+        table = table.assign(**reliability_job_columns(sim))
     return table
 
 
@@ -213,6 +222,9 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
             "training": train_j / J_PER_MWH, "inference": infer_j / J_PER_MWH, "idle": idle_j / J_PER_MWH,
         }
         summary["inference"] = inference
+    if sim.reliability is not None:
+        summary["jobs"]["failed"] = int((state == "failed").sum())  # type: ignore[index]
+        summary["reliability"] = reliability_summary(sim, jobs)
     if sim.energy is not None:
         _energy_summary(sim, jobs, summary, it_j)
     return summary

@@ -26,6 +26,7 @@ from gigafactory_sim.scheduling.base import Scheduler
 from gigafactory_sim.sim.cluster import ClusterState
 from gigafactory_sim.sim.inference_runtime import InferenceRuntime, inference_channel_names
 from gigafactory_sim.sim.meter import Meter
+from gigafactory_sim.sim.reliability import RELIABILITY_CHANNELS, Reliability, reliability_enabled
 from gigafactory_sim.sim.state import COMPLETED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.view import EngineClusterView
 from gigafactory_sim.workload.build import build_jobs
@@ -74,6 +75,7 @@ class Simulation:
 
         names = [f"{ch}.{c}" for c in self.cluster_names for ch in CLUSTER_CHANNELS]
         names += ["queued_jobs", "running_jobs"]
+        names += [f"{ch}.{c}" for c in self.cluster_names for ch in RELIABILITY_CHANNELS]
         infer_names, infer_power = inference_channel_names(scenario)
         self.meter = Meter(names + infer_names,
                            [f"{ch}.{c}" for c in self.cluster_names for ch in POWER_CHANNELS] + infer_power)
@@ -106,6 +108,7 @@ class Simulation:
         # grid signals, PUE chain, caps, budgets and power policies (None: none configured)
         self.energy: EnergySystem | None = EnergySystem(self) if needs_energy_system(self) else None
         self.ticks: list[tuple[float, np.ndarray, int, int]] = [(0.0, self.meter.snapshot(), 0, 0)]
+        self.reliability = Reliability(self) if reliability_enabled(scenario) else None
         for c in range(len(self.clusters)):
             self._refresh(c)
         self.inference = InferenceRuntime(self) if scenario.workload.inference else None
@@ -132,6 +135,8 @@ class Simulation:
             gpu_train += g.busy_gpus * g.gpu_power_w
         allocated = st.allocated_gpus - self.infer_held[c]
         gpu_train += (allocated - busy) * self.context_idle_w[c]
+        if self.reliability is not None:
+            gpu_train -= self.reliability.refresh(c)  # GPUs in checkpoint stalls and restarts draw less
         unallocated = st.total_gpus - st.down_nodes * st.gpus_per_node - allocated - self.infer_active[c]
         v[ch["gpu_train_w"]] = gpu_train
         v[ch["gpu_idle_w"]] = unallocated * self.unallocated_w[c]
@@ -178,12 +183,18 @@ class Simulation:
         self.n_submitted += 1
         if self.energy is not None and self.energy.hold(job, allowed):
             return
-        self._enqueue(job, allowed)
+        self._route_and_enqueue(job, allowed)
 
-    def _enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
+    def _route_and_enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
         """Put ``job`` in the queue of its cluster (routed among ``allowed``) and ask for a pass."""
         c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
+        self._enqueue(job, c)
+
+    def _enqueue(self, job: Job, c: int) -> None:
+        """Put a new or interrupted job in cluster ``c``'s queue (meter advanced)."""
         job.cluster = c
+        if self.reliability is not None:
+            self.reliability.plan_queued(job, c)
         key = self.scheduler.order_key(job)
         keys = self.queue_keys[c]
         pos = bisect.bisect_right(keys, key)
@@ -251,6 +262,8 @@ class Simulation:
         self.rec_cluster[job.idx] = c
         self.rec_state[job.idx] = RUNNING
         self.n_running += 1
+        if self.reliability is not None:
+            self.reliability.on_start(job, group, now)
         if group.add(job):
             self._schedule_completion(group)
 
@@ -286,6 +299,8 @@ class Simulation:
         c = job.cluster
         elapsed = now - job.start_s
         gpu_j = job.gpus * (job.group.e_gpu_j - job.e_start_j)
+        if job.run is not None:
+            gpu_j -= job.run.saving_j(job.gpus, job.group, now)
         stranded_j = (job.gpus_held - job.gpus) * self.context_idle_w[c] * elapsed
         node_j = job.gpus_held * self.node_busy_w_per_gpu[c] * elapsed
         return gpu_j + stranded_j + node_j
@@ -293,6 +308,8 @@ class Simulation:
     def _finish(self, job: Job, now: float) -> None:
         self.rec_energy_j[job.idx] += self.job_energy_j(job, now)
         self.rec_end_s[job.idx] = now
+        if self.reliability is not None:
+            self.reliability.on_finish(job, now)
         self.clusters[job.cluster].release(job.alloc)
         job.alloc = []
         job.group = None
@@ -324,6 +341,8 @@ class Simulation:
             self.inference.start()
         if self.energy is not None:
             self.env.process(self.energy.process())
+        if self.reliability is not None:
+            self.reliability.start()
         self.env.run(until=self.horizon_s)
         now = self.horizon_s
         self.meter.advance(now)
@@ -334,4 +353,6 @@ class Simulation:
                 g.advance(now)
                 for _, _, job in g.running:
                     self.rec_energy_j[job.idx] += self.job_energy_j(job, now)
+        if self.reliability is not None:
+            self.reliability.finalize(now)
         self._tick()

@@ -153,10 +153,22 @@ class InferenceRuntime:
 
     def _preempt(self, job: Job, c: int, now: float) -> None:
         sim = self.sim
+        if sim.reliability is not None:  # with checkpointing, the job restarts from its last checkpoint
+            records = sim.reliability.records
+            lost_before = float(records.lost_s[job.idx])
+            sim.reliability.preempt(job, "inference")
+            lost = job.gpus * (float(records.lost_s[job.idx]) - lost_before)
+            self.lost_gpu_s += lost
+            self.preemptions += 1
+            self.job_preemptions[job.idx] += 1
+            self.job_lost_gpu_s[job.idx] += lost
+            sim._request_pass(c)
+            return
         group = job.group
         assert group is not None
         group.advance(now)
         sim.rec_energy_j[job.idx] += sim.job_energy_j(job, now)
+        sim.views[c].disruptions += 1  # a running job left early: schedulers' reservations are stale
         group.remove(job)
         lost = job.gpus * (now - job.start_s)
         self.lost_gpu_s += lost

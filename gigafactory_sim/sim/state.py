@@ -10,19 +10,23 @@ group's next completion event is rescheduled.
 from __future__ import annotations
 
 import bisect
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gigafactory_sim.sim.checkpoints import JobRun
 
 __all__ = ["Job", "SpeedGroup"]
 
-QUEUED, RUNNING, COMPLETED = 0, 1, 2
-STATE_NAMES = {QUEUED: "queued", RUNNING: "running", COMPLETED: "completed"}
+QUEUED, RUNNING, COMPLETED, FAILED = 0, 1, 2, 3
+STATE_NAMES = {QUEUED: "queued", RUNNING: "running", COMPLETED: "completed", FAILED: "failed"}
 
 
 class Job:
     """A training job while it is in the system."""
 
     __slots__ = (
-        "alloc", "cluster", "e_start_j", "gpus", "gpus_held", "group", "idx", "load", "priority", "start_s",
-        "submit_s", "v_finish", "work_s",
+        "alloc", "cluster", "e_start_j", "extra_s", "gpus", "gpus_held", "group", "idx", "load", "priority",
+        "run", "start_s", "submit_s", "v_finish", "work_s",
     )
 
     def __init__(self, idx: int, submit_s: float, gpus: int, work_s: float, priority: int, load: float) -> None:
@@ -39,6 +43,8 @@ class Job:
         self.v_finish = 0.0
         self.start_s = -1.0
         self.e_start_j = 0.0
+        self.extra_s = 0.0  # virtual work added to work_s by checkpoint stalls and a restart (reliability)
+        self.run: JobRun | None = None  # checkpoint/restart phases of the current run (reliability)
 
 
 class SpeedGroup:
@@ -67,7 +73,7 @@ class SpeedGroup:
 
     def add(self, job: Job) -> bool:
         """Insert a started job; True if it is now the first to finish."""
-        job.v_finish = self.v + job.work_s
+        job.v_finish = self.v + job.work_s + job.extra_s
         entry = (job.v_finish, job.idx, job)
         bisect.insort(self.running, entry)
         self.busy_gpus += job.gpus

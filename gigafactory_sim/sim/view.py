@@ -52,7 +52,7 @@ class EngineClusterView:
 
     def expected_duration_s(self, job: JobView) -> float:
         speed = self._groups[job.load].speed
-        return job.work_s / speed if speed > 0 else float("inf")
+        return (job.work_s + job.extra_s) / speed if speed > 0 else float("inf")
 
     def running_by_end(self) -> Iterator[tuple[float, JobView]]:
         def ends(group: SpeedGroup) -> Iterator[tuple[float, JobView]]:
