@@ -100,7 +100,7 @@ class Facility(StrictModel):
     name: str = "facility"
     country: str = Field(default="FR", description="grid zone (e.g. FR, DE)")
     pue: PueConfig = Field(default=1.2, description="facility power / IT power: a number or a model "
-                                                    "({kind: temperature, ...}; see docs/energy.md)")
+                                                    "({kind: temperature, ...}; see the README's energy section)")
     clusters: list[Cluster] = Field(min_length=1)
     failures: FailureConfig | None = Field(default=None, description="failures of clusters without their own")
 
@@ -130,7 +130,8 @@ class Workload(StrictModel):
         description="GPU on which job work is measured; None: each cluster's own GPU (no speed scaling)",
     )
     training: list[TrainingSource] = Field(default_factory=list)
-    inference: list[InferenceService] = Field(default_factory=list, description="served models (docs/inference.md)")
+    inference: list[InferenceService] = Field(
+        default_factory=list, description="served models (see the README's inference section)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Workload:

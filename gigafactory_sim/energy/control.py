@@ -83,20 +83,31 @@ class PowerControl:
         return (self.facility_limit_w() - self.b_w - MARGIN_W) / self.a
 
     def cluster_it_w(self, c: int) -> float:
+        """Cluster ``c``'s IT power now: training, idle and (not controlled by the limits) inference."""
         v = self.sim.meter.values
         ch = self.sim.ch[c]
-        return float(v[ch["gpu_train_w"]] + v[ch["gpu_idle_w"]] + v[ch["node_train_w"]]
-                     + v[ch["node_idle_w"]])
+        it = float(v[ch["gpu_train_w"]] + v[ch["gpu_idle_w"]] + v[ch["node_train_w"]] + v[ch["node_idle_w"]])
+        if self.sim.inference is not None:
+            index = self.sim.meter.index
+            name = self.sim.cluster_names[c]
+            it += float(v[index[f"gpu_infer_w.{name}"]] + v[index[f"node_infer_w.{name}"]])
+        return it
+
+    def active_gpus(self, g: SpeedGroup) -> int:
+        """GPUs of ``g`` drawing its group power: not in a checkpoint stall or restart (those draw their low
+        power whatever the limit)."""
+        phases = self.sim.reliability.phases if self.sim.reliability is not None else None
+        return g.busy_gpus - (phases.clocks[id(g)].low_gpus if phases is not None else 0)
 
     def fixed_w(self, c: int) -> float:
         """Cluster ``c``'s IT power that does not depend on its GPU limit."""
-        busy = sum(g.busy_gpus * g.gpu_power_w for g in self.sim.groups[c].values())
+        busy = sum(self.active_gpus(g) * g.gpu_power_w for g in self.sim.groups[c].values())
         return self.cluster_it_w(c) - busy
 
     def pieces(self, c: int) -> list[tuple[float, float, float]]:
         model = self.models[c]
-        return [(float(g.busy_gpus), model.demand_w(g.load), self.board_w[c])
-                for g in self.sim.groups[c].values() if g.busy_gpus]
+        return [(float(n), model.demand_w(g.load), self.board_w[c])
+                for g in self.sim.groups[c].values() if (n := self.active_gpus(g))]
 
     def gpu_power_at(self, c: int, load: float, theta: float) -> float:
         return self.models[c].power_w(load, theta * self.board_w[c])
@@ -109,8 +120,9 @@ class PowerControl:
                 continue
             limit = max(theta * self.board_w[c], self.models[c].idle_w)
             for g in self.sim.groups[c].values():
-                if g.busy_gpus:
-                    total += g.busy_gpus * (min(self.demand[id(g)], limit) - g.gpu_power_w)
+                active = self.active_gpus(g)
+                if active:
+                    total += active * (min(self.demand[id(g)], limit) - g.gpu_power_w)
         return total
 
     def job_delta_w(self, job: Job, c: int, theta: float) -> float:

@@ -1,4 +1,4 @@
-"""Inference services: schema, replica roofline, fluid and discrete models, traces (docs/inference.md).
+"""Inference services: schema, replica roofline, fluid and discrete models, traces (README.md ("Inference services")).
 
 The engine side (one SimPy process per service, GPU allocation, preemption) is in
 :mod:`gigafactory_sim.sim.inference_runtime` and :mod:`gigafactory_sim.sim.inference_service`.

@@ -12,7 +12,7 @@ Defaults of the replica model rest on measured or published figures (../shared/R
 - ``decode_efficiency = 0.5`` (compute-bound decode, assumed below prefill's 0.6: skinny GEMMs, attention
   over the KV cache, sampling and tensor-parallel all-reduces each step). Not measured; the MLPerf v4.1 8x
   H200 Llama-2-70B server figure
-  (29.2k tokens/s) is the check, see ``tests/test_inference_perf.py`` and docs/inference.md.
+  (29.2k tokens/s) is the check, see ``tests/test_inference_perf.py`` and README.md ("Inference services").
 - FP8 weights (``bytes_per_param: 1``) run at twice the bf16 datasheet FLOP/s (Hopper/Blackwell tensor cores).
 """
 

@@ -225,6 +225,7 @@ class PhaseEngine:
             self._step(job, clock, now)
         self._arm(clock)
         sim._refresh(group.cluster)
+        sim.power_rose(group.cluster)
 
     def _enter_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float, phase: int,
                    e_job_j: float) -> None:

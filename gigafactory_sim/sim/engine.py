@@ -145,6 +145,12 @@ class Simulation:
         v[ch["allocated_gpus"]] = allocated
         v[ch["busy_gpus"]] = busy
 
+    def power_rose(self, c: int) -> None:
+        """Power on cluster ``c`` changed outside a scheduling pass (a checkpoint ended, a replica started): let the
+        energy policies re-check caps and budgets at this same instant."""
+        if self.energy is not None and self.energy.active:
+            self._request_pass(c)
+
     def _set_counts(self) -> None:
         self.meter.values[self.ch_queued] = self.n_queued
         self.meter.values[self.ch_running] = self.n_running

@@ -320,6 +320,7 @@ class ServiceRuntime:
             total_w += w
             node_w += n_held[c] * self.sim.node_busy_w_per_gpu[c]
             self.rt.refresh(c)
+            self.sim.power_rose(c)
         held = sum(n_held.values())
         serving = sum(n_serving.values())
         loading = sum(n_loading.values())
