@@ -50,3 +50,18 @@ def test_philly_replay_uses_every_real_job() -> None:
     assert len(jobs) == 82_247
     assert int(jobs.gpus.max()) == 128
     assert scenario.facility.gpus == 2048
+
+
+def test_workload_is_prefix_consistent_in_the_horizon() -> None:
+    """A shorter horizon's jobs are exactly the first jobs of a longer one (same seed): changing the horizon
+    never reshuffles the workload."""
+    path = SCENARIOS[0].parent / "base.yaml"
+    from gigafactory_sim.random_streams import RandomStreams
+    from gigafactory_sim.workload.build import build_jobs
+
+    short = build_jobs(g.load_scenario(path, ["horizon=1d"]), RandomStreams(42))
+    long = build_jobs(g.load_scenario(path, ["horizon=3d"]), RandomStreams(42))
+    n = len(short)
+    assert 0 < n < len(long)
+    for column in ("submit_s", "gpus", "work_s", "priority", "source_idx"):
+        assert (getattr(short, column) == getattr(long, column)[:n]).all(), column

@@ -125,6 +125,14 @@ def _section_totals(summary: dict[str, Any], section: str) -> dict[str, float]:
     return {k.split(".", 1)[1]: v for k, v in flat.items() if HORIZON in scales_with(k)}
 
 
+def _classes(summary: dict[str, Any], section: str, by_class: str) -> dict[str, float]:
+    """A section's split by workload class (training, inference, idle) when it has one, else its totals."""
+    split = (summary.get(section) or {}).get(by_class)
+    if isinstance(split, dict) and split:
+        return {str(k): float(v) for k, v in split.items()}
+    return _section_totals(summary, section)
+
+
 def class_panels(runs: Sequence[ComparedRun]) -> dict[str, dict[str, dict[str, float]]]:
     """``{panel: {class: {run: value}}}``: IT energy per workload source (from the jobs table) plus idle
     GPUs and the facility overhead (PUE); inference energy, carbon and cost when the summaries have them."""
@@ -146,9 +154,9 @@ def class_panels(runs: Sequence[ComparedRun]) -> dict[str, dict[str, dict[str, f
         for key, value in _section_totals(r.summary, "inference").items():
             if key.endswith("_mwh"):
                 energy.setdefault(f"inference: {key}", {})[r.label] = value
-        for key, value in _section_totals(r.summary, "carbon").items():
+        for key, value in _classes(r.summary, "carbon", "by_class_t").items():
             carbon.setdefault(key, {})[r.label] = value
-        for key, value in _section_totals(r.summary, "cost").items():
+        for key, value in _classes(r.summary, "cost", "by_class_eur").items():
             cost.setdefault(key, {})[r.label] = value
     panels = {"energy (MWh)": energy}
     if carbon:

@@ -15,7 +15,27 @@ from pydantic import Field
 
 from gigafactory_sim.config.base import StrictModel
 
-__all__ = ["ArrivalProcess", "DiurnalArrivals", "PoissonArrivals"]
+__all__ = ["ArrivalProcess", "DiurnalArrivals", "PoissonArrivals", "poisson_times"]
+
+_CHUNK = 4096  # gaps are drawn in fixed-size chunks, so the draws never depend on the horizon
+
+
+def poisson_times(rng: np.random.Generator, rate_per_s: float, horizon_s: float) -> np.ndarray:
+    """Arrival times of a homogeneous Poisson process in ``[0, horizon_s)``, built from successive exponential gaps.
+
+    Prefix-consistent: the arrivals of a shorter horizon are exactly the first arrivals of a longer one (same
+    stream), so changing the horizon never reshuffles the workload.
+    """
+    chunks: list[np.ndarray] = []
+    t0 = 0.0
+    while True:
+        times = t0 + np.cumsum(rng.exponential(1.0 / rate_per_s, _CHUNK))
+        chunks.append(times)
+        t0 = float(times[-1])
+        if t0 >= horizon_s:
+            break
+    out = np.concatenate(chunks)
+    return out[out < horizon_s]
 
 
 class PoissonArrivals(StrictModel):
@@ -28,9 +48,7 @@ class PoissonArrivals(StrictModel):
         return self.rate_per_hour / 3600.0
 
     def times_s(self, rng: np.random.Generator, horizon_s: float, start: datetime) -> np.ndarray:
-        rate = self.mean_rate_per_s()
-        n = int(rng.poisson(rate * horizon_s))
-        return np.sort(rng.uniform(0.0, horizon_s, n))
+        return poisson_times(rng, self.mean_rate_per_s(), horizon_s)
 
 
 class DiurnalArrivals(StrictModel):
@@ -38,7 +56,8 @@ class DiurnalArrivals(StrictModel):
 
     ``peak_to_trough`` is the ratio of the highest to the lowest hourly rate; ``weekend_factor`` scales Saturdays
     and Sundays; ``utc_offset_h`` places local time. ``mean_rate_per_hour`` is the mean over a weekday.
-    Generated exactly by thinning a homogeneous process at the peak rate.
+    Generated exactly by thinning a homogeneous process at the peak rate (candidates and acceptance draws from two
+    sub-streams, so the arrivals stay prefix-consistent in the horizon).
     """
 
     kind: Literal["diurnal"] = "diurnal"
@@ -65,9 +84,9 @@ class DiurnalArrivals(StrictModel):
 
     def times_s(self, rng: np.random.Generator, horizon_s: float, start: datetime) -> np.ndarray:
         peak = self.mean_rate_per_hour / 3600.0 * (1.0 + self._amplitude()) * max(1.0, self.weekend_factor)
-        n = int(rng.poisson(peak * horizon_s))
-        candidates = np.sort(rng.uniform(0.0, horizon_s, n))
-        keep = rng.uniform(0.0, peak, n) < self.rate_per_s(candidates, start)
+        candidate_rng, accept_rng = rng.spawn(2)
+        candidates = poisson_times(candidate_rng, peak, horizon_s)
+        keep = accept_rng.uniform(0.0, peak, len(candidates)) < self.rate_per_s(candidates, start)
         return candidates[keep]
 
 

@@ -80,19 +80,25 @@ class SyntheticTraining(StrictModel):
         return float(np.dot(shares, per_class))
 
     def build(self, rng: np.random.Generator, horizon_s: float, start: datetime, default_load: float) -> JobBatch:
-        times = self.arrivals.times_s(rng, horizon_s, start)
+        """Draw the stream's jobs in ``[0, horizon_s)``.
+
+        Arrivals, classes, tenants, and each class's sizes and run times come from separate sub-streams consumed
+        in arrival order, so the jobs of a shorter horizon are exactly the first jobs of a longer one.
+        """
+        arrival_rng, class_rng, tenant_rng, *class_rngs = rng.spawn(3 + 2 * len(self.classes))
+        times = self.arrivals.times_s(arrival_rng, horizon_s, start)
         n = len(times)
         shares = np.array([c.share for c in self.classes], dtype=float)
-        cls = rng.choice(len(self.classes), size=n, p=shares / shares.sum())
+        cls = class_rng.choice(len(self.classes), size=n, p=shares / shares.sum())
         gpus = np.zeros(n, dtype=np.int64)
         work = np.zeros(n, dtype=float)
         prio = np.zeros(n, dtype=np.int64)
         for i, c in enumerate(self.classes):
             idx = np.flatnonzero(cls == i)
-            gpus[idx] = c.sizes.sample(rng, len(idx))
-            work[idx] = c.duration.sample(rng, len(idx))
+            gpus[idx] = c.sizes.sample(class_rngs[2 * i], len(idx))
+            work[idx] = c.duration.sample(class_rngs[2 * i + 1], len(idx))
             prio[idx] = c.priority
-        tenant_ids = rng.integers(0, self.tenants, size=n)
+        tenant_ids = tenant_rng.integers(0, self.tenants, size=n)
         tenants = [f"{self.name}-t{k:03d}" for k in tenant_ids.tolist()]
         return JobBatch(
             submit_s=times, gpus=gpus, work_s=work, priority=prio, tenant=tenants, source=self.name,
