@@ -50,6 +50,19 @@ def _clip_load(load: float) -> float:
     return 0.0 if load < 0.0 else (1.0 if load > 1.0 else load)
 
 
+def _capped(limit_w: float, cap_w: float | None) -> float:
+    return limit_w if cap_w is None else min(cap_w, limit_w)
+
+
+def _dvfs_speed(demand_w: float, cap_w: float, idle_w: float, alpha: float) -> float:
+    """Sustained speed under ``cap_w`` of work demanding ``demand_w``: ((cap - idle) / (demand - idle))^(1/alpha)."""
+    if demand_w <= cap_w or demand_w <= idle_w:
+        return 1.0
+    if cap_w <= idle_w:
+        return 0.0
+    return float(((cap_w - idle_w) / (demand_w - idle_w)) ** (1.0 / alpha))
+
+
 @dataclass(frozen=True)
 class DvfsPowerModel:
     """Linear demand ``idle + slope * load``, clipped at the limit; DVFS speed penalty above it.
@@ -70,17 +83,10 @@ class DvfsPowerModel:
         return self.idle_w + self.slope_w * _clip_load(load)
 
     def power_w(self, load: float, limit_w: float | None = None) -> float:
-        cap = self.limit_w if limit_w is None else min(limit_w, self.limit_w)
-        return min(self.demand_w(load), max(cap, self.idle_w))
+        return min(self.demand_w(load), max(_capped(self.limit_w, limit_w), self.idle_w))
 
     def speed(self, load: float, limit_w: float | None = None) -> float:
-        cap = self.limit_w if limit_w is None else min(limit_w, self.limit_w)
-        demand = self.demand_w(load)
-        if demand <= cap or demand <= self.idle_w:
-            return 1.0
-        if cap <= self.idle_w:
-            return 0.0
-        return float(((cap - self.idle_w) / (demand - self.idle_w)) ** (1.0 / self.alpha))
+        return _dvfs_speed(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w, self.alpha)
 
     def memory_power_w(self, load: float) -> float:
         """Power of memory-bound work streaming HBM at ``load`` of peak bandwidth (no throttling)."""
@@ -106,11 +112,10 @@ class LinearPowerModel:
         return self.idle_w + (self.max_w - self.idle_w) * _clip_load(load)
 
     def power_w(self, load: float, limit_w: float | None = None) -> float:
-        cap = self.limit_w if limit_w is None else min(limit_w, self.limit_w)
-        return min(self.demand_w(load), max(cap, self.idle_w))
+        return min(self.demand_w(load), max(_capped(self.limit_w, limit_w), self.idle_w))
 
     def speed(self, load: float, limit_w: float | None = None) -> float:
-        cap = self.limit_w if limit_w is None else min(limit_w, self.limit_w)
+        cap = _capped(self.limit_w, limit_w)
         demand = self.demand_w(load)
         if demand <= cap or demand <= self.idle_w:
             return 1.0
@@ -151,14 +156,7 @@ class InterpolatedPowerModel:
         return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
     def power_w(self, load: float, limit_w: float | None = None) -> float:
-        cap = self.limit_w if limit_w is None else min(limit_w, self.limit_w)
-        return min(self.demand_w(load), max(cap, self.idle_w))
+        return min(self.demand_w(load), max(_capped(self.limit_w, limit_w), self.idle_w))
 
     def speed(self, load: float, limit_w: float | None = None) -> float:
-        cap = self.limit_w if limit_w is None else min(limit_w, self.limit_w)
-        demand = self.demand_w(load)
-        if demand <= cap or demand <= self.idle_w:
-            return 1.0
-        if cap <= self.idle_w:
-            return 0.0
-        return float(((cap - self.idle_w) / (demand - self.idle_w)) ** (1.0 / self.alpha))
+        return _dvfs_speed(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w, self.alpha)

@@ -19,7 +19,6 @@ a preempted job is requeued with all its work (progress since its start is lost,
 
 from __future__ import annotations
 
-import bisect
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -181,13 +180,5 @@ class InferenceRuntime:
         job.group = None
         sim.n_running -= 1
         sim.rec_state[job.idx] = QUEUED
-        key = sim.scheduler.order_key(job)
-        keys = sim.queue_keys[c]
-        pos = bisect.bisect_right(keys, key)
-        keys.insert(pos, key)
-        sim.queues[c].insert(pos, job)
-        sim.queued_gpus[c] += job.gpus
-        sim.n_queued += 1
         sim._schedule_completion(group)
-        sim._set_counts()
-        sim._request_pass(c)
+        sim._enqueue(job, c)
