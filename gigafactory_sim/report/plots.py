@@ -253,7 +253,7 @@ PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("energy", "Energy breakdown", energy_plot),
     PlotSpec("gpus_by_use", "GPUs by use: training, inference, idle", _infer.gpus_by_use_png),
     PlotSpec("inference_demand", "Inference demand vs capacity", _infer.demand_vs_capacity_png),
-    PlotSpec("power_vs_cap", "Grid draw vs power cap (throttling shaded)", _energy.plot_power_vs_cap),
+    PlotSpec("power_vs_cap", "Facility power, grid draw and any cap (throttling shaded)", _energy.plot_power_vs_cap),
     PlotSpec("energy_budget", "Energy and budget use per period", _energy.plot_energy_budget),
     PlotSpec("carbon_cost_by_class", "Carbon and cost by workload class", _energy.plot_carbon_cost_by_class),
     PlotSpec("interruptions", "Interruptions over time", _reliability.interruptions_over_time),

@@ -59,7 +59,9 @@ def plot_power_vs_cap(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs
         ax.set_ylim(top=max(ax.get_ylim()[1], top))
     ax.set_xlabel("day")
     ax.set_ylabel("MW")
-    ax.set_title(f"{summary.get('scenario') or 'run'}: power against the cap")
+    capped = "hard_cap_mw" in ts or "cap_mw" in ts
+    what = "power against the cap" if capped else "facility power, grid import and on-site renewables"
+    ax.set_title(f"{summary.get('scenario') or 'run'}: {what}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)
