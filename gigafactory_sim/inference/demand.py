@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr
 
 from gigafactory_sim.config.base import StrictModel
-from gigafactory_sim.workload.arrivals import DiurnalArrivals
+from gigafactory_sim.workload.arrivals import DiurnalArrivals, poisson_times
 
 __all__ = ["ConstantDemand", "DemandProfile", "DiurnalDemand", "TraceDemand"]
 
@@ -28,8 +28,7 @@ class ConstantDemand(StrictModel):
         return self.rate_per_s * (t1_s - t0_s)
 
     def arrival_times_s(self, rng: np.random.Generator, horizon_s: float, start: datetime) -> np.ndarray:
-        n = int(rng.poisson(self.rate_per_s * horizon_s))
-        return np.sort(rng.uniform(0.0, horizon_s, n))
+        return poisson_times(rng, self.rate_per_s, horizon_s)
 
 
 class DiurnalDemand(StrictModel):
