@@ -65,3 +65,12 @@ def test_workload_is_prefix_consistent_in_the_horizon() -> None:
     assert 0 < n < len(long)
     for column in ("submit_s", "gpus", "work_s", "priority", "source_idx"):
         assert (getattr(short, column) == getattr(long, column)[:n]).all(), column
+
+
+def test_jobs_table_names_each_jobs_class() -> None:
+    result = g.run(g.load_scenario(SCENARIOS[0].parent / "base.yaml", ["horizon=6h"]))
+    jobs = result.jobs
+    research = jobs[jobs["source"] == "research"]
+    assert set(research["job_class"]) <= {"small", "medium"}
+    assert (research["job_class"] == "small").mean() > 0.6  # share 0.78 in the file
+    assert set(jobs.loc[jobs["source"] == "pretraining", "job_class"]) <= {"large", "frontier"}

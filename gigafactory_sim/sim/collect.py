@@ -102,6 +102,7 @@ def jobs_table(sim: Simulation) -> pd.DataFrame:
         "job_id": np.arange(n, dtype=np.int64),
         "source": np.array(jt.sources, dtype=object)[jt.source_idx[:n]],
         "tenant": np.asarray(jt.tenant_names, dtype=object)[jt.tenant_idx[:n]] if n else np.array([], dtype=object),
+        "job_class": np.asarray(jt.class_names, dtype=object)[jt.class_idx[:n]] if n else np.array([], dtype=object),
         "priority": jt.priority[:n],
         "gpus": jt.gpus[:n],
         "submit_s": jt.submit_s[:n],
@@ -149,6 +150,8 @@ def summarise(sim: Simulation, jobs: pd.DataFrame) -> dict[str, object]:
         c_infer_gs = float(integral[idx[f"infer_gpus.{c}"]]) if sim.inference is not None else 0.0
         c_alloc = c_train_alloc + c_infer_gs  # GPUs held by training jobs or inference replicas
         c_busy = float(integral[idx[f"busy_gpus.{c}"]]) + c_infer_gs
+        if sim.reliability is not None:  # GPUs stalled in checkpoints or restarting hold, but do no work
+            c_busy -= float(integral[idx[f"ckpt_gpus.{c}"]])
         train_alloc_gs += c_train_alloc
         clusters[c] = {
             "gpus": st.total_gpus,

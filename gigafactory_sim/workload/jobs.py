@@ -21,6 +21,8 @@ class JobBatch:
     source: str
     gpu_load: float
     clusters: tuple[str, ...] | None = None
+    job_class: list[str] | None = None
+    """Class of each job within its source (synthetic mixtures); None: every job is of class ``source``."""
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -47,10 +49,15 @@ class JobTable:
         self.priority: np.ndarray = cat("priority", np.int64)
         source_idx = [np.full(len(b), i, dtype=np.int32) for i, b in enumerate(batches)]
         self.source_idx: np.ndarray = np.concatenate([np.zeros(0, dtype=np.int32), *source_idx])[order]
-        tenants = np.asarray([t for b in batches for t in b.tenant], dtype=object).astype(str)
-        names, codes = np.unique(tenants, return_inverse=True)
-        self.tenant_names: list[str] = [str(n) for n in names]
-        self.tenant_idx: np.ndarray = np.asarray(codes, dtype=np.int32).reshape(-1)[order]
+        self.tenant_names, self.tenant_idx = _codes([t for b in batches for t in b.tenant], order)
+        classes = [c for b in batches for c in (b.job_class if b.job_class is not None else [b.source] * len(b))]
+        self.class_names, self.class_idx = _codes(classes, order)
 
     def __len__(self) -> int:
         return len(self.submit_s)
+
+
+def _codes(values: list[str], order: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Distinct names and, per job in submit order, the index of its name."""
+    names, codes = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+    return [str(n) for n in names], np.asarray(codes, dtype=np.int32).reshape(-1)[order]

@@ -104,5 +104,5 @@ class SyntheticTraining(StrictModel):
             submit_s=times, gpus=gpus, work_s=work, priority=prio, tenant=tenants, source=self.name,
             gpu_load=self.gpu_load if self.gpu_load is not None else default_load,
             clusters=tuple(self.clusters) if self.clusters else None,
-            extra={"job_class": cls},
+            job_class=[self.classes[k].name for k in cls.tolist()],
         )
