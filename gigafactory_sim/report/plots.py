@@ -129,7 +129,7 @@ def power_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.Da
 
 
 def utilisation_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
-    """Allocated GPUs per cluster as a share of the cluster's GPUs (interval means, %)."""
+    """GPUs held by training jobs or inference replicas per cluster, as a share of its GPUs (interval means, %)."""
     fig, ax = _new_axes("GPU utilisation by cluster (allocated GPUs, interval means)", "allocated GPUs (%)")
     edges = _time_edges(timeseries)
     if edges is None:
@@ -139,7 +139,10 @@ def utilisation_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs:
         gpus = info.get("gpus")
         col = f"allocated_gpus.{name}"
         if col in timeseries.columns and isinstance(gpus, int | float) and gpus > 0:
-            _steps(ax, edges, 100.0 * timeseries[col].to_numpy(dtype=float) / float(gpus), label=name)
+            held = timeseries[col].to_numpy(dtype=float)
+            if f"infer_gpus.{name}" in timeseries.columns:  # replicas hold GPUs too, as in the summary
+                held = held + timeseries[f"infer_gpus.{name}"].to_numpy(dtype=float)
+            _steps(ax, edges, 100.0 * held / float(gpus), label=name)
             drawn = True
     if not drawn:
         return _no_data(fig, ax, "no per-cluster allocation columns")
