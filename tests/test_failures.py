@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 
 from gigafactory_sim.api import run
 from gigafactory_sim.config.loader import load_scenario
-from gigafactory_sim.config.reliability import FailureConfig, WeibullFailures, YoungCheckpoints
+from gigafactory_sim.reliability.config import FailureConfig, WeibullFailures, YoungCheckpoints
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.report.plots_reliability import goodput_vs_job_size, interruptions_over_time
-from gigafactory_sim.sim.checkpoints import checkpoint_count
+from gigafactory_sim.reliability.checkpoints import checkpoint_count
 from gigafactory_sim.sim.engine import Simulation
 from gigafactory_sim.sim.state import COMPLETED, FAILED, QUEUED, RUNNING
 

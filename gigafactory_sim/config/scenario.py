@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
-from gigafactory_sim.config.reliability import CheckpointConfig, FailureConfig
+from gigafactory_sim.reliability.config import CheckpointConfig, FailureConfig
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.energy.pue import PueConfig
 from gigafactory_sim.gpus.catalogue import GpuProfile

@@ -1,7 +1,7 @@
 """Inference services: schema, replica roofline, fluid and discrete models, traces (README.md ("Inference services")).
 
 The engine side (one SimPy process per service, GPU allocation, preemption) is in
-:mod:`gigafactory_sim.sim.inference_runtime` and :mod:`gigafactory_sim.sim.inference_service`.
+:mod:`gigafactory_sim.inference.runtime` and :mod:`gigafactory_sim.inference.service`.
 """
 
 from gigafactory_sim.inference.config import InferenceService

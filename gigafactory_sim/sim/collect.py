@@ -7,15 +7,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gigafactory_sim.energy.report import energy_columns, energy_sections
-from gigafactory_sim.sim.collect_reliability import (
+from gigafactory_sim.energy.results import energy_columns, energy_sections
+from gigafactory_sim.reliability.results import (
     reliability_job_columns,
     reliability_summary,
     reliability_timeseries_columns,
 )
 from gigafactory_sim.sim.engine import CLUSTER_CHANNELS, POWER_CHANNELS, Simulation
-from gigafactory_sim.sim.inference_collect import inference_summary
-from gigafactory_sim.sim.inference_runtime import (
+from gigafactory_sim.inference.results import inference_summary
+from gigafactory_sim.inference.runtime import (
     INFER_CLUSTER_CHANNELS,
     INFER_POWER_CHANNELS,
     INFER_SERVICE_CHANNELS,

@@ -24,9 +24,9 @@ from gigafactory_sim.power.models import GpuPowerModel
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.scheduling.base import Scheduler
 from gigafactory_sim.sim.cluster import ClusterState
-from gigafactory_sim.sim.inference_runtime import InferenceRuntime, inference_channel_names
+from gigafactory_sim.inference.runtime import InferenceRuntime, inference_channel_names
 from gigafactory_sim.sim.meter import Meter
-from gigafactory_sim.sim.reliability import RELIABILITY_CHANNELS, Reliability, reliability_enabled
+from gigafactory_sim.reliability.runtime import RELIABILITY_CHANNELS, Reliability, reliability_enabled
 from gigafactory_sim.sim.state import COMPLETED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.view import EngineClusterView
 from gigafactory_sim.workload.build import build_jobs

@@ -13,7 +13,7 @@ import bisect
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gigafactory_sim.sim.checkpoints import JobRun
+    from gigafactory_sim.reliability.checkpoints import JobRun
 
 __all__ = ["Job", "SpeedGroup"]
 

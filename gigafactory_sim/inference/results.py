@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gigafactory_sim.sim.inference_runtime import INFER_POWER_CHANNELS
+from gigafactory_sim.inference.runtime import INFER_POWER_CHANNELS
 
 if TYPE_CHECKING:
     from gigafactory_sim.sim.engine import Simulation
-    from gigafactory_sim.sim.inference_service import ServiceRuntime
+    from gigafactory_sim.inference.service import ServiceRuntime
 
 __all__ = ["inference_summary"]
 

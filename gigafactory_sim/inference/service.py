@@ -35,7 +35,7 @@ from gigafactory_sim.sim.cluster import ClusterState
 from gigafactory_sim.sim.meter import Meter
 
 if TYPE_CHECKING:
-    from gigafactory_sim.sim.inference_runtime import InferenceRuntime
+    from gigafactory_sim.inference.runtime import InferenceRuntime
 
 __all__ = ["ServiceRuntime"]
 

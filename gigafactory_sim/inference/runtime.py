@@ -51,7 +51,7 @@ class InferenceRuntime:
     """All services of a run and the facility-side bookkeeping they share."""
 
     def __init__(self, sim: Simulation) -> None:
-        from gigafactory_sim.sim.inference_service import ServiceRuntime
+        from gigafactory_sim.inference.service import ServiceRuntime
 
         self.sim = sim
         n = len(sim.clusters)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gigafactory_sim.config.reliability import CheckpointConfig, NoCheckpoints
+from gigafactory_sim.reliability.config import CheckpointConfig, NoCheckpoints
 from gigafactory_sim.config.scenario import Scenario
-from gigafactory_sim.sim.checkpoints import PhaseEngine, RunRecords, checkpoint_count
-from gigafactory_sim.sim.failures import ClusterFailures
+from gigafactory_sim.reliability.checkpoints import PhaseEngine, RunRecords, checkpoint_count
+from gigafactory_sim.reliability.failures import ClusterFailures
 from gigafactory_sim.sim.state import FAILED, QUEUED, Job, SpeedGroup
 
 if TYPE_CHECKING:

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from gigafactory_sim.config.reliability import FailureConfig, MaintenanceWindow
+from gigafactory_sim.reliability.config import FailureConfig, MaintenanceWindow
 
 if TYPE_CHECKING:
-    from gigafactory_sim.sim.reliability import Reliability
+    from gigafactory_sim.reliability.runtime import Reliability
 
 __all__ = ["ClusterFailures"]
 

@@ -1,0 +1,1 @@
+"""Failures, repairs, maintenance, hot spares and checkpoint/restart."""
