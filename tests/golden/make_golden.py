@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # this checkout's package, whatever is installed
 GOLDEN = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 
@@ -35,9 +36,10 @@ CASES: dict[str, list[str]] = {
 
 
 def table_hash(df: pd.DataFrame) -> str:
-    """A hash of a table's column names, dtypes and values, independent of the Parquet writer's version."""
+    """A hash of a table's column names, dtypes and values, independent of the Parquet writer's version and of
+    the order of the columns (features add theirs in registry order; readers select columns by name)."""
     h = hashlib.sha256()
-    for name in df.columns:
+    for name in sorted(df.columns):
         col = df[name]
         h.update(f"{name}:{col.dtype};".encode())
         values = col.to_numpy()
