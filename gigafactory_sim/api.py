@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
 from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.prepare import Prepared, prepare
 from gigafactory_sim.result import RunResult
-from gigafactory_sim.sim.collect import jobs_table, summarise, timeseries_table
+from gigafactory_sim.sim.collect import collect
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
+from gigafactory_sim.sim.ops import EngineOps
 
-__all__ = ["run"]
+__all__ = ["execute", "run"]
 
 
-def run(scenario: Scenario, progress: ProgressFn | None = None, simulation: Simulation | None = None
-        ) -> RunResult:
-    """Simulate ``scenario`` and return its results. No files are touched.
+def run(scenario: Scenario | Prepared, progress: ProgressFn | None = None,
+        probes: Sequence[Callable[[EngineOps], object]] = ()) -> RunResult:
+    """Simulate ``scenario`` and return its results. No files are touched (beyond reading the scenario's inputs).
 
-    ``simulation`` may be a :class:`Simulation` already built from the same scenario (the CLI builds first so
-    that input problems surface before anything is written).
+    ``scenario`` may be already prepared (:func:`gigafactory_sim.prepare.prepare`: the CLI prepares first, so
+    that input problems surface before anything is written). ``probes`` are extra hook objects, built from the
+    engine's API (:class:`~gigafactory_sim.sim.ops.EngineOps`), that observe the run.
     """
     t0 = time.perf_counter()
-    sim = simulation if simulation is not None else Simulation(scenario)
-    sim.progress = progress
+    prepared = scenario if isinstance(scenario, Prepared) else prepare(scenario)
+    return execute(Simulation(prepared, progress, probes), t0)
+
+
+def execute(sim: Simulation, t0: float | None = None) -> RunResult:
+    """Run a built :class:`Simulation` and collect its results (keep ``sim`` to inspect its state after)."""
+    t0 = time.perf_counter() if t0 is None else t0
     t_build = time.perf_counter() - t0
     sim.run()
     t_run = time.perf_counter() - t0 - t_build
-    jobs = jobs_table(sim)
-    timeseries = timeseries_table(sim)
-    summary = summarise(sim, jobs)
+    jobs, timeseries, summary = collect(sim)
     performance = {  # wall-clock figures live beside the results, not in the deterministic summary
         "wall_s": time.perf_counter() - t0,
         "build_s": t_build,
@@ -35,5 +42,5 @@ def run(scenario: Scenario, progress: ProgressFn | None = None, simulation: Simu
         "events": sim.n_events,
         "events_per_s": sim.n_events / t_run if t_run > 0 else None,
     }
-    return RunResult(scenario=scenario, summary=summary, timeseries=timeseries, jobs=jobs,
+    return RunResult(scenario=sim.scenario, summary=summary, timeseries=timeseries, jobs=jobs,
                      meta={"performance": performance})

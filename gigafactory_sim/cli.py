@@ -22,8 +22,8 @@ from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
+from gigafactory_sim.prepare import prepare
 from gigafactory_sim.runmeta import base_meta
-from gigafactory_sim.sim.engine import Simulation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate AI compute facilities: GPUs, training jobs, power and energy.")
@@ -119,7 +119,7 @@ def run(
     meta = base_meta(sc.name, str(scenario), sc.seed, overrides)
     t0 = time.perf_counter()
     try:
-        sim = Simulation(sc)  # builds the workload: trace problems surface here, before anything is written
+        prepared = prepare(sc)  # reads traces and series: input problems surface here, before anything is written
     except ScenarioError as exc:
         report_problems(exc)
         raise typer.Exit(2) from None
@@ -131,7 +131,7 @@ def run(
             def on_tick(now_s: float, horizon_s: float) -> None:
                 progress.update(task, completed=now_s, sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
 
-            result = run_scenario(sc, progress=on_tick, simulation=sim)
+            result = run_scenario(prepared, progress=on_tick)
         meta["wall_s"] = time.perf_counter() - t0
         meta.update(result.meta)
         path = write_run(result, out_dir, meta=meta)
@@ -161,7 +161,7 @@ def validate(
     for path in scenarios:
         try:
             sc = load_scenario(path, list(set_ or []))
-            Simulation(sc)  # builds the workload, reading traces
+            prepare(sc)  # reads traces and series and runs every build-time check; simulates nothing
         except ScenarioError as exc:
             failed = True
             report_problems(exc)

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
-__all__ = ["FROM_FILE", "Duration", "format_duration", "parse_duration_s"]
+__all__ = ["FROM_FILE", "J_PER_KWH", "J_PER_MWH", "S_PER_DAY", "S_PER_H", "W_PER_MW", "Duration", "format_duration",
+           "parse_duration_s"]
+
+J_PER_KWH = 3.6e6
+J_PER_MWH = 3.6e9
+W_PER_MW = 1e6
+S_PER_H = 3600.0
+S_PER_DAY = 86400.0
 
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*(ms|s|min|m|h|d|w)\s*$")

@@ -13,10 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gigafactory_sim.api import run
+from gigafactory_sim.api import execute, run
 from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
+from gigafactory_sim.prepare import prepare
 from gigafactory_sim.sim.engine import Simulation
 
 DATA = Path(__file__).resolve().parents[1] / "gigafactory_sim" / "data" / "grid"
@@ -75,8 +76,8 @@ def test_carbon_is_exact_with_jobs_and_looped_series() -> None:
     sc = scenario(**{"start": "2024-06-03T00:00:00Z", "horizon": "3d",
                      "grid": {"loop_year": True, "carbon": {}, "price": {}},
                      "workload.training": [_research_source(rate=40)]})
-    sim = Simulation(sc)
-    res = run(sc, simulation=sim)
+    sim = Simulation(prepare(sc))
+    res = execute(sim)
     ts = res.timeseries
     # hourly report rows align with the hourly signal: carbon of a row = mean grid power x intensity x 1 h
     expected = (ts["grid_import_mw"] * 1e3 * ts["carbon_g_per_kwh"]).sum() / 1e6
@@ -102,9 +103,9 @@ def _research_source(rate: float = 20, **extra: Any) -> dict[str, Any]:
 
 def test_scenario_without_energy_sections_is_unchanged() -> None:
     sc = scenario(**{"workload.training": [_research_source()]})
-    sim = Simulation(sc)
-    assert sim.energy is None
-    res = run(sc, simulation=sim)
+    sim = Simulation(prepare(sc))
+    assert "energy" not in sim.features
+    res = execute(sim)
     assert "carbon" not in res.summary and "grid_import_mw" not in res.timeseries
     with_grid = run(scenario(**{"workload.training": [_research_source()], "grid": {"carbon": {}}}))
     pd.testing.assert_frame_equal(res.jobs, with_grid.jobs)
@@ -130,7 +131,7 @@ def test_temperature_pue_integrates_exactly_and_plain_number_still_works(tmp_pat
 
 def test_temperature_pue_without_temperature_is_rejected() -> None:
     with pytest.raises(ScenarioError, match="temperature"):
-        Simulation(scenario(**{"facility.pue": {"kind": "temperature"}}))
+        Simulation(prepare(scenario(**{"facility.pue": {"kind": "temperature"}})))
 
 
 def test_solar_offsets_grid_import_and_self_consumption() -> None:
@@ -191,7 +192,7 @@ def test_cap_drop_moves_the_end_event() -> None:
 
 def test_cap_below_idle_power_is_rejected() -> None:
     with pytest.raises(ScenarioError, match="below the facility's idle power"):
-        Simulation(scenario(**{"energy": {"power_cap_mw": 0.001, "policies": [{"kind": "admission"}]}}))
+        Simulation(prepare(scenario(**{"energy": {"power_cap_mw": 0.001, "policies": [{"kind": "admission"}]}})))
 
 
 def test_policy_combinations_are_validated() -> None:
@@ -228,11 +229,12 @@ def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: floa
                                                low_fraction: float, daily: bool, solar: float,
                                                policies: int) -> None:
     base = scenario(**{"facility.clusters": two_cluster_facility(nodes)})
-    sim0 = Simulation(base)
-    idle_w = 1.2 * sum(st_.total_gpus * (sim0.unallocated_w[c] + sim0.node_idle_w_per_gpu[c])
-                       for c, st_ in enumerate(sim0.clusters))
-    full_w = 1.2 * sum(st_.total_gpus * (m.limit_w + sim0.node_busy_w_per_gpu[c])
-                       for c, (st_, m) in enumerate(zip(sim0.clusters, sim0.power_models, strict=True)))
+    sim0 = Simulation(prepare(base))
+    idle_w = 1.2 * sum(st_.total_gpus * (sim0.facility.unallocated_w[c] + sim0.facility.node_idle_w_per_gpu[c])
+                       for c, st_ in enumerate(sim0.facility.clusters))
+    f0 = sim0.facility
+    full_w = 1.2 * sum(st_.total_gpus * (m.limit_w + f0.node_busy_w_per_gpu[c])
+                       for c, (st_, m) in enumerate(zip(f0.clusters, f0.power_models, strict=True)))
     high = idle_w + cap_fraction * (full_w - idle_w)
     low = idle_w + low_fraction * (high - idle_w)
     chosen = POLICY_SETS[policies]
@@ -247,11 +249,11 @@ def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: floa
                      "workload.training": [_research_source(rate)],
                      "grid": {"renewables": {"solar_mw": solar}} if solar else None,
                      "energy": {"power_cap_mw": cap, "policies": chosen}})
-    sim = Simulation(sc)
-    res = run(sc, simulation=sim)
-    assert sim.energy is not None
+    sim = Simulation(prepare(sc))
+    res = execute(sim)
+    assert sim.features["energy"] is not None
     # the largest excess of grid import over the cap on any segment of positive length
-    assert sim.energy.acc.max_hard_excess_w <= 1e-6
+    assert sim.features["energy"].acc.max_hard_excess_w <= 1e-6
     assert res.summary["power_cap"]["hard_cap_kept"]
     assert res.summary["power_cap"]["energy_over_hard_cap_mwh"] == 0.0
     assert res.summary["jobs"]["started"] > 0
@@ -288,8 +290,8 @@ def test_hard_budgets_are_never_exceeded(fraction: float, kind: str, pacing: dic
              "cost": free.summary["cost"]["total_eur"]}[kind]
     field = {"energy": "mwh", "carbon": "t_co2", "cost": "eur"}[kind]
     budget = {"kind": kind, field: fraction * total / days, "per": per, "pacing": pacing}
-    sim = Simulation(busy_facility(energy={"budgets": [budget], "policies": POLICIES_ALL}))
-    res = run(sim.scenario, simulation=sim)
+    sim = Simulation(prepare(busy_facility(energy={"budgets": [budget], "policies": POLICIES_ALL})))
+    res = execute(sim)
     b = res.summary["budgets"][0]
     assert b["kept"] and b["max_used_fraction"] <= 1.0 + 1e-9
     assert len(b["periods"]) == days
@@ -305,9 +307,9 @@ def test_hard_budgets_are_never_exceeded(fraction: float, kind: str, pacing: dic
 
 
 def test_energy_budget_equals_integral_of_power() -> None:
-    sim = Simulation(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 2.0, "per": "day"}],
-                                           "policies": POLICIES_ALL}))
-    res = run(sim.scenario, simulation=sim)
+    sim = Simulation(prepare(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 2.0, "per": "day"}],
+                                           "policies": POLICIES_ALL})))
+    res = execute(sim)
     ts = res.timeseries
     hours = (ts["t_end_s"] - ts["t_start_s"]) / 3600
     by_day = (ts["grid_import_mw"] * hours).groupby(ts["t_start_s"] // 86400)
@@ -321,8 +323,8 @@ def test_energy_budget_equals_integral_of_power() -> None:
 
 def test_budget_below_idle_energy_is_rejected() -> None:
     with pytest.raises(ScenarioError, match="less than the facility uses idle"):
-        Simulation(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 0.1, "per": "day"}],
-                                         "policies": POLICIES_ALL}))
+        Simulation(prepare(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 0.1, "per": "day"}],
+                                         "policies": POLICIES_ALL})))
 
 
 # -- carbon- and price-aware deferral -----------------------------------------------------------------------

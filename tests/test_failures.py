@@ -19,13 +19,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gigafactory_sim.api import run
+from gigafactory_sim.api import execute, run
 from gigafactory_sim.config.loader import load_scenario
-from gigafactory_sim.reliability.config import FailureConfig, WeibullFailures, YoungCheckpoints
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
-from gigafactory_sim.report.plots_reliability import goodput_vs_job_size, interruptions_over_time
+from gigafactory_sim.prepare import prepare
 from gigafactory_sim.reliability.checkpoints import checkpoint_count
+from gigafactory_sim.reliability.config import FailureConfig, WeibullFailures, YoungCheckpoints
+from gigafactory_sim.report.plots_reliability import goodput_vs_job_size, interruptions_over_time
 from gigafactory_sim.sim.engine import Simulation
 from gigafactory_sim.sim.state import COMPLETED, FAILED, QUEUED, RUNNING
 
@@ -57,7 +58,7 @@ def quickstart(*overrides: str) -> Scenario:
 
 def assert_energy_exact(sim: Simulation, summary: dict[str, Any]) -> None:
     """Sum of job energies = metered training energy (GPUs of running jobs + their nodes)."""
-    jobs_j = float(sim.rec_energy_j.sum())
+    jobs_j = float(sim.facility.rec_energy_j.sum())
     train_j = summary["energy"]["training_it_mwh"] * 3.6e9
     assert jobs_j == pytest.approx(train_j, rel=1e-9)
 
@@ -76,11 +77,11 @@ def llama_counts(tmp: Path) -> tuple[np.ndarray, np.ndarray]:
     for seed in LLAMA_SEEDS:
         sc = one_job_scenario(trace, seed, LLAMA_NODES + 32, 54 * DAY,
                               {"rate_per_node_day": LLAMA_RATE, "hot_spares": 32}, {"kind": "none"})
-        sim = Simulation(sc)
+        sim = Simulation(prepare(sc))
         sim.run()
-        assert sim.reliability is not None
-        totals.append(int(sim.reliability.records.interruptions[0]))
-        times = np.array([t for t, *_ in sim.reliability.interruption_log])
+        assert sim.features["reliability"] is not None
+        totals.append(int(sim.features["reliability"].records.interruptions[0]))
+        times = np.array([t for t, *_ in sim.features["reliability"].interruption_log])
         daily.append(np.bincount((times // DAY).astype(np.int64), minlength=54))
     return np.array(totals), np.concatenate(daily)
 
@@ -118,10 +119,10 @@ def lost_fractions(tmp: Path, tau: float) -> np.ndarray:
     for seed in CK_SEEDS:
         sc = one_job_scenario(trace, seed, CK_NODES + 8, 40 * DAY, failures,
                               {"kind": "fixed", "interval": tau, "cost": CK_DELTA, "restart_overhead": CK_R})
-        sim = Simulation(sc)
+        sim = Simulation(prepare(sc))
         sim.run()
-        assert sim.reliability is not None and sim.rec_state[0] == COMPLETED
-        r = sim.reliability.records
+        assert sim.features["reliability"] is not None and sim.facility.rec_state[0] == COMPLETED
+        r = sim.features["reliability"].records
         physical = 1.0 - work_s / r.run_s[0]
         booked = (r.lost_s[0] + r.restart_s[0] + r.ckpt_s[0]) / r.run_s[0]
         assert booked == pytest.approx(physical, rel=1e-6)
@@ -157,11 +158,12 @@ def test_young_interval_is_the_simulated_optimum(tmp_path_factory: pytest.TempPa
 
 def test_young_interval_uses_the_job_size() -> None:
     sc = quickstart("facility.failures={rate_per_node_day: 0.5}", "checkpointing={kind: young, cost: 1m}")
-    sim = Simulation(sc)
-    assert sim.reliability is not None
+    sim = Simulation(prepare(sc))
+    assert sim.features["reliability"] is not None
     per_node_s = 0.5 / DAY
     for gpus, nodes in ((1, 1), (8, 1), (64, 8)):
-        assert sim.reliability.interval_s(0, gpus) == pytest.approx(math.sqrt(2 * 60 / (nodes * per_node_s)))
+        expected = math.sqrt(2 * 60 / (nodes * per_node_s))
+        assert sim.features["reliability"].interval_s(0, gpus) == pytest.approx(expected)
 
 
 def test_checkpoint_count() -> None:
@@ -175,16 +177,16 @@ def test_checkpoint_count() -> None:
 def check_invariants(sim: Simulation, summary: dict[str, Any]) -> None:
     n = len(sim.jobs)
     assert sim.n_submitted == n
-    states = sim.rec_state[:n]
+    states = sim.facility.rec_state[:n]
     assert set(np.unique(states)) <= {QUEUED, RUNNING, COMPLETED, FAILED}
-    running = [job for groups in sim.groups for g in groups.values() for _, _, job in g.running]
-    queued = [job for q in sim.queues for job in q]
+    running = [job for groups in sim.facility.groups for g in groups.values() for _, _, job in g.running]
+    queued = [job for q in sim.facility.queues for job in q]
     assert sorted(j.idx for j in running) == sorted(np.flatnonzero(states == RUNNING).tolist())
     assert sorted(j.idx for j in queued) == sorted(np.flatnonzero(states == QUEUED).tolist())
-    assert (sim.n_running, sim.n_queued) == (len(running), len(queued))
+    assert (sim.facility.n_running, sim.facility.n_queued) == (len(running), len(queued))
     assert all(math.isfinite(j.work_s + j.extra_s) for j in running + queued)
     assert all(math.isfinite(j.v_finish) for j in running)
-    rel = sim.reliability
+    rel = sim.features["reliability"]
     assert rel is not None
     max_retries = rel.policy.max_retries
     failed = np.flatnonzero(states == FAILED)
@@ -192,7 +194,7 @@ def check_invariants(sim: Simulation, summary: dict[str, Any]) -> None:
         assert len(failed) == 0
     else:
         assert (rel.records.failures[failed] == max_retries + 1).all()
-    for c, st_ in enumerate(sim.clusters):
+    for c, st_ in enumerate(sim.facility.clusters):
         held = sum(j.gpus_held for j in running if j.cluster == c)
         assert st_.allocated_gpus == held
         for j in running:
@@ -235,8 +237,8 @@ def test_no_job_lost(seed: int, nodes: int, rate: float, spares: int, maintenanc
         f"checkpointing={policy}, restart_overhead: 3m, max_retries: {retries}}}",
         "workload.training.0.classes.1.sizes={kind: choice, gpus: [16]}",
     )
-    sim = Simulation(sc)
-    result = run(sc, simulation=sim)
+    sim = Simulation(prepare(sc))
+    result = execute(sim)
     check_invariants(sim, result.summary)
 
 
@@ -244,8 +246,8 @@ def test_failed_state_after_retry_limit(tmp_path: Path) -> None:
     trace = one_job_trace(tmp_path, 64, 30 * DAY)
     sc = one_job_scenario(trace, 3, 10, 10 * DAY, {"rate_per_node_day": 1.0},
                           {"kind": "none", "max_retries": 2})
-    sim = Simulation(sc)
-    result = run(sc, simulation=sim)
+    sim = Simulation(prepare(sc))
+    result = execute(sim)
     assert result.jobs["state"].tolist() == ["failed"]
     assert result.jobs["interruptions"].tolist() == [3]
     assert result.summary["reliability"]["failed_jobs"] == 1
@@ -256,21 +258,23 @@ def test_preemption_restarts_from_last_checkpoint() -> None:
     max_retries, and restarts; energy stays exact."""
     policy = "{kind: fixed, interval: 20m, cost: 1m, restart_overhead: 2m, max_retries: 0}"
     sc = quickstart("horizon=1d", f"checkpointing={policy}")
-    sim = Simulation(sc)
-    rel = sim.reliability
+    sim = Simulation(prepare(sc))
+    rel = sim.features["reliability"]
     assert rel is not None
     hit: list[int] = []
 
     def preempt(_event: object) -> None:
-        running = [job for g in sim.groups[0].values() for _, _, job in g.running]
+        running = [job for g in sim.facility.groups[0].values() for _, _, job in g.running]
         job = max(running, key=lambda j: (j.gpus * (j.work_s + j.extra_s), j.idx))
         hit.append(job.idx)
         work_before = job.work_s
-        rel.preempt(job, "inference")
+        sim.begin_event()
+        sim.stop(job, "interrupted", "inference")
+        sim.refresh(job.cluster)
         assert job.work_s <= work_before and job.alloc == []
 
     sim.env.timeout(6 * 3600.0).callbacks.append(preempt)
-    result = run(sc, simulation=sim)
+    result = execute(sim)
     row = result.jobs.iloc[hit[0]]
     assert row["interruptions"] == 1 and row["state"] != "failed"
     assert result.summary["reliability"]["interruptions_by_cause"] == {"inference": 1}
@@ -281,8 +285,8 @@ def test_preemption_restarts_from_last_checkpoint() -> None:
 def test_energy_exact_with_checkpoint_stalls_and_failures() -> None:
     sc = quickstart("horizon=2d", "facility.failures={rate_per_node_day: 1.0, hot_spares: 1}",
                     "checkpointing={kind: fixed, interval: 30m, cost: 5m, restart_overhead: 5m}")
-    sim = Simulation(sc)
-    result = run(sc, simulation=sim)
+    sim = Simulation(prepare(sc))
+    result = execute(sim)
     rel = result.summary["reliability"]
     assert rel["interruptions"] > 0 and rel["gpu_h"]["checkpoints"] > 0
     assert_energy_exact(sim, result.summary)
@@ -297,16 +301,16 @@ def test_checkpoint_stall_draws_low_power(tmp_path: Path) -> None:
     trace = one_job_trace(tmp_path, 8, 10 * 3600.0)
     sc = one_job_scenario(trace, 0, 1, DAY, {"rate_per_node_day": 0.0},
                           {"kind": "fixed", "interval": 3600.0, "cost": 600.0})
-    sim = Simulation(sc)
-    result = run(sc, simulation=sim)
+    sim = Simulation(prepare(sc))
+    result = execute(sim)
     job = result.jobs.iloc[0]
     assert job["state"] == "completed"
     assert job["end_s"] == pytest.approx(10 * 3600.0 + 9 * 600.0)  # 9 checkpoints, none at the end
     assert job["checkpoint_gpu_h"] == pytest.approx(8 * 9 * 600.0 / 3600.0)
-    group = sim.groups[0][sc.power.training_gpu_load]
-    board_w = sim.gpu_profiles[0].board_limit_w
+    group = sim.facility.groups[0][sc.power.training_gpu_load]
+    board_w = sim.facility.gpu_profiles[0].board_limit_w
     gpu_j = 8 * (group.gpu_power_w * 10 * 3600.0 + 0.15 * board_w * 9 * 600.0)
-    node_j = 8 * sim.node_busy_w_per_gpu[0] * job["end_s"]
+    node_j = 8 * sim.facility.node_busy_w_per_gpu[0] * job["end_s"]
     assert job["energy_kwh"] * 3.6e6 == pytest.approx(gpu_j + node_j, rel=1e-12)
     ts = result.timeseries
     assert (ts["ckpt_gpus.c"] * (ts["t_end_s"] - ts["t_start_s"])).sum() == pytest.approx(8 * 9 * 600.0)
@@ -332,11 +336,11 @@ def test_weibull_stationary_renewal_rate() -> None:
         "facility": {"clusters": [{"name": "c", "gpu": "H100-SXM", "nodes": nodes, "failures": {
             "mtbf_node": mean_s, "distribution": {"kind": "weibull", "shape": 0.7},
             "causes": [{"name": "hw", "share": 1.0, "repair": {"kind": "fixed", "value": repair_s}}]}}]}})
-    sim = Simulation(sc)
+    sim = Simulation(prepare(sc))
     sim.run()
-    assert sim.reliability is not None
+    assert sim.features["reliability"] is not None
     expected = nodes * horizon / (mean_s + repair_s)
-    assert len(sim.reliability.failure_log) == pytest.approx(expected, rel=0.04)
+    assert len(sim.features["reliability"].failure_log) == pytest.approx(expected, rel=0.04)
 
 
 def test_weibull_initial_age() -> None:
@@ -380,8 +384,8 @@ def test_scenarios_configure_reliability(name: str) -> None:
 
 def test_failures_scenario_runs_short() -> None:
     sc = load_scenario(ROOT / "scenarios" / "failures.yaml", ["horizon=2d"])
-    sim = Simulation(sc)
-    result = run(sc, simulation=sim)
+    sim = Simulation(prepare(sc))
+    result = execute(sim)
     check_invariants(sim, result.summary)
     assert result.summary["reliability"]["interruptions"] > 0
     for plot in (interruptions_over_time, goodput_vs_job_size):

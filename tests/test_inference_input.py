@@ -13,6 +13,7 @@ from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.trace import load_request_trace
+from gigafactory_sim.prepare import prepare
 from gigafactory_sim.sim.engine import Simulation
 
 SCENARIO = """
@@ -46,7 +47,7 @@ def problems(**kw: object) -> list[tuple[str, str]]:
     text = SCENARIO.format(**{**OK, **kw})
     try:
         sc = parse_scenario_text(text, "bad.yaml", base_dir=Path.cwd())
-        Simulation(sc)
+        Simulation(prepare(sc))
     except ScenarioError as exc:
         return [(p.field, p.message) for p in exc.problems]
     return []

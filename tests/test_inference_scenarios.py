@@ -8,6 +8,7 @@ import pytest
 
 from gigafactory_sim.api import run
 from gigafactory_sim.config.loader import load_scenario, parse_scenario_text
+from gigafactory_sim.prepare import prepare
 from gigafactory_sim.sim.engine import Simulation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_scenarios_with_services_validate(name: str) -> None:
     sc = load_scenario(ROOT / "scenarios" / name)
     assert sc.workload.inference
-    Simulation(sc)
+    Simulation(prepare(sc))
 
 
 def test_inference_heavy_runs_a_day() -> None:

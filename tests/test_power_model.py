@@ -13,7 +13,7 @@ import pytest
 from gigafactory_sim.config.scenario import Cluster
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS, GpuProfile, get_gpu
 from gigafactory_sim.power.models import DvfsPowerModel, GpuPowerModel, InterpolatedPowerModel, LinearPowerModel
-from gigafactory_sim.sim.engine import PARKED_OVER_CONTEXT
+from gigafactory_sim.sim.facility import PARKED_OVER_CONTEXT
 
 H200_DATA = Path(__file__).parents[2] / "shared" / "data" / "gpu_power" / "h200"
 RUNS = ("power_vs_load_run1.csv", "power_vs_load_run2.csv")

@@ -24,7 +24,8 @@ from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.scheduling import easy
 from gigafactory_sim.sim.cluster import Allocation, ClusterState
-from gigafactory_sim.sim.engine import PARKED_OVER_CONTEXT, Simulation
+from gigafactory_sim.sim.facility import PARKED_OVER_CONTEXT
+from gigafactory_sim.sim.ops import EngineOps
 from gigafactory_sim.workload.build import build_jobs
 
 ParseFn = Callable[..., Scenario]  # the conftest fixtures
@@ -303,21 +304,25 @@ def test_invariants_on_examples_found_before(doc: dict[str, Any]) -> None:
     run_and_check(doc)
 
 
-@contextmanager
-def head_check(failures: list[str]) -> Iterator[None]:
-    """After every scheduling pass, the first queued job of every cluster must not fit (else it was left idle)."""
-    original = Simulation._run_passes
+class HeadCheck:
+    """A probe (a start gate that admits everything): after every scheduling pass, the first queued job of every
+    cluster must not fit (else it was left idle)."""
 
-    def run_passes(sim: Simulation, event: Any) -> None:
-        original(sim, event)
-        for c, queue in enumerate(sim.queues):
-            if queue and sim.clusters[c].fits(queue[0].gpus):
-                failures.append(f"t={sim.env.now:.1f}s cluster {sim.cluster_names[c]}: queue head "
-                                f"(job {queue[0].idx}, {queue[0].gpus} GPUs) fits but was not started; "
-                                f"{len(queue)} queued, {sim.clusters[c].free_gpus} GPUs free")
+    def __init__(self, ops: EngineOps, failures: list[str]) -> None:
+        self.ops = ops
+        self.failures = failures
 
-    with mock.patch.object(Simulation, "_run_passes", run_passes):
-        yield
+    def admit(self, job: Any, c: int) -> bool:
+        return True
+
+    def after_pass(self, now_s: float, clusters: list[int]) -> None:
+        f = self.ops.facility
+        for c, queue in enumerate(f.queues):
+            if queue and f.clusters[c].fits(queue[0].gpus):
+                self.failures.append(
+                    f"t={now_s:.1f}s cluster {f.cluster_names[c]}: queue head (job {queue[0].idx}, "
+                    f"{queue[0].gpus} GPUs) fits but was not started; {len(queue)} queued, "
+                    f"{f.clusters[c].free_gpus} GPUs free")
 
 
 @PROPERTY_SETTINGS
@@ -325,9 +330,21 @@ def head_check(failures: list[str]) -> Iterator[None]:
 def test_no_runnable_head_job_left_waiting(doc: dict[str, Any]) -> None:
     """Every scheduler here starts jobs in queue order while they fit: no pass ends with a head that fits."""
     failures: list[str] = []
-    with head_check(failures):
-        gigafactory_sim.run(to_scenario(doc))
+    gigafactory_sim.run(to_scenario(doc), probes=[lambda ops: HeadCheck(ops, failures)])
     assert not failures, f"{doc['scheduler']}: {failures[:3]}"
+
+
+def test_head_check_probe_sees_a_left_head() -> None:
+    """The probe can fail: a gate that refuses every start leaves fitting heads in the queue."""
+    failures: list[str] = []
+
+    class Refuse(HeadCheck):
+        def admit(self, job: Any, c: int) -> bool:
+            return False
+
+    doc = {**ARRIVAL_ROUNDING}
+    gigafactory_sim.run(to_scenario(doc), probes=[lambda ops: Refuse(ops, failures)])
+    assert failures
 
 
 # --- EASY backfilling --------------------------------------------------------------------------------------------

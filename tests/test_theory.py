@@ -17,7 +17,7 @@ import gigafactory_sim
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
 from gigafactory_sim.result import RunResult
-from gigafactory_sim.sim.engine import PARKED_OVER_CONTEXT
+from gigafactory_sim.sim.facility import PARKED_OVER_CONTEXT
 
 J_PER_MWH = 3.6e9
 ParseFn = Callable[..., Scenario]  # the conftest fixtures

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
-from gigafactory_sim.reliability.config import CheckpointConfig, FailureConfig
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.energy.pue import PueConfig
 from gigafactory_sim.gpus.catalogue import GpuProfile
@@ -20,6 +19,7 @@ from gigafactory_sim.power.models import (
     InterpolatedPowerModel,
     LinearPowerModel,
 )
+from gigafactory_sim.reliability.config import CheckpointConfig, FailureConfig
 from gigafactory_sim.scheduling import EasyBackfillConfig, SchedulerConfig
 from gigafactory_sim.units import Duration
 from gigafactory_sim.workload.synthetic import SyntheticTraining

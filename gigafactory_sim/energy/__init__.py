@@ -9,7 +9,6 @@ from gigafactory_sim.energy.budgets import BudgetConfig, CarbonBudget, CostBudge
 from gigafactory_sim.energy.config import CapConfig, EnergyConfig, PolicyConfig
 from gigafactory_sim.energy.policies import PowerPolicy
 from gigafactory_sim.energy.pue import ConstantPue, PueConfig, TemperaturePue, pue_coefficients
-from gigafactory_sim.energy.system import EnergySystem
 
 __all__ = [
     "BudgetConfig",
@@ -19,7 +18,6 @@ __all__ = [
     "CostBudget",
     "EnergyBudget",
     "EnergyConfig",
-    "EnergySystem",
     "PacingConfig",
     "PolicyConfig",
     "PowerPolicy",

@@ -21,19 +21,13 @@ import math
 
 import numpy as np
 
+from gigafactory_sim.sim import channels
+from gigafactory_sim.units import J_PER_KWH, J_PER_MWH
+
 __all__ = ["DERIVED", "SIGNALS", "Accounting"]
 
-DERIVED = (
-    "facility_w", "grid_import_w", "renewable_used_w", "carbon_g_per_s", "cost_eur_per_s",
-    "training_carbon_g_per_s", "training_cost_eur_per_s", "busy_x_carbon", "busy_x_price", "over_cap_w",
-    "inference_carbon_g_per_s", "inference_cost_eur_per_s",
-)
-SIGNALS = (
-    "renewable_w", "carbon_g_per_kwh", "price_eur_per_mwh", "cap_w", "hard_cap_w", "pue_a",
-    "throttled_gpus", "slowed_gpus", "deferred_jobs", "power_blocked_gpus",
-)
-J_PER_KWH = 3.6e6
-J_PER_MWH = 3.6e9
+DERIVED = channels.ENERGY_DERIVED
+SIGNALS = channels.ENERGY_SIGNALS
 
 
 class Accounting:

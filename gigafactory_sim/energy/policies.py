@@ -1,10 +1,12 @@
 """Power policies that keep the facility under its effective cap: admission, power capping, preemption.
 
 A policy is a plain object (no SimPy) with two hooks the energy system calls (template hooks, as in SimPy):
-:meth:`PowerPolicy.admit` before each start the scheduler asks for, and :meth:`PowerPolicy.enforce` after
-every scheduling pass and at every signal breakpoint. Enforcers run in ``stage`` order: preemption (make the
-cap reachable), then capping (set GPU limits). Each has a config class with ``kind`` (the registry is the
-tagged union in :mod:`gigafactory_sim.energy.config`). """
+:meth:`PowerPolicy.admit` before each start the scheduler asks for (policies with ``gates_starts``), and
+:meth:`PowerPolicy.enforce` after every scheduling pass and at every signal breakpoint (policies with
+``enforces``). Enforcers run in ``stage`` order: preemption (make the cap reachable), then capping (set GPU
+limits). Each has a config class with ``kind`` and ``build(cluster_names)`` (the registry is the tagged union in
+:mod:`gigafactory_sim.energy.config`). Policies act on a :class:`PowerState` (the energy system's
+:class:`~gigafactory_sim.energy.control.PowerControl`). """
 
 from __future__ import annotations
 
@@ -14,23 +16,51 @@ from typing import Literal, Protocol
 from pydantic import Field
 
 from gigafactory_sim.config.base import StrictModel
-from gigafactory_sim.energy.control import PowerControl, max_theta
-from gigafactory_sim.sim.state import Job
+from gigafactory_sim.energy.solve import max_theta
+from gigafactory_sim.sim.state import Job, SpeedGroup
 
 __all__ = [
-    "Admission", "AdmissionConfig", "Capping", "CappingConfig", "PowerPolicy", "Preemption",
+    "Admission", "AdmissionConfig", "Capping", "CappingConfig", "PowerPolicy", "PowerState", "Preemption",
     "PreemptionConfig",
 ]
 
 
+class PowerState(Protocol):
+    """Facility power as a function of per-cluster GPU limits ``theta`` (see :mod:`.control`)."""
+
+    theta: list[float]
+    theta_min: list[float]
+    cap_w: float
+
+    def it_limit_w(self) -> float: ...
+
+    def it_power_w(self) -> float: ...
+
+    def it_at(self, thetas: list[float]) -> float: ...
+
+    def job_delta_w(self, job: Job, c: int, theta: float) -> float: ...
+
+    def fixed_w(self, c: int) -> float: ...
+
+    def pieces(self, c: int) -> list[tuple[float, float, float]]: ...
+
+    def set_theta(self, c: int, theta: float, now: float) -> None: ...
+
+    def running_jobs(self) -> list[tuple[int, Job, SpeedGroup]]: ...
+
+    def suspend(self, job: Job, now: float) -> None: ...
+
+
 class PowerPolicy(Protocol):
     stage: int
+    gates_starts: bool
+    enforces: bool
 
-    def admit(self, ctrl: PowerControl, job: Job, cluster: int) -> bool:
+    def admit(self, ctrl: PowerState, job: Job, cluster: int) -> bool:
         """Whether ``job`` may start on ``cluster`` now."""
         ...
 
-    def enforce(self, ctrl: PowerControl, now_s: float) -> None:
+    def enforce(self, ctrl: PowerState, now_s: float) -> None:
         """Act so that the facility fits under ``ctrl.cap_w``."""
         ...
 
@@ -39,22 +69,26 @@ class _Hooks:
     """Defaults: admit everything, enforce nothing."""
 
     stage = 9
+    gates_starts = False
+    enforces = False
 
-    def admit(self, ctrl: PowerControl, job: Job, cluster: int) -> bool:
+    def admit(self, ctrl: PowerState, job: Job, cluster: int) -> bool:
         return True
 
-    def enforce(self, ctrl: PowerControl, now_s: float) -> None:
+    def enforce(self, ctrl: PowerState, now_s: float) -> None:
         return None
 
 
 class Admission(_Hooks):
     """A job starts only if the facility, with it, fits under the cap with every GPU at ``limit_fraction``."""
 
+    gates_starts = True
+
     def __init__(self, limit_fraction: float) -> None:
         self.limit_fraction = limit_fraction
         self.refused = 0
 
-    def admit(self, ctrl: PowerControl, job: Job, cluster: int) -> bool:
+    def admit(self, ctrl: PowerState, job: Job, cluster: int) -> bool:
         if math.isinf(ctrl.cap_w):
             return True
         theta = [self.limit_fraction] * len(ctrl.theta)
@@ -74,7 +108,7 @@ class AdmissionConfig(StrictModel):
         description="fits with every GPU at this fraction of its board limit (1: without throttling anyone; "
                     "below 1 needs capping with min_limit_fraction at or below it)")
 
-    def build(self) -> Admission:
+    def build(self, cluster_names: list[str]) -> Admission:
         return Admission(self.limit_fraction)
 
 
@@ -82,14 +116,15 @@ class Capping(_Hooks):
     """Lower GPU power limits until the facility fits: one common fraction per tier, tiers in order."""
 
     stage = 1
+    enforces = True
 
     def __init__(self, tiers: list[list[int]]) -> None:
         self.tiers = tiers
 
-    def enforce(self, ctrl: PowerControl, now_s: float) -> None:
+    def enforce(self, ctrl: PowerState, now_s: float) -> None:
         n = len(ctrl.theta)
         limit = ctrl.it_limit_w()
-        if all(t >= 1.0 for t in ctrl.theta) and ctrl.sim.meter.it_power_w() <= limit:
+        if all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= limit:
             return
         fixed = [ctrl.fixed_w(c) for c in range(n)]
         pieces = [ctrl.pieces(c) for c in range(n)]
@@ -125,6 +160,9 @@ class CappingConfig(StrictModel):
                     "another (each to its floor before the next), the rest last")
     clusters: list[str] = Field(default_factory=list, description="throttle order for order: listed")
 
+    def build(self, cluster_names: list[str]) -> Capping:
+        return Capping(self.build_tiers(cluster_names))
+
     def build_tiers(self, names: list[str]) -> list[list[int]]:
         if self.order == "uniform":
             return [list(range(len(names)))]
@@ -137,13 +175,14 @@ class Preemption(_Hooks):
     """Suspend the lowest-priority running jobs (latest started first) while the cap is out of reach."""
 
     stage = 0
+    enforces = True
 
     def __init__(self, protect_priority: int | None) -> None:
         self.protect_priority = protect_priority
         self.suspended = 0
         self.suspended_gpu_work_s = 0.0
 
-    def enforce(self, ctrl: PowerControl, now_s: float) -> None:
+    def enforce(self, ctrl: PowerState, now_s: float) -> None:
         if math.isinf(ctrl.cap_w):
             return
         limit = ctrl.it_limit_w()
@@ -175,5 +214,5 @@ class PreemptionConfig(StrictModel):
     protect_priority: int | None = Field(
         default=None, description="never suspend jobs of this priority or higher")
 
-    def build(self) -> Preemption:
+    def build(self, cluster_names: list[str]) -> Preemption:
         return Preemption(self.protect_priority)

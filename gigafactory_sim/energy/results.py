@@ -9,37 +9,59 @@ throttling, admission, preemption), ``budgets`` (use per period), ``deferral``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from gigafactory_sim.energy.budgets import UNIT
 from gigafactory_sim.energy.policies import Preemption
+from gigafactory_sim.sim import channels
+from gigafactory_sim.units import J_PER_KWH, J_PER_MWH
 
 if TYPE_CHECKING:
-    from gigafactory_sim.energy.system import EnergySystem
-    from gigafactory_sim.sim.engine import Simulation
+    from gigafactory_sim.energy.accounting import Accounting
+    from gigafactory_sim.energy.budgets import Budget
+    from gigafactory_sim.energy.config import EnergyConfig
+    from gigafactory_sim.energy.deferral import Deferral
+    from gigafactory_sim.energy.policies import Admission, PowerPolicy
+    from gigafactory_sim.grid.config import GridSignals
+    from gigafactory_sim.grid.signals import Signal
+    from gigafactory_sim.sim.ops import RunView
 
-__all__ = ["energy_columns", "energy_sections"]
-
-J_PER_MWH = 3.6e9
+__all__ = ["EnergySystem", "energy_columns", "energy_sections"]
 
 
-def energy_columns(sim: Simulation, means: np.ndarray, dt: np.ndarray) -> dict[str, np.ndarray]:
-    """Time-series columns: power chain, signals, caps and policy activity per report interval."""
-    es = sim.energy
-    assert es is not None
-    idx = sim.meter.index
+class EnergySystem(Protocol):
+    """What the results read of the energy feature (:class:`gigafactory_sim.energy.system.EnergySystem`)."""
+
+    acc: Accounting
+    admission: Admission | None
+    budgets: list[Budget]
+    cfg: EnergyConfig
+    deadlines: dict[int, float]
+    deferral: Deferral | None
+    enforcers: list[PowerPolicy]
+    grid: GridSignals
+    hard_cap: Signal | None
+    held: int
+    period_snapshots: list[tuple[float, np.ndarray]]
+    seg_a: np.ndarray
+    seg_hard_cap_w: np.ndarray
+
+
+def energy_columns(es: EnergySystem, run: RunView, means: np.ndarray, dt: np.ndarray) -> dict[str, np.ndarray]:
+    """Time-series columns: power chain, signals, caps and policy activity per report interval (the core writes
+    ``facility_power_mw`` from this feature's facility power)."""
+    idx = run.meter.index
+    names = run.facility.cluster_names
 
     def m(name: str) -> np.ndarray:
         return means[:, idx[name]]
 
-    busy = sum(m(f"busy_gpus.{c}") for c in sim.cluster_names)
-    it_w = sum(m(f"{ch}.{c}") for c in sim.cluster_names
-               for ch in ("gpu_train_w", "gpu_idle_w", "node_train_w", "node_idle_w"))
+    busy = sum(m(f"busy_gpus.{c}") for c in names)
+    it_w = sum(m(f"{ch}.{c}") for c in names for ch in channels.POWER)
     cols: dict[str, np.ndarray] = {
-        "facility_power_mw": m("facility_w") / 1e6,
         "pue": np.divide(m("facility_w"), it_w, out=np.full(len(dt), np.nan), where=np.asarray(it_w) > 0),
         "grid_import_mw": m("grid_import_w") / 1e6,
     }
@@ -69,27 +91,26 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def energy_sections(sim: Simulation, jobs: pd.DataFrame) -> dict[str, Any]:
+def energy_sections(es: EnergySystem, run: RunView, jobs: pd.DataFrame) -> dict[str, Any]:
     """The summary sections of the energy system."""
-    es = sim.energy
-    assert es is not None
-    integral = sim.meter.integral
-    idx = sim.meter.index
-    h = sim.horizon_s
+    f = run.facility
+    integral = run.meter.integral
+    idx = run.meter.index
+    h = run.horizon_s
 
     def total(name: str) -> float:
         return float(integral[idx[name]])
 
     facility_j = total("facility_w")
     grid_j = total("grid_import_w")
-    it_j = sum(total(name) for name in sim.meter.it_power_names)  # training, idle and inference
-    busy_s = sum(total(f"busy_gpus.{c}") for c in sim.cluster_names)
+    it_j = sum(total(name) for name in run.meter.it_power_names)  # training, idle and inference
+    busy_s = sum(total(f"busy_gpus.{c}") for c in f.cluster_names)
     out: dict[str, Any] = {}
     ren_avail = total("renewable_w")
     ren_used = total("renewable_used_w")
     out["grid"] = {
-        "zone": (sim.scenario.grid.zone if sim.scenario.grid and sim.scenario.grid.zone
-                 else sim.scenario.facility.country),
+        "zone": (run.scenario.grid.zone if run.scenario.grid and run.scenario.grid.zone
+                 else run.scenario.facility.country),
         "facility_mwh": facility_j / J_PER_MWH,
         "grid_import_mwh": grid_j / J_PER_MWH,
         "pue_effective": _ratio(facility_j, it_j),
@@ -111,7 +132,7 @@ def energy_sections(sim: Simulation, jobs: pd.DataFrame) -> dict[str, Any]:
             "total_t": g / 1e6,
             "by_class_t": {"training": g_train / 1e6, "inference": g_infer / 1e6,
                            "idle": (g - g_train - g_infer) / 1e6},
-            "intensity_g_per_kwh": _ratio(g, grid_j / 3.6e6),
+            "intensity_g_per_kwh": _ratio(g, grid_j / J_PER_KWH),
             "mean_grid_intensity_g_per_kwh": mean_ci,
             "carbon_weighted_utilisation": (_ratio(total("busy_x_carbon") / busy_s, mean_ci) if busy_s
                                             else None),
@@ -129,27 +150,27 @@ def energy_sections(sim: Simulation, jobs: pd.DataFrame) -> dict[str, Any]:
             "mean_price_eur_per_mwh": mean_price,
             "price_weighted_utilisation": _ratio(busy_price, mean_price) if busy_s else None,
             "average_eur_per_gpu_h": _ratio(eur, busy_s / 3600.0),
-            "marginal_eur_per_gpu_h": _marginal(sim, es, busy_price),
+            "marginal_eur_per_gpu_h": _marginal(run, es, busy_price),
         }
     if es.hard_cap is not None or es.budgets:
-        out["power_cap"] = _cap_section(sim, es, total)
+        out["power_cap"] = _cap_section(es, total)
     if es.budgets:
-        out["budgets"] = _budget_section(sim, es)
+        out["budgets"] = _budget_section(run, es)
     if es.deferral is not None:
-        out["deferral"] = _deferral_section(sim, es, jobs)
+        out["deferral"] = _deferral_section(run, es, jobs)
     return out
 
 
-def _marginal(sim: Simulation, es: EnergySystem, busy_price: float) -> float | None:
+def _marginal(run: RunView, es: EnergySystem, busy_price: float) -> float | None:
     """Cost of one more busy GPU-hour: the facility power it adds over an idle GPU, at the busy-weighted
     price."""
     a = float(np.mean(es.seg_a))
     added, weight = 0.0, 0.0
-    load = sim.scenario.power.training_gpu_load
-    for c, model in enumerate(sim.power_models):
-        busy = float(sim.meter.integral[sim.meter.index[f"busy_gpus.{sim.cluster_names[c]}"]])
-        w = (model.power_w(load) + sim.node_busy_w_per_gpu[c] - sim.unallocated_w[c]
-             - sim.node_idle_w_per_gpu[c])
+    load = run.scenario.power.training_gpu_load
+    f = run.facility
+    for c, name in enumerate(f.cluster_names):
+        busy = float(run.meter.integral[run.meter.index[f"busy_gpus.{name}"]])
+        w = f.power.busy_gpu_marginal_w(c, load)
         added += busy * w
         weight += busy
     if weight <= 0:
@@ -157,7 +178,7 @@ def _marginal(sim: Simulation, es: EnergySystem, busy_price: float) -> float | N
     return a * (added / weight) / 1e6 * busy_price
 
 
-def _cap_section(sim: Simulation, es: EnergySystem, total: Any) -> dict[str, Any]:
+def _cap_section(es: EnergySystem, total: Any) -> dict[str, Any]:
     hard = es.seg_hard_cap_w
     preempt = next((p for p in es.enforcers if isinstance(p, Preemption)), None)
     excess = es.acc.max_hard_excess_w
@@ -181,11 +202,11 @@ def _cap_section(sim: Simulation, es: EnergySystem, total: Any) -> dict[str, Any
     }
 
 
-def _budget_section(sim: Simulation, es: EnergySystem) -> list[dict[str, Any]]:
-    start = pd.Timestamp(sim.scenario.start)
-    snaps = [*es.period_snapshots, (sim.horizon_s, sim.meter.integral.copy())]
+def _budget_section(run: RunView, es: EnergySystem) -> list[dict[str, Any]]:
+    start = pd.Timestamp(run.scenario.start)
+    snaps = [*es.period_snapshots, (run.horizon_s, run.meter.integral.copy())]
     times = np.array([t for t, _ in snaps])
-    idx = sim.meter.index
+    idx = run.meter.index
     out = []
     for b in es.budgets:
         unit, scale = UNIT[b.kind]
@@ -217,13 +238,13 @@ def _budget_section(sim: Simulation, es: EnergySystem) -> list[dict[str, Any]]:
     return out
 
 
-def _deferral_section(sim: Simulation, es: EnergySystem, jobs: pd.DataFrame) -> dict[str, Any]:
+def _deferral_section(run: RunView, es: EnergySystem, jobs: pd.DataFrame) -> dict[str, Any]:
     d = es.deferral
     assert d is not None
     ids = np.array(sorted(es.deadlines), dtype=np.int64)
     deadline = np.array([es.deadlines[i] for i in ids.tolist()])
-    end = sim.rec_end_s[ids] if len(ids) else np.zeros(0)
-    late = np.where(np.isnan(end), deadline < sim.horizon_s, end > deadline + 1e-9)
+    end = run.facility.rec_end_s[ids] if len(ids) else np.zeros(0)
+    late = np.where(np.isnan(end), deadline < run.horizon_s, end > deadline + 1e-9)
     return {
         "signal": d.cfg.signal, "rule": d.cfg.rule,
         "flexible_jobs": len(ids),

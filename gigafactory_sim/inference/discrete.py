@@ -216,7 +216,7 @@ class DiscreteService:
         t1 = self.t1[rep.cluster]
         ctx = self.mix.prompt_mean + self.mix.output_mean / 2.0
         mem, cmp, _ = perf.step_parts_s(1, ctx, 0.0)
-        decode_w = perf._power_w(model, mem, cmp, 0.0, t1)
+        decode_w = perf.phase_power_w(model, mem, cmp, 0.0, t1)
         while True:
             r = self._take(rep) if rep.active else None
             if r is None:

@@ -183,9 +183,9 @@ class ReplicaPerf:
     ) -> float:
         """Mean power of each of the replica's GPUs over one step (see the module docstring)."""
         mem, cmp, pre = self.step_parts_s(n_decode, ctx_tokens, prefill_tokens)
-        return self._power_w(model, mem, cmp, pre, self.step_time_s(n_decode, ctx_tokens, prefill_tokens))
+        return self.phase_power_w(model, mem, cmp, pre, self.step_time_s(n_decode, ctx_tokens, prefill_tokens))
 
-    def _power_w(self, model: GpuPowerModel, mem: float, cmp: float, pre: float, t: float) -> float:
+    def phase_power_w(self, model: GpuPowerModel, mem: float, cmp: float, pre: float, t: float) -> float:
         if t <= 0.0:
             return model.idle_w
         if mem > 0 and pre > 0 and cmp == 0:  # prefill-only step: compute-bound throughout
@@ -253,7 +253,7 @@ def operating_point(
         mem, cmp, _ = perf.step_parts_s(max(n, 1e-12), ctx, 0.0)
         pre = perf.c_prefill_s * lam * t * mix.prompt_mean
         busy = _busy_fraction(n)
-        power = busy * perf._power_w(model, mem, cmp, pre, t) + (1.0 - busy) * model.idle_w
+        power = busy * perf.phase_power_w(model, mem, cmp, pre, t) + (1.0 - busy) * model.idle_w
     return OperatingPoint(lam, t, n, ttft, e2e, e2e_q, ttft_q, ctx, power, True)
 
 
@@ -334,7 +334,7 @@ def single_operating_point(
     if busy >= 1.0:
         return OperatingPoint(lam, t1, INF, INF, INF, INF, INF, INF, model.power_w(1.0), False)
     mem, cmp, _ = perf.step_parts_s(1, ctx, 0.0)
-    decode_w = perf._power_w(model, mem, cmp, 0.0, t1)
+    decode_w = perf.phase_power_w(model, mem, cmp, 0.0, t1)
     busy_w = (prefill * model.power_w(1.0) + mix.output_mean * t1 * decode_w) / service
     return OperatingPoint(
         lam,

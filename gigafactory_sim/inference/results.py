@@ -3,19 +3,26 @@ preemption)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from gigafactory_sim.inference.runtime import INFER_POWER_CHANNELS
+from gigafactory_sim.sim import channels
+from gigafactory_sim.units import J_PER_KWH, J_PER_MWH, S_PER_H, W_PER_MW
 
 if TYPE_CHECKING:
-    from gigafactory_sim.sim.engine import Simulation
     from gigafactory_sim.inference.service import ServiceRuntime
+    from gigafactory_sim.sim.ops import RunView
 
-__all__ = ["inference_summary"]
+__all__ = ["summary_sections", "timeseries_columns"]
 
-J_PER_KWH = 3.6e6
+
+class Inference(Protocol):
+    """What the results read of the inference feature (:class:`gigafactory_sim.inference.runtime.InferenceRuntime`)."""
+
+    services: list[ServiceRuntime]
+    preemptions: int
+    lost_gpu_s: float
 
 
 def _pct(x: np.ndarray, q: float) -> float | None:
@@ -68,9 +75,9 @@ def _fluid_stats(s: ServiceRuntime) -> dict[str, Any]:
     }
 
 
-def service_summary(s: ServiceRuntime, horizon_s: float) -> dict[str, Any]:
+def service_summary(s: ServiceRuntime, run: RunView) -> dict[str, Any]:
+    horizon_s = run.horizon_s
     stats = _discrete_stats(s) if s.discrete is not None else _fluid_stats(s)
-    sim = s.sim
     integral = s.meter.integral
     idx = s.meter.index
     gpu_j = float(integral[idx["gpu_w"]])
@@ -78,7 +85,7 @@ def service_summary(s: ServiceRuntime, horizon_s: float) -> dict[str, Any]:
     offered = s.arrivals_total()
     served, out = stats["served"], stats["output_tokens"]
     not_served = stats["rejected"] + stats["late"]
-    cap_rps = float(sim.meter.integral[sim.meter.index[f"infer_capacity_rps.{s.svc.name}"]])
+    cap_rps = float(run.meter.integral[run.meter.index[f"infer_capacity_rps.{s.svc.name}"]])
     slo = s.svc.slo
     attainment = 1.0 - stats["late"] / served if served else None
     first = s.models[s.clusters[0]]
@@ -86,7 +93,7 @@ def service_summary(s: ServiceRuntime, horizon_s: float) -> dict[str, Any]:
         "fidelity": s.svc.fidelity,
         "model": s.svc.model.name or f"{s.svc.model.params_b:g}B",
         "gpus_per_replica": s.svc.gpus_per_replica,
-        "clusters": [sim.cluster_names[c] for c in s.clusters],
+        "clusters": [run.facility.cluster_names[c] for c in s.clusters],
         "capacity_per_replica_rps": first.rate_per_s,
         "capacity_per_replica_output_tokens_per_s": first.rate_per_s * s.mix.output_mean,
         "max_concurrent_per_replica": first.slots,
@@ -127,18 +134,65 @@ def service_summary(s: ServiceRuntime, horizon_s: float) -> dict[str, Any]:
     }
 
 
-def inference_summary(sim: Simulation) -> dict[str, Any]:
+def _section(rt: Inference, run: RunView) -> dict[str, Any]:
     """Per-service results and facility totals (GPU-hours and IT energy of inference; training preempted)."""
-    rt = sim.inference
-    assert rt is not None
-    integral = sim.meter.integral
-    idx = sim.meter.index
-    it_j = sum(float(integral[idx[f"{ch}.{c}"]]) for c in sim.cluster_names for ch in INFER_POWER_CHANNELS)
-    gpu_s = sum(float(integral[idx[f"infer_gpus.{c}"]]) for c in sim.cluster_names)
+    integral = run.meter.integral
+    idx = run.meter.index
+    names = run.facility.cluster_names
+    it_j = sum(float(integral[idx[f"{ch}.{c}"]]) for c in names for ch in channels.INFER_POWER)
+    gpu_s = sum(float(integral[idx[f"infer_gpus.{c}"]]) for c in names)
     return {
-        "services": {s.svc.name: service_summary(s, sim.horizon_s) for s in rt.services},
-        "gpu_h": gpu_s / 3600.0,
-        "it_mwh": it_j / 3.6e9,
+        "services": {s.svc.name: service_summary(s, run) for s in rt.services},
+        "gpu_h": gpu_s / S_PER_H,
+        "it_mwh": it_j / J_PER_MWH,
         "training_preemptions": rt.preemptions,
-        "training_lost_gpu_h": rt.lost_gpu_s / 3600.0,
+        "training_lost_gpu_h": rt.lost_gpu_s / S_PER_H,
     }
+
+
+def summary_sections(rt: Inference, run: RunView, summary: dict[str, Any]) -> None:
+    """``energy.inference_it_mwh``, each cluster's inference share, and the ``inference`` section."""
+    integral = run.meter.integral
+    idx = run.meter.index
+    horizon = run.horizon_s
+    infer_j = 0.0
+    for name, st in zip(run.facility.cluster_names, run.facility.clusters, strict=True):
+        c_infer = sum(float(integral[idx[f"{ch}.{name}"]]) for ch in channels.INFER_POWER)
+        c_gs = float(integral[idx[f"infer_gpus.{name}"]])
+        summary["clusters"][name]["inference_mwh"] = c_infer / J_PER_MWH
+        summary["clusters"][name]["inference_fraction"] = c_gs / (st.total_gpus * horizon)
+        infer_j += c_infer
+    inference = _section(rt, run)
+    totals = run.totals
+    summary["energy"]["inference_it_mwh"] = infer_j / J_PER_MWH
+    train_gs = totals["training_allocated_gs"]
+    infer_gs = inference["gpu_h"] * S_PER_H
+    gpus_total = run.facility.gpus_total
+    inference["facility_gpu_h"] = {
+        "training": train_gs / S_PER_H, "inference": infer_gs / S_PER_H,
+        "idle": (gpus_total * horizon - train_gs - infer_gs) / S_PER_H,
+    }
+    inference["facility_energy_it_mwh"] = {
+        "training": totals["training_j"] / J_PER_MWH, "inference": infer_j / J_PER_MWH,
+        "idle": totals["idle_j"] / J_PER_MWH,
+    }
+    summary["inference"] = inference
+
+
+def timeseries_columns(rt: Inference, run: RunView, means: np.ndarray) -> dict[str, Any]:
+    """Per cluster and per service: the inference channels' interval means; the facility's inference power and
+    GPUs."""
+    idx = run.meter.index
+    names = run.facility.cluster_names
+    out: dict[str, Any] = {}
+    infer_w = np.zeros(len(means))
+    for c in names:
+        for ch in channels.INFER_CLUSTER:
+            out[f"{ch}.{c}"] = means[:, idx[f"{ch}.{c}"]]
+        infer_w += means[:, idx[f"gpu_infer_w.{c}"]] + means[:, idx[f"node_infer_w.{c}"]]
+    for s in rt.services:
+        for ch in channels.INFER_SERVICE:
+            out[f"{ch}.{s.svc.name}"] = means[:, idx[f"{ch}.{s.svc.name}"]]
+    out["inference_power_mw"] = infer_w / W_PER_MW
+    out["inference_gpus"] = np.sum([means[:, idx[f"infer_gpus.{c}"]] for c in names], axis=0)
+    return out

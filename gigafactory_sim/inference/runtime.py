@@ -1,126 +1,111 @@
-"""Inference services inside the engine: one SimPy process per service (its control loop), GPU allocation
-through
-:class:`~gigafactory_sim.sim.cluster.ClusterState`, preemption of training, and meter channels.
+"""Inference services as an engine feature: one SimPy process per service (its control loop), GPU allocation
+through the shared :class:`~gigafactory_sim.sim.cluster.ClusterState`, preemption of training, meter channels.
 
 Per cluster the meter gains ``gpu_infer_w``, ``node_infer_w`` (IT power of GPUs held by replicas, serving or
 loading weights) and ``infer_gpus``; per service ``infer_demand_rps``, ``infer_capacity_rps``,
-``infer_served_rps``
-and ``infer_replicas``. Training channels keep their meaning: the engine subtracts GPUs held by inference from
-``allocated_gpus`` and counts reserved-but-unused partition GPUs as unallocated (idle).
+``infer_served_rps`` and ``infer_replicas``. Training channels keep their meaning: the facility subtracts GPUs
+held by inference from ``allocated_gpus`` and counts reserved-but-unused partition GPUs as unallocated (idle).
 
-Static partitions are taken out of the training pool at t=0 by allocating their whole nodes in the cluster
-state;
-replicas are then placed in a private pool of the same shape. Under ``inference_first`` a replica that
-finds no
-free GPUs preempts running training jobs of lower priority, choosing the node whose jobs lose the fewest
-GPU-seconds;
-a preempted job is requeued with all its work (progress since its start is lost, counted as lost GPU-hours).
+Static partitions are taken out of the training pool at t=0 by allocating their whole nodes in the cluster state;
+replicas are then placed in a private pool of the same shape (:mod:`.sharing`). Under ``inference_first`` a
+replica that finds no free GPUs preempts running training jobs of lower priority, choosing the node whose jobs
+lose the fewest GPU-seconds; a preempted job is stopped through the engine (it restarts from its last checkpoint
+with reliability configured, from its start without).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from gigafactory_sim.sim.cluster import ClusterState
-from gigafactory_sim.sim.state import QUEUED, Job
+from gigafactory_sim.inference import results
+from gigafactory_sim.inference.prepare import PreparedService
+from gigafactory_sim.inference.service import ServiceRuntime
+from gigafactory_sim.sim import channels
+from gigafactory_sim.sim.cluster import Allocation, ClusterState
+from gigafactory_sim.sim.ops import EngineOps, RunView
+from gigafactory_sim.sim.state import Job
 
-if TYPE_CHECKING:
-    from gigafactory_sim.config.scenario import Scenario
-    from gigafactory_sim.sim.engine import Simulation
-
-__all__ = ["INFER_CLUSTER_CHANNELS", "INFER_POWER_CHANNELS", "InferenceRuntime", "inference_channel_names"]
-
-INFER_CLUSTER_CHANNELS = ("gpu_infer_w", "node_infer_w", "infer_gpus")
-INFER_POWER_CHANNELS = ("gpu_infer_w", "node_infer_w")
-INFER_SERVICE_CHANNELS = ("infer_demand_rps", "infer_capacity_rps", "infer_served_rps", "infer_replicas")
+__all__ = ["InferenceRuntime", "inference_channels"]
 
 
-def inference_channel_names(scenario: Scenario) -> tuple[list[str], list[str]]:
-    """(all inference meter channels, those that are IT power); empty without services."""
-    if not scenario.workload.inference:
-        return [], []
-    clusters = [c.name for c in scenario.facility.clusters]
-    names = [f"{ch}.{c}" for c in clusters for ch in INFER_CLUSTER_CHANNELS]
-    names += [f"{ch}.{s.name}" for s in scenario.workload.inference for ch in INFER_SERVICE_CHANNELS]
-    return names, [f"{ch}.{c}" for c in clusters for ch in INFER_POWER_CHANNELS]
+def inference_channels(cluster_names: list[str], services: list[PreparedService]
+                       ) -> tuple[list[str], list[list[str]]]:
+    """(every inference meter channel, the IT power channels of each cluster)."""
+    names = channels.per(channels.INFER_CLUSTER, cluster_names)
+    names += channels.per(channels.INFER_SERVICE, [s.svc.name for s in services])
+    return names, [[f"{ch}.{c}" for ch in channels.INFER_POWER] for c in cluster_names]
 
 
 class InferenceRuntime:
-    """All services of a run and the facility-side bookkeeping they share."""
+    """All services of a run and the facility-side bookkeeping they share (a
+    :class:`~gigafactory_sim.inference.sharing.GpuPool`)."""
 
-    def __init__(self, sim: Simulation) -> None:
-        from gigafactory_sim.inference.service import ServiceRuntime
-
-        self.sim = sim
-        n = len(sim.clusters)
-        self.ch = [
-            {ch: sim.meter.index[f"{ch}.{c}"] for ch in INFER_CLUSTER_CHANNELS} for c in sim.cluster_names
-        ]
-        self.gpu_w = [0.0] * n
+    def __init__(self, ops: EngineOps, services: list[PreparedService]) -> None:
+        self.ops = ops
+        f = ops.facility
+        self.facility = f
+        n_jobs = len(f.jobs)
+        self.ch = [{ch: ops.meter.index[f"{ch}.{c}"] for ch in channels.INFER_CLUSTER} for c in f.cluster_names]
         self.preemptions = 0
         self.lost_gpu_s = 0.0
-        self.job_preemptions = np.zeros(len(sim.jobs), dtype=np.int64)
-        self.job_lost_gpu_s = np.zeros(len(sim.jobs))
-        self.services = [
-            ServiceRuntime(self, svc, i) for i, svc in enumerate(sim.scenario.workload.inference)
-        ]
+        self.job_preemptions = np.zeros(n_jobs, dtype=np.int64)
+        self.job_lost_gpu_s = np.zeros(n_jobs)
+        self.services = [ServiceRuntime(ops, self, p) for p in services]
 
-    # -- lifecycle -----------------------------------------------------------------------------------------
+    # -- Process ---------------------------------------------------------------------------------------------
     def start(self) -> None:
         for s in self.services:
-            self.sim.env.process(s.run())
+            self.ops.env.process(s.run())
 
-    def finish(self, now: float) -> None:
+    def finish(self, now_s: float) -> None:
         for s in self.services:
-            s.finish(now)
+            s.finish(now_s)
 
-    # -- meter ---------------------------------------------------------------------------------------------
+    # -- meter -----------------------------------------------------------------------------------------------
     def refresh(self, c: int) -> None:
-        """Set cluster ``c``'s inference and training channels (call after ``meter.advance(now)``)."""
-        sim = self.sim
-        v = sim.meter.values
+        """Set cluster ``c``'s inference channels, then its training ones (call after ``meter.advance(now)``)."""
+        f = self.facility
+        v = self.ops.meter.values
         ch = self.ch[c]
         v[ch["gpu_infer_w"]] = sum(s.gpu_w.get(c, 0.0) for s in self.services)
-        v[ch["node_infer_w"]] = sim.infer_active[c] * sim.node_busy_w_per_gpu[c]
-        v[ch["infer_gpus"]] = sim.infer_active[c]
-        sim._refresh(c)
+        v[ch["node_infer_w"]] = f.infer_active[c] * f.node_busy_w_per_gpu[c]
+        v[ch["infer_gpus"]] = f.infer_active[c]
+        self.ops.refresh(c)
 
-    # -- allocation ----------------------------------------------------------------------------------------
+    # -- GpuPool ---------------------------------------------------------------------------------------------
     def reserve_nodes(self, c: int, nodes: int) -> ClusterState:
         """Take ``nodes`` whole nodes of cluster ``c`` out of the training pool; return the private pool."""
-        st = self.sim.clusters[c]
+        st = self.facility.clusters[c]
         st.allocate(nodes * st.gpus_per_node)
-        self.sim.infer_held[c] += nodes * st.gpus_per_node
+        self.facility.infer_held[c] += nodes * st.gpus_per_node
         return ClusterState(f"{st.name}-reserved", c, nodes, st.gpus_per_node)
 
-    def allocate(self, c: int, gpus: int) -> list[tuple[int, int]] | None:
-        st = self.sim.clusters[c]
+    def allocate(self, c: int, gpus: int) -> Allocation | None:
+        st = self.facility.clusters[c]
         if not st.fits(gpus):
             return None
         alloc = st.allocate(gpus)
-        held = sum(k for _, k in alloc)
-        self.sim.infer_held[c] += held
+        self.facility.infer_held[c] += sum(k for _, k in alloc)
         return alloc
 
-    def release(self, c: int, alloc: list[tuple[int, int]]) -> None:
-        self.sim.clusters[c].release(alloc)
-        self.sim.infer_held[c] -= sum(k for _, k in alloc)
-        self.sim._request_pass(c)
+    def release(self, c: int, alloc: Allocation) -> None:
+        self.facility.clusters[c].release(alloc)
+        self.facility.infer_held[c] -= sum(k for _, k in alloc)
+        self.ops.request_pass(c)
 
     def preempt_for(self, c: int, gpus: int, priority: int, now: float) -> bool:
         """Preempt training jobs of priority < ``priority`` on cluster ``c`` until ``gpus`` fit; False if they
         cannot be made to fit (nothing is preempted then beyond what was needed on the way)."""
-        sim = self.sim
-        st = sim.clusters[c]
+        st = self.facility.clusters[c]
         gpn = st.gpus_per_node
         while not st.fits(gpus):
             on_node: dict[int, list[Job]] = {}
-            for group in sim.groups[c].values():
-                for _, _, job in group.running:
-                    for node, _k in job.alloc:
-                        on_node.setdefault(node, []).append(job)
+            for job in self.facility.running(c):
+                for node, _k in job.alloc:
+                    on_node.setdefault(node, []).append(job)
             need_free = gpus if gpus <= gpn else gpn
             best: tuple[float, list[Job]] | None = None
             for node, jobs in on_node.items():
@@ -147,38 +132,31 @@ class InferenceRuntime:
             if best is None:
                 return False
             for job in best[1]:
-                self._preempt(job, c, now)
+                self._preempt(job, c)
         return True
 
-    def _preempt(self, job: Job, c: int, now: float) -> None:
-        sim = self.sim
-        if sim.reliability is not None:  # with checkpointing, the job restarts from its last checkpoint
-            records = sim.reliability.records
-            lost_before = float(records.lost_s[job.idx])
-            sim.reliability.preempt(job, "inference")
-            lost = job.gpus * (float(records.lost_s[job.idx]) - lost_before)
-            self.lost_gpu_s += lost
-            self.preemptions += 1
-            self.job_preemptions[job.idx] += 1
-            self.job_lost_gpu_s[job.idx] += lost
-            sim._request_pass(c)
-            return
-        group = job.group
-        assert group is not None
-        group.advance(now)
-        sim.rec_energy_j[job.idx] += sim.job_energy_j(job, now)
-        sim.views[c].disruptions += 1  # a running job left early: schedulers' reservations are stale
-        group.remove(job)
-        lost = job.gpus * (now - job.start_s)
+    def _preempt(self, job: Job, c: int) -> None:
+        lost = job.gpus * self.ops.stop(job, "interrupted", "inference")
         self.lost_gpu_s += lost
         self.preemptions += 1
         self.job_preemptions[job.idx] += 1
         self.job_lost_gpu_s[job.idx] += lost
-        sim.clusters[c].release(job.alloc)
-        job.alloc = []
-        job.gpus_held = 0
-        job.group = None
-        sim.n_running -= 1
-        sim.rec_state[job.idx] = QUEUED
-        sim._schedule_completion(group)
-        sim._enqueue(job, c)
+        self.ops.refresh(c)
+
+    # -- ItContributor and ResultContributor -----------------------------------------------------------------
+    def it_channels(self, c: int) -> list[str]:
+        name = self.facility.cluster_names[c]
+        return [f"{ch}.{name}" for ch in channels.INFER_POWER]
+
+    def gpu_channels(self, c: int) -> list[str]:
+        return [f"infer_gpus.{self.facility.cluster_names[c]}"]
+
+    def timeseries_columns(self, run: RunView, times: np.ndarray, means: np.ndarray) -> dict[str, Any]:
+        return results.timeseries_columns(self, run, means)
+
+    def job_columns(self, run: RunView) -> dict[str, np.ndarray]:
+        n = run.n_submitted
+        return {"preemptions": self.job_preemptions[:n], "preemption_lost_gpu_h": self.job_lost_gpu_s[:n] / 3600.0}
+
+    def summary_sections(self, run: RunView, jobs: pd.DataFrame, summary: dict[str, Any]) -> None:
+        results.summary_sections(self, run, summary)

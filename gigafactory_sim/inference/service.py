@@ -16,26 +16,32 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import simpy
 
-from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.inference.autoscaler import AutoscalerPolicy
-from gigafactory_sim.inference.checks import service_token_mix, usable_clusters
-from gigafactory_sim.inference.config import InferenceFirst, InferenceService, StaticPartition
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.discrete import DiscreteReplica, DiscreteService
-from gigafactory_sim.inference.fluid import ClusterModel, FluidService, Plan, cluster_model
-from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix
-from gigafactory_sim.inference.tokens import mix_samples
-from gigafactory_sim.inference.trace import RequestTrace, load_request_trace
-from gigafactory_sim.sim.cluster import ClusterState
+from gigafactory_sim.inference.fluid import FluidService, Plan
+from gigafactory_sim.inference.prepare import PreparedService
+from gigafactory_sim.inference.sharing import GpuPool, build_sharing
+from gigafactory_sim.sim import channels
+from gigafactory_sim.sim.cluster import Allocation
 from gigafactory_sim.sim.meter import Meter
 
 if TYPE_CHECKING:
-    from gigafactory_sim.inference.runtime import InferenceRuntime
+    from gigafactory_sim.sim.ops import EngineOps
+
+
+class InferencePool(GpuPool, Protocol):
+    """The inference runtime as a service sees it: GPUs, and the refresh of a cluster's inference channels."""
+
+    ch: list[dict[str, int]]
+
+    def refresh(self, c: int) -> None: ...
+
 
 __all__ = ["ServiceRuntime"]
 
@@ -55,51 +61,27 @@ class _Replica:
 
 
 class ServiceRuntime:
-    def __init__(self, rt: InferenceRuntime, svc: InferenceService, index: int) -> None:
-        sim = rt.sim
-        self.rt, self.svc, self.sim = rt, svc, sim
-        self.path = f"workload.inference.{index}"
-        self.env = sim.env
-        self.horizon_s = sim.horizon_s
+    def __init__(self, ops: EngineOps, rt: InferencePool, prepared: PreparedService) -> None:
+        svc = prepared.svc
+        f = ops.facility
+        self.ops, self.rt, self.svc, self.facility = ops, rt, svc, f
+        self.path = prepared.path
+        self.env = ops.env
+        self.horizon_s = ops.horizon_s
+        self.start = ops.scenario.start
         self.interval_s = svc.control_interval
-        names = usable_clusters(svc, sim.scenario.facility.clusters)
-        self.clusters = [sim.cluster_names.index(n) for n in names]
-        rng = sim.streams.get(f"inference.{svc.name}")
-        self.trace: RequestTrace | None = None
-        if isinstance(svc.demand, TraceDemand):
-            self.trace = load_request_trace(svc.demand, sim.scenario.base_dir, self.horizon_s, self.path)
-            if len(self.trace) == 0:
-                raise ScenarioError.single(
-                    sim.scenario.source_file, f"{self.path}.demand", "the trace is empty"
-                )
-            prompt, output = self.trace.base_prompt, self.trace.base_output
-            mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)
-        else:
-            assert svc.prompt_tokens is not None and svc.output_tokens is not None
-            mix = service_token_mix(svc)
-            prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
-        self.mix = mix
-        self.models: dict[int, ClusterModel] = {}
-        for c in self.clusters:
-            perf = svc.replica_perf(sim.gpu_profiles[c])
-            try:
-                self.models[c] = cluster_model(perf, sim.power_models[c], mix, svc.slo.limits(), svc.batching)
-            except InfeasibleObjective as exc:
-                field = f"{self.path}.slo.{exc.field}" if exc.field != "model" else f"{self.path}.model"
-                raise ScenarioError.single(sim.scenario.source_file, field, str(exc)) from None
+        self.clusters = prepared.clusters
+        rng = ops.streams.get(f"inference.{svc.name}")
+        self.trace = prepared.trace
+        self.mix = mix = prepared.mix
+        self.models = prepared.models
         self.policy = AutoscalerPolicy(svc.autoscaler, self.models[self.clusters[0]].rate_per_s)
-        self.pools: dict[int, ClusterState] = {}
-        if isinstance(svc.sharing, StaticPartition):
-            for c in self.clusters:
-                self.pools[c] = rt.reserve_nodes(c, svc.sharing.nodes[sim.cluster_names[c]])
+        self.sharing = build_sharing(svc.sharing, rt, self.clusters, f.cluster_names, svc)
         self.replicas: list[_Replica] = []
         self.gpu_w: dict[int, float] = {}
         self._disc_w: dict[int, float] = {}
         self.meter = Meter(SERVICE_CHANNELS, ["gpu_w", "node_w"])
-        self.ch = {
-            ch: sim.meter.index[f"{ch}.{svc.name}"]
-            for ch in ("infer_demand_rps", "infer_capacity_rps", "infer_served_rps", "infer_replicas")
-        }
+        self.ch = {ch: ops.meter.index[f"{ch}.{svc.name}"] for ch in channels.INFER_SERVICE}
         self.fluid: FluidService | None = None
         self.discrete: DiscreteService | None = None
         self.plan: Plan | None = None
@@ -109,7 +91,8 @@ class ServiceRuntime:
         self.arrived_at_tick = 0
         if svc.fidelity == "fluid":
             self.fluid = FluidService(
-                self.models, mix, prompt, output, svc.slo.limits(), svc.batching, svc.queue_timeout
+                self.models, mix, prepared.prompt, prepared.output, svc.slo.limits(), svc.batching,
+                svc.queue_timeout
             )
         else:
             self.discrete = DiscreteService(
@@ -120,7 +103,7 @@ class ServiceRuntime:
             else:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
                 assert not isinstance(svc.demand, TraceDemand)
-                t = svc.demand.arrival_times_s(rng, self.horizon_s, sim.scenario.start)
+                t = svc.demand.arrival_times_s(rng, self.horizon_s, self.start)
                 self.discrete.feed(
                     t, svc.prompt_tokens.sample(rng, len(t)), svc.output_tokens.sample(rng, len(t))
                 )
@@ -131,7 +114,7 @@ class ServiceRuntime:
             return self.trace.expected_requests(t0, t1)
         demand = self.svc.demand
         assert not isinstance(demand, TraceDemand)
-        return demand.expected_requests(t0, t1, self.sim.scenario.start)
+        return demand.expected_requests(t0, t1, self.start)
 
     def backlog(self) -> float:
         if self.fluid is not None:
@@ -162,7 +145,7 @@ class ServiceRuntime:
             seen = self.discrete.arrived - self.arrived_at_tick
             self.arrived_at_tick = self.discrete.arrived
             done = len(self.discrete.done)
-            self.sim.meter.values[self.ch["infer_served_rps"]] = (done - self.done_at_tick) / self.interval_s
+            self.ops.meter.values[self.ch["infer_served_rps"]] = (done - self.done_at_tick) / self.interval_s
             self.done_at_tick = done
         demand = (seen + self.backlog()) / self.interval_s
         live = [r for r in self.replicas if r.live]
@@ -192,26 +175,12 @@ class ServiceRuntime:
         self._refresh_all()
 
     def _acquire(self, now: float) -> _Replica | None:
-        g = self.svc.gpus_per_replica
-        for c in self.clusters:
-            pool = self.pools.get(c)
-            alloc = (
-                (pool.allocate(g) if pool.fits(g) else None) if pool is not None else self.rt.allocate(c, g)
-            )
-            if alloc is not None:
-                return self._add(c, alloc)
-        sharing = self.svc.sharing
-        if isinstance(sharing, InferenceFirst) and sharing.preempt:
-            for c in self.clusters:
-                if self.rt.preempt_for(c, g, self.svc.priority, now):
-                    alloc = self.rt.allocate(c, g)
-                    if alloc is not None:
-                        return self._add(c, alloc)
-        return None
+        got = self.sharing.acquire(self.svc.gpus_per_replica, now)
+        return None if got is None else self._add(*got)
 
-    def _add(self, c: int, alloc: list[tuple[int, int]]) -> _Replica:
+    def _add(self, c: int, alloc: Allocation) -> _Replica:
         rep = _Replica(c, alloc, sum(k for _, k in alloc))
-        self.sim.infer_active[c] += rep.held
+        self.facility.infer_active[c] += rep.held
         self.replicas.append(rep)
         return rep
 
@@ -253,12 +222,8 @@ class ServiceRuntime:
         rep.serving = False
         self.replicas.remove(rep)
         c = rep.cluster
-        self.sim.infer_active[c] -= rep.held
-        pool = self.pools.get(c)
-        if pool is not None:
-            pool.release(rep.alloc)
-        else:
-            self.rt.release(c, rep.alloc)
+        self.facility.infer_active[c] -= rep.held
+        self.sharing.release(c, rep.alloc)
 
     # -- fluid segments and power --------------------------------------------------------------------------
     def serving_counts(self) -> dict[int, int]:
@@ -278,7 +243,7 @@ class ServiceRuntime:
         end = min(now + self.interval_s, self.horizon_s)
         rate = self.expected_requests(now, end) / max(end - now, 1e-9) if end > now else 0.0
         serving = self.serving_counts()
-        v = self.sim.meter.values
+        v = self.ops.meter.values
         v[self.ch["infer_demand_rps"]] = rate
         v[self.ch["infer_capacity_rps"]] = sum(n * self.models[c].rate_per_s for c, n in serving.items())
         if self.fluid is not None:
@@ -292,7 +257,7 @@ class ServiceRuntime:
         self._advance(self.env.now)
         self._disc_w[c] = self._disc_w.get(c, 0.0) + delta_w
         self.gpu_w[c] = self.gpu_w.get(c, 0.0) + delta_w
-        self.sim.meter.values[self.rt.ch[c]["gpu_infer_w"]] += delta_w
+        self.ops.meter.values[self.rt.ch[c]["gpu_infer_w"]] += delta_w
         self.meter.values[0] += delta_w  # gpu_w
 
     def _refresh_all(self) -> None:
@@ -318,18 +283,18 @@ class ServiceRuntime:
                 w += self._disc_w.get(c, 0.0)
             self.gpu_w[c] = w
             total_w += w
-            node_w += n_held[c] * self.sim.node_busy_w_per_gpu[c]
+            node_w += n_held[c] * self.facility.node_busy_w_per_gpu[c]
             self.rt.refresh(c)
-            self.sim.power_rose(c)
+            self.ops.changed(c)
         held = sum(n_held.values())
         serving = sum(n_serving.values())
         loading = sum(n_loading.values())
         mv = self.meter.values
         mv[:] = [total_w, node_w, held, serving, loading]
-        self.sim.meter.values[self.ch["infer_replicas"]] = serving + loading
+        self.ops.meter.values[self.ch["infer_replicas"]] = serving + loading
 
     def _advance(self, now: float) -> None:
-        self.sim.meter.advance(now)
+        self.ops.meter.advance(now)
         self.meter.advance(now)
 
     def finish(self, now: float) -> None:

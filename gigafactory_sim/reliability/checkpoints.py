@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from gigafactory_sim.sim.state import Job, SpeedGroup
+from gigafactory_sim.sim.timer import Timer
 
 if TYPE_CHECKING:
-    from gigafactory_sim.sim.engine import Simulation
+    from gigafactory_sim.sim.ops import EngineOps
 
 __all__ = ["COMPUTE", "FINAL", "RESTART", "STALL", "JobRun", "PhaseClock", "RunRecords", "checkpoint_count"]
 
@@ -100,15 +101,15 @@ class JobRun:
 
 
 class PhaseClock:
-    """One speed group's pending phase changes (sorted by virtual time) and GPUs now in low-power phases."""
+    """One speed group's pending phase changes (sorted by virtual time) and the timer of the earliest. The GPUs
+    now in low-power phases are counted on the group itself (``SpeedGroup.low_gpus``)."""
 
-    __slots__ = ("entries", "group", "low_gpus", "token")
+    __slots__ = ("entries", "group", "timer")
 
-    def __init__(self, group: SpeedGroup) -> None:
+    def __init__(self, group: SpeedGroup, timer: Timer) -> None:
         self.group = group
         self.entries: list[tuple[float, int, Job]] = []
-        self.low_gpus = 0
-        self.token = 0
+        self.timer = timer
 
     def remove(self, job: Job, next_v: float) -> None:
         i = bisect.bisect_left(self.entries, (next_v, job.idx))
@@ -119,33 +120,21 @@ class PhaseClock:
 class PhaseEngine:
     """Starts, advances and closes job runs' phases; owns one :class:`PhaseClock` per speed group."""
 
-    def __init__(self, sim: Simulation, records: RunRecords, p_low_w: list[float]) -> None:
-        self.sim = sim
+    def __init__(self, ops: EngineOps, records: RunRecords) -> None:
+        self.ops = ops
+        self.facility = ops.facility
         self.rec = records
-        self.p_low_w = p_low_w
-        self.clocks: dict[int, PhaseClock] = {id(g): PhaseClock(g) for gs in sim.groups for g in gs.values()}
-        self.by_cluster: list[list[PhaseClock]] = [
-            [self.clocks[id(g)] for g in gs.values()] for gs in sim.groups]
-        self.low_gpus = [0] * len(sim.groups)  # per cluster: GPUs in low-power phases
-
-    def saving_w(self, c: int) -> tuple[float, int]:
-        """Power below group power of cluster ``c``'s GPUs in low-power phases, and their number."""
-        if not self.low_gpus[c]:
-            return 0.0, 0
-        saving = 0.0
-        low = 0
-        p_low = self.p_low_w[c]
-        for clock in self.by_cluster[c]:
-            if clock.low_gpus:
-                low += clock.low_gpus
-                saving += clock.low_gpus * (clock.group.gpu_power_w - p_low)
-        return saving, low
+        self.clocks: dict[int, PhaseClock] = {}
+        for gs in self.facility.groups:
+            for g in gs.values():
+                clock = PhaseClock(g, Timer(ops.env, lambda g=g: self._fire(self.clocks[id(g)])))  # type: ignore[misc]
+                self.clocks[id(g)] = clock
 
     # -- a run begins and ends -------------------------------------------------------------------------------
     def begin(self, job: Job, group: SpeedGroup, now: float, restart_v: float, tau_v: float, delta_v: float,
               n: int) -> None:
         """Attach the phases of a run starting now (``group`` advanced to ``now``; before ``group.add``)."""
-        run = JobRun(group.v, restart_v, tau_v, delta_v, n, self.p_low_w[group.cluster])
+        run = JobRun(group.v, restart_v, tau_v, delta_v, n, self.facility.p_low_w[group.cluster])
         run.t_ckpt_s = now
         job.run = run
         if restart_v > 0.0:
@@ -162,7 +151,7 @@ class PhaseEngine:
         book the phase it is in: at an interruption everything since the last checkpoint is lost (a restart
         cut short stays restart time); otherwise a low-power phase in progress is booked as restart or
         checkpoint time. Returns the work saved by this run's completed checkpoints."""
-        run = job.run
+        run = cast(JobRun, job.run)
         assert run is not None
         rec = self.rec
         i = job.idx
@@ -179,41 +168,34 @@ class PhaseEngine:
             rec.ckpt_s[i] += now - run.t_phase_s
             rec.e_ckpt_j[i] += e_now_j - run.e_phase_job_j
         if run.phase in LOW_POWER:
-            clock.low_gpus -= job.gpus
-            self.low_gpus[group.cluster] -= job.gpus
+            group.low_gpus -= job.gpus
+            self.facility.low_gpus[group.cluster] -= job.gpus
         job.run = None
         return run.k * run.tau_v if run.k else 0.0  # (tau_v is inf without checkpoints: 0 x inf is nan)
 
     # -- events ----------------------------------------------------------------------------------------------
     def _insert(self, clock: PhaseClock, job: Job) -> None:
-        assert job.run is not None
-        entry = (job.run.next_v, job.idx, job)
+        run = cast(JobRun, job.run)
+        entry = (run.next_v, job.idx, job)
         bisect.insort(clock.entries, entry)
         if clock.entries[0] is entry:
             self._arm(clock)
 
     def _arm(self, clock: PhaseClock) -> None:
-        clock.token += 1
         group = clock.group
         if not clock.entries or group.speed <= 0.0:
+            clock.timer.cancel()
             return
-        group.advance(self.sim.env.now)
-        delay = max((clock.entries[0][0] - group.v) / group.speed, 0.0)
-        token = clock.token
-        self.sim.env.timeout(delay).callbacks.append(lambda _e: self._fire(clock, token))
+        group.advance(self.ops.env.now)
+        clock.timer.arm(max((clock.entries[0][0] - group.v) / group.speed, 0.0))
 
     def on_speed_change(self, group: SpeedGroup) -> None:
         """Re-time the group's next phase change after its speed changed (call like the completion
         reschedule)."""
         self._arm(self.clocks[id(group)])
 
-    def _fire(self, clock: PhaseClock, token: int) -> None:
-        if token != clock.token:
-            return
-        sim = self.sim
-        sim.n_events += 1
-        now = sim.env.now
-        sim.meter.advance(now)
+    def _fire(self, clock: PhaseClock) -> None:
+        now = self.ops.begin_event()
         group = clock.group
         group.advance(now)
         limit = group.v + 1e-6
@@ -224,8 +206,7 @@ class PhaseEngine:
         for job in due:
             self._step(job, clock, now)
         self._arm(clock)
-        sim._refresh(group.cluster)
-        sim.power_rose(group.cluster)
+        self.ops.changed(group.cluster)
 
     def _enter_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float, phase: int,
                    e_job_j: float) -> None:
@@ -233,21 +214,21 @@ class PhaseEngine:
         run.t_phase_s = now
         run.e_phase_gpu_j = group.e_gpu_j
         run.e_phase_job_j = e_job_j
-        self.clocks[id(group)].low_gpus += job.gpus
-        self.low_gpus[group.cluster] += job.gpus
+        group.low_gpus += job.gpus
+        self.facility.low_gpus[group.cluster] += job.gpus
 
     def _leave_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float) -> None:
         run.saved_j += job.gpus * ((group.e_gpu_j - run.e_phase_gpu_j) - run.p_low_w * (now - run.t_phase_s))
-        self.clocks[id(group)].low_gpus -= job.gpus
-        self.low_gpus[group.cluster] -= job.gpus
+        group.low_gpus -= job.gpus
+        self.facility.low_gpus[group.cluster] -= job.gpus
 
     def _step(self, job: Job, clock: PhaseClock, now: float) -> None:
         """The job reached its next phase change."""
-        run = job.run
+        run = cast(JobRun, job.run)
         group = clock.group
         assert run is not None
         i = job.idx
-        e_now = self.sim.job_energy_j(job, now)
+        e_now = self.ops.job_energy_j(job, now)
         if run.phase == COMPUTE:
             self._enter_low(run, job, group, now, STALL, e_now)
             run.next_v += run.delta_v

@@ -17,15 +17,26 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import simpy
 
 from gigafactory_sim.reliability.config import FailureConfig, MaintenanceWindow
+from gigafactory_sim.sim.timer import Timer
 
 if TYPE_CHECKING:
-    from gigafactory_sim.reliability.runtime import Reliability
+    from gigafactory_sim.sim.ops import EngineOps
+
+
+class Outages(Protocol):
+    """What a cluster's failure process reports to (the reliability feature)."""
+
+    failure_log: list[tuple[float, int, int]]
+
+    def cause_index(self, name: str) -> int: ...
+
+    def take_down(self, c: int, nodes: list[int], now: float, cause: int, failure: bool) -> None: ...
 
 __all__ = ["ClusterFailures"]
 
@@ -33,14 +44,13 @@ __all__ = ["ClusterFailures"]
 class ClusterFailures:
     """The failure, repair and maintenance process of cluster ``c``."""
 
-    def __init__(self, rel: Reliability, c: int, cfg: FailureConfig) -> None:
-        sim = rel.sim
+    def __init__(self, ops: EngineOps, rel: Outages, c: int, cfg: FailureConfig) -> None:
         self.rel = rel
-        self.sim = sim
+        self.ops = ops
         self.c = c
         self.cfg = cfg
-        self.state = sim.clusters[c]
-        self.rng = sim.streams.get(f"failures.{self.state.name}")
+        self.state = ops.facility.clusters[c]
+        self.rng = ops.streams.get(f"failures.{self.state.name}")
         self.rate_per_node_s = cfg.rate_per_node_s(self.state.gpus_per_node)
         self.mean_s = 1.0 / self.rate_per_node_s if self.rate_per_node_s > 0 else math.inf
         self.cause_idx = [rel.cause_index(cause.name) for cause in cfg.causes]
@@ -48,7 +58,7 @@ class ClusterFailures:
         self.cum_shares = np.cumsum(shares / shares.sum())
         self.heap: list[tuple[float, int, int]] = []  # (failure time, node, node generation)
         self.gen = [0] * self.state.nodes
-        self.token = 0
+        self.timer = Timer(ops.env, self._fire)
         self.armed_s = math.inf
         self.spares_target = cfg.hot_spares
         self.down_s_by_cause: dict[int, float] = {}  # node-seconds down within the horizon, by cause index
@@ -57,7 +67,7 @@ class ClusterFailures:
 
     # -- start -----------------------------------------------------------------------------------------------
     def start(self) -> None:
-        env = self.sim.env
+        env = self.ops.env
         if math.isfinite(self.mean_s):
             first = self.cfg.distribution.sample_initial_s(self.rng, self.mean_s, self.state.nodes)
             self.heap = [(float(t), node, 0) for node, t in enumerate(first.tolist())]
@@ -73,22 +83,17 @@ class ClusterFailures:
             heapq.heappop(heap)
         if not heap or heap[0][0] >= self.armed_s:
             return
-        self.token += 1
         self.armed_s = heap[0][0]
-        token = self.token
-        env = self.sim.env
-        env.timeout(max(self.armed_s - env.now, 0.0)).callbacks.append(lambda _e: self._fire(token))
+        self.timer.arm(max(self.armed_s - self.ops.env.now, 0.0))
 
     def _push(self, node: int, now: float) -> None:
         ttf = float(self.cfg.distribution.sample_s(self.rng, self.mean_s, 1)[0])
         heapq.heappush(self.heap, (now + ttf, node, self.gen[node]))
         self._arm()
 
-    def _fire(self, token: int) -> None:
-        if token != self.token:
-            return
+    def _fire(self) -> None:
         self.armed_s = math.inf
-        now = self.sim.env.now
+        now = self.ops.env.now
         heap = self.heap
         while heap and heap[0][0] <= now:
             _, node, gen = heapq.heappop(heap)
@@ -97,9 +102,8 @@ class ClusterFailures:
         self._arm()
 
     def _fail(self, node: int, now: float) -> None:
-        sim = self.sim
-        sim.n_events += 1
-        sim.meter.advance(now)
+        ops = self.ops
+        ops.begin_event()
         k = int(np.searchsorted(self.cum_shares, self.rng.random(), side="right"))
         k = min(k, len(self.cause_idx) - 1)
         cause = self.cause_idx[k]
@@ -107,16 +111,13 @@ class ClusterFailures:
         self.gen[node] += 1
         self.rel.failure_log.append((now, self.c, cause))
         self.down_s_by_cause[cause] = (self.down_s_by_cause.get(cause, 0.0)
-                                       + min(now + repair_s, sim.horizon_s) - now)
+                                       + min(now + repair_s, ops.horizon_s) - now)
         self.rel.take_down(self.c, [node], now, cause, failure=True)
-        sim.env.timeout(repair_s).callbacks.append(lambda _e: self._repair(node))
+        ops.env.timeout(repair_s).callbacks.append(lambda _e: self._repair(node))
         self._after_change()
 
     def _repair(self, node: int) -> None:
-        sim = self.sim
-        sim.n_events += 1
-        now = sim.env.now
-        sim.meter.advance(now)
+        now = self.ops.begin_event()
         self._bring_up(node)
         self._push(node, now)
         self._after_change()
@@ -127,32 +128,28 @@ class ClusterFailures:
         st.set_up(node, reserve=len(st.reserved) < self.spares_target)
 
     def _after_change(self) -> None:
-        sim = self.sim
-        sim._refresh(self.c)
-        sim._set_counts()
-        sim._request_pass(self.c)
+        self.ops.refresh(self.c)
+        self.ops.request_pass(self.c)
 
     # -- planned maintenance ---------------------------------------------------------------------------------
     def _maintenance(self, window: MaintenanceWindow) -> Generator[simpy.Event, Any, None]:
-        sim = self.sim
-        env = sim.env
+        ops = self.ops
+        env = ops.env
         st = self.state
         cause = self.rel.cause_index("maintenance")
         size = min(window.nodes, st.nodes)
         t = float(window.first)
         k = 0
-        while t < sim.horizon_s:
+        while t < ops.horizon_s:
             if t > env.now:
                 yield env.timeout(t - env.now)
-            sim.n_events += 1
-            now = env.now
-            sim.meter.advance(now)
+            now = ops.begin_event()
             block = [(k * size + j) % st.nodes for j in range(size)]
             taken = [node for node in block if st.node_up[node]]
             for node in taken:
                 self.gen[node] += 1
             self.down_s_by_cause[cause] = (self.down_s_by_cause.get(cause, 0.0)
-                                           + len(taken) * (min(now + window.duration, sim.horizon_s) - now))
+                                           + len(taken) * (min(now + window.duration, ops.horizon_s) - now))
             self.rel.take_down(self.c, taken, now, cause, failure=False)
             self._after_change()
             self._schedule_end(window.duration, taken)
@@ -162,13 +159,10 @@ class ClusterFailures:
             t += window.every
 
     def _schedule_end(self, duration_s: float, nodes: list[int]) -> None:
-        self.sim.env.timeout(duration_s).callbacks.append(lambda _e: self._end_maintenance(nodes))
+        self.ops.env.timeout(duration_s).callbacks.append(lambda _e: self._end_maintenance(nodes))
 
     def _end_maintenance(self, nodes: list[int]) -> None:
-        sim = self.sim
-        sim.n_events += 1
-        now = sim.env.now
-        sim.meter.advance(now)
+        now = self.ops.begin_event()
         for node in nodes:
             self._bring_up(node)
             if math.isfinite(self.mean_s):

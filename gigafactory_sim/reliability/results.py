@@ -13,45 +13,60 @@ Definitions (per job, wall time; GPU-hours weight by the job's GPUs):
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
 
 from gigafactory_sim.sim.state import FAILED
+from gigafactory_sim.units import J_PER_KWH, J_PER_MWH
 
 if TYPE_CHECKING:
-    from gigafactory_sim.sim.engine import Simulation
+    from gigafactory_sim.reliability.checkpoints import RunRecords
+    from gigafactory_sim.reliability.config import CheckpointConfig
+    from gigafactory_sim.reliability.failures import ClusterFailures
+    from gigafactory_sim.sim.ops import RunView
 
-__all__ = ["SIZE_CLASSES", "reliability_job_columns", "reliability_summary", "reliability_timeseries_columns"]
 
-J_PER_MWH = 3.6e9
+class Reliability(Protocol):
+    """What the results read of the reliability feature (:class:`gigafactory_sim.reliability.runtime.Reliability`)."""
+
+    records: RunRecords
+    cause_names: list[str]
+    failure_log: list[tuple[float, int, int]]
+    interruption_log: list[tuple[float, int, int, int]]
+    failures: list[ClusterFailures | None]
+    policy: CheckpointConfig
+
+    def mtbf_s(self, c: int, nodes: int) -> float: ...
+
+__all__ = ["SIZE_CLASSES", "job_columns", "summary_sections", "timeseries_columns"]
 SIZE_CLASSES: tuple[tuple[str, int, float], ...] = (
     ("1-8", 1, 8), ("9-128", 9, 128), ("129-1024", 129, 1024), ("1025-4096", 1025, 4096),
     (">4096", 4097, math.inf))
 """(label, min GPUs, max GPUs) of the size classes that ETTR is reported by."""
 
 
-def _productive_s(sim: Simulation, n: int) -> np.ndarray:
-    assert sim.reliability is not None
-    r = sim.reliability.records
+def _productive_s(rel: Reliability, n: int) -> np.ndarray:
+    r = rel.records
     return np.maximum(r.run_s[:n] - r.restart_s[:n] - r.ckpt_s[:n] - r.lost_s[:n], 0.0)
 
 
-def _wall_s(sim: Simulation, n: int) -> np.ndarray:
-    end = np.where(np.isnan(sim.rec_end_s[:n]), sim.horizon_s, sim.rec_end_s[:n])
-    return end - sim.rec_start_s[:n]
+def _wall_s(run: RunView, n: int) -> np.ndarray:
+    f = run.facility
+    end = np.where(np.isnan(f.rec_end_s[:n]), run.horizon_s, f.rec_end_s[:n])
+    return end - f.rec_start_s[:n]
 
 
-def reliability_job_columns(sim: Simulation) -> dict[str, np.ndarray]:
+def job_columns(rel: Reliability, run: RunView) -> dict[str, np.ndarray]:
     """Per-job columns added to the jobs table."""
-    assert sim.reliability is not None
-    r = sim.reliability.records
-    n = sim.n_submitted
-    gpus = sim.jobs.gpus[:n]
-    failed = sim.rec_state[:n] == FAILED
-    wall = _wall_s(sim, n)
-    productive = _productive_s(sim, n)
+    r = rel.records
+    f = run.facility
+    n = run.n_submitted
+    gpus = f.jobs.gpus[:n]
+    failed = f.rec_state[:n] == FAILED
+    wall = _wall_s(run, n)
+    productive = _productive_s(rel, n)
     with np.errstate(invalid="ignore", divide="ignore"):
         ettr = np.where(wall > 0, productive / wall, np.nan)
     return {
@@ -63,18 +78,17 @@ def reliability_job_columns(sim: Simulation) -> dict[str, np.ndarray]:
         "restart_gpu_h": r.restart_s[:n] * gpus / 3600.0,
         "checkpoint_gpu_h": r.ckpt_s[:n] * gpus / 3600.0,
         "ettr": ettr,
-        "lost_energy_kwh": (r.e_lost_j[:n] + r.e_restart_j[:n]) / 3.6e6,
-        "checkpoint_energy_kwh": r.e_ckpt_j[:n] / 3.6e6,
+        "lost_energy_kwh": (r.e_lost_j[:n] + r.e_restart_j[:n]) / J_PER_KWH,
+        "checkpoint_energy_kwh": r.e_ckpt_j[:n] / J_PER_KWH,
     }
 
 
-def reliability_timeseries_columns(sim: Simulation, times: np.ndarray, means: np.ndarray
-                                   ) -> dict[str, np.ndarray]:
+def timeseries_columns(rel: Reliability, run: RunView, times: np.ndarray, means: np.ndarray
+                       ) -> dict[str, Any]:
     """Per report interval: mean nodes down and GPUs in checkpoints/restarts (exact), counts of node failures
     and job interruptions starting in the interval."""
-    rel = sim.reliability
-    assert rel is not None
-    idx = sim.meter.index
+    f = run.facility
+    idx = run.meter.index
     ends = times[1:]
     out: dict[str, np.ndarray] = {}
 
@@ -85,51 +99,55 @@ def reliability_timeseries_columns(sim: Simulation, times: np.ndarray, means: np
 
     failures = [(t, c) for t, c, _ in rel.failure_log]
     interruptions = [(t, c) for t, c, _, _ in rel.interruption_log]
-    for c, name in enumerate(sim.cluster_names):
+    for c, name in enumerate(f.cluster_names):
         out[f"down_nodes.{name}"] = means[:, idx[f"down_nodes.{name}"]]
         out[f"ckpt_gpus.{name}"] = means[:, idx[f"ckpt_gpus.{name}"]]
         out[f"node_failures.{name}"] = count(failures, c)
         out[f"interruptions.{name}"] = count(interruptions, c)
-    names = sim.cluster_names
+    names = f.cluster_names
     for total in ("down_nodes", "node_failures", "interruptions"):
         out[total] = np.sum([out[f"{total}.{c}"] for c in names], axis=0)
     return out
 
 
-def _job_mtbf_by_size(sim: Simulation, jobs: pd.DataFrame) -> list[dict[str, Any]]:
-    rel = sim.reliability
-    assert rel is not None
+def _job_mtbf_by_size(rel: Reliability, run: RunView, jobs: pd.DataFrame) -> list[dict[str, Any]]:
+    f = run.facility
     n = len(jobs)
-    started = ~np.isnan(sim.rec_start_s[:n])
+    started = ~np.isnan(f.rec_start_s[:n])
     frame = pd.DataFrame({
-        "c": sim.rec_cluster[:n][started], "gpus": sim.jobs.gpus[:n][started],
+        "c": f.rec_cluster[:n][started], "gpus": f.jobs.gpus[:n][started],
         "run_s": rel.records.run_s[:n][started], "failures": rel.records.failures[:n][started]})
     rows: list[dict[str, Any]] = []
     for key, grp in frame.groupby(["c", "gpus"], sort=True):
         c, gpus = (int(k) for k in cast(tuple[int, int], key))
-        nodes = sim.clusters[c].nodes_for(gpus)
+        nodes = f.clusters[c].nodes_for(gpus)
         run_h = float(grp["run_s"].sum()) / 3600.0
         k = int(grp["failures"].sum())
         expected = rel.mtbf_s(c, nodes)
         rows.append({
-            "cluster": sim.cluster_names[c], "gpus": gpus, "nodes": nodes, "jobs": len(grp),
+            "cluster": f.cluster_names[c], "gpus": gpus, "nodes": nodes, "jobs": len(grp),
             "run_h": run_h, "failure_interruptions": k, "mtbf_h": run_h / k if k else None,
             "expected_mtbf_h": expected / 3600.0 if math.isfinite(expected) else None,
         })
     return rows
 
 
-def reliability_summary(sim: Simulation, jobs: pd.DataFrame) -> dict[str, Any]:
-    """The ``reliability`` section of ``summary.json``."""
-    rel = sim.reliability
-    assert rel is not None
+def summary_sections(rel: Reliability, run: RunView, jobs: pd.DataFrame, summary: dict[str, Any]) -> None:
+    """``jobs.failed`` and the ``reliability`` section of ``summary.json``."""
+    state = jobs["state"].to_numpy()
+    summary["jobs"]["failed"] = int((state == "failed").sum())
+    summary["reliability"] = _section(rel, run, jobs)
+
+
+def _section(rel: Reliability, run: RunView, jobs: pd.DataFrame) -> dict[str, Any]:
+    f = run.facility
     r = rel.records
     n = len(jobs)
     names = rel.cause_names
-    gpus = sim.jobs.gpus[:n].astype(float)
-    started = ~np.isnan(sim.rec_start_s[:n])
-    productive = _productive_s(sim, n)
-    wall = np.where(started, _wall_s(sim, n), 0.0)
+    gpus = f.jobs.gpus[:n].astype(float)
+    started = ~np.isnan(f.rec_start_s[:n])
+    productive = _productive_s(rel, n)
+    wall = np.where(started, _wall_s(run, n), 0.0)
 
     def gpu_h(x: np.ndarray) -> float:
         return float((x[:n] * gpus).sum()) / 3600.0
@@ -145,19 +163,19 @@ def reliability_summary(sim: Simulation, jobs: pd.DataFrame) -> dict[str, Any]:
             by_class[label] = {"jobs": int(mask.sum()), "ettr": ettr(mask),
                                "interruptions": int(r.interruptions[:n][mask].sum())}
     lost_work, restarts, checkpoints = gpu_h(r.lost_s), gpu_h(r.restart_s), gpu_h(r.ckpt_s)
-    run = gpu_h(r.run_s)
-    integral = sim.meter.integral
-    idx = sim.meter.index
+    run_gpu_h = gpu_h(r.run_s)
+    integral = run.meter.integral
+    idx = run.meter.index
     availability = {
-        name: 1.0 - float(integral[idx[f"down_nodes.{name}"]]) / (st.nodes * sim.horizon_s)
-        for name, st in zip(sim.cluster_names, sim.clusters, strict=True)}
+        name: 1.0 - float(integral[idx[f"down_nodes.{name}"]]) / (st.nodes * run.horizon_s)
+        for name, st in zip(f.cluster_names, f.clusters, strict=True)}
     down_by_cause: dict[str, float] = {}
-    for f in rel.failures:
-        if f is not None:
-            for k, seconds in f.down_s_by_cause.items():
+    for cf in rel.failures:
+        if cf is not None:
+            for k, seconds in cf.down_s_by_cause.items():
                 down_by_cause[names[k]] = down_by_cause.get(names[k], 0.0) + seconds / 3600.0
     train_j = sum(float(integral[idx[f"gpu_train_w.{c}"]] + integral[idx[f"node_train_w.{c}"]])
-                  for c in sim.cluster_names)
+                  for c in f.cluster_names)
     e_lost, e_restart, e_ckpt = (float(x[:n].sum()) for x in (r.e_lost_j, r.e_restart_j, r.e_ckpt_j))
     policy = rel.policy
     return {
@@ -165,14 +183,14 @@ def reliability_summary(sim: Simulation, jobs: pd.DataFrame) -> dict[str, Any]:
         "node_failures_by_cause": _counts([names[k] for _, _, k in rel.failure_log]),
         "interruptions": len(rel.interruption_log),
         "interruptions_by_cause": _counts([names[k] for _, _, k, _ in rel.interruption_log]),
-        "failed_jobs": int((sim.rec_state[:n] == FAILED).sum()),
-        "gpu_h": {"run": run, "productive": gpu_h(productive), "lost_work": lost_work, "restarts": restarts,
+        "failed_jobs": int((f.rec_state[:n] == FAILED).sum()),
+        "gpu_h": {"run": run_gpu_h, "productive": gpu_h(productive), "lost_work": lost_work, "restarts": restarts,
                   "checkpoints": checkpoints, "lost_total": lost_work + restarts + checkpoints},
-        "lost_fraction": (lost_work + restarts + checkpoints) / run if run > 0 else None,
+        "lost_fraction": (lost_work + restarts + checkpoints) / run_gpu_h if run_gpu_h > 0 else None,
         "ettr": {"overall": ettr(started), "by_size_class": by_class},
         "availability": availability,
         "down_node_h_by_cause": down_by_cause,
-        "job_mtbf_by_size": _job_mtbf_by_size(sim, jobs),
+        "job_mtbf_by_size": _job_mtbf_by_size(rel, run, jobs),
         "energy_mwh": {
             "lost_work": e_lost / J_PER_MWH, "restarts": e_restart / J_PER_MWH,
             "checkpoints": e_ckpt / J_PER_MWH,

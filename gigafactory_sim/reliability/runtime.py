@@ -1,78 +1,97 @@
 """Reliability in the engine: what a failure, a maintenance window or a preemption does to running jobs.
 
-The :class:`Reliability` object is built by the engine when the scenario has ``failures`` (facility or
-cluster) or ``checkpointing``; the engine calls its hooks at enqueue, start, completion and meter refresh. An
-interrupted job loses the work since its last checkpoint, releases its GPUs, and is requeued (with its
-original submit time, so it keeps its place) to restart after ``restart_overhead``; a multi-node job hit by a
-node failure restarts at once when its cluster has a hot spare. A job interrupted by failures more than
-``max_retries`` times ends ``failed``.
-
-Other policies (inference preemption, power capping) interrupt a job with :meth:`Reliability.preempt`.
+The :class:`Reliability` feature is built when the scenario has ``failures`` (facility or cluster) or
+``checkpointing``. It observes every job's enqueue, start and stop (planning its checkpoints, tracking which
+nodes it holds) and is the run's restart rule: a stopped job keeps the work up to its last checkpoint. An
+interrupted job loses the work since its last checkpoint, releases its GPUs, and is requeued (with its original
+submit time, so it keeps its place) to restart after ``restart_overhead``; a multi-node job hit by a node failure
+restarts at once when its cluster has a hot spare. A job interrupted by failures more than ``max_retries`` times
+ends ``failed``. Other features stop jobs through the engine (``EngineOps.stop``), with their own cause.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from gigafactory_sim.reliability.config import CheckpointConfig, NoCheckpoints
-from gigafactory_sim.config.scenario import Scenario
-from gigafactory_sim.reliability.checkpoints import PhaseEngine, RunRecords, checkpoint_count
+import numpy as np
+import pandas as pd
+
+from gigafactory_sim.reliability import results
+from gigafactory_sim.reliability.checkpoints import RESTART, JobRun, PhaseEngine, RunRecords, checkpoint_count
+from gigafactory_sim.reliability.config import CheckpointConfig, FailureConfig, NoCheckpoints
 from gigafactory_sim.reliability.failures import ClusterFailures
-from gigafactory_sim.sim.state import FAILED, QUEUED, Job, SpeedGroup
+from gigafactory_sim.sim.ops import EngineOps, Outcome, RunView
+from gigafactory_sim.sim.state import Job, SpeedGroup
 
 if TYPE_CHECKING:
-    from gigafactory_sim.sim.engine import Simulation
+    from gigafactory_sim.config.scenario import Scenario
 
-__all__ = ["RELIABILITY_CHANNELS", "Reliability", "reliability_enabled"]
-
-RELIABILITY_CHANNELS = ("down_nodes", "ckpt_gpus")
-"""Per-cluster meter channels: nodes down (failed or in maintenance), GPUs in checkpoint stalls or
-restarts."""
+__all__ = ["Reliability", "ReliabilityInputs", "prepare_reliability"]
 
 
-def reliability_enabled(scenario: Scenario) -> bool:
+class ReliabilityInputs:
+    """What the reliability feature needs, checked at prepare time: the policy and each cluster's failures."""
+
+    def __init__(self, policy: CheckpointConfig, failures: list[FailureConfig | None]) -> None:
+        self.policy = policy
+        self.failures = failures
+
+
+def prepare_reliability(scenario: Scenario) -> ReliabilityInputs | None:
     facility = scenario.facility
-    has_failures = any(facility.failures_of(c) is not None for c in facility.clusters)
-    return scenario.checkpointing is not None or has_failures
+    failures = [facility.failures_of(c) for c in facility.clusters]
+    if scenario.checkpointing is None and all(f is None for f in failures):
+        return None
+    return ReliabilityInputs(scenario.checkpointing or NoCheckpoints(), failures)
 
 
 class Reliability:
     """Failures, checkpoints and restarts of one run (see the module docstring)."""
 
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        scenario = sim.scenario
-        self.policy: CheckpointConfig = scenario.checkpointing or NoCheckpoints()
-        self.records = RunRecords(len(sim.jobs))
+    def __init__(self, ops: EngineOps, inputs: ReliabilityInputs) -> None:
+        self.ops = ops
+        f = ops.facility
+        self.facility = f
+        self.policy: CheckpointConfig = inputs.policy
+        self.records = RunRecords(len(f.jobs))
         self.cause_names: list[str] = []
         self.failure_log: list[tuple[float, int, int]] = []  # (time, cluster, cause) of node failures
         self.interruption_log: list[tuple[float, int, int, int]] = []  # (time, cluster, cause, job gpus)
-        p_low = [self.policy.power_fraction * p.board_limit_w for p in sim.gpu_profiles]
-        self.phases = PhaseEngine(sim, self.records, p_low)
-        self.failures: list[ClusterFailures | None] = []
-        for c, cluster in enumerate(scenario.facility.clusters):
-            cfg = scenario.facility.failures_of(cluster)
-            self.failures.append(ClusterFailures(self, c, cfg) if cfg is not None else None)
-        self.rate_per_node_s = [f.rate_per_node_s if f is not None else 0.0 for f in self.failures]
+        f.p_low_w = [self.policy.power_fraction * p.board_limit_w for p in f.gpu_profiles]
+        self.phases = PhaseEngine(ops, self.records)
+        self.failures: list[ClusterFailures | None] = [
+            ClusterFailures(ops, self, c, cfg) if cfg is not None else None for c, cfg in enumerate(inputs.failures)]
+        self.rate_per_node_s = [cf.rate_per_node_s if cf is not None else 0.0 for cf in self.failures]
         # Jobs on each node, for clusters that fail: single-node jobs in lists, multi-node jobs in a dict.
         self.node_jobs: list[list[list[Job]] | None] = [
-            [[] for _ in range(st.nodes)] if f is not None else None
-            for st, f in zip(sim.clusters, self.failures, strict=True)]
-        self.gang_jobs: list[dict[int, Job]] = [{} for _ in sim.clusters]
+            [[] for _ in range(st.nodes)] if cf is not None else None
+            for st, cf in zip(f.clusters, self.failures, strict=True)]
+        self.gang_jobs: list[dict[int, Job]] = [{} for _ in f.clusters]
         self._tau_s: dict[tuple[int, int], float] = {}  # by (cluster, job GPUs)
-        self.ch = [(sim.meter.index[f"down_nodes.{name}"], sim.meter.index[f"ckpt_gpus.{name}"])
-                   for name in sim.cluster_names]
+        self._failure = False  # the stop in progress is a failure (counts toward max_retries)
 
     def cause_index(self, name: str) -> int:
         if name not in self.cause_names:
             self.cause_names.append(name)
         return self.cause_names.index(name)
 
+    # -- Process ---------------------------------------------------------------------------------------------
     def start(self) -> None:
-        for f in self.failures:
-            if f is not None:
-                f.start()
+        for cf in self.failures:
+            if cf is not None:
+                cf.start()
+
+    def finish(self, now_s: float) -> None:
+        """Book the runs still going at the horizon (after the engine booked their energy)."""
+        ops = self.ops
+        for groups in self.facility.groups:
+            for group in groups.values():
+                for _, _, job in group.running:
+                    self.records.run_s[job.idx] += now_s - job.start_s
+                    if job.run is not None:
+                        self.phases.close(job, group, now_s, ops.job_energy_j(job, now_s), interrupted=False)
+        self.records.freeze()
 
     # -- planning --------------------------------------------------------------------------------------------
     def mtbf_s(self, c: int, nodes: int) -> float:
@@ -85,7 +104,7 @@ class Reliability:
         key = (c, gpus)
         tau = self._tau_s.get(key)
         if tau is None:
-            nodes = self.sim.clusters[c].nodes_for(gpus)
+            nodes = self.facility.clusters[c].nodes_for(gpus)
             tau = self._tau_s[key] = self.policy.interval_s(self.mtbf_s(c, nodes))
         return tau
 
@@ -103,17 +122,16 @@ class Reliability:
         job.extra_s = restart_v + n * delta_v
         return restart_v, tau_v, delta_v, n
 
-    # -- engine hooks ----------------------------------------------------------------------------------------
-    def plan_queued(self, job: Job, c: int) -> None:
+    # -- RunObserver -----------------------------------------------------------------------------------------
+    def on_enqueue(self, job: Job, c: int) -> None:
         """Set the job's planned overhead when it joins cluster ``c``'s queue (schedulers see its true
         length)."""
-        self._plan(job, self.sim.groups[c][job.load].speed)
+        self._plan(job, self.facility.groups[c][job.load].speed)
 
-    def on_start(self, job: Job, group: SpeedGroup, now: float) -> None:
-        """A job starts on ``group`` (advanced to ``now``), before ``group.add``."""
+    def on_start(self, job: Job, group: SpeedGroup, now_s: float) -> None:
         plan = self._plan(job, group.speed)
         if plan is not None and (plan[0] > 0.0 or plan[3] > 0):
-            self.phases.begin(job, group, now, *plan)
+            self.phases.begin(job, group, now_s, *plan)
         node_jobs = self.node_jobs[job.cluster]
         if node_jobs is not None:
             alloc = job.alloc
@@ -122,33 +140,41 @@ class Reliability:
             else:
                 self.gang_jobs[job.cluster].update(dict.fromkeys([node for node, _ in alloc], job))
 
-    def on_finish(self, job: Job, now: float) -> None:
-        """A job completed (its energy is booked)."""
-        self.records.run_s[job.idx] += now - job.start_s
+    def on_stop(self, job: Job, outcome: Outcome, cause: str, energy_j: float) -> None:
+        now = self.ops.env.now
+        i = job.idx
+        rec = self.records
+        rec.run_s[i] += now - job.start_s
+        interrupted = outcome != "completed"
+        group = job.group
+        assert group is not None
         if job.run is not None:
-            assert job.group is not None
-            self.phases.close(job, job.group, now, self.sim.job_energy_j(job, now), interrupted=False)
+            self.phases.close(job, group, now, energy_j, interrupted=interrupted)
+        elif interrupted:
+            rec.lost_s[i] += now - job.start_s
+            rec.e_lost_j[i] += energy_j
         self._untrack(job)
-        job.extra_s = 0.0
+        if interrupted:
+            rec.interruptions[i] += 1
+            rec.failures[i] += self._failure
+            self.interruption_log.append((now, job.cluster, self.cause_index(cause), job.gpus))
+        else:
+            job.extra_s = 0.0
 
-    def refresh(self, c: int) -> float:
-        """Set cluster ``c``'s reliability channels; return the GPU power its low-power phases save (W)."""
-        saving_w, low_gpus = self.phases.saving_w(c)
-        values = self.sim.meter.values
-        down_ch, low_ch = self.ch[c]
-        values[down_ch] = self.sim.clusters[c].down_nodes
-        values[low_ch] = low_gpus
-        return saving_w
+    # -- RestartRule and RateObserver ------------------------------------------------------------------------
+    def remaining(self, job: Job, outcome: Outcome, now_s: float) -> tuple[float, float]:
+        """A stopped job restarts from its last checkpoint: it keeps the work its completed checkpoints saved,
+        and loses what it did since (a restart cut short loses nothing more)."""
+        run = job.run
+        if run is None:
+            return job.work_s, now_s - job.start_s
+        assert isinstance(run, JobRun)
+        saved_v = run.k * run.tau_v if run.k else 0.0  # (tau_v is inf without checkpoints: 0 x inf is nan)
+        lost_s = 0.0 if run.phase == RESTART else now_s - run.t_ckpt_s
+        return job.work_s - saved_v, lost_s
 
-    def finalize(self, now: float) -> None:
-        """Book the runs still going at the horizon (after the engine booked their energy)."""
-        for groups in self.sim.groups:
-            for group in groups.values():
-                for _, _, job in group.running:
-                    self.records.run_s[job.idx] += now - job.start_s
-                    if job.run is not None:
-                        self.phases.close(job, group, now, self.sim.job_energy_j(job, now), interrupted=False)
-        self.records.freeze()
+    def on_rate_change(self, group: SpeedGroup) -> None:
+        self.phases.on_speed_change(group)
 
     def _untrack(self, job: Job) -> None:
         node_jobs = self.node_jobs[job.cluster]
@@ -166,7 +192,7 @@ class Reliability:
         """Nodes of cluster ``c`` go down (meter advanced); every job on them is interrupted. A multi-node job
         restarts at once on hot spares if enough are left. The caller refreshes the meter and requests a
         pass."""
-        st = self.sim.clusters[c]
+        st = self.facility.clusters[c]
         node_jobs = self.node_jobs[c]
         assert node_jobs is not None
         gang = self.gang_jobs[c]
@@ -184,59 +210,28 @@ class Reliability:
             if spare:
                 for node in sorted(st.reserved)[:lost]:
                     st.unreserve(node)
-            self.interrupt(job, now, cause, failure, restart_now=spare)
+            self.interrupt(job, cause, failure, restart_now=spare)
 
-    def preempt(self, job: Job, cause: str = "preemption") -> None:
-        """Interrupt a running job for a policy (inference, power): it restarts from its last checkpoint.
-        Preemptions do not count toward ``max_retries``."""
-        sim = self.sim
-        now = sim.env.now
-        sim.meter.advance(now)
-        c = job.cluster
-        self.interrupt(job, now, self.cause_index(cause), failure=False)
-        sim._refresh(c)
-        sim._set_counts()
-
-    def interrupt(self, job: Job, now: float, cause: int, failure: bool, restart_now: bool = False) -> None:
-        """Stop a running job now (meter advanced): book its lost work and energy, free its GPUs, requeue it
-        (or end it ``failed``); with ``restart_now`` start it again at once (capacity must be free)."""
-        sim = self.sim
-        group = job.group
-        assert group is not None
-        c = job.cluster
-        i = job.idx
-        rec = self.records
-        group.advance(now)
-        e_now = sim.job_energy_j(job, now)
-        sim.rec_energy_j[i] += e_now
-        rec.run_s[i] += now - job.start_s
-        if job.run is not None:
-            saved_v = self.phases.close(job, group, now, e_now, interrupted=True)
-        else:
-            saved_v = 0.0
-            rec.lost_s[i] += now - job.start_s
-            rec.e_lost_j[i] += e_now
-        first = group.running[0][2] is job
-        sim.views[c].disruptions += 1  # a running job left early: schedulers' reservations are stale
-        group.remove(job)
-        if first:
-            sim._schedule_completion(group)
-        self._untrack(job)
-        sim.clusters[c].release(job.alloc)
-        job.alloc = []
-        job.group = None
-        sim.n_running -= 1
-        job.work_s -= saved_v
-        rec.interruptions[i] += 1
-        rec.failures[i] += failure
-        self.interruption_log.append((now, c, cause, job.gpus))
+    def interrupt(self, job: Job, cause: int, failure: bool, restart_now: bool = False) -> None:
+        """Stop a running job now (meter advanced) and requeue it, or end it ``failed`` past ``max_retries``;
+        with ``restart_now`` start it again at once (capacity must be free)."""
         max_retries = self.policy.max_retries
-        if failure and max_retries is not None and rec.failures[i] > max_retries:
-            sim.rec_state[i] = FAILED
-            sim.rec_end_s[i] = now
-            job.extra_s = 0.0
-            return
-        sim.rec_state[i] = QUEUED
-        sim._enqueue(job, c)
-        if restart_now:
-            sim._start(job, c, now)
+        fails = failure and max_retries is not None and self.records.failures[job.idx] + 1 > max_retries
+        c = job.cluster
+        self._failure = failure
+        try:
+            self.ops.stop(job, "failed" if fails else "interrupted", self.cause_names[cause])
+        finally:
+            self._failure = False
+        if restart_now and not fails:
+            self.ops.start(job, c)
+
+    # -- ResultContributor -----------------------------------------------------------------------------------
+    def timeseries_columns(self, run: RunView, times: np.ndarray, means: np.ndarray) -> dict[str, Any]:
+        return results.timeseries_columns(self, run, times, means)
+
+    def job_columns(self, run: RunView) -> dict[str, np.ndarray]:
+        return results.job_columns(self, run)
+
+    def summary_sections(self, run: RunView, jobs: pd.DataFrame, summary: dict[str, Any]) -> None:
+        results.summary_sections(self, run, jobs, summary)

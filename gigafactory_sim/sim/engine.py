@@ -2,158 +2,221 @@
 
 Events are per job (an arrival, a start, an end) and per report interval; no process per GPU or node. Cluster
 occupancy lives in arrays (:mod:`gigafactory_sim.sim.cluster`); running jobs sit in speed groups
-(:mod:`gigafactory_sim.sim.state`) whose next completion is one SimPy timeout; power is piecewise constant between
-events and integrated exactly by the :class:`~gigafactory_sim.sim.meter.Meter`.
+(:mod:`gigafactory_sim.sim.state`) whose next completion is one re-armable timer; power is piecewise constant
+between events and integrated exactly by the :class:`~gigafactory_sim.sim.meter.Meter`.
 
-Lifecycle (after desmod): build (``__init__``), run (:meth:`Simulation.run`), collect (``RunResult``).
+Lifecycle (after desmod): prepare (:func:`gigafactory_sim.prepare.prepare`: all file reading and input checks),
+build (``Simulation(prepared)``: the shared :class:`~gigafactory_sim.sim.facility.Facility` and the features the
+scenario enables), run (:meth:`Simulation.run`), collect (:mod:`gigafactory_sim.sim.collect`, each feature adding
+its own columns and sections). Features act through :class:`~gigafactory_sim.sim.ops.EngineOps`, which this class
+implements; the engine calls them back through the hooks of :mod:`gigafactory_sim.sim.ops`.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 
-from gigafactory_sim.config.scenario import Scenario
-from gigafactory_sim.energy.system import EnergySystem, needs_energy_system
-from gigafactory_sim.gpus.catalogue import GpuProfile
-from gigafactory_sim.power.models import GpuPowerModel
+from gigafactory_sim.features import build_features
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.scheduling.base import Scheduler
-from gigafactory_sim.sim.cluster import ClusterState
-from gigafactory_sim.inference.runtime import InferenceRuntime, inference_channel_names
-from gigafactory_sim.sim.meter import Meter
-from gigafactory_sim.reliability.runtime import RELIABILITY_CHANNELS, Reliability, reliability_enabled
-from gigafactory_sim.sim.state import COMPLETED, QUEUED, RUNNING, Job, SpeedGroup
-from gigafactory_sim.sim.view import EngineClusterView
-from gigafactory_sim.workload.build import build_jobs
+from gigafactory_sim.sim.facility import Facility
+from gigafactory_sim.sim.hooks import Hooks
+from gigafactory_sim.sim.ops import EngineOps, Outcome
+from gigafactory_sim.sim.state import COMPLETED, FAILED, QUEUED, RUNNING, Job, SpeedGroup
+from gigafactory_sim.sim.timer import Timer
+
+if TYPE_CHECKING:
+    from gigafactory_sim.prepare import Prepared
 
 __all__ = ["ProgressFn", "Simulation"]
 
 ProgressFn = Callable[[float, float], None]
 """Called as ``progress(now_s, horizon_s)`` at every report tick."""
 
-# Deep idle (no process, 78 W) over idle with a context (122 W), measured on the H200 (shared/data/gpu_power/h200).
-PARKED_OVER_CONTEXT = 78.0 / 122.0
-CLUSTER_CHANNELS = ("gpu_train_w", "gpu_idle_w", "node_train_w", "node_idle_w", "allocated_gpus", "busy_gpus")
-POWER_CHANNELS = ("gpu_train_w", "gpu_idle_w", "node_train_w", "node_idle_w")
-
 
 class Simulation:
-    """One run of one scenario. Build, then :meth:`run` once."""
+    """One run of one prepared scenario. Build, then :meth:`run` once."""
 
-    def __init__(self, scenario: Scenario, progress: ProgressFn | None = None) -> None:
+    def __init__(self, prepared: Prepared, progress: ProgressFn | None = None,
+                 probes: Sequence[Callable[[EngineOps], object]] = ()) -> None:
+        """``probes``: extra hook objects built from the engine's API after the scenario's features (to observe
+        passes, starts and stops without touching the model: tests and instrumentation)."""
+        scenario = prepared.scenario
         self.scenario = scenario
         self.horizon_s = scenario.horizon_s
         self.progress = progress
         self.env = simpy.Environment()
         self.streams = RandomStreams(scenario.seed)
-        self.jobs = build_jobs(scenario, self.streams)
-        self.scheduler: Scheduler = scenario.scheduler.build()
-        catalogue = scenario.gpu_catalogue()
-        self.cluster_names = [c.name for c in scenario.facility.clusters]
-        self.clusters = [ClusterState(c.name, i, c.nodes, c.gpus_per_node)
-                         for i, c in enumerate(scenario.facility.clusters)]
-        self.gpu_profiles: list[GpuProfile] = [catalogue[c.gpu] for c in scenario.facility.clusters]
-        self.power_models: list[GpuPowerModel] = [
-            c.power_model.build(p) for c, p in zip(scenario.facility.clusters, self.gpu_profiles, strict=True)]
-        ref = catalogue[scenario.workload.reference_gpu] if scenario.workload.reference_gpu else None
-        loads = sorted({*self.jobs.source_load, scenario.power.training_gpu_load})
-        self.groups: list[dict[float, SpeedGroup]] = []
-        for c, (profile, model) in enumerate(zip(self.gpu_profiles, self.power_models, strict=True)):
-            self.groups.append({load: SpeedGroup(c, load, self._speed(profile, model, ref, load),
-                                                 model.power_w(load)) for load in loads})
-        unallocated_parked = scenario.power.unallocated_gpu_state == "parked"
-        self.context_idle_w = [m.idle_w for m in self.power_models]
-        self.unallocated_w = [m.idle_w * (PARKED_OVER_CONTEXT if unallocated_parked else 1.0)
-                              for m in self.power_models]
-        self.node_busy_w_per_gpu = [c.node_power.busy_w / c.gpus_per_node for c in scenario.facility.clusters]
-        self.node_idle_w_per_gpu = [c.node_power.idle_w / c.gpus_per_node for c in scenario.facility.clusters]
-
-        names = [f"{ch}.{c}" for c in self.cluster_names for ch in CLUSTER_CHANNELS]
-        names += ["queued_jobs", "running_jobs"]
-        names += [f"{ch}.{c}" for c in self.cluster_names for ch in RELIABILITY_CHANNELS]
-        infer_names, infer_power = inference_channel_names(scenario)
-        self.meter = Meter(names + infer_names,
-                           [f"{ch}.{c}" for c in self.cluster_names for ch in POWER_CHANNELS] + infer_power)
-        self.ch = [{ch: self.meter.index[f"{ch}.{c}"] for ch in CLUSTER_CHANNELS} for c in self.cluster_names]
-        self.ch_queued = self.meter.index["queued_jobs"]
-        self.ch_running = self.meter.index["running_jobs"]
-
-        self.queues: list[list[Job]] = [[] for _ in self.clusters]
-        self.queue_keys: list[list[tuple[float, ...]]] = [[] for _ in self.clusters]
-        self.queued_gpus = [0] * len(self.clusters)
-        self.views = [EngineClusterView(st, self.queues[i], self.groups[i]) for i, st in enumerate(self.clusters)]
-        self.n_queued = 0
-        self.n_running = 0
+        self.jobs = prepared.jobs
+        self._scheduler: Scheduler = scenario.scheduler.build()
+        specs = build_features(scenario, prepared.inputs)
+        extra: list[str] = []
+        it_extra: list[list[str]] = [[] for _ in scenario.facility.clusters]
+        for spec in specs:
+            names, it_by_cluster = spec.meter_channels()
+            extra += names
+            for c, it_names in enumerate(it_by_cluster):
+                it_extra[c] += it_names
+        self.facility = facility = Facility(scenario, self.jobs, extra, it_extra)
+        self.meter = facility.meter
+        for groups in facility.groups:
+            for g in groups.values():
+                g.timer = Timer(self.env, lambda g=g: self._on_completion(g))  # type: ignore[misc]
         self._dirty: set[int] = set()
         self._pass_pending = False
-        self.source_cluster_idx: list[tuple[int, ...]] = [
-            tuple(self.cluster_names.index(n) for n in names_) if names_ else tuple(range(len(self.clusters)))
+        names = facility.cluster_names
+        self._source_clusters: list[tuple[int, ...]] = [
+            tuple(names.index(n) for n in names_) if names_ else tuple(range(len(names)))
             for names_ in self.jobs.source_clusters]
+        self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks, features'
+        self.ticks: list[tuple[float, np.ndarray, int, int]] = []
+        self.hooks = Hooks()
+        self.features: dict[str, object] = {}  # the built features by registry name (for inspection)
+        for spec in specs:
+            feature = spec.build(self)
+            self.features[spec.name] = feature
+            self.hooks.add(feature)
+        for probe in probes:
+            self.hooks.add(probe(self))
+        self.ticks.append((0.0, self.meter.snapshot(), 0, 0))
+        for c in range(len(facility.clusters)):
+            facility.refresh(c)
 
-        n = len(self.jobs)
-        self.rec_start_s = np.full(n, np.nan)
-        self.rec_end_s = np.full(n, np.nan)
-        self.rec_cluster = np.full(n, -1, dtype=np.int32)
-        self.rec_state = np.full(n, QUEUED, dtype=np.int8)
-        self.rec_energy_j = np.zeros(n)
-        self.n_submitted = 0
-        self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks
-        self.infer_held = [0] * len(self.clusters)  # GPUs inference holds in each cluster state (incl. reserved)
-        self.infer_active = [0] * len(self.clusters)  # of which held by replicas
-        # grid signals, PUE chain, caps, budgets and power policies (None: none configured)
-        self.energy: EnergySystem | None = EnergySystem(self) if needs_energy_system(self) else None
-        self.ticks: list[tuple[float, np.ndarray, int, int]] = [(0.0, self.meter.snapshot(), 0, 0)]
-        self.reliability = Reliability(self) if reliability_enabled(scenario) else None
-        for c in range(len(self.clusters)):
-            self._refresh(c)
-        self.inference = InferenceRuntime(self) if scenario.workload.inference else None
+    # -- EngineOps: small and published ---------------------------------------------------------------------
+    @property
+    def n_submitted(self) -> int:
+        return self.facility.n_submitted
 
-    # -- build helpers ---------------------------------------------------------------------------------------
-    @staticmethod
-    def _speed(profile: GpuProfile, model: GpuPowerModel, ref: GpuProfile | None, load: float) -> float:
-        """Reference-seconds of work per second for a job at ``load`` on this GPU at its board limit."""
-        if ref is None:
-            return 1.0
-        ref_model = ref.power_model
-        return (profile.dense_bf16_tflops * model.speed(load)) / (ref.dense_bf16_tflops * ref_model.speed(load))
+    def begin_event(self) -> float:
+        self.n_events += 1
+        now = self.env.now
+        self.meter.advance(now)
+        return now
 
-    # -- power and metering ----------------------------------------------------------------------------------
-    def _refresh(self, c: int) -> None:
-        """Set cluster ``c``'s meter channels from its state (call after ``meter.advance(now)``)."""
-        st = self.clusters[c]
-        v = self.meter.values
-        ch = self.ch[c]
-        busy = 0
-        gpu_train = 0.0
-        for g in self.groups[c].values():
-            busy += g.busy_gpus
-            gpu_train += g.busy_gpus * g.gpu_power_w
-        allocated = st.allocated_gpus - self.infer_held[c]
-        gpu_train += (allocated - busy) * self.context_idle_w[c]
-        if self.reliability is not None:
-            gpu_train -= self.reliability.refresh(c)  # GPUs in checkpoint stalls and restarts draw less
-        unallocated = st.total_gpus - st.down_nodes * st.gpus_per_node - allocated - self.infer_active[c]
-        v[ch["gpu_train_w"]] = gpu_train
-        v[ch["gpu_idle_w"]] = unallocated * self.unallocated_w[c]
-        v[ch["node_train_w"]] = allocated * self.node_busy_w_per_gpu[c]
-        v[ch["node_idle_w"]] = unallocated * self.node_idle_w_per_gpu[c]
-        v[ch["allocated_gpus"]] = allocated
-        v[ch["busy_gpus"]] = busy
+    def refresh(self, c: int) -> None:
+        self.facility.refresh(c)
+        self.facility.set_counts()
 
-    def power_rose(self, c: int) -> None:
-        """Power on cluster ``c`` changed outside a scheduling pass (a checkpoint ended, a replica started): let the
-        energy policies re-check caps and budgets at this same instant."""
-        if self.energy is not None and self.energy.active:
-            self._request_pass(c)
+    def changed(self, c: int) -> None:
+        self.refresh(c)
+        for w in self.hooks.power_watchers:
+            w.power_changed(c)
 
-    def _set_counts(self) -> None:
-        self.meter.values[self.ch_queued] = self.n_queued
-        self.meter.values[self.ch_running] = self.n_running
+    def request_pass(self, c: int) -> None:
+        self._dirty.add(c)
+        if not self._pass_pending:
+            self._pass_pending = True
+            self.env.timeout(0).callbacks.append(self._run_passes)
+
+    def route_and_enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
+        c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
+        self.enqueue(job, c)
+
+    def enqueue(self, job: Job, c: int) -> None:
+        f = self.facility
+        job.cluster = c
+        for obs in self.hooks.run_observers:
+            obs.on_enqueue(job, c)
+        key = self._scheduler.order_key(job)
+        keys = f.queue_keys[c]
+        pos = bisect.bisect_right(keys, key)
+        keys.insert(pos, key)
+        f.queues[c].insert(pos, job)
+        f.queued_gpus[c] += job.gpus
+        f.n_queued += 1
+        f.set_counts()
+        self.request_pass(c)
+
+    def start(self, job: Job, c: int) -> None:
+        f = self.facility
+        now = self.env.now
+        self._dequeue(job, c)
+        job.alloc = f.clusters[c].allocate(job.gpus)
+        job.gpus_held = sum(k for _, k in job.alloc)
+        group = f.groups[c][job.load]
+        group.advance(now)
+        job.group = group
+        job.start_s = now
+        job.e_start_j = group.e_gpu_j
+        if np.isnan(f.rec_start_s[job.idx]):
+            f.rec_start_s[job.idx] = now
+        f.rec_cluster[job.idx] = c
+        f.rec_state[job.idx] = RUNNING
+        f.n_running += 1
+        for obs in self.hooks.run_observers:
+            obs.on_start(job, group, now)
+        if group.add(job):
+            self._schedule_completion(group)
+
+    def stop(self, job: Job, outcome: Outcome, cause: str = "") -> float:
+        f = self.facility
+        now = self.env.now
+        group = job.group
+        assert group is not None
+        c = job.cluster
+        i = job.idx
+        group.advance(now)
+        run_j = self.job_energy_j(job, now)
+        f.rec_energy_j[i] += run_j
+        requeue = outcome == "suspended" or outcome == "interrupted"
+        work_s, lost_s = job.work_s, 0.0
+        if outcome != "completed":
+            rule = self.hooks.restart_rule
+            if rule is not None:
+                work_s, lost_s = rule.remaining(job, outcome, now)
+            elif outcome == "suspended":
+                work_s = max(job.v_finish - group.v, 0.0)
+            else:
+                lost_s = now - job.start_s
+        for obs in self.hooks.run_observers:
+            obs.on_stop(job, outcome, cause, run_j)
+        if outcome != "completed":  # completed jobs have left their group already (SpeedGroup.due)
+            f.views[c].disruptions += 1  # a running job left early: schedulers' reservations are stale
+            first = group.running[0][2] is job
+            group.remove(job)
+            if first:
+                self._schedule_completion(group)
+        f.clusters[c].release(job.alloc)
+        job.alloc = []
+        job.group = None
+        f.n_running -= 1
+        if requeue:
+            job.work_s = work_s
+            f.rec_state[i] = QUEUED
+            self.enqueue(job, c)
+        else:
+            f.rec_state[i] = COMPLETED if outcome == "completed" else FAILED
+            f.rec_end_s[i] = now
+            job.extra_s = 0.0
+        f.set_counts()
+        return lost_s
+
+    def set_group_rate(self, group: SpeedGroup, power_w: float, speed: float) -> None:
+        group.advance(self.env.now)
+        group.gpu_power_w = power_w
+        group.speed = speed
+        self._schedule_completion(group)
+        for obs in self.hooks.rate_observers:
+            obs.on_rate_change(group)
+        self.facility.views[group.cluster].disruptions += 1  # expected ends moved: reservations are stale
+
+    def job_energy_j(self, job: Job, now_s: float) -> float:
+        """IT energy of ``job`` since its (re)start: its GPUs, GPUs it strands, and its share of node power."""
+        assert job.group is not None
+        f = self.facility
+        c = job.cluster
+        elapsed = now_s - job.start_s
+        gpu_j = job.gpus * (job.group.e_gpu_j - job.e_start_j)
+        if job.run is not None:
+            gpu_j -= job.run.saving_j(job.gpus, job.group, now_s)
+        stranded_j = (job.gpus_held - job.gpus) * f.context_idle_w[c] * elapsed
+        node_j = job.gpus_held * f.node_busy_w_per_gpu[c] * elapsed
+        return gpu_j + stranded_j + node_j
 
     # -- arrivals and routing --------------------------------------------------------------------------------
     def _arrivals(self) -> Generator[simpy.Event, Any, None]:
@@ -169,157 +232,85 @@ class Simulation:
             while t > env.now:  # a second step when now + (t - now) rounds below t
                 yield env.timeout(t - env.now)
             job = Job(i, t, gpus[i], work[i], prio[i], loads[source[i]])
-            self._submit(job, self.source_cluster_idx[source[i]])
+            self._submit(job, self._source_clusters[source[i]])
 
     def _route(self, job: Job, allowed: tuple[int, ...]) -> int:
         """The allowed cluster with the least committed share (allocated + queued GPUs over its size)."""
+        f = self.facility
         best, best_score = -1, float("inf")
         for c in allowed:
-            st = self.clusters[c]
+            st = f.clusters[c]
             if st.total_gpus < job.gpus:
                 continue
-            score = (st.allocated_gpus + self.queued_gpus[c]) / st.total_gpus
+            score = (st.allocated_gpus + f.queued_gpus[c]) / st.total_gpus
             if score < best_score:
                 best, best_score = c, score
         return best
 
     def _submit(self, job: Job, allowed: tuple[int, ...]) -> None:
-        self.n_events += 1
-        self.meter.advance(self.env.now)
-        self.n_submitted += 1
-        if self.energy is not None and self.energy.hold(job, allowed):
-            return
-        self._route_and_enqueue(job, allowed)
-
-    def _route_and_enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
-        """Put ``job`` in the queue of its cluster (routed among ``allowed``) and ask for a pass."""
-        c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
-        self._enqueue(job, c)
-
-    def _enqueue(self, job: Job, c: int) -> None:
-        """Put a new or interrupted job in cluster ``c``'s queue (meter advanced)."""
-        job.cluster = c
-        if self.reliability is not None:
-            self.reliability.plan_queued(job, c)
-        key = self.scheduler.order_key(job)
-        keys = self.queue_keys[c]
-        pos = bisect.bisect_right(keys, key)
-        keys.insert(pos, key)
-        self.queues[c].insert(pos, job)
-        self.queued_gpus[c] += job.gpus
-        self.n_queued += 1
-        self._set_counts()
-        self._request_pass(c)
+        self.begin_event()
+        self.facility.n_submitted += 1
+        for gate in self.hooks.arrival_gates:
+            if gate.hold(job, allowed):
+                return
+        self.route_and_enqueue(job, allowed)
 
     # -- scheduling passes -----------------------------------------------------------------------------------
-    def _request_pass(self, c: int) -> None:
-        self._dirty.add(c)
-        if not self._pass_pending:
-            self._pass_pending = True
-            self.env.timeout(0).callbacks.append(self._run_passes)
-
     def _run_passes(self, _event: simpy.Event) -> None:
         self._pass_pending = False
-        self.n_events += 1
-        now = self.env.now
-        self.meter.advance(now)
+        now = self.begin_event()
+        f = self.facility
         dirty = sorted(self._dirty)
         self._dirty.clear()
+        gates = self.hooks.start_gates
         for c in dirty:
-            if not self.queues[c]:
+            if not f.queues[c]:
                 continue
-            view = self.views[c]
+            view = f.views[c]
             view.now_s = now
             started = False
-            for job in self.scheduler.select(view):
-                if self.energy is not None and not self.energy.admit(job, c):  # type: ignore[arg-type]
-                    break  # its added power does not fit under the cap: stop this cluster's pass
-                self._start(job, c, now)  # type: ignore[arg-type]
+            for job in self._scheduler.select(view):
+                if gates and not all(g.admit(job, c) for g in gates):  # type: ignore[arg-type]
+                    break  # a gate refuses (its added power does not fit under the cap): stop this pass
+                self.start(job, c)  # type: ignore[arg-type]
                 started = True
             if started:
-                self._refresh(c)
-                self._set_counts()
-        if self.energy is not None:
-            self.energy.after_pass(now, dirty)
+                f.refresh(c)
+                f.set_counts()
+        for gate in gates:
+            gate.after_pass(now, dirty)
 
     def _dequeue(self, job: Job, c: int) -> None:
-        queue = self.queues[c]
-        keys = self.queue_keys[c]
-        i = bisect.bisect_left(keys, self.scheduler.order_key(job))
+        f = self.facility
+        queue = f.queues[c]
+        keys = f.queue_keys[c]
+        i = bisect.bisect_left(keys, self._scheduler.order_key(job))
         while queue[i] is not job:
             i += 1
         del queue[i]
         del keys[i]
-        self.queued_gpus[c] -= job.gpus
-        self.n_queued -= 1
-
-    def _start(self, job: Job, c: int, now: float) -> None:
-        self._dequeue(job, c)
-        st = self.clusters[c]
-        job.alloc = st.allocate(job.gpus)
-        job.gpus_held = sum(k for _, k in job.alloc)
-        group = self.groups[c][job.load]
-        group.advance(now)
-        job.group = group
-        job.start_s = now
-        job.e_start_j = group.e_gpu_j
-        if np.isnan(self.rec_start_s[job.idx]):
-            self.rec_start_s[job.idx] = now
-        self.rec_cluster[job.idx] = c
-        self.rec_state[job.idx] = RUNNING
-        self.n_running += 1
-        if self.reliability is not None:
-            self.reliability.on_start(job, group, now)
-        if group.add(job):
-            self._schedule_completion(group)
+        f.queued_gpus[c] -= job.gpus
+        f.n_queued -= 1
 
     # -- completions -----------------------------------------------------------------------------------------
     def _schedule_completion(self, group: SpeedGroup) -> None:
-        group.token += 1
+        timer = group.timer
+        assert timer is not None
         if not group.running or group.speed <= 0.0:
+            timer.cancel()
             return
-        now = self.env.now
-        group.advance(now)
-        delay = max((group.running[0][0] - group.v) / group.speed, 0.0)
-        token = group.token
-        self.env.timeout(delay).callbacks.append(lambda _e: self._on_completion(group, token))
+        group.advance(self.env.now)
+        timer.arm(max((group.running[0][0] - group.v) / group.speed, 0.0))
 
-    def _on_completion(self, group: SpeedGroup, token: int) -> None:
-        if token != group.token:
-            return
-        self.n_events += 1
-        now = self.env.now
-        self.meter.advance(now)
+    def _on_completion(self, group: SpeedGroup) -> None:
+        now = self.begin_event()
         group.advance(now)
         for job in group.due():
-            self._finish(job, now)
-            self.rec_state[job.idx] = COMPLETED
+            self.stop(job, "completed")
         self._schedule_completion(group)
-        self._refresh(group.cluster)
-        self._set_counts()
-        self._request_pass(group.cluster)
-
-    def job_energy_j(self, job: Job, now: float) -> float:
-        """IT energy of ``job`` since its (re)start: its GPUs, GPUs it strands, and its share of node power."""
-        assert job.group is not None
-        c = job.cluster
-        elapsed = now - job.start_s
-        gpu_j = job.gpus * (job.group.e_gpu_j - job.e_start_j)
-        if job.run is not None:
-            gpu_j -= job.run.saving_j(job.gpus, job.group, now)
-        stranded_j = (job.gpus_held - job.gpus) * self.context_idle_w[c] * elapsed
-        node_j = job.gpus_held * self.node_busy_w_per_gpu[c] * elapsed
-        return gpu_j + stranded_j + node_j
-
-    def _finish(self, job: Job, now: float) -> None:
-        self.rec_energy_j[job.idx] += self.job_energy_j(job, now)
-        self.rec_end_s[job.idx] = now
-        if self.reliability is not None:
-            self.reliability.on_finish(job, now)
-        self.clusters[job.cluster].release(job.alloc)
-        job.alloc = []
-        job.group = None
-        self.n_running -= 1
+        self.facility.refresh(group.cluster)
+        self.facility.set_counts()
+        self.request_pass(group.cluster)
 
     # -- report ticks ----------------------------------------------------------------------------------------
     def _ticks(self) -> Generator[simpy.Event, Any, None]:
@@ -332,10 +323,9 @@ class Simulation:
             k += 1
 
     def _tick(self) -> None:
-        self.n_events += 1
-        now = self.env.now
-        self.meter.advance(now)
-        self.ticks.append((now, self.meter.snapshot(), self.n_queued, self.n_running))
+        now = self.begin_event()
+        f = self.facility
+        self.ticks.append((now, self.meter.snapshot(), f.n_queued, f.n_running))
         if self.progress is not None:
             self.progress(now, self.horizon_s)
 
@@ -343,22 +333,16 @@ class Simulation:
     def run(self) -> None:
         self.env.process(self._arrivals())
         self.env.process(self._ticks())
-        if self.inference is not None:
-            self.inference.start()
-        if self.energy is not None:
-            self.env.process(self.energy.process())
-        if self.reliability is not None:
-            self.reliability.start()
+        for p in self.hooks.processes:
+            p.start()
         self.env.run(until=self.horizon_s)
         now = self.horizon_s
         self.meter.advance(now)
-        if self.inference is not None:
-            self.inference.finish(now)
-        for groups in self.groups:
+        for groups in self.facility.groups:
             for g in groups.values():
                 g.advance(now)
                 for _, _, job in g.running:
-                    self.rec_energy_j[job.idx] += self.job_energy_j(job, now)
-        if self.reliability is not None:
-            self.reliability.finalize(now)
+                    self.facility.rec_energy_j[job.idx] += self.job_energy_j(job, now)
+        for p in self.hooks.processes:
+            p.finish(now)
         self._tick()

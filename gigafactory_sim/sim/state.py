@@ -10,15 +10,23 @@ group's next completion event is rescheduled.
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from gigafactory_sim.reliability.checkpoints import JobRun
+    from gigafactory_sim.sim.timer import Timer
 
-__all__ = ["Job", "SpeedGroup"]
+__all__ = ["Job", "RunPhases", "SpeedGroup"]
 
 QUEUED, RUNNING, COMPLETED, FAILED = 0, 1, 2, 3
 STATE_NAMES = {QUEUED: "queued", RUNNING: "running", COMPLETED: "completed", FAILED: "failed"}
+
+
+class RunPhases(Protocol):
+    """Low-power phases of a job's current run (checkpoint stalls, restarts), kept by reliability."""
+
+    def saving_j(self, gpus: int, group: SpeedGroup, now_s: float) -> float:
+        """GPU energy the run did not draw because of its low-power phases, up to ``now_s``."""
+        ...
 
 
 class Job:
@@ -44,13 +52,14 @@ class Job:
         self.start_s = -1.0
         self.e_start_j = 0.0
         self.extra_s = 0.0  # virtual work added to work_s by checkpoint stalls and a restart (reliability)
-        self.run: JobRun | None = None  # checkpoint/restart phases of the current run (reliability)
+        self.run: RunPhases | None = None  # checkpoint/restart phases of the current run (reliability)
 
 
 class SpeedGroup:
     """Running jobs of one cluster sharing speed and per-GPU power."""
 
-    __slots__ = ("busy_gpus", "cluster", "e_gpu_j", "gpu_power_w", "load", "running", "speed", "t_s", "token", "v")
+    __slots__ = ("busy_gpus", "cluster", "e_gpu_j", "gpu_power_w", "load", "low_gpus", "running", "speed", "t_s",
+                 "timer", "v")
 
     def __init__(self, cluster: int, load: float, speed: float, gpu_power_w: float) -> None:
         self.cluster = cluster
@@ -62,7 +71,8 @@ class SpeedGroup:
         self.t_s = 0.0
         self.running: list[tuple[float, int, Job]] = []  # sorted by (v_finish, job idx)
         self.busy_gpus = 0
-        self.token = 0
+        self.low_gpus = 0  # of which in low-power phases (checkpoint stalls, restarts): kept by reliability
+        self.timer: Timer | None = None  # wakes the engine at the group's next completion
 
     def advance(self, now_s: float) -> None:
         dt = now_s - self.t_s

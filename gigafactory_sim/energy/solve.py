@@ -1,0 +1,32 @@
+"""The exact solver for the largest common GPU power limit that fits a power budget."""
+
+from __future__ import annotations
+
+__all__ = ["MARGIN_W", "max_theta"]
+
+MARGIN_W = 1e-3  # solve to a milliwatt under a limit, so float rounding never lands above it
+
+
+def max_theta(pieces: list[tuple[float, float, float]], budget_w: float, theta_min: float) -> float | None:
+    """Largest ``theta`` in ``[theta_min, 1]`` with ``sum(n * min(d, theta * B)) <= budget_w``; None if none.
+
+    ``pieces`` are ``(n busy GPUs, demand d W, board limit B W)``.
+    """
+    def total(theta: float) -> float:
+        return sum(n * min(d, theta * b) for n, d, b in pieces)
+
+    if total(1.0) <= budget_w:
+        return 1.0
+    if total(theta_min) > budget_w:
+        return None
+    kinks = sorted({theta_min, 1.0, *(d / b for _, d, b in pieces if theta_min < d / b < 1.0)})
+    lo = theta_min
+    for hi in kinks[1:]:
+        if total(hi) > budget_w:
+            # linear on [lo, hi]: slope = sum of n * B over pieces not yet at their demand
+            slope = sum(n * b for n, d, b in pieces if d > lo * b)
+            if slope <= 0.0:
+                return lo
+            return min(hi, lo + (budget_w - total(lo)) / slope)
+        lo = hi
+    return 1.0

@@ -1,0 +1,81 @@
+"""Prepare a scenario's inference services: read request traces and size each service's replicas.
+
+Done once before the engine is built (``validate`` runs it too): every trace file is read and checked (its rows
+carry line numbers), every service's token mix is fixed, and the replica model of each usable cluster is built,
+so an objective that no batch size can meet is an input error, with its field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.errors import InputProblem, ScenarioError
+from gigafactory_sim.inference.checks import service_token_mix, usable_clusters
+from gigafactory_sim.inference.config import InferenceService
+from gigafactory_sim.inference.demand import TraceDemand
+from gigafactory_sim.inference.fluid import ClusterModel, cluster_model
+from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix
+from gigafactory_sim.inference.tokens import mix_samples
+from gigafactory_sim.inference.trace import RequestTrace, load_request_trace
+from gigafactory_sim.sim.facility import PowerTable
+
+__all__ = ["PreparedService", "prepare_inference"]
+
+
+@dataclass
+class PreparedService:
+    """One service, ready to run: its trace (if any), token mix and the replica model per usable cluster."""
+
+    svc: InferenceService
+    index: int
+    path: str  # its field path, for messages
+    clusters: list[int]  # usable cluster indices, in preference order
+    trace: RequestTrace | None
+    mix: TokenMix
+    prompt: np.ndarray  # token samples the fluid model integrates over
+    output: np.ndarray
+    models: dict[int, ClusterModel]
+
+
+def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
+    """The prepared services of ``scenario`` (None without any); every problem is raised at once."""
+    services = scenario.workload.inference
+    if not services:
+        return None
+    power = PowerTable(scenario)
+    names = power.cluster_names
+    problems: list[InputProblem] = []
+    out: list[PreparedService] = []
+    for index, svc in enumerate(services):
+        path = f"workload.inference.{index}"
+        clusters = [names.index(n) for n in usable_clusters(svc, scenario.facility.clusters)]
+        trace: RequestTrace | None = None
+        try:
+            if isinstance(svc.demand, TraceDemand):
+                trace = load_request_trace(svc.demand, scenario.base_dir, scenario.horizon_s, path)
+                if len(trace) == 0:
+                    raise ScenarioError.single(scenario.source_file, f"{path}.demand", "the trace is empty")
+                prompt, output = trace.base_prompt, trace.base_output
+                mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)
+            else:
+                assert svc.prompt_tokens is not None and svc.output_tokens is not None
+                mix = service_token_mix(svc)
+                prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
+            models: dict[int, ClusterModel] = {}
+            for c in clusters:
+                perf = svc.replica_perf(power.gpu_profiles[c])
+                try:
+                    models[c] = cluster_model(perf, power.power_models[c], mix, svc.slo.limits(), svc.batching)
+                except InfeasibleObjective as exc:
+                    field = f"{path}.slo.{exc.field}" if exc.field != "model" else f"{path}.model"
+                    raise ScenarioError.single(scenario.source_file, field, str(exc)) from None
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+            continue
+        out.append(PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models))
+    if problems:
+        raise ScenarioError(problems)
+    return out
