@@ -8,6 +8,7 @@ from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.sim.collect import jobs_table, summarise, timeseries_table
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
+from gigafactory_sim.stats import statistics_section
 
 __all__ = ["run"]
 
@@ -28,6 +29,8 @@ def run(scenario: Scenario, progress: ProgressFn | None = None, simulation: Simu
     jobs = jobs_table(sim)
     timeseries = timeseries_table(sim)
     summary = summarise(sim, jobs)
+    if section := statistics_section(scenario, timeseries, jobs):
+        summary["statistics"] = section
     performance = {  # wall-clock figures live beside the results, not in the deterministic summary
         "wall_s": time.perf_counter() - t0,
         "build_s": t_build,
