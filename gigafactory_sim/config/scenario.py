@@ -21,6 +21,7 @@ from gigafactory_sim.power.models import (
 )
 from gigafactory_sim.reliability.config import CheckpointConfig, FailureConfig
 from gigafactory_sim.scheduling import EasyBackfillConfig, SchedulerConfig
+from gigafactory_sim.stats.config import StatisticsConfig
 from gigafactory_sim.units import Duration
 from gigafactory_sim.workload.synthetic import SyntheticTraining
 from gigafactory_sim.workload.traces import TraceTraining
@@ -183,6 +184,11 @@ class Scenario(StrictModel):
     energy: EnergyConfig | None = Field(default=None, description="power cap, budgets and power policies")
     checkpointing: CheckpointConfig | None = None
     report: ReportConfig = Field(default_factory=ReportConfig)
+    initial_state: Literal["empty", "steady"] = Field(
+        default="empty", description="empty: the facility starts idle; steady: pre-filled with running jobs drawn "
+                                     "from the workload (README, 'Steady state and confidence')")
+    statistics: StatisticsConfig | None = Field(
+        default=None, description="steady-state figures after a warm-up, with batch-means confidence intervals")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")
 
@@ -206,6 +212,14 @@ class Scenario(StrictModel):
         if v <= 0:
             raise ValueError("horizon must be positive")
         return v
+
+    @model_validator(mode="after")
+    def _warmup_inside_horizon(self) -> Scenario:
+        warmup = self.statistics.warmup if self.statistics is not None else "auto"
+        if warmup != "auto" and float(warmup) >= float(self.horizon):
+            raise ValueError(f"statistics.warmup ({float(warmup):g} s) must be shorter than the horizon "
+                             f"({float(self.horizon):g} s)")
+        return self
 
     @property
     def horizon_s(self) -> float:

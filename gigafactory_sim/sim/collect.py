@@ -20,6 +20,7 @@ from gigafactory_sim.sim.facility import Facility
 from gigafactory_sim.sim.meter import Meter
 from gigafactory_sim.sim.ops import FacilityPower
 from gigafactory_sim.sim.state import STATE_NAMES
+from gigafactory_sim.stats import statistics_section
 from gigafactory_sim.units import J_PER_KWH, J_PER_MWH, S_PER_H, W_PER_MW
 
 if TYPE_CHECKING:
@@ -66,7 +67,11 @@ def collect(sim: Simulation) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]
     """(jobs table, time-series table, summary) of a finished simulation."""
     run = Finished(sim.scenario, sim.facility, sim.meter, sim.horizon_s, sim.ticks, sim.hooks)
     jobs = jobs_table(run)
-    return jobs, timeseries_table(run), summarise(run, jobs)
+    timeseries = timeseries_table(run)
+    summary = summarise(run, jobs)
+    if section := statistics_section(run.scenario, timeseries, jobs):  # steady state, from the tables
+        summary["statistics"] = section
+    return jobs, timeseries, summary
 
 
 def _facility_power(run: Finished) -> tuple[FacilityPower, bool]:

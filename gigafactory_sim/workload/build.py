@@ -9,6 +9,7 @@ from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.workload.jobs import JobBatch, JobTable
 from gigafactory_sim.workload.traces import TraceTraining, resolve_data_path
+from gigafactory_sim.workload.warm_start import warm_start_batches
 
 __all__ = ["build_jobs", "reference_peak_tflops"]
 
@@ -50,4 +51,5 @@ def build_jobs(scenario: Scenario, streams: RandomStreams) -> JobTable:
         batches.append(batch)
     if problems:
         raise ScenarioError(problems)
-    return JobTable(batches)
+    # initial_state: steady puts the jobs in progress at t = 0 first (job ids 0..k-1), so they start at once
+    return JobTable(warm_start_batches(scenario, streams) + batches)
