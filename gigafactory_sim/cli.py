@@ -132,9 +132,10 @@ def run(
                 progress.update(task, completed=now_s, sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
 
             result = run_scenario(prepared, progress=on_tick)
-        meta["wall_s"] = time.perf_counter() - t0
-        meta.update(result.meta)
-        path = write_run(result, out_dir, meta=meta)
+            progress.update(task, description=f"writing the report of {sc.name}", sim="tables, plots, pages")
+            meta["wall_s"] = time.perf_counter() - t0
+            meta.update(result.meta)
+            path = write_run(result, out_dir, meta=meta)
     except KeyboardInterrupt:
         meta["wall_s"] = time.perf_counter() - t0
         write_failure(out_dir, meta, "interrupted")
@@ -230,7 +231,16 @@ def compare(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise _fail(f"{out_dir} exists and is not empty")
     try:
-        comparison = compare_runs(runs, labels=label, overrides=list(set_ or []))
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[sim]}"),
+                      TimeElapsedColumn(), console=err_console, transient=True) as progress:
+            tasks: dict[str, Any] = {}
+
+            def on_tick(path: str, now_s: float, horizon_s: float) -> None:
+                if path not in tasks:
+                    tasks[path] = progress.add_task(f"running {Path(path).name}", total=horizon_s, sim="")
+                progress.update(tasks[path], completed=now_s, sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
+
+            comparison = compare_runs(runs, labels=label, overrides=list(set_ or []), progress=on_tick)
     except ScenarioError as exc:
         report_problems(exc)
         raise typer.Exit(2) from None

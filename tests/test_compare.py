@@ -16,6 +16,8 @@ from gigafactory_sim.analysis import compare, flatten_summary, scales_with, writ
 from gigafactory_sim.analysis.compare import class_panels
 from gigafactory_sim.analysis.compare_output import NOT_COMPARABLE, comparison_rows
 from gigafactory_sim.analysis.metrics import HORIZON, SIZE
+from gigafactory_sim.analysis.pages import fmt, fmt_delta
+from gigafactory_sim.analysis.plots import carbon_over_time, power_over_time
 from gigafactory_sim.cli import app
 from gigafactory_sim.report.writer import write_run
 from gigafactory_sim.result import RunResult
@@ -87,6 +89,7 @@ def test_identical_runs_have_zero_deltas(base: RunResult) -> None:
     comparison = compare([base, base])
     assert [r.label for r in comparison.runs] == ["quickstart", "quickstart (2)"]
     other = comparison.table[comparison.table["run"] == "quickstart (2)"]
+    other = other[other["metric"] != "power.peak_at_s"]  # a moment: shown, never differenced
     assert other["comparable"].all()
     assert (other["delta"].fillna(0) == 0).all()
     assert comparison.notes == []
@@ -136,8 +139,8 @@ def test_sections_only_some_runs_have_are_marked_missing_and_plotted(base: RunRe
     assert not carbon["comparable"]
     assert carbon["note"] == "missing in the baseline"
     panels = class_panels(comparison.runs)
-    assert panels["carbon"] == {"total_t": {"b": 12.0}}  # totals only: the intensity is no bar
-    assert panels["cost"] == {"energy_eur": {"b": 1000.0}}
+    assert panels["carbon (t CO2)"] == {"total_t": {"b": 12.0}}  # totals only: the intensity is no bar
+    assert panels["cost (EUR)"] == {"energy_eur": {"b": 1000.0}}
     energy = panels["energy (MWh)"]
     assert energy["training: research"]["a"] == pytest.approx(base.summary["energy"]["training_it_mwh"])
     assert energy["idle GPUs and nodes"]["a"] == base.summary["energy"]["idle_it_mwh"]
@@ -202,3 +205,56 @@ def test_cli_report_rerenders_from_stored_results(run_dir: Path, tmp_path: Path)
     res = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert res.exit_code == 2
     assert "not a complete run directory" in res.output
+
+
+# --- what an analyst reads first ----------------------------------------------------------------------------
+
+def test_the_figures_that_changed_most_come_first(base: RunResult, high_pue: RunResult) -> None:
+    comparison = compare([base, high_pue], labels=["low", "high"])
+    metrics = list(dict.fromkeys(comparison.table["metric"]))
+    changes = comparison.table[comparison.table["run"] == "high"].set_index("metric")["delta_pct"].abs()
+    changed = [m for m in metrics if changes.get(m, 0) > 0]
+    assert metrics[: len(changed)] == changed  # every changed metric before every unchanged one
+    assert [changes[m] for m in changed] == sorted((changes[m] for m in changed), reverse=True)
+    assert changes[metrics[0]] == pytest.approx(25.0)  # facility energy and PUE: +25 %
+    assert metrics.index("energy.facility_mwh") < metrics.index("energy.it_mwh")  # IT energy did not change
+    rows = comparison_rows(comparison)
+    assert [r[0] for r in rows[1:]] == metrics
+
+
+def test_moments_are_shown_but_not_differenced(base: RunResult, high_pue: RunResult) -> None:
+    comparison = compare([base, high_pue], labels=["low", "high"])
+    peak_at = row(comparison.table, "power.peak_at_s", "high")
+    assert not peak_at["comparable"] and math.isnan(peak_at["delta"])
+    assert peak_at["note"] == "a moment in the run, not a quantity"
+    rows = {r[0]: r for r in comparison_rows(comparison)}
+    assert rows["power.peak_at_s"][3:] == ["–", "–"]
+
+
+def test_one_number_format_for_values_and_deltas() -> None:
+    assert [fmt(x) for x in (1234.6, 12345.6, 0.25, 0.000305, 1.5e-9, 0.0)] == [
+        "1,235", "12,346", "0.25", "0.000305", "1.500e-09", "0"]
+    assert [fmt_delta(x) for x in (1234.6, -0.25, 0.0)] == ["+1,235", "-0.25", "0"]
+
+
+def test_two_grids_plot_grid_draw_and_carbon_not_two_facility_lines(base: RunResult) -> None:
+    ts = base.timeseries.assign(grid_import_mw=base.timeseries["facility_power_mw"] * 0.9,
+                                carbon_t=0.01)
+    other = ts.assign(grid_import_mw=ts["grid_import_mw"] * 0.8, carbon_t=0.07)
+    fig = power_over_time([("fr", ts), ("de", other)])
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "grid draw (MW)" and "same in every run" in ax.get_title()
+    assert power_over_time([("a", ts), ("b", ts.assign(facility_power_mw=ts["facility_power_mw"] * 2))]
+                           ).axes[0].get_ylabel() == "facility power (MW)"
+    carbon = carbon_over_time([("fr", ts), ("de", other)])
+    assert carbon is not None
+    lines = carbon.axes[0].get_lines()
+    assert [ln.get_ydata()[-1] for ln in lines] == pytest.approx([0.01 * len(ts), 0.07 * len(ts)])
+    assert carbon_over_time([("a", base.timeseries)]) is None
+
+
+def test_compare_reports_progress_while_running_scenario_files(run_dir: Path) -> None:
+    ticks: list[tuple[str, float, float]] = []
+    compare([run_dir, SCENARIO], overrides=["horizon=3h"], progress=lambda p, now, h: ticks.append((p, now, h)))
+    assert ticks and all(p == str(SCENARIO) and h == 3 * 3600.0 for p, _, h in ticks)
+    assert ticks[-1][1] == pytest.approx(3 * 3600.0)

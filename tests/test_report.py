@@ -18,8 +18,21 @@ import yaml
 import gigafactory_sim as g
 from gigafactory_sim.report import RunData, load_run, rerender, write_failure, write_run
 from gigafactory_sim.report import writer as writer_mod
-from gigafactory_sim.report.plots import PLOTS, render_plots
+from gigafactory_sim.report.format import format_value, humanise
+from gigafactory_sim.report.plot_style import _span_text, warmup_s
+from gigafactory_sim.report.plots import (
+    PLOTS,
+    _energy_split,
+    _wait_groups,
+    power_plot,
+    queue_plot,
+    render_plots,
+    utilisation_plot,
+)
 from gigafactory_sim.report.render import render_html, render_markdown
+from gigafactory_sim.report.sections import build_sections
+from gigafactory_sim.report.story import Card, story
+from gigafactory_sim.report.tables import flatten
 from gigafactory_sim.report.writer import to_json
 from gigafactory_sim.result import RunResult
 
@@ -93,8 +106,8 @@ def test_html_is_self_contained(written: Path) -> None:
     assert all(base64.b64decode(data).startswith(PNG_MAGIC) for data in images)
     assert re.search(r"https?://", page) is None
     assert "<link" not in page and "<script" not in page
-    # Headline KPIs come before the plots, which come before the tables.
-    assert page.index("Allocated utilisation") < page.index("<img") < page.index("<table")
+    # The story of the run comes first, then the feature sections with their tables and plots.
+    assert page.index('id="story"') < page.index("GPUs allocated") < page.index("<table") < page.index("<img")
 
 
 def test_markdown_links_the_plot_files(written: Path) -> None:
@@ -102,6 +115,7 @@ def test_markdown_links_the_plot_files(written: Path) -> None:
     for name in DRAWN:
         assert f"(plots/{name}.png)" in md
     assert "| GPUs | 512 |" in md
+    assert md.index("## The run at a glance") < md.index("## GPUs and jobs") < md.index("## Power and energy")
 
 
 def test_write_run_replaces_an_empty_directory(result_no_plots: RunResult, tmp_path: Path) -> None:
@@ -227,14 +241,16 @@ def test_plots_survive_degenerate_tables(result: RunResult) -> None:
         assert "matplotlib.pyplot" not in sys.modules
 
 
-def test_unknown_summary_sections_are_rendered(result: RunResult) -> None:
+def test_unknown_summary_sections_and_keys_are_rendered_with_readable_names(result: RunResult) -> None:
     summary = {**result.summary, "carbon": {"intensity_g_per_kwh": 52.5, "by_cluster": {"h200": {"t": 1.25}}},
-               "notes": ["a|b"]}
+               "water": {"used_m3": 12.0, "cooling_share": 0.25}, "notes": ["a|b"]}
     page = render_html(summary, result.timeseries, result.jobs, {})
     md = render_markdown(summary, result.timeseries, result.jobs, {})
     for text in (page, md):
-        assert "carbon" in text and "intensity_g_per_kwh" in text and "52.5" in text
-        assert "by_cluster.h200.t" in text and "1.25" in text
+        assert "intensity of the energy drawn" in text and "52.5 g CO2/kWh" in text  # a known key, named
+        assert "By cluster: h200: t" in text and "1.25 t CO2" in text  # an unknown one, still shown
+        assert "Water" in text and "Cooling share" in text and "25.0 %" in text  # an unknown section
+        assert "intensity_g_per_kwh" not in text and "energy.it_mwh" not in text  # no dotted keys
     assert "a\\|b" in md  # a pipe in a value cannot break the Markdown table
 
 
@@ -247,3 +263,148 @@ def test_summary_json_is_strict(result_no_plots: RunResult, tmp_path: Path) -> N
     stored = (out / "summary.json").read_text()
     assert "NaN" not in stored
     assert json.loads(stored)["extra"] == {"x": None}
+
+
+# --- readable figures: units from keys, precision, the story and the sections ------------------------------
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("inference.services.a.tokens.output_per_s", 373219.0, "373,219 /s"),  # a rate, not "4.32 d"
+    ("inference.services.a.capacity_per_replica_output_tokens_per_s", 10095.8, "10,096 output tokens/s"),
+    ("inference.services.a.capacity_per_replica_rps", 37.33, "37.3 requests/s"),
+    ("wait_s.p95", 4320.0, "72 min"),
+    ("wait_s.p99", 21384.0, "5.94 h"),
+    ("inference.services.a.latency.mean_ttft_s", 0.03206, "32.1 ms"),
+    ("deferral.mean_delay_h", 0.07358, "4.41 min"),  # not "0.07358 h"
+    ("horizon_s", 2592000.0, "30 d"),
+    ("energy.it_mwh", 2641.07, "2,641 MWh"),
+    ("utilisation.allocated_fraction", 0.36774, "36.8 %"),
+    ("reliability.energy_mwh.lost_fraction_of_training", 0.00756, "0.76 %"),
+    ("carbon.by_class_t.training", 79.285, "79.3 t CO2"),
+    ("reliability.down_node_h_by_cause.gpu", 406.7, "407 node-h"),
+    ("utilisation.allocated_gpu_h", 1771347.3, "1,771,347 GPU-h"),
+    ("cost.total_eur", 46269.05, "46,269 EUR"),
+    ("cost.price_paid_eur_per_mwh", 17.075, "17.1 EUR/MWh"),
+    ("inference.services.a.energy.it_kwh_per_1000_output_tokens", 0.000305, "0.000305 kWh per 1,000 output tokens"),
+    ("jobs.completed", 13690, "13,690"),
+    ("power.peak_at_s", 168364.5, "46.8 h after the start"),
+    ("power_cap.hard_cap_kept", True, "yes"),
+    ("wait_s.p50", None, "—"),
+])
+def test_figures_are_shown_in_their_unit(key: str, value: object, shown: str) -> None:
+    assert format_value(value, key) == shown
+
+
+def test_names_are_readable() -> None:
+    assert humanise("energy_over_hard_cap_mwh") == "Energy over hard cap"
+    assert humanise("node_failures_by_cause.gpu") == "Node failures by cause: GPU"
+    assert humanise("self_consumption_fraction") == "Self consumption share"
+
+
+def _card(cards: list[Card], title: str) -> Card:
+    found = [c for c in cards if c.title == title]
+    assert len(found) == 1, [c.title for c in cards]
+    return found[0]
+
+
+def test_story_without_statistics_uses_the_whole_run(result: RunResult) -> None:
+    cards = story(result.summary)
+    assert [c.title for c in cards] == ["Utilisation", "Jobs", "Power", "Energy"]  # quickstart has no grid etc.
+    util = _card(cards, "Utilisation")
+    assert util.figures[0] == ("GPUs allocated",
+                               format_value(result.summary["utilisation"]["allocated_fraction"], "fraction"))
+    assert "whole run" in util.note
+
+
+def test_story_headlines_the_steady_state_when_the_run_measured_it(result: RunResult) -> None:
+    stats = {"warmup_s": 9 * 86400.0, "warmup_rule": "mser5", "span_s": [9 * 86400.0, 30 * 86400.0],
+             "steady": {"utilisation": {"allocated_fraction": 0.785, "busy_fraction": 0.77}},
+             "batch_means": {"utilisation.allocated_fraction": {"mean": 0.785, "ci95_low": 0.771,
+                                                                "ci95_high": 0.799, "batches": 20,
+                                                                "lag1_autocorr": 0.12}}}
+    summary = {**result.summary, "statistics": stats}
+    util = _card(story(summary), "Utilisation")
+    assert util.figures[0] == ("GPUs allocated, steady state", "78.5 %")
+    assert "9 d" in util.note and "MSER-5" in util.note and "77.1 % – 79.9 %" in util.note
+    page = render_html(summary, result.timeseries, result.jobs, {})
+    assert "Steady-state statistics" in page and "Confidence from batch means" in page
+    assert "MSER-5 (automatic)" in page and "0.12" in page
+    flat = {**summary, "statistics": {**stats, "steady": {"utilisation.allocated_fraction": 0.6}}}
+    assert _card(story(flat), "Utilisation").figures[0][1] == "60.0 %"  # flat keys work too
+
+
+def _with_energy_features(summary: dict, kept: bool) -> dict:
+    return {**summary, "grid": {"zone": "FR", "peak_grid_import_mw": 112.5 if not kept else 99.0},
+            "power_cap": {"hard_cap_min_mw": 90.0, "hard_cap_max_mw": 110.0, "hard_cap_kept": kept,
+                          "max_excess_over_hard_cap_mw": 2.5 if not kept else -11.0, "throttled_gpu_h": 1234.0},
+            "carbon": {"total_t": 3918.4, "intensity_g_per_kwh": 50.7, "mean_grid_intensity_g_per_kwh": 48.0},
+            "cost": {"total_eur": 1907000.0, "price_paid_eur_per_mwh": 24.7, "mean_price_eur_per_mwh": 22.1},
+            "inference": {"gpu_h": 1000.0, "services": {
+                "chat": {"slo": {"ttft_s": 2.0, "tpot_s": 0.2, "quantile": 0.99, "attainment": 0.995, "met": True}},
+                "code": {"slo": {"ttft_s": 1.0, "quantile": 0.99, "attainment": 0.9, "met": False}}}}}
+
+
+def test_story_says_whether_the_cap_and_the_objectives_were_kept(result: RunResult) -> None:
+    kept = story(_with_energy_features(result.summary, kept=True))
+    assert [c.title for c in kept][:7] == ["Utilisation", "Jobs", "Power", "Energy", "Carbon",
+                                           "Electricity cost", "Inference"]
+    power = _card(kept, "Power")
+    assert power.status == "ok" and "kept under the 90–110 MW hard cap" in power.note
+    assert ("peak grid draw", "99 MW") in power.figures and "1,234 GPU-h throttled" in power.note
+    broken = _card(story(_with_energy_features(result.summary, kept=False)), "Power")
+    assert broken.status == "warn" and "exceeded the 90–110 MW hard cap by up to 2.5 MW" in broken.note
+    inference = _card(kept, "Inference")
+    assert inference.status == "warn"  # one service missed its objectives
+    assert ("chat: latency objectives", "met (99.5 % within)") in inference.figures
+    assert ("code: latency objectives", "missed (90.0 % within)") in inference.figures
+    assert _card(kept, "Carbon").figures[0] == ("emitted", "3,918 t CO2")
+
+
+def test_each_feature_has_its_section_and_every_figure_is_shown(result: RunResult) -> None:
+    summary = _with_energy_features(result.summary, kept=True)
+    sections = build_sections(summary, result.jobs, ["power", "utilisation", "power_vs_cap", "odd"])
+    ids = [s.id for s in sections]
+    assert ids == ["utilisation", "energy", "power_cap", "grid", "inference", "more-plots"]
+    by_id = {s.id: s for s in sections}
+    assert by_id["energy"].plots == ["power"] and by_id["power_cap"].plots == ["power_vs_cap"]
+    assert by_id["more-plots"].plots == ["odd"]  # a plot no section claims is not lost
+    cells = [c for s in sections for t in s.tables for row in t.rows for c in row]
+    shown = " ".join(cells)
+    for top in ("utilisation", "energy", "power", "jobs", "wait_s", "power_cap", "carbon", "cost"):
+        for key, value in flatten(summary[top], f"{top}."):
+            assert format_value(value, key) in shown, key
+
+
+def test_html_tables_flow_in_one_column(written: Path) -> None:
+    """The old grid of section tables overprinted itself; tables now flow one after the other."""
+    page = (written / "report.html").read_text()
+    assert "grid-template-columns: repeat(auto-fill, minmax(320px" not in page
+    assert 'class="sections"' not in page
+
+
+# --- plots ----------------------------------------------------------------------------------------------
+
+def test_energy_plot_counts_inference_apart_from_idle() -> None:
+    summary = {"energy": {"it_mwh": 100.0, "facility_mwh": 120.0, "training_it_mwh": 60.0,
+                          "inference_it_mwh": 15.0, "idle_it_mwh": 25.0}}
+    assert [(name.split("\n")[0], v) for name, v, _ in _energy_split(summary)] == [
+        ("training", 60.0), ("inference", 15.0), ("idle GPUs", 25.0), ("facility overhead", 20.0)]
+
+
+def test_wait_cdf_is_drawn_per_job_class(result: RunResult) -> None:
+    groups = _wait_groups(result.jobs)
+    assert [name for name, _ in groups] == sorted(result.jobs["job_class"].unique())
+    assert sum(len(g) for _, g in groups) == len(result.jobs)
+
+
+def test_time_plots_shade_the_warm_up(result: RunResult) -> None:
+    with_warmup = {**result.summary, "statistics": {"warmup_s": 3600.0, "warmup_rule": "fixed"}}
+    for draw in (power_plot, utilisation_plot, queue_plot):
+        assert draw(with_warmup, result.timeseries, result.jobs) != draw(result.summary, result.timeseries,
+                                                                         result.jobs)
+    assert warmup_s({"statistics": {"warmup_s": 0.0}}) == 0.0 and warmup_s({}) == 0.0
+
+
+def test_time_axis_names_the_range_in_utc() -> None:
+    assert _span_text(pd.Timestamp("2024-06-03"), pd.Timestamp("2024-06-04 23:59")) == "3–4 June 2024"
+    assert _span_text(pd.Timestamp("2024-06-28"), pd.Timestamp("2024-07-02")) == "28 June – 2 July 2024"
+    assert _span_text(pd.Timestamp("2024-06-03 01:00"), pd.Timestamp("2024-06-03 07:00")) == "3 June 2024"

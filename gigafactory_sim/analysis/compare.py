@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,15 @@ __all__ = ["ComparedRun", "Comparison", "compare", "load_compared_run"]
 RunInput = RunResult | str | os.PathLike[str] | Any
 """A :class:`RunResult`, a ``RunData`` (from ``load_run``), a run directory or a scenario file."""
 
+ScenarioProgress = Callable[[str, float, float], None]
+"""``(scenario file, simulated seconds, horizon seconds)``: called while a scenario file is run."""
+
+_NOISE = 1e-12
+"""Relative differences at most this are floating-point noise and read as no change."""
+
+_MOMENT = re.compile(r"(^|\.|_)at_s$")
+"""A metric that is a moment in the run (``power.peak_at_s``): shown, never differenced."""
+
 
 @dataclass
 class ComparedRun:
@@ -43,8 +53,10 @@ class ComparedRun:
         return flatten_summary(self.summary)
 
 
-def load_compared_run(item: RunInput, overrides: Sequence[str] = ()) -> ComparedRun:
-    """Turn a result, a loaded run, a run directory or a scenario file (run now, in memory) into a side."""
+def load_compared_run(item: RunInput, overrides: Sequence[str] = (), progress: ScenarioProgress | None = None
+                      ) -> ComparedRun:
+    """Turn a result, a loaded run, a run directory or a scenario file (run now, in memory, reporting to
+    ``progress``) into a side."""
     if isinstance(item, RunResult):
         return ComparedRun(str(item.summary.get("scenario") or item.scenario.name or "run"), item.summary,
                            item.timeseries, item.jobs, "in memory")
@@ -58,7 +70,11 @@ def load_compared_run(item: RunInput, overrides: Sequence[str] = ()) -> Compared
         from gigafactory_sim.api import run
         from gigafactory_sim.config.loader import load_scenario
 
-        result = run(load_scenario(path, overrides))
+        def tick(now_s: float, horizon_s: float) -> None:
+            if progress is not None:
+                progress(str(path), now_s, horizon_s)
+
+        result = run(load_scenario(path, overrides), progress=tick if progress is not None else None)
         return ComparedRun(str(result.scenario.name or path.stem), result.summary, result.timeseries,
                            result.jobs, str(path))
     # a RunData from gigafactory_sim.report.loader.load_run (duck-typed: it has a path and the three tables)
@@ -107,11 +123,14 @@ class Comparison:
         return wide
 
     def figures(self) -> dict[str, Figure]:
-        """The plots by file stem: power, utilisation, wait-time CDF, energy/carbon/cost by class."""
+        """The plots by file stem: power (grid draw when only the grid differs), utilisation, wait-time CDF,
+        energy/carbon/cost by class, and cumulative carbon when the runs have carbon accounting."""
         from gigafactory_sim.analysis import plots  # matplotlib is slow to import; only plotting pays for it
 
+        carbon = plots.carbon_over_time([(r.label, r.timeseries) for r in self.runs])
         return {
             "power": plots.power_over_time([(r.label, r.timeseries) for r in self.runs]),
+            **({"carbon": carbon} if carbon is not None else {}),
             "utilisation": plots.utilisation_over_time(
                 [(r.label, r.timeseries, int(r.summary.get("gpus_total", 0))) for r in self.runs]),
             "wait_cdf": plots.wait_cdf([(r.label, r.jobs) for r in self.runs]),
@@ -153,16 +172,17 @@ def class_panels(runs: Sequence[ComparedRun]) -> dict[str, dict[str, dict[str, f
             energy.setdefault("overhead (PUE)", {})[r.label] = float(e["facility_mwh"]) - float(e["it_mwh"])
         for key, value in _section_totals(r.summary, "inference").items():
             if key.endswith("_mwh"):
-                energy.setdefault(f"inference: {key}", {})[r.label] = value
+                name = "inference" if key == "it_mwh" else f"inference: {key.removesuffix('_mwh')}"
+                energy.setdefault(name, {})[r.label] = value
         for key, value in _classes(r.summary, "carbon", "by_class_t").items():
             carbon.setdefault(key, {})[r.label] = value
         for key, value in _classes(r.summary, "cost", "by_class_eur").items():
             cost.setdefault(key, {})[r.label] = value
     panels = {"energy (MWh)": energy}
     if carbon:
-        panels["carbon"] = carbon
+        panels["carbon (t CO2)"] = carbon
     if cost:
-        panels["cost"] = cost
+        panels["cost (EUR)"] = cost
     return panels
 
 
@@ -184,17 +204,29 @@ def _differences(base: ComparedRun, other: ComparedRun) -> tuple[set[str], list[
     return differ, notes
 
 
-def compare(runs: Sequence[RunInput], labels: Sequence[str] | None = None, overrides: Sequence[str] = ()
-            ) -> Comparison:
+def _by_change(table: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
+    """``metrics`` ordered by the largest relative change against the baseline over the other runs; metrics
+    with no comparable change (equal everywhere, or not comparable) keep their summary order after them."""
+    pct = table.loc[table["comparable"] & table["delta_pct"].notna()].copy()
+    pct["size"] = pct["delta_pct"].abs()
+    biggest = pct.groupby("metric")["size"].max()
+    changed = [m for m in metrics if biggest.get(m, 0.0) > 0.0]
+    changed.sort(key=lambda m: -float(biggest[m]))
+    return changed + [m for m in metrics if m not in set(changed)]
+
+
+def compare(runs: Sequence[RunInput], labels: Sequence[str] | None = None, overrides: Sequence[str] = (),
+            progress: ScenarioProgress | None = None) -> Comparison:
     """Compare ``runs`` (results, loaded runs, run directories or scenario files) against the first.
 
-    Scenario files are run in memory first, with ``overrides`` (``--set`` syntax). Returns a
-    :class:`Comparison` whose ``table`` has the columns ``metric, run, value, baseline, delta, delta_pct,
-    comparable, note``.
+    Scenario files are run in memory first, with ``overrides`` (``--set`` syntax), reporting to ``progress``.
+    Returns a :class:`Comparison` whose ``table`` has the columns ``metric, run, value, baseline, delta,
+    delta_pct, comparable, note``, its metrics ordered by how much they changed (largest relative change
+    first). Moments in the run (``power.peak_at_s``) are shown but not differenced.
     """
     if not runs:
         raise ValueError("compare needs at least one run")
-    sides = [load_compared_run(item, overrides) for item in runs]
+    sides = [load_compared_run(item, overrides, progress) for item in runs]
     names = _unique(list(labels) if labels is not None else [s.label for s in sides])
     for side, name in zip(sides, names, strict=True):
         side.label = name
@@ -213,13 +245,19 @@ def compare(runs: Sequence[RunInput], labels: Sequence[str] | None = None, overr
             note = ""
             if metric not in values or metric not in base_metrics:
                 note = "missing in " + ("the baseline" if metric not in base_metrics else "this run")
+            elif _MOMENT.search(metric):
+                note = "a moment in the run, not a quantity"
             elif blocked:
                 note = " and ".join(_SCALE_NAMES[b] for b in blocked) + " differ"
             comparable = note == ""
             delta = value - ref if comparable else math.nan
+            if comparable and abs(delta) <= _NOISE * max(abs(value), abs(ref)):
+                delta = 0.0  # rounding noise of the same figure summed in another order, not a change
             pct = delta / abs(ref) * 100.0 if comparable and ref != 0 and math.isfinite(ref) else math.nan
             rows.append({"metric": metric, "run": side.label, "value": value, "baseline": ref, "delta": delta,
                          "delta_pct": pct, "comparable": comparable, "note": note})
     columns = ["metric", "run", "value", "baseline", "delta", "delta_pct", "comparable", "note"]
     table = pd.DataFrame(rows, columns=columns)
+    order = {m: i for i, m in enumerate(_by_change(table, metric_names))}
+    table = table.sort_values("metric", key=lambda col: col.map(order), kind="stable").reset_index(drop=True)
     return Comparison(runs=sides, table=table, notes=notes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gigafactory_sim.analysis.compare import Comparison
-from gigafactory_sim.analysis.pages import Section, atomic_dir, fmt, fmt_pct, html_page, markdown_page
+from gigafactory_sim.analysis.pages import Section, atomic_dir, fmt, fmt_delta, fmt_pct, html_page, markdown_page
 
 __all__ = ["NOT_COMPARABLE", "comparison_rows", "write_comparison"]
 
@@ -14,9 +14,11 @@ NOT_COMPARABLE = "n/c"
 
 
 def comparison_rows(comparison: Comparison) -> list[list[str]]:
-    """The wide KPI table as strings, header first: metric, baseline, then value / Δ / Δ% per other run.
+    """The wide KPI table as strings, header first: metric, baseline, then value / Δ / Δ% per other run, the
+    metrics that changed most first (the comparison's order).
 
-    A delta that is not comparable reads ``n/c``; a metric a run lacks reads ``–``.
+    A delta that is not comparable reads ``n/c``; a metric a run lacks, and the delta of a moment in the run
+    (``power.peak_at_s``), read ``–``.
     """
     base = comparison.baseline.label
     header = ["metric", f"{base} (baseline)"]
@@ -30,7 +32,9 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
         for run in comparison.runs[1:]:
             r = part.loc[run.label]
             if r["comparable"]:
-                row += [fmt(r["value"]), fmt(r["delta"]), fmt_pct(r["delta_pct"])]
+                row += [fmt(r["value"]), fmt_delta(r["delta"]), fmt_pct(r["delta_pct"])]
+            elif r["note"].startswith("a moment"):
+                row += [fmt(r["value"]), "–", "–"]
             else:
                 row += [fmt(r["value"]), NOT_COMPARABLE, NOT_COMPARABLE]
         rows.append(row)
@@ -45,10 +49,11 @@ def _sections(comparison: Comparison, images: dict[str, bytes]) -> list[Section]
     intro = f"Baseline: {comparison.baseline.label}. Runs:\n{runs}"
     return [
         ("Runs", "\n\n".join(filter(None, [intro, notes])), None, []),
-        ("KPIs against the baseline", f"{NOT_COMPARABLE}: not comparable (see above); –: missing.",
+        ("KPIs against the baseline", f"The figures that changed most come first. {NOT_COMPARABLE}: not "
+         "comparable (see above); –: missing, or a moment in the run (no difference).",
          comparison_rows(comparison), []),
-        ("Power and utilisation over time", "", None, [("power.png", images["power"]),
-                                                        ("utilisation.png", images["utilisation"])]),
+        ("Power and utilisation over time", "", None, [
+            (f"{name}.png", images[name]) for name in ("power", "carbon", "utilisation") if name in images]),
         ("Wait before start", "", None, [("wait_cdf.png", images["wait_cdf"])]),
         ("Energy, carbon and cost by workload class", "", None, [("by_class.png", images["by_class"])]),
     ]

@@ -12,25 +12,30 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Section", "atomic_dir", "fmt", "fmt_pct", "html_page", "markdown_page", "md_table"]
+from gigafactory_sim.report.format import sig
+
+__all__ = ["Section", "atomic_dir", "fmt", "fmt_delta", "fmt_pct", "html_page", "markdown_page", "md_table"]
 
 Section = tuple[str, str, Sequence[Sequence[str]] | None, Sequence[tuple[str, bytes]]]
 """``(heading, paragraph text, table rows (first row = header) or None, [(png file name, png bytes)])``."""
 
 
 def fmt(x: object) -> str:
-    """A number for a table: 4 significant digits, thousands separators, '–' for missing."""
+    """A number for a table, the one format of every value and delta: 4 significant figures (never fewer
+    than the integer digits), thousands separators, no exponent above 1e-6; '–' for missing."""
     if x is None:
         return "–"
     if isinstance(x, bool) or not isinstance(x, int | float):
         return str(x)
     if math.isnan(x):
         return "–"
-    if x != 0 and abs(x) >= 1e4:
-        return f"{x:,.0f}"
-    if x != 0 and abs(x) < 1e-3:
-        return f"{x:.3e}"
-    return f"{x:.4g}"
+    return sig(x, 4)
+
+
+def fmt_delta(x: object) -> str:
+    """A difference in the same format as :func:`fmt`, with its sign (``+1,234``, ``-0.25``, ``0``)."""
+    text = fmt(x)
+    return f"+{text}" if isinstance(x, int | float) and not isinstance(x, bool) and x > 0 else text
 
 
 def fmt_pct(x: float) -> str:

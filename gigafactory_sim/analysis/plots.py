@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 __all__ = [
+    "carbon_over_time",
     "class_bars",
     "metric_vs_param",
     "png_bytes",
@@ -41,24 +43,71 @@ def _step(ax: Axes, df: pd.DataFrame, column: str, scale: float, unit_s: float, 
     ax.stairs(y, x, baseline=None, label=label, linewidth=1.4)
 
 
+def _same(frames: Sequence[pd.DataFrame], column: str) -> bool:
+    """Whether every frame has ``column`` and all of them hold the same values."""
+    if not frames or any(column not in df or len(df) != len(frames[0]) for df in frames):
+        return False
+    first = frames[0][column].to_numpy(dtype=float)
+    return all(np.allclose(df[column].to_numpy(dtype=float), first, rtol=1e-9, atol=1e-9) for df in frames[1:])
+
+
+def _legend_below(fig: Figure, ax: Axes) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=4, fontsize="small", frameon=False)
+
+
+def _thousands(ax: Axes) -> None:
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _pos=None: f"{x:,.0f}" if abs(x) >= 1000 else f"{x:g}"))
+
+
 def power_over_time(runs: Sequence[Series]) -> Figure:
-    """Facility power (MW, interval means) against elapsed time, one line per run."""
-    fig = Figure(figsize=(9, 3.6))
+    """Facility power (MW, interval means) against elapsed time, one line per run; the grid draw instead when
+    every run has one and their facility power is the same (two grids under one facility: the lines would
+    coincide)."""
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
     ax = fig.add_subplot()
-    unit_s, unit = _time_axis([df for _, df in runs])
+    frames = [df for _, df in runs if len(df)]
+    unit_s, unit = _time_axis(frames)
+    column, what = "facility_power_mw", "facility power"
+    if len(frames) > 1 and _same(frames, "facility_power_mw") and all("grid_import_mw" in df for df in frames):
+        column, what = "grid_import_mw", "grid draw"
     for label, df in runs:
-        if len(df):
-            _step(ax, df, "facility_power_mw", 1.0, unit_s, label)
-    ax.set(xlabel=f"elapsed time ({unit})", ylabel="facility power (MW)", title="Facility power over time")
+        if len(df) and column in df:
+            _step(ax, df, column, 1.0, unit_s, label)
+    title = "Grid draw over time (facility power is the same in every run)" if column == "grid_import_mw" \
+        else "Facility power over time"
+    ax.set(xlabel=f"elapsed time ({unit})", ylabel=f"{what} (MW)", title=title)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    _thousands(ax)
+    _legend_below(fig, ax)
+    return fig
+
+
+def carbon_over_time(runs: Sequence[Series]) -> Figure | None:
+    """Cumulative carbon emitted (t CO2) against elapsed time, one line per run; None when no run has carbon
+    accounting."""
+    frames = [(label, df) for label, df in runs if len(df) and "carbon_t" in df]
+    if not frames:
+        return None
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    unit_s, unit = _time_axis([df for _, df in frames])
+    for label, df in frames:
+        x = np.append(df["t_start_s"].to_numpy()[:1], df["t_end_s"].to_numpy()) / unit_s
+        y = np.append([0.0], np.cumsum(df["carbon_t"].to_numpy(dtype=float)))
+        ax.plot(x, y, label=f"{label}: {y[-1]:,.0f} t", linewidth=1.4)
+    ax.set(xlabel=f"elapsed time ({unit})", ylabel="carbon emitted (t CO2)", title="Cumulative carbon emitted")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    _thousands(ax)
+    _legend_below(fig, ax)
     return fig
 
 
 def utilisation_over_time(runs: Sequence[tuple[str, pd.DataFrame, int]]) -> Figure:
     """Allocated GPUs as a share of the facility's GPUs (``(label, timeseries, gpus_total)`` per run)."""
-    fig = Figure(figsize=(9, 3.6))
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
     ax = fig.add_subplot()
     unit_s, unit = _time_axis([df for _, df, _ in runs])
     for label, df, gpus in runs:
@@ -67,13 +116,13 @@ def utilisation_over_time(runs: Sequence[tuple[str, pd.DataFrame, int]]) -> Figu
     ax.set(xlabel=f"elapsed time ({unit})", ylabel="GPUs allocated (%)", title="Utilisation over time")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    _legend_below(fig, ax)
     return fig
 
 
 def wait_cdf(runs: Sequence[Series]) -> Figure:
     """Empirical CDF of the wait of started jobs (hours, symmetric-log axis: zero waits stay visible)."""
-    fig = Figure(figsize=(9, 3.6))
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
     ax = fig.add_subplot()
     for label, jobs in runs:
         waits = np.sort(jobs.loc[jobs["start_s"].notna(), "wait_s"].to_numpy(dtype=float)) / 3600.0
@@ -86,7 +135,7 @@ def wait_cdf(runs: Sequence[Series]) -> Figure:
     ax.set(xlabel="wait before start (hours)", ylabel="share of started jobs", title="Wait-time CDF")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    _legend_below(fig, ax)
     return fig
 
 
@@ -101,10 +150,14 @@ def class_bars(panels: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Figur
         width = 0.8 / max(len(labels), 1)
         for i, run in enumerate(labels):
             heights = [classes[c].get(run, np.nan) for c in classes]
-            ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, label=run)
+            bars = ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, label=run)
+            ax.bar_label(bars, labels=[f"{h:,.0f}" if abs(h) >= 100 else f"{h:.3g}" if np.isfinite(h) else ""
+                                       for h in heights], fontsize=6, rotation=90, padding=2)
         ax.set_xticks(x, list(classes), rotation=20, ha="right")
         ax.set_title(title)
+        ax.margins(y=0.25)
         ax.grid(axis="y", alpha=0.3)
+        _thousands(ax)
     axes[0].legend(fontsize="small")
     fig.tight_layout()
     return fig

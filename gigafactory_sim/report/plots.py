@@ -6,12 +6,12 @@ rendered by the Agg canvas directly: pyplot is never imported, so no backend, fi
 the caller is touched. Each function draws an explicit "no data" panel instead of raising on an empty table.
 
 Time-series rows are interval means (exact integrals over each report interval), so they are drawn as steps
-spanning each interval, from its ``time`` (start, UTC) to its end.
+spanning each interval, from its ``time`` (start, UTC) to its end. The common look (time axis, legends below the
+axes, thousands separators, the warm-up shaded) is :mod:`gigafactory_sim.report.plot_style`.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
+from gigafactory_sim.report import plot_style as style
 from gigafactory_sim.report import plots_energy as _energy
 from gigafactory_sim.report import plots_inference as _infer
 from gigafactory_sim.report import plots_reliability as _reliability
+from gigafactory_sim.report.format import sig
 
 __all__ = [
     "PLOTS",
@@ -39,61 +41,21 @@ __all__ = [
 ]
 
 PlotFn = Callable[[Mapping[str, Any], pd.DataFrame, pd.DataFrame], bytes | None]
-"""A plot: PNG bytes, or None when the run has nothing to show (e.g. no inference services)."""
-"""``(summary, timeseries, jobs) -> PNG bytes``."""
+"""A plot ``(summary, timeseries, jobs) -> PNG bytes``, or None when the run has nothing to show (e.g. no
+inference services)."""
 
-_FIGSIZE_IN = (8.0, 3.6)
-_DPI = 100
 _WAIT_FLOOR_S = 1.0  # waits below this are drawn at it on the log axis (log(0) has no place)
+_WAIT_TICKS = ((1.0, "1 s"), (10.0, "10 s"), (60.0, "1 min"), (600.0, "10 min"), (3600.0, "1 h"),
+               (6 * 3600.0, "6 h"), (86400.0, "1 d"), (7 * 86400.0, "1 w"), (30 * 86400.0, "30 d"))
 
 
-def _new_axes(title: str, ylabel: str, xlabel: str = "time (UTC)") -> tuple[Figure, Axes]:
-    fig = Figure(figsize=_FIGSIZE_IN, dpi=_DPI, layout="constrained")
+def _new_axes(title: str, ylabel: str, height_in: float = 3.8) -> tuple[Figure, Axes]:
+    fig = style.new_figure(height_in)
     ax = fig.add_subplot()
     ax.set_title(title)
-    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     return fig, ax
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _no_data(fig: Figure, ax: Axes, message: str) -> bytes:
-    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return _png(fig)
-
-
-def _time_edges(timeseries: pd.DataFrame) -> np.ndarray | None:
-    """Interval edges (naive UTC ``datetime64``), one more than rows; None when there is nothing to draw."""
-    if len(timeseries) == 0 or "time" not in timeseries.columns:
-        return None
-    times = pd.DatetimeIndex(timeseries["time"])
-    if times.tz is not None:
-        times = times.tz_convert("UTC").tz_localize(None)
-    if {"t_start_s", "t_end_s"} <= set(timeseries.columns):
-        last_s = float(timeseries["t_end_s"].iloc[-1] - timeseries["t_start_s"].iloc[-1])
-    else:
-        last_s = float((times[-1] - times[-2]).total_seconds()) if len(times) > 1 else 0.0
-    end = times[-1] + pd.to_timedelta(last_s, unit="s")
-    return np.append(times.to_numpy(), np.datetime64(end.to_datetime64()))
-
-
-def _steps(ax: Axes, edges: np.ndarray, values: pd.Series | np.ndarray, **kwargs: Any) -> None:
-    v = np.asarray(values, dtype=float)
-    ax.step(edges, np.append(v, v[-1]), where="post", **kwargs)
-
-
-def _date_axis(ax: Axes) -> None:
-    locator = AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
 def _clusters(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -103,38 +65,40 @@ def _clusters(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(k): v for k, v in clusters.items() if isinstance(v, Mapping)}
 
 
-def _finish(fig: Figure, ax: Axes) -> bytes:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize="small")
-    return _png(fig)
+def _finish_time_plot(fig: Figure, ax: Axes, summary: Mapping[str, Any], edges: np.ndarray) -> bytes:
+    style.shade_warmup(ax, summary, edges)
+    style.time_axis(ax, edges)
+    style.thousands(ax)
+    style.legend_below(fig, ax)
+    return style.png(fig)
 
 
 def power_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """IT and facility power (interval means, MW); per-cluster IT power when there are several clusters."""
     fig, ax = _new_axes("Power draw (interval means)", "power (MW)")
-    edges = _time_edges(timeseries)
+    edges = style.time_edges(timeseries)
     if edges is None:
-        return _no_data(fig, ax, "no time-series rows")
+        return style.no_data(fig, ax, "no time-series rows")
     if "facility_power_mw" in timeseries.columns:
-        _steps(ax, edges, timeseries["facility_power_mw"], label="facility (IT × PUE)", color="tab:red")
+        style.steps(ax, edges, timeseries["facility_power_mw"], label="facility (IT × PUE)", color="tab:red")
     if "it_power_mw" in timeseries.columns:
-        _steps(ax, edges, timeseries["it_power_mw"], label="IT", color="tab:blue")
+        style.steps(ax, edges, timeseries["it_power_mw"], label="IT", color="tab:blue")
     names = [c for c in _clusters(summary) if f"it_power_mw.{c}" in timeseries.columns]
     if len(names) > 1:
         for c in names:
-            _steps(ax, edges, timeseries[f"it_power_mw.{c}"], label=f"IT {c}", linewidth=0.9, linestyle="--")
+            style.steps(ax, edges, timeseries[f"it_power_mw.{c}"], label=f"IT, {c}", linewidth=0.9,
+                        linestyle="--")
     ax.set_ylim(bottom=0)
-    _date_axis(ax)
-    return _finish(fig, ax)
+    return _finish_time_plot(fig, ax, summary, edges)
 
 
 def utilisation_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """GPUs held by training jobs or inference replicas per cluster, as a share of its GPUs (interval means, %)."""
-    fig, ax = _new_axes("GPU utilisation by cluster (allocated GPUs, interval means)", "allocated GPUs (%)")
-    edges = _time_edges(timeseries)
+    fig, ax = _new_axes("GPUs allocated by cluster (interval means)", "GPUs allocated (%)")
+    edges = style.time_edges(timeseries)
     if edges is None:
-        return _no_data(fig, ax, "no time-series rows")
-    drawn = False
+        return style.no_data(fig, ax, "no time-series rows")
+    drawn = 0
     for name, info in _clusters(summary).items():
         gpus = info.get("gpus")
         col = f"allocated_gpus.{name}"
@@ -142,101 +106,132 @@ def utilisation_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs:
             held = timeseries[col].to_numpy(dtype=float)
             if f"infer_gpus.{name}" in timeseries.columns:  # replicas hold GPUs too, as in the summary
                 held = held + timeseries[f"infer_gpus.{name}"].to_numpy(dtype=float)
-            _steps(ax, edges, 100.0 * held / float(gpus), label=name)
-            drawn = True
+            style.steps(ax, edges, 100.0 * held / float(gpus), label=name, linewidth=1.0)
+            drawn += 1
     if not drawn:
-        return _no_data(fig, ax, "no per-cluster allocation columns")
+        return style.no_data(fig, ax, "no per-cluster allocation columns")
+    total = summary.get("gpus_total")
+    if drawn > 1 and "allocated_gpus" in timeseries.columns and isinstance(total, int | float) and total > 0:
+        held = timeseries["allocated_gpus"].to_numpy(dtype=float)
+        if "inference_gpus" in timeseries.columns:
+            held = held + timeseries["inference_gpus"].to_numpy(dtype=float)
+        style.steps(ax, edges, 100.0 * held / float(total), label="all GPUs", color="black", linewidth=1.6)
     ax.set_ylim(0, 105)
-    _date_axis(ax)
-    return _finish(fig, ax)
+    return _finish_time_plot(fig, ax, summary, edges)
 
 
 def queue_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """Queued and running jobs, counted at the end of each report interval."""
-    fig, ax = _new_axes("Jobs queued and running (at each interval end)", "jobs (count)")
-    edges = _time_edges(timeseries)
+    fig, ax = _new_axes("Jobs queued and running (at each interval end)", "jobs")
+    edges = style.time_edges(timeseries)
     if edges is None:
-        return _no_data(fig, ax, "no time-series rows")
+        return style.no_data(fig, ax, "no time-series rows")
     ends = edges[1:]
     drawn = False
     series = (("queued_jobs", "queued", "tab:orange"), ("running_jobs", "running", "tab:green"))
     for col, label, color in series:
         if col in timeseries.columns:
-            ax.plot(ends, timeseries[col].to_numpy(dtype=float), label=label, color=color, marker=".",
-                    markersize=3)
+            ax.plot(ends, timeseries[col].to_numpy(dtype=float), label=label, color=color, linewidth=1.2)
             drawn = True
     if not drawn:
-        return _no_data(fig, ax, "no job-count columns")
+        return style.no_data(fig, ax, "no job-count columns")
     ax.set_ylim(bottom=0)
-    _date_axis(ax)
-    return _finish(fig, ax)
+    return _finish_time_plot(fig, ax, summary, edges)
+
+
+def _wait_groups(jobs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    for col in ("job_class", "source"):
+        if col in jobs.columns and jobs[col].nunique() > 1:
+            return [(str(k), g) for k, g in jobs.groupby(col, sort=True)]
+    return [("all jobs", jobs)]
 
 
 def wait_cdf_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
-    """Empirical CDF of the wait (submit to start) of jobs that started, hours on a log axis.
+    """Empirical CDF of the wait (submit to start) of jobs that started, per workload class, on a log time
+    axis so the long waits of large jobs show.
 
-    Waits under one second (typically zero) are drawn at one second; jobs never started are counted in the
-    legend but cannot be placed on the curve (their wait is at least the time left in the run).
+    Waits under one second (typically zero) are drawn at one second: a curve's height there is the share that
+    started at once. Jobs never started are counted in the legend; they cannot be placed on the curve (their
+    wait is at least the time left in the run).
     """
-    fig, ax = _new_axes("Wait time of started jobs (CDF)", "jobs started within wait (%)",
-                        xlabel="wait from submit to start (h, log scale)")
+    fig, ax = _new_axes("Wait from submission to start, by job class", "jobs started within the wait (%)",
+                        height_in=4.2)
+    ax.set_xlabel("wait (log scale)")
     if len(jobs) == 0 or not {"start_s", "wait_s"} <= set(jobs.columns):
-        return _no_data(fig, ax, "no jobs submitted")
-    started = jobs["start_s"].notna().to_numpy()
-    waits_s = np.sort(jobs.loc[started, "wait_s"].to_numpy(dtype=float))
-    waits_s = waits_s[np.isfinite(waits_s)]
-    if len(waits_s) == 0:
-        return _no_data(fig, ax, f"none of {len(jobs):,} submitted jobs started")
-    n = len(waits_s)
-    n_floor = int((waits_s < _WAIT_FLOOR_S).sum())
-    x_h = np.maximum(waits_s, _WAIT_FLOOR_S) / 3600.0
-    y = 100.0 * np.arange(1, n + 1) / n
-    label = f"{n:,} started ({n_floor:,} waited < {_WAIT_FLOOR_S:g} s, drawn at {_WAIT_FLOOR_S:g} s)"
-    ax.step(np.concatenate(([x_h[0]], x_h)), np.concatenate(([0.0], y)), where="post", label=label)
-    never = int((~started).sum())
-    if never:
-        ax.plot([], [], " ", label=f"{never:,} never started (not shown)")
+        return style.no_data(fig, ax, "no jobs submitted")
+    curves = []
+    for name, group in _wait_groups(jobs):
+        started = group["start_s"].notna().to_numpy()
+        waits_s = np.sort(group.loc[started, "wait_s"].to_numpy(dtype=float))
+        curves.append((name, len(group), int((~started).sum()), waits_s[np.isfinite(waits_s)]))
+    if not any(len(w) for *_, w in curves):
+        return style.no_data(fig, ax, f"none of {len(jobs):,} submitted jobs started")
+    hi = max(float(w[-1]) for *_, w in curves if len(w))
+    top = max(hi * 1.5, 60.0)
+    for name, submitted, never, waits_s in curves:
+        if len(waits_s) == 0:
+            ax.plot([], [], " ", label=f"{name}: none of {submitted:,} started")
+            continue
+        n = len(waits_s)
+        x = np.maximum(waits_s, _WAIT_FLOOR_S)
+        y = 100.0 * np.arange(1, n + 1) / n
+        at_once = 100.0 * float((waits_s < _WAIT_FLOOR_S).sum()) / n
+        label = f"{name}: {n:,} started, {at_once:.0f} % at once" + (f", {never:,} never" if never else "")
+        ax.step(np.concatenate(([x[0]], x, [top])), np.concatenate(([0.0], y, [100.0])), where="post",
+                label=label)
+    if hi < _WAIT_FLOOR_S:
+        ax.text(0.5, 0.5, "every job that started did so within a second of its submission",
+                transform=ax.transAxes, ha="center", va="center", color="0.3")
     ax.set_xscale("log")
-    lo, hi = float(x_h[0]), float(x_h[-1])
-    if hi <= lo:
-        ax.set_xlim(lo / 10.0, lo * 10.0)
+    ax.set_xlim(_WAIT_FLOOR_S * 0.8, top)
+    ticks = [(t, lab) for t, lab in _WAIT_TICKS if t <= top]
+    ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(0, 102)
-    return _finish(fig, ax)
+    style.legend_below(fig, ax, ncols=2)
+    return style.png(fig)
+
+
+def _energy_split(summary: Mapping[str, Any]) -> list[tuple[str, float, str]]:
+    energy = summary.get("energy")
+    if not isinstance(energy, Mapping) or energy.get("it_mwh") is None:
+        return []
+    it = float(energy["it_mwh"])
+    training = float(energy.get("training_it_mwh") or 0.0)
+    inference = float(energy.get("inference_it_mwh") or 0.0)
+    idle = float(energy["idle_it_mwh"]) if energy.get("idle_it_mwh") is not None else it - training - inference
+    if energy.get("facility_mwh") is not None:
+        overhead = float(energy["facility_mwh"]) - it
+    else:
+        overhead = (float(energy.get("pue") or 1.0) - 1.0) * it
+    parts = [("training\n(IT)", training, "tab:blue")]
+    if "inference_it_mwh" in energy:
+        parts.append(("inference\n(IT)", inference, "tab:purple"))
+    parts += [("idle GPUs\nand nodes (IT)", max(idle, 0.0), "tab:gray"),
+              ("facility overhead\n(PUE)", max(overhead, 0.0), "tab:red")]
+    return parts
 
 
 def energy_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
-    """IT energy per cluster (training and idle) and the facility overhead (PUE), over the horizon (MWh)."""
-    fig, ax = _new_axes("Energy over the horizon", "energy (MWh)", xlabel="")
-    names: list[str] = []
-    train: list[float] = []
-    idle: list[float] = []
-    for name, info in _clusters(summary).items():
-        it = float(info.get("it_mwh") or 0.0)
-        tr = float(info.get("training_mwh") or 0.0)
-        names.append(name)
-        train.append(tr)
-        idle.append(max(it - tr, 0.0))
-    energy = summary.get("energy")
-    overhead = 0.0
-    if isinstance(energy, Mapping):
-        it_total = float(energy.get("it_mwh") or sum(train) + sum(idle))
-        if energy.get("facility_mwh") is not None:
-            overhead = max(float(energy["facility_mwh"]) - it_total, 0.0)
-        elif energy.get("pue") is not None:
-            overhead = max((float(energy["pue"]) - 1.0) * it_total, 0.0)
-    if not names and overhead == 0.0:
-        return _no_data(fig, ax, "no energy figures in the summary")
-    x = np.arange(len(names) + 1)
-    ax.bar(x[:-1], train, label="training (IT)", color="tab:blue")
-    ax.bar(x[:-1], idle, bottom=train, label="idle (IT)", color="tab:gray")
-    ax.bar(x[-1:], [overhead], label="facility overhead (PUE)", color="tab:red")
-    totals = [t + i for t, i in zip(train, idle, strict=True)] + [overhead]
-    for xi, total in zip(x, totals, strict=True):
-        ax.annotate(f"{total:.3g}", (float(xi), total), ha="center", va="bottom", fontsize="small",
-                    xytext=(0, 2), textcoords="offset points")
-    ax.set_xticks(x, [*(f"{n}\n(IT)" for n in names), "facility\noverhead"])
-    ax.set_ylim(0, max(max(totals) * 1.15, 1e-9))
-    return _finish(fig, ax)
+    """Facility energy over the run by use (MWh): training, inference and idle IT energy, and the facility
+    overhead (PUE); each bar labelled with its value and share."""
+    fig, ax = _new_axes("Facility energy over the run, by use", "energy (MWh)")
+    parts = _energy_split(summary)
+    if not parts:
+        return style.no_data(fig, ax, "no energy figures in the summary")
+    total = sum(v for _, v, _ in parts) or 1.0
+    x = np.arange(len(parts))
+    bars = ax.bar(x, [v for _, v, _ in parts], color=[c for _, _, c in parts], width=0.6)
+    for rect, (_, value, _) in zip(bars, parts, strict=True):
+        ax.annotate(f"{sig(value)} MWh ({100.0 * value / total:.1f} %)",
+                    (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center", va="bottom",
+                    fontsize="small", xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(x, [name for name, _, _ in parts])
+    ax.set_ylim(0, max(v for _, v, _ in parts) * 1.18 or 1.0)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.grid(False, axis="x")
+    style.thousands(ax)
+    return style.png(fig)
 
 
 @dataclass(frozen=True)
@@ -252,8 +247,8 @@ PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("power", "Power over time: IT and facility", power_plot),
     PlotSpec("utilisation", "GPU utilisation by cluster", utilisation_plot),
     PlotSpec("queue", "Queue length over time", queue_plot),
-    PlotSpec("wait_cdf", "Wait-time distribution", wait_cdf_plot),
-    PlotSpec("energy", "Energy breakdown", energy_plot),
+    PlotSpec("wait_cdf", "Wait-time distribution by job class", wait_cdf_plot),
+    PlotSpec("energy", "Energy by use: training, inference, idle, facility overhead", energy_plot),
     PlotSpec("gpus_by_use", "GPUs by use: training, inference, idle", _infer.gpus_by_use_png),
     PlotSpec("inference_demand", "Inference demand vs capacity", _infer.demand_vs_capacity_png),
     PlotSpec("power_vs_cap", "Facility power, grid draw and any cap (throttling shaded)", _energy.plot_power_vs_cap),

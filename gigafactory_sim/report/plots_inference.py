@@ -1,27 +1,21 @@
 """Plots of inference services (PNG bytes via ``matplotlib.figure.Figure``; no pyplot, no global state).
 
 Each function has the report's plot signature ``(summary, timeseries, jobs) -> bytes | None`` and returns
-``None``
-when the run has no inference services.
+``None`` when the run has no inference services. Time axes, legends and number formats follow
+:mod:`gigafactory_sim.report.plot_style`.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+from gigafactory_sim.report import plot_style as style
 
 __all__ = ["demand_vs_capacity_png", "gpus_by_use_png"]
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def _services(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> list[str]:
@@ -31,8 +25,9 @@ def _services(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> list[str]
     return [s for s in inference["services"] if f"infer_demand_rps.{s}" in timeseries.columns]
 
 
-def _hours(timeseries: pd.DataFrame) -> np.ndarray:
-    return timeseries["t_start_s"].to_numpy() / 3600.0
+def _steps(values: pd.Series) -> np.ndarray:
+    v = values.to_numpy(dtype=float)
+    return np.append(v, v[-1])
 
 
 def demand_vs_capacity_png(
@@ -41,66 +36,57 @@ def demand_vs_capacity_png(
     """Per service: offered demand, requests served and serving capacity (requests/s), replicas on a second
     axis."""
     services = _services(summary, timeseries)
-    if not services or timeseries.empty:
+    edges = style.time_edges(timeseries)
+    if not services or timeseries.empty or edges is None:
         return None
-    fig = Figure(figsize=(10, 2.6 * len(services) + 0.6))
+    fig = style.new_figure(2.7 * len(services) + 0.9)
     axes = fig.subplots(len(services), 1, sharex=True, squeeze=False)[:, 0]
-    t = _hours(timeseries)
+    twins = []
     for ax, name in zip(axes, services, strict=True):
-        ax.fill_between(
-            t,
-            timeseries[f"infer_capacity_rps.{name}"],
-            step="post",
-            alpha=0.25,
-            color="tab:green",
-            label="capacity (serving replicas)",
-        )
-        ax.step(t, timeseries[f"infer_demand_rps.{name}"], where="post", color="tab:blue", label="demand")
-        ax.step(
-            t,
-            timeseries[f"infer_served_rps.{name}"],
-            where="post",
-            color="tab:orange",
-            lw=0.8,
-            label="served",
-        )
+        ax.fill_between(edges, _steps(timeseries[f"infer_capacity_rps.{name}"]), step="post", alpha=0.25,
+                        color="tab:green", label="capacity of serving replicas")
+        style.steps(ax, edges, timeseries[f"infer_demand_rps.{name}"], color="tab:blue", label="demand")
+        style.steps(ax, edges, timeseries[f"infer_served_rps.{name}"], color="tab:orange", lw=0.8, label="served")
         ax.set_ylabel("requests/s")
+        ax.set_ylim(bottom=0)
         ax.set_title(name, loc="left", fontsize=10)
+        ax.grid(alpha=0.3)
+        style.thousands(ax)
         twin = ax.twinx()
-        twin.step(t, timeseries[f"infer_replicas.{name}"], where="post", color="grey", lw=0.6, ls="--")
-        twin.set_ylabel("replicas", color="grey")
+        twins.append(twin)
+        style.steps(twin, edges, timeseries[f"infer_replicas.{name}"], color="0.35", lw=0.7, ls="--",
+                    label="replicas (right axis)")
+        twin.set_ylabel("replicas")
         twin.set_ylim(bottom=0, top=max(1.0, float(timeseries[f"infer_replicas.{name}"].max()) * 1.15))
-        twin.ticklabel_format(useOffset=False, axis="y")
-        ax.legend(loc="upper right", fontsize=8)
-    axes[-1].set_xlabel("hours from start")
-    fig.suptitle("Inference demand vs capacity")
-    return _png(fig)
+        style.counts(twin)
+        style.shade_warmup(ax, summary, edges)
+    style.time_axis(axes[-1], edges)
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    fig.suptitle("Inference demand against capacity")
+    style.legend_below(fig, [axes[0], twins[0]])
+    return style.png(fig)
 
 
 def gpus_by_use_png(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes | None:
     """GPUs allocated to training, held by inference replicas, and idle (interval means), stacked."""
-    if not summary.get("inference") or "inference_gpus" not in timeseries.columns or timeseries.empty:
+    edges = style.time_edges(timeseries)
+    if not summary.get("inference") or "inference_gpus" not in timeseries.columns or edges is None:
         return None
     total = float(summary["gpus_total"])
-    training = timeseries["allocated_gpus"].to_numpy()
-    inference = timeseries["inference_gpus"].to_numpy()
+    training = timeseries["allocated_gpus"].to_numpy(dtype=float)
+    inference = timeseries["inference_gpus"].to_numpy(dtype=float)
     idle = np.maximum(total - training - inference, 0.0)
-    fig = Figure(figsize=(10, 4))
-    ax = fig.subplots()
-    t = _hours(timeseries)
-    ax.stackplot(
-        t,
-        inference,
-        training,
-        idle,
-        labels=["inference", "training", "idle"],
-        colors=["tab:orange", "tab:blue", "lightgrey"],
-        step="post",
-    )
-    ax.set_xlim(t[0], timeseries["t_end_s"].iloc[-1] / 3600.0)
+    fig = style.new_figure(4.0)
+    ax = fig.add_subplot()
+    ax.stackplot(edges, np.append(inference, inference[-1]), np.append(training, training[-1]),
+                 np.append(idle, idle[-1]), labels=["inference", "training", "idle"],
+                 colors=["tab:purple", "tab:blue", "lightgrey"], step="post")
     ax.set_ylim(0, total)
-    ax.set_xlabel("hours from start")
     ax.set_ylabel("GPUs")
-    ax.set_title("GPUs by use")
-    ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    ax.set_title("GPUs by use (interval means)")
+    style.shade_warmup(ax, summary, edges)
+    style.time_axis(ax, edges)
+    style.thousands(ax)
+    style.legend_below(fig, ax)
+    return style.png(fig)

@@ -6,58 +6,56 @@ reliability data (no ``failures``/``checkpointing`` in the scenario) or nothing 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+from gigafactory_sim.report import plot_style as style
 
 __all__ = ["goodput_vs_job_size", "interruptions_over_time"]
 
 PARTS = ("productive", "checkpoints", "restarts", "redone work", "waiting after interruptions")
 
 
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
-
-
 def interruptions_over_time(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame
                             ) -> bytes | None:
-    """Job interruptions per day by cluster (bars) and mean nodes down (line)."""
-    if "interruptions" not in timeseries.columns or "reliability" not in summary or timeseries.empty:
+    """Job interruptions per UTC day by cluster (bars) and the daily mean of nodes down (line)."""
+    edges = style.time_edges(timeseries)
+    if "interruptions" not in timeseries.columns or "reliability" not in summary or edges is None:
         return None
-    clusters = list(summary.get("clusters", {}))
-    day = (timeseries["t_start_s"].to_numpy() // 86400.0).astype(np.int64)
-    frame = pd.DataFrame({"day": day})
+    clusters = [c for c in summary.get("clusters", {}) if f"interruptions.{c}" in timeseries.columns]
+    times = pd.DatetimeIndex(edges[:-1])
+    frame = pd.DataFrame({"day": times.floor("D")})
     for c in clusters:
         frame[c] = timeseries[f"interruptions.{c}"].to_numpy()
     dt = (timeseries["t_end_s"] - timeseries["t_start_s"]).to_numpy()
     frame["down"] = timeseries["down_nodes"].to_numpy() * dt
     frame["dt"] = dt
     daily = frame.groupby("day").sum()
-    fig = Figure(figsize=(9, 4.2))
+    fig = style.new_figure(4.2)
     ax = fig.add_subplot()
+    centres = pd.DatetimeIndex(daily.index) + pd.Timedelta(hours=12)
     bottom = np.zeros(len(daily))
     for c in clusters:
-        ax.bar(daily.index, daily[c], bottom=bottom, width=0.85, label=f"interruptions, {c}")
+        ax.bar(centres, daily[c], bottom=bottom, width=0.8, label=f"interruptions, {c}")
         bottom += daily[c].to_numpy()
-    ax.set_xlabel("day of the run")
     ax.set_ylabel("job interruptions per day")
     rel = summary["reliability"]
-    ax.set_title(f"{rel['interruptions']:,} job interruptions, {rel['node_failures']:,} node failures")
+    ax.set_title(f"{rel['interruptions']:,} job interruptions from {rel['node_failures']:,} node failures")
+    ax.grid(alpha=0.3, axis="y")
     twin = ax.twinx()
-    twin.plot(daily.index, daily["down"] / daily["dt"], color="black", lw=1.2, label="nodes down (mean)")
+    twin.plot(centres, daily["down"] / daily["dt"], color="black", lw=1.2, marker="o", markersize=3,
+              label="nodes down (daily mean, right axis)")
     twin.set_ylabel("nodes down (daily mean)")
     twin.set_ylim(bottom=0)
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + twin.get_legend_handles_labels()[1]
-    ax.legend(handles, labels, loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return _png(fig)
+    style.counts(ax)
+    style.thousands(twin)
+    start, end = daily.index[0], daily.index[-1] + pd.Timedelta(days=1)
+    style.time_axis(ax, np.array([start.to_datetime64(), end.to_datetime64()]))
+    style.legend_below(fig, [ax, twin])
+    return style.png(fig)
 
 
 def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame
@@ -76,7 +74,7 @@ def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jo
         "checkpoints": started["checkpoint_gpu_h"], "restarts": started["restart_gpu_h"],
         "redone work": started["lost_gpu_h"], "waiting after interruptions": wall - started["run_gpu_h"],
     }).groupby("gpus").sum()
-    fig = Figure(figsize=(11, 4.2))
+    fig = style.new_figure(4.6, 11.0)
     ax, ax2 = fig.subplots(1, 2)
     x = np.arange(len(parts))
     bottom = np.zeros(len(parts))
@@ -92,7 +90,7 @@ def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jo
     ax.set_ylabel("share of GPU-time from first start to end")
     ax.set_ylim(max(0.0, float(ettr.min()) - 0.05), 1.0)
     ax.set_title("Goodput vs job size")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncols=2, frameon=False)
     rows = [r for r in summary["reliability"].get("job_mtbf_by_size", []) if r["mtbf_h"] is not None]
     if rows:
         for k, cluster in enumerate(sorted({r["cluster"] for r in rows})):
@@ -107,8 +105,9 @@ def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jo
         ax2.set_xlabel("job size (GPUs)")
         ax2.set_ylabel("job MTBF (hours)")
         ax2.set_title("Job MTBF vs size")
-        ax2.legend(fontsize=7)
+        ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.16), ncols=2, frameon=False)
+        style.log_ticks(ax2, "x")
+        style.log_ticks(ax2, "y")
     else:
         ax2.set_axis_off()
-    fig.tight_layout()
-    return _png(fig)
+    return style.png(fig)

@@ -1,8 +1,9 @@
 """The run report as Markdown (plots linked as files) and as one self-contained HTML page (plots inlined).
 
-Page order, for an operator: headline KPIs, then plots, then tables (clusters, jobs by source, and the whole
-summary flattened section by section). The content comes from :mod:`gigafactory_sim.report.tables`, so both
-formats say the same thing; the HTML has no external asset (inline CSS, PNGs as base64 ``data:`` URIs).
+Page order, for an operator: the story of the run (one card per feature: :mod:`gigafactory_sim.report.story`),
+then one section per feature with its tables and plots (:mod:`gigafactory_sim.report.sections`). Both formats
+draw from the same content; the HTML has no external asset (inline CSS, PNGs as base64 ``data:`` URIs) and a
+single-column flow that reflows at any width, so no table can overprint another.
 """
 
 from __future__ import annotations
@@ -14,15 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from gigafactory_sim.report.format import format_value
 from gigafactory_sim.report.plots import PLOTS
-from gigafactory_sim.report.tables import (
-    Table,
-    cluster_table,
-    headline,
-    period,
-    source_table,
-    summary_sections,
-)
+from gigafactory_sim.report.sections import Section, build_sections
+from gigafactory_sim.report.story import Card, story
+from gigafactory_sim.report.tables import Table, period
 
 __all__ = ["render_html", "render_markdown"]
 
@@ -36,17 +33,16 @@ def _title(summary: Mapping[str, Any]) -> str:
 
 def _subtitle(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> str:
     parts = []
-    if summary.get("seed") is not None:
-        parts.append(f"seed {summary['seed']}")
+    if summary.get("gpus_total") is not None:
+        parts.append(f"{format_value(summary['gpus_total'])} GPUs")
+    if summary.get("horizon_s") is not None:
+        parts.append(format_value(summary["horizon_s"], "horizon_s"))
     span = period(timeseries)
     if span:
         parts.append(span)
+    if summary.get("seed") is not None:
+        parts.append(f"seed {summary['seed']}")
     return " · ".join(parts)
-
-
-def _tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> list[Table]:
-    found = [cluster_table(summary), source_table(jobs)]
-    return [t for t in found if t is not None]
 
 
 # --- Markdown --------------------------------------------------------------------------------------------
@@ -55,11 +51,17 @@ def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |",
-             "|" + "|".join(" --- " for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+def _md_table(table: Table) -> list[str]:
+    align = [" ---: " if table.aligned(i) else " --- " for i in range(len(table.headers))]
+    lines = ["| " + " | ".join(_md_cell(h) for h in table.headers) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
     return lines
+
+
+def _md_card(card: Card) -> str:
+    mark = {"ok": " ✓", "warn": " ⚠"}.get(card.status, "")
+    figures = "; ".join(f"{label} **{value}**" for label, value in card.figures)
+    return f"- **{card.title}**{mark}: {figures}." + (f" {card.note}" if card.note else "")
 
 
 def render_markdown(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame,
@@ -70,43 +72,46 @@ def render_markdown(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: 
     sub = _subtitle(summary, timeseries)
     if sub:
         lines += [sub, ""]
-    lines += ["## Headline", ""]
-    lines += _md_table(["KPI", "value"], [[label, value] for label, value in headline(summary)])
-    if plots:
-        lines += ["", "## Plots"]
-        for name, path in plots.items():
+    lines += ["## The run at a glance", ""]
+    lines += [_md_card(card) for card in story(summary)]
+    for section in build_sections(summary, jobs, list(plots)):
+        lines += ["", f"## {section.title}"]
+        if section.intro:
+            lines += ["", section.intro]
+        for table in section.tables:
+            lines += ["", f"### {table.title}", ""]
+            lines += _md_table(table)
+        for name in section.plots:
             caption = _CAPTIONS.get(name, name)
-            lines += ["", f"### {caption}", "", f"![{caption}]({path})"]
-    lines += ["", "## Tables"]
-    for table in _tables(summary, jobs):
-        lines += ["", f"### {table.title}", ""]
-        lines += _md_table(table.headers, table.rows)
-    lines += ["", "## Summary (summary.json)"]
-    for table in summary_sections(summary):
-        lines += ["", f"### {table.title}", ""]
-        lines += _md_table(table.headers, table.rows)
+            lines += ["", f"![{caption}]({plots[name]})", "", f"*{caption}*"]
     return "\n".join(lines) + "\n"
 
 
 # --- HTML ------------------------------------------------------------------------------------------------
 
 _CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
-       max-width: 1100px; padding: 1.5rem; color: #1d232a; background: #fff; line-height: 1.4; }
-h1 { margin-bottom: 0.2rem; }
-h2 { margin-top: 2rem; border-bottom: 1px solid #d0d7de; padding-bottom: 0.3rem; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1100px;
+       padding: 1.5rem; color: #1d232a; background: #fff; line-height: 1.4; }
+h1 { margin: 0 0 0.2rem; font-size: 1.7rem; }
+h2 { margin: 2.2rem 0 0.6rem; border-bottom: 1px solid #d0d7de; padding-bottom: 0.3rem; }
 h3 { margin: 1.2rem 0 0.4rem; font-size: 1rem; }
-.sub { color: #57606a; margin-top: 0; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 0.6rem; }
-.kpi { border: 1px solid #d0d7de; border-radius: 6px; padding: 0.5rem 0.7rem; background: #f6f8fa; }
-.kpi .label { font-size: 0.8rem; color: #57606a; }
-.kpi .value { font-size: 1.25rem; font-weight: 600; font-variant-numeric: tabular-nums; }
-figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
-figcaption { color: #57606a; font-size: 0.9rem; }
-table { border-collapse: collapse; font-size: 0.9rem; margin-bottom: 0.5rem; }
-th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.6rem; text-align: left; }
-td { font-variant-numeric: tabular-nums; } th { background: #f6f8fa; }
-.sections { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 0 1.5rem; }
+.sub { color: #57606a; margin: 0 0 1rem; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 0.7rem; }
+.card { border: 1px solid #d0d7de; border-left: 4px solid #8c959f; border-radius: 6px; padding: 0.55rem 0.8rem;
+        background: #f6f8fa; min-width: 0; }
+.card.ok { border-left-color: #2da44e; } .card.warn { border-left-color: #d1242f; background: #fff5f5; }
+.card h3 { margin: 0 0 0.3rem; font-size: 0.95rem; }
+.card dl { margin: 0; } .card dt { font-size: 0.78rem; color: #57606a; }
+.card dd { margin: 0 0 0.25rem; font-size: 1.2rem; font-weight: 600; font-variant-numeric: tabular-nums; }
+.card p { margin: 0.3rem 0 0; font-size: 0.82rem; color: #3b434b; }
+nav.toc { margin: 1.2rem 0 0; font-size: 0.9rem; display: flex; flex-wrap: wrap; gap: 0.2rem 0.9rem; }
+table { border-collapse: collapse; font-size: 0.88rem; margin: 0 0 0.6rem; max-width: 100%; }
+th, td { border: 1px solid #d0d7de; padding: 0.22rem 0.55rem; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
+th { background: #f6f8fa; font-weight: 600; } td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; } figure img { display: block; max-width: 100%; height: auto; border: 1px solid #eaeef2; }
+figcaption { color: #57606a; font-size: 0.9rem; margin-top: 0.2rem; }
 """
 
 
@@ -115,9 +120,34 @@ def _esc(text: object) -> str:
 
 
 def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in table.headers)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    def cls(i: int) -> str:
+        return ' class="n"' if table.aligned(i) else ""
+
+    head = "".join(f"<th{cls(i)}>{_esc(h)}</th>" for i, h in enumerate(table.headers))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{_esc(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+                   for row in table.rows)
     return f"<h3>{_esc(table.title)}</h3>\n<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_card(card: Card) -> str:
+    status = f" {card.status}" if card.status else ""
+    figures = "".join(f"<dt>{_esc(label)}</dt><dd>{_esc(value)}</dd>" for label, value in card.figures)
+    note = f"<p>{_esc(card.note)}</p>" if card.note else ""
+    return f'<div class="card{status}"><h3>{_esc(card.title)}</h3><dl>{figures}</dl>{note}</div>'
+
+
+def _html_section(section: Section, plots_png: Mapping[str, bytes]) -> list[str]:
+    parts = [f'<section id="{_esc(section.id)}">', f"<h2>{_esc(section.title)}</h2>"]
+    if section.intro:
+        parts.append(f"<p>{_esc(section.intro)}</p>")
+    parts += [_html_table(t) for t in section.tables]
+    for name in section.plots:
+        caption = _CAPTIONS.get(name, name)
+        data = base64.b64encode(plots_png[name]).decode("ascii")
+        parts.append(f'<figure id="plot-{_esc(name)}"><img alt="{_esc(caption)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>{_esc(caption)}</figcaption></figure>')
+    parts.append("</section>")
+    return parts
 
 
 def render_html(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame,
@@ -125,6 +155,7 @@ def render_html(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.D
     """The report as one self-contained HTML page; ``plots_png`` (name -> PNG bytes) is inlined as data URIs.
     """
     title = _title(summary)
+    sections = build_sections(summary, jobs, list(plots_png))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -140,20 +171,12 @@ def render_html(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.D
     sub = _subtitle(summary, timeseries)
     if sub:
         parts.append(f'<p class="sub">{_esc(sub)}</p>')
-    parts.append('<h2>Headline</h2>\n<div class="kpis">')
-    parts += [f'<div class="kpi"><div class="label">{_esc(label)}</div><div class="value">{_esc(value)}</div>'
-              f"</div>" for label, value in headline(summary)]
-    parts.append("</div>")
-    if plots_png:
-        parts.append("<h2>Plots</h2>")
-        for name, png in plots_png.items():
-            caption = _CAPTIONS.get(name, name)
-            data = base64.b64encode(png).decode("ascii")
-            parts.append(f'<figure id="plot-{_esc(name)}"><img alt="{_esc(caption)}" '
-                         f'src="data:image/png;base64,{data}"><figcaption>{_esc(caption)}</figcaption></figure>')
-    parts.append("<h2>Tables</h2>")
-    parts += [_html_table(t) for t in _tables(summary, jobs)]
-    parts.append('<h2>Summary (summary.json)</h2>\n<div class="sections">')
-    parts += [f"<div>{_html_table(t)}</div>" for t in summary_sections(summary)]
-    parts += ["</div>", "</body>", "</html>"]
+    parts.append('<section id="story" class="cards">')
+    parts += [_html_card(card) for card in story(summary)]
+    parts.append("</section>")
+    links = "".join(f'<a href="#{_esc(s.id)}">{_esc(s.title)}</a>' for s in sections)
+    parts.append(f'<nav class="toc">{links}</nav>')
+    for section in sections:
+        parts += _html_section(section, plots_png)
+    parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"

@@ -1,105 +1,53 @@
-"""What the reports show, as plain rows of formatted strings: headline KPIs, per-cluster and summary tables.
+"""Report tables as plain rows of formatted strings, and the small helpers every section uses.
 
-Both renderers (Markdown and HTML) draw from here, so the two pages always say the same thing. Everything is
-read defensively from the summary: a missing key shows as an em dash, and summary sections this module has
-never heard of (added by later features) are flattened into key/value tables rather than dropped.
+Both renderers (Markdown and HTML) draw from here and from :mod:`gigafactory_sim.report.sections`, so the two
+pages always say the same thing. Everything is read defensively from the summary: a missing key shows as an
+em dash.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, TypeGuard
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
 import pandas as pd
+
+from gigafactory_sim.report.format import MISSING, format_value, human_duration, sig
 
 __all__ = [
     "MISSING",
     "Table",
-    "cluster_table",
     "flatten",
     "format_value",
-    "headline",
+    "get",
     "human_duration",
     "period",
     "source_table",
-    "summary_sections",
 ]
-
-MISSING = "—"
-_SECONDS_PER_HOUR = 3600.0
-_DURATION_UNITS = ((2 * 86400.0, 86400.0, "d"), (2 * 3600.0, 3600.0, "h"), (120.0, 60.0, "min"))
-"""``(show from, unit length, unit)`` in seconds, largest first."""
 
 
 @dataclass(frozen=True)
 class Table:
-    """A titled table of already-formatted cells."""
+    """A titled table of already-formatted cells; ``numeric`` marks columns to right-align."""
 
     title: str
     headers: list[str]
     rows: list[list[str]]
+    numeric: list[bool] = field(default_factory=list)
+
+    def aligned(self, col: int) -> bool:
+        return self.numeric[col] if col < len(self.numeric) else col > 0
 
 
-def _get(summary: Mapping[str, Any], dotted: str) -> Any:
+def get(summary: Mapping[str, Any], dotted: str) -> Any:
+    """``summary["a"]["b"]`` for ``"a.b"``; None when any part is missing."""
     node: Any = summary
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
     return node
-
-
-def _number(x: float) -> str:
-    """A float to about four significant figures, with thousands separators when large."""
-    if not math.isfinite(x):
-        return "NaN" if math.isnan(x) else ("∞" if x > 0 else "-∞")
-    ax = abs(x)
-    if ax == 0:
-        return "0"
-    if ax >= 1e9 or ax < 1e-3:
-        return f"{x:.3e}"
-    if ax >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
-
-
-def human_duration(seconds: float) -> str:
-    """``90`` -> ``'90 s'``, ``86400`` -> ``'24 h'``, ``604800`` -> ``'7 d'``: at least two of the unit."""
-    if not math.isfinite(seconds):
-        return _number(seconds)
-    ax = abs(seconds)
-    for threshold_s, unit_s, unit in _DURATION_UNITS:
-        if ax >= threshold_s:
-            return f"{_number(seconds / unit_s)} {unit}"
-    return f"{_number(seconds)} s"
-
-
-def _is_seconds(key: str) -> bool:
-    return any(part.endswith("_s") for part in key.split("."))
-
-
-def format_value(value: Any, key: str = "") -> str:
-    """Format one summary value for a reader; ``key`` (dotted) picks the unit: ``*_fraction`` -> %, ``*_s`` ->
-    seconds with a human duration beside them."""
-    if value is None:
-        return MISSING
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return f"{int(value):,}"
-    if isinstance(value, float | np.floating):
-        x = float(value)
-        if key.endswith("fraction") and math.isfinite(x):
-            return f"{100.0 * x:.1f} %"
-        if _is_seconds(key) and math.isfinite(x) and abs(x) >= 120.0:
-            return f"{_number(x)} s ({human_duration(x)})"
-        return _number(x)
-    if isinstance(value, list | tuple):
-        return ", ".join(format_value(v, key) for v in value) if value else MISSING
-    return str(value)
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -118,94 +66,25 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _hours(summary: Mapping[str, Any], dotted: str) -> str:
-    v = _get(summary, dotted)
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        return MISSING
-    return f"{_number(float(v) / _SECONDS_PER_HOUR)} h"
-
-
-def _with_unit(summary: Mapping[str, Any], dotted: str, unit: str) -> str:
-    v = _get(summary, dotted)
-    if not isinstance(v, int | float) or isinstance(v, bool):
-        return MISSING
-    return f"{format_value(v, dotted)} {unit}".rstrip()
-
-
-def headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The operator's first glance, as ``(label, formatted value)`` pairs."""
-    horizon = _get(summary, "horizon_s")
-    horizon_txt = human_duration(float(horizon)) if isinstance(horizon, int | float) else MISSING
-    return [
-        ("GPUs", format_value(_get(summary, "gpus_total"))),
-        ("Horizon", horizon_txt),
-        ("Allocated utilisation", format_value(_get(summary, "utilisation.allocated_fraction"), "fraction")),
-        ("Busy utilisation", format_value(_get(summary, "utilisation.busy_fraction"), "fraction")),
-        ("IT energy", _with_unit(summary, "energy.it_mwh", "MWh")),
-        ("Facility energy", _with_unit(summary, "energy.facility_mwh", "MWh")),
-        ("Peak facility power", _with_unit(summary, "power.peak_facility_mw", "MW")),
-        ("Mean facility power", _with_unit(summary, "power.mean_facility_mw", "MW")),
-        ("Jobs submitted", format_value(_get(summary, "jobs.submitted"))),
-        ("Jobs completed", format_value(_get(summary, "jobs.completed"))),
-        ("Jobs running at end", format_value(_get(summary, "jobs.running_at_end"))),
-        ("Jobs queued at end", format_value(_get(summary, "jobs.queued_at_end"))),
-        ("Wait p50", _hours(summary, "wait_s.p50")),
-        ("Wait p95", _hours(summary, "wait_s.p95")),
-        ("Wait p99", _hours(summary, "wait_s.p99")),
-    ]
-
-
-def _is_table_of_records(value: Any) -> TypeGuard[Mapping[Any, Mapping[str, Any]]]:
-    return isinstance(value, Mapping) and bool(value) and all(isinstance(v, Mapping) for v in value.values())
-
-
-def cluster_table(summary: Mapping[str, Any]) -> Table | None:
-    """One row per cluster, one column per key any cluster reports (keys as in ``summary.json``)."""
-    clusters = summary.get("clusters")
-    if not _is_table_of_records(clusters):
-        return None
-    columns: list[str] = []
-    records = {str(name): dict(flatten(rec)) for name, rec in clusters.items()}
-    for rec in records.values():
-        columns.extend(k for k in rec if k not in columns)
-    rows = [[name, *(format_value(rec.get(c), c) for c in columns)] for name, rec in records.items()]
-    return Table("Clusters", ["cluster", *columns], rows)
-
-
-def summary_sections(summary: Mapping[str, Any]) -> list[Table]:
-    """The whole summary as key/value tables: top-level scalars under "run", then one table per section.
-
-    Sections are whatever the summary holds (``energy``, ``jobs``, and any later ``inference`` or ``carbon``);
-    ``clusters`` is left to :func:`cluster_table` when it has the usual one-record-per-cluster shape.
-    """
-    scalars = [(k, v) for k, v in summary.items() if not isinstance(v, Mapping)]
-    tables: list[Table] = []
-    if scalars:
-        tables.append(Table("run", ["key", "value"], [[str(k), format_value(v, str(k))] for k, v in scalars]))
-    for name, section in summary.items():
-        if not isinstance(section, Mapping) or (name == "clusters" and _is_table_of_records(section)):
-            continue
-        prefix = f"{name}."
-        rows = [[k, format_value(v, f"{prefix}{k}")] for k, v in flatten(section)]
-        tables.append(Table(str(name), ["key", "value"], rows or [[MISSING, MISSING]]))
-    return tables
-
-
 def source_table(jobs: pd.DataFrame) -> Table | None:
-    """Jobs per workload source: submitted, started, completed, mean wait of those started, work (GPU-h)."""
+    """Jobs per workload source and class: submitted, started, completed, wait of those started, work."""
     needed = {"source", "start_s", "state", "wait_s", "work_gpu_h"}
     if len(jobs) == 0 or not needed <= set(jobs.columns):
         return None
+    keys = ["source", "job_class"] if "job_class" in jobs.columns else ["source"]
     rows = []
-    for source, g in jobs.groupby("source", sort=True):
+    for key, g in jobs.groupby(keys, sort=True):
+        names = key if isinstance(key, tuple) else (key,)
         started = g["start_s"].notna()
         waits = g.loc[started, "wait_s"]
-        mean_wait = f"{_number(float(waits.mean()) / _SECONDS_PER_HOUR)}" if len(waits) else MISSING
-        rows.append([str(source), f"{len(g):,}", f"{int(started.sum()):,}",
-                     f"{int((g['state'] == 'completed').sum()):,}", mean_wait,
-                     _number(float(g["work_gpu_h"].sum()))])
-    return Table("Jobs by source",
-                 ["source", "submitted", "started", "completed", "mean wait (h)", "work (GPU-h)"], rows)
+        mean_wait = human_duration(float(waits.mean())) if len(waits) else MISSING
+        p95_wait = human_duration(float(waits.quantile(0.95))) if len(waits) else MISSING
+        rows.append([*(str(n) for n in names), f"{len(g):,}", f"{int(started.sum()):,}",
+                     f"{int((g['state'] == 'completed').sum()):,}", mean_wait, p95_wait,
+                     sig(float(g["work_gpu_h"].sum()))])
+    headers = [*(["source", "class"] if len(keys) == 2 else ["source"]), "submitted", "started", "completed",
+               "mean wait", "p95 wait", "work (GPU-h)"]
+    return Table("Jobs by source and class", headers, rows, [False] * len(keys) + [True] * 6)
 
 
 def period(timeseries: pd.DataFrame) -> str | None:
