@@ -185,6 +185,8 @@ class Scenario(StrictModel):
     report: ReportConfig = Field(default_factory=ReportConfig)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")
+    _field_lines: dict[str, int] = PrivateAttr(default_factory=dict)  # dotted path -> line in the file
+    _override_paths: tuple[str, ...] = PrivateAttr(default=())  # fields set by --set
 
     @property
     def base_dir(self) -> Path:
