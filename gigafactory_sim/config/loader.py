@@ -132,9 +132,68 @@ def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
             message = (f"{failures.hot_spares} hot spares leave no node to schedule on cluster "
                        f"{cluster.name!r} ({cluster.nodes} nodes)")
             problems.append((f"{where}.hot_spares", message))
+    for i, cluster in enumerate(scenario.facility.clusters):
+        failures = scenario.facility.failures_of(cluster)
+        where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
+        for j, window in enumerate(failures.maintenance if failures is not None else []):
+            if window.nodes > cluster.nodes:
+                problems.append((f"{where}.maintenance.{j}.nodes",
+                                 f"maintenance of {window.nodes} nodes at a time; cluster {cluster.name!r} has "
+                                 f"{cluster.nodes}"))
+    problems.extend(_cap_below_floor(scenario))
     if scenario.report.interval > scenario.horizon_s:
         problems.append(("report.interval", "the report interval is longer than the horizon"))
     return problems
+
+
+def idle_floor_w(scenario: Scenario) -> float:
+    """Facility power with every node up and no GPU allocated, at the lowest PUE the scenario allows: no
+    policy can bring grid draw below it without on-site generation."""
+    from gigafactory_sim.energy.pue import TemperaturePue
+    from gigafactory_sim.sim.engine import PARKED_OVER_CONTEXT
+
+    catalogue = scenario.gpu_catalogue()
+    parked = scenario.power.unallocated_gpu_state == "parked"
+    it_w = 0.0
+    for cluster in scenario.facility.clusters:
+        profile = catalogue.get(cluster.gpu)
+        if profile is None:
+            return 0.0
+        gpu_idle_w = cluster.power_model.build(profile).idle_w * (PARKED_OVER_CONTEXT if parked else 1.0)
+        it_w += cluster.gpus * gpu_idle_w + cluster.nodes * cluster.node_power.idle_w
+    pue = scenario.facility.pue
+    if isinstance(pue, TemperaturePue):
+        return it_w * min(pue.base, pue.max_a) + pue.fixed_mw * 1e6
+    factor = float(pue) if isinstance(pue, int | float) else float(getattr(pue, "value", 1.0))
+    return it_w * factor
+
+
+def _cap_below_floor(scenario: Scenario) -> list[tuple[str, str]]:
+    """A power cap (a number, or a daily cap's base and windows) below the idle floor can never be kept."""
+    from gigafactory_sim.energy.config import DailyCap
+
+    energy = scenario.energy
+    grid = scenario.grid
+    if energy is None or energy.power_cap_mw is None:
+        return []
+    if grid is not None and grid.renewables is not None and (grid.renewables.solar_mw > 0
+                                                              or grid.renewables.wind_mw > 0):
+        return []  # on-site generation lowers grid draw: the floor depends on the weather
+    cap = energy.power_cap_mw
+    levels: list[tuple[str, float]] = []
+    if isinstance(cap, int | float):
+        levels.append(("energy.power_cap_mw", float(cap)))
+    elif isinstance(cap, DailyCap):
+        levels.append(("energy.power_cap_mw.base_mw", cap.base_mw))
+        levels += [(f"energy.power_cap_mw.windows.{k}.mw", w.mw) for k, w in enumerate(cap.windows)]
+    if not levels:
+        return []
+    try:
+        floor_mw = idle_floor_w(scenario) / 1e6
+    except (ValueError, KeyError):  # an unusable power model is reported elsewhere
+        return []
+    return [(path, f"a cap of {mw:g} MW is below the facility's idle floor ({floor_mw:.2f} MW with every node up "
+                   f"and no GPU allocated): it can never be kept") for path, mw in levels if mw < floor_mw]
 
 
 def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), base_dir: Path | None = None
@@ -262,7 +321,7 @@ def _clean_loc(doc: Any, loc: Sequence[str | int]) -> tuple[list[str | int], boo
         in_dict = isinstance(node, dict) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if in_dict or in_list:
-            node = node[part]  # type: ignore[index]
+            node = node[part]
             out.append(part)
         elif isinstance(node, dict) and node.get("kind") == part:
             continue

@@ -99,7 +99,7 @@ def _check_size(root: yaml.Node) -> None:
 
 
 def _key_text(node: yaml.Node) -> str:
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.id} key>"
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{type(node).__name__} key>"
 
 
 def _duplicates(root: yaml.Node) -> list[YamlProblem]:

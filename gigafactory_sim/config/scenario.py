@@ -41,8 +41,8 @@ class NodePower(StrictModel):
     allocated, linear in between. Default from DGX H100: 8.4 kW measured in training (Latif et al. 2025) minus
     8 GPUs at ~0.7 kW leaves ~2.8 kW; we take 2.5 kW busy, 1.0 kW idle."""
 
-    idle_w: float = Field(default=1000.0, ge=0)
-    busy_w: float = Field(default=2500.0, ge=0)
+    idle_w: float = Field(default=1000.0, ge=0, le=1e6)
+    busy_w: float = Field(default=2500.0, ge=0, le=1e6)
 
 
 class GpuDefaultPower(StrictModel):
@@ -85,7 +85,7 @@ class Cluster(StrictModel):
 
     name: str = Field(min_length=1)
     gpu: str
-    nodes: int = Field(gt=0)
+    nodes: int = Field(gt=0, le=1_000_000, description="at most a million (64 million GPUs)")
     gpus_per_node: int = Field(default=8, gt=0, le=64)
     node_power: NodePower = Field(default_factory=NodePower)
     power_model: PowerModelConfig = Field(default_factory=GpuDefaultPower)
