@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.config.limits import LimitsConfig
 from gigafactory_sim.config.reliability import CheckpointConfig, FailureConfig
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.energy.pue import PueConfig
@@ -183,6 +184,7 @@ class Scenario(StrictModel):
     energy: EnergyConfig | None = Field(default=None, description="power cap, budgets and power policies")
     checkpointing: CheckpointConfig | None = None
     report: ReportConfig = Field(default_factory=ReportConfig)
+    limits: LimitsConfig | None = Field(default=None, description="the most a run may cost (memory, events)")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")
     _field_lines: dict[str, int] = PrivateAttr(default_factory=dict)  # dotted path -> line in the file
