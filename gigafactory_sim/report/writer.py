@@ -33,7 +33,8 @@ from gigafactory_sim.report.files import (
 )
 from gigafactory_sim.result import RunResult
 
-__all__ = ["pid_alive", "remove_stale_temps", "run_status", "to_json", "write_failure", "write_run"]
+__all__ = ["pid_alive", "remove_stale_temps", "remove_stale_temps_under", "run_status", "to_json", "write_failure",
+           "write_run"]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -119,6 +120,23 @@ def remove_stale_temps(folder: Path, name: str | None = None) -> list[Path]:
         except OSError:
             continue
         removed.append(entry)
+    return removed
+
+
+def remove_stale_temps_under(root: Path, depth: int = 4) -> list[Path]:
+    """:func:`remove_stale_temps` in ``root`` and the folders below it, ``depth`` levels down (run folders,
+    sweep points and replications); symbolic links and hidden folders are not entered."""
+    removed: list[Path] = []
+    stack = [(Path(root), 0)]
+    while stack:
+        folder, level = stack.pop()
+        removed += remove_stale_temps(folder)
+        if level < depth:
+            try:
+                stack += [(p, level + 1) for p in folder.iterdir()
+                          if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+            except OSError:
+                continue
     return removed
 
 
