@@ -240,9 +240,9 @@ def test_shipped_scenarios_have_no_duplicate_keys() -> None:
 def test_daily_cap_window_below_the_idle_floor() -> None:
     code, out = quick("energy={power_cap_mw: {kind: daily, base_mw: 1, windows: [{from_h: 18, to_h: 21, "
                       "mw: 0.05}]}, policies: [{kind: admission}]}")
-    assert code == 2 and "energy.power_cap_mw.windows.0.mw" in out and "idle floor" in out
+    assert code == 2 and "energy.power_cap_mw.windows.0.mw" in out and "idle power" in out
     code, out = quick("energy={power_cap_mw: 0.01, policies: [{kind: admission}]}")
-    assert code == 2 and "idle floor" in out
+    assert code == 2 and "idle power" in out
     code, _ = quick("energy={power_cap_mw: 1, policies: [{kind: admission}]}")
     assert code == 0
 

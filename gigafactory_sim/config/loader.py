@@ -150,7 +150,11 @@ def idle_floor_w(scenario: Scenario) -> float:
     """Facility power with every node up and no GPU allocated, at the lowest PUE the scenario allows: no
     policy can bring grid draw below it without on-site generation."""
     from gigafactory_sim.energy.pue import TemperaturePue
-    from gigafactory_sim.sim.engine import PARKED_OVER_CONTEXT
+
+    try:  # the engine redesign moves the constant to sim/facility.py
+        from gigafactory_sim.sim.facility import PARKED_OVER_CONTEXT  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from gigafactory_sim.sim.engine import PARKED_OVER_CONTEXT
 
     catalogue = scenario.gpu_catalogue()
     parked = scenario.power.unallocated_gpu_state == "parked"
@@ -192,7 +196,7 @@ def _cap_below_floor(scenario: Scenario) -> list[tuple[str, str]]:
         floor_mw = idle_floor_w(scenario) / 1e6
     except (ValueError, KeyError):  # an unusable power model is reported elsewhere
         return []
-    return [(path, f"a cap of {mw:g} MW is below the facility's idle floor ({floor_mw:.2f} MW with every node up "
+    return [(path, f"a cap of {mw:g} MW is below the facility's idle power ({floor_mw:.3f} MW with every node up "
                    f"and no GPU allocated): it can never be kept") for path, mw in levels if mw < floor_mw]
 
 
