@@ -1,7 +1,8 @@
 """The ``gigafactory-sim`` command line. The only place (with the report writer) that touches files.
 
-Exit codes: 0 success; 2 bad input (every problem listed, nothing written); 1 unexpected error (``run.json`` kept
-with status ``failed``).
+Exit codes: 0 success; 2 bad input (every problem listed, nothing written), including a run whose estimated cost
+is beyond its limits and an unusable ``--out``; 1 unexpected error (``run.json`` kept with status ``failed``);
+130/143 stopped by SIGINT/SIGTERM (``run.json`` status ``interrupted``, with the tables so far).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gigafactory_sim.api import run as run_scenario
+from gigafactory_sim.api import execute
+from gigafactory_sim.cli_support import OutProblem, Stopper, check_out_dir, exit_code_for
 from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
-from gigafactory_sim.prepare import prepare
+from gigafactory_sim.prepare import Prepared, prepare
+from gigafactory_sim.result import RunResult
 from gigafactory_sim.runmeta import base_meta
+from gigafactory_sim.sim.engine import Simulation
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate AI compute facilities: GPUs, training jobs, power and energy.")
@@ -96,6 +100,72 @@ def kpi_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
+MaxMemory = Annotated[str | None, typer.Option(
+    "--max-memory", help="Refuse runs estimated to need more memory, e.g. 16GB (default: the scenario's limits, "
+                         "else 8GiB)")]
+MaxEvents = Annotated[float | None, typer.Option(
+    "--max-events", min=1, help="Refuse runs estimated to handle more events (default: the scenario's limits, "
+                                "else 5e8)")]
+
+
+def check_cost_or_exit(sc: Scenario, max_memory: str | None, max_events: float | None) -> None:
+    """Refuse (exit 2, the estimate and how to raise the limit) a run beyond its limits."""
+    from gigafactory_sim.estimate import Limits, check_limits
+
+    try:
+        limits = Limits.resolve(sc, max_memory, max_events)
+    except ValueError as exc:
+        raise _fail(f"--max-memory: {exc}") from None
+    try:
+        check_limits(sc, limits)
+    except ScenarioError as exc:
+        report_problems(exc)
+        raise typer.Exit(2) from None
+
+
+def prepare_or_exit(sc: Scenario) -> Prepared:
+    """Prepare the run (traces and series are read, every build-time check made); input problems exit 2 with
+    their lines."""
+    from gigafactory_sim.config.loader import locate_problems
+
+    try:
+        return prepare(sc)
+    except ScenarioError as exc:
+        report_problems(locate_problems(exc, sc))
+        raise typer.Exit(2) from None
+
+
+def _partial(result: RunResult, stopper: Stopper, horizon_s: float) -> RunResult:
+    """Mark the tables of a stopped run as covering ``[0, time reached]`` of ``horizon_s``."""
+    reached = stopper.stopped_at_s or 0.0
+    summary = {**result.summary, "partial": {"simulated_s": reached, "horizon_s": horizon_s,
+                                             "signal": signal_name(stopper.signum)}}
+    return RunResult(scenario=result.scenario, summary=summary, timeseries=result.timeseries, jobs=result.jobs,
+                     meta=result.meta)
+
+
+def _record_failure(out_dir: Path, meta: dict[str, Any], error: str, status: str) -> bool:
+    """Write ``run.json`` alone with ``status``, replacing a failed or interrupted run but never a completed one
+    (kept: a run that did not finish never costs a finished result). Returns whether it was written."""
+    from gigafactory_sim.report.writer import run_status, write_failure
+
+    if run_status(out_dir) == "completed":
+        err_console.print(f"the completed run at {out_dir} was kept", highlight=False)
+        return False
+    try:
+        write_failure(out_dir, meta, error, status=status, replace=True)
+    except OSError as exc:
+        err_console.print(f"cannot record the failure in {out_dir}: {exc}", highlight=False)
+        return False
+    return True
+
+
+def signal_name(signum: int | None) -> str | None:
+    import signal
+
+    return None if signum is None else signal.Signals(signum).name
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file")],
@@ -103,73 +173,136 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Override the scenario seed")] = None,
     set_: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a completed run at --out (a failed or interrupted one is always replaced)")
+    ] = False,
+    max_memory: MaxMemory = None,
+    max_events: MaxEvents = None,
 ) -> None:
-    """Run a scenario and write its run directory (summary, tables, report)."""
-    from gigafactory_sim.report.writer import write_failure, write_run
+    """Run a scenario and write its run directory (summary, tables, report).
+
+    SIGINT (Ctrl-C) or SIGTERM stops the simulation at its next event and writes the tables so far, marked
+    partial (run.json status "interrupted"); the exit code is then 130 or 143. A second signal aborts at once.
+    """
+    from gigafactory_sim.report.writer import write_run
 
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"seed={seed}")
     sc = load_or_exit(scenario, overrides)
+    check_cost_or_exit(sc, max_memory, max_events)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out if out is not None else Path("runs") / f"{sc.name}-{stamp}"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        err_console.print(f"[bold red]error:[/] {out_dir} exists and is not empty", highlight=False)
-        raise typer.Exit(2)
+    try:
+        replace = check_out_dir(out_dir, overwrite=overwrite)
+    except OutProblem as exc:
+        raise _fail(str(exc)) from None
     meta = base_meta(sc.name, str(scenario), sc.seed, overrides)
     t0 = time.perf_counter()
-    try:
-        prepared = prepare(sc)  # reads traces and series: input problems surface here, before anything is written
-    except ScenarioError as exc:
-        report_problems(exc)
-        raise typer.Exit(2) from None
-    try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[sim]}"),
-                      TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as progress:
-            task = progress.add_task(f"simulating {sc.name}", total=sc.horizon_s, sim="")
+    stopper = Stopper()
+    with stopper.installed():
+        prepared = prepare_or_exit(sc)  # input problems surface here, before anything is written
+        sim: Simulation | None = None
+        try:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[sim]}"),
+                          TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as progress:
+                task = progress.add_task(f"simulating {sc.name}", total=sc.horizon_s, sim="")
 
-            def on_tick(now_s: float, horizon_s: float) -> None:
-                progress.update(task, completed=now_s, sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
+                def on_tick(now_s: float, horizon_s: float) -> None:
+                    progress.update(task, completed=now_s,
+                                    sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
+                    stopper.on_tick(now_s, horizon_s)
 
-            result = run_scenario(prepared, progress=on_tick)
-            progress.update(task, description=f"writing the report of {sc.name}", sim="tables, plots, pages")
+                if stopper.signum is not None:
+                    raise KeyboardInterrupt  # a signal while building: nothing simulated
+                sim = Simulation(prepared, progress=on_tick)
+                with stopper.simulating(sim):
+                    result = execute(sim)
+                progress.update(task, description=f"writing the report of {sc.name}", sim="tables, plots, pages")
             meta["wall_s"] = time.perf_counter() - t0
             meta.update(result.meta)
-            path = write_run(result, out_dir, meta=meta)
-    except KeyboardInterrupt:
-        meta["wall_s"] = time.perf_counter() - t0
-        write_failure(out_dir, meta, "interrupted")
-        err_console.print("interrupted; run.json written with status failed")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # an unexpected error: keep run.json, exit 1, no traceback
-        meta["wall_s"] = time.perf_counter() - t0
-        write_failure(out_dir, meta, f"{type(exc).__name__}: {exc}")
-        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (see {out_dir}/run.json)",
-                          highlight=False)
-        raise typer.Exit(1) from None
+            status = "completed"
+            if stopper.stopped_at_s is not None:
+                status = "interrupted"
+                result = _partial(result, stopper, sc.horizon_s)
+                meta["interrupted"] = {"signal": signal_name(stopper.signum), "simulated_s": stopper.stopped_at_s,
+                                       "horizon_s": sc.horizon_s}
+            path = write_run(result, out_dir, meta=meta, status=status, replace=replace)
+        except KeyboardInterrupt:  # a second signal, or one before the simulation started: no tables
+            signum = stopper.signum or 2
+            meta["wall_s"] = time.perf_counter() - t0
+            reached = stopper.stopped_at_s if stopper.stopped_at_s is not None else (
+                float(sim.env.now) if sim is not None else 0.0)
+            meta["interrupted"] = {"signal": signal_name(signum), "simulated_s": reached,
+                                   "horizon_s": sc.horizon_s}
+            if _record_failure(out_dir, meta, "interrupted before the tables were written", "interrupted"):
+                err_console.print(f"interrupted at simulated time {reached:,.0f} s; {out_dir}/run.json has "
+                                  f"status interrupted (a rerun with the same --out replaces it)", highlight=False)
+            raise typer.Exit(exit_code_for(signum)) from None
+        except Exception as exc:  # an unexpected error: keep run.json, exit 1, no traceback
+            meta["wall_s"] = time.perf_counter() - t0
+            _record_failure(out_dir, meta, f"{type(exc).__name__}: {exc}", "failed")
+            err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (see {out_dir}/run.json)",
+                              highlight=False)
+            raise typer.Exit(1) from None
+    if stopper.stopped_at_s is not None:
+        err_console.print(f"interrupted by {signal_name(stopper.signum)} at simulated time "
+                          f"{stopper.stopped_at_s:,.0f} s of {sc.horizon_s:,.0f} s; partial run written to {path} "
+                          f"(status interrupted; a rerun with the same --out replaces it)", highlight=False)
+        raise typer.Exit(exit_code_for(stopper.signum or 2))
     if not quiet:
         out_console.print(kpi_table(result.summary, f"{sc.name} (seed {sc.seed})"))
     out_console.print(f"run written to {path}", highlight=False)
+    if stopper.signum is not None:  # the signal came after the simulation: the run was still written whole
+        raise typer.Exit(exit_code_for(stopper.signum))
 
 
 @app.command()
 def validate(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario files")],
     set_: SetOption = None,
+    max_memory: MaxMemory = None,
+    max_events: MaxEvents = None,
 ) -> None:
-    """Check scenario files (schema, references, trace files); print every problem; exit 0 or 2."""
+    """Check scenario files (schema, references, trace files, estimated cost); print every problem; exit 0 or
+    2."""
+    from gigafactory_sim.config.loader import locate_problems
+    from gigafactory_sim.estimate import Limits, check_limits
+
     failed = False
     for path in scenarios:
+        sc: Scenario | None = None
         try:
             sc = load_scenario(path, list(set_ or []))
+            try:
+                limits = Limits.resolve(sc, max_memory, max_events)
+            except ValueError as exc:
+                raise _fail(f"--max-memory: {exc}") from None
+            check_limits(sc, limits)
             prepare(sc)  # reads traces and series and runs every build-time check; simulates nothing
         except ScenarioError as exc:
             failed = True
-            report_problems(exc)
+            report_problems(exc if sc is None else locate_problems(exc, sc))
             continue
         out_console.print(f"[green]ok[/] {path}", highlight=False)
     if failed:
         raise typer.Exit(2)
+
+
+@app.command()
+def clean(
+    runs_dir: Annotated[Path, typer.Argument(help="A folder of runs (e.g. runs/)")],
+) -> None:
+    """Remove the hidden temporary folders (.NAME.tmp-PID, .NAME.old-PID) that killed runs left behind, in
+    RUNS_DIR and the run and sweep folders inside it. Those of running processes are kept."""
+    from gigafactory_sim.report.writer import remove_stale_temps_under
+
+    if not runs_dir.is_dir():
+        raise _fail(f"{runs_dir} is not a folder")
+    removed = remove_stale_temps_under(runs_dir)
+    for p in removed:
+        out_console.print(f"removed {p}", highlight=False)
+    out_console.print(f"{len(removed)} stale temporary folder(s) removed", highlight=False)
 
 
 @app.command()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
-__all__ = ["FROM_FILE", "J_PER_KWH", "J_PER_MWH", "S_PER_DAY", "S_PER_H", "W_PER_MW", "Duration", "format_duration",
-           "parse_duration_s"]
+__all__ = ["FROM_FILE", "J_PER_KWH", "J_PER_MWH", "MAX_DURATION_S", "S_PER_DAY", "S_PER_H", "W_PER_MW", "Duration",
+           "format_duration", "parse_duration_s"]
 
 J_PER_KWH = 3.6e6
 J_PER_MWH = 3.6e9
@@ -18,6 +19,9 @@ S_PER_H = 3600.0
 S_PER_DAY = 86400.0
 
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+MAX_DURATION_S = 1e11
+"""The longest duration any field accepts (about 3,000 years): beyond it no float arithmetic on times is exact
+enough to simulate, and sizes derived from it overflow."""
 _PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*(ms|s|min|m|h|d|w)\s*$")
 
 
@@ -36,8 +40,15 @@ def parse_duration_s(value: Any) -> float:
     match = _PATTERN.match(value)
     if match is None:
         raise ValueError(f"{value!r} is not a duration; write e.g. '30d', '12h', '15m' or '90s'")
+    number = match.group(1)
+    exponent = number.lower().partition("e")[2]
+    if exponent and abs(int(exponent)) > 400:  # Fraction would build a huge integer first
+        raise ValueError(f"{value!r} is out of range (at most {MAX_DURATION_S:.3g} s)")
     # exact decimal arithmetic: '1.1h' is 3960 s, not 3960.0000000000005
-    return float(Fraction(match.group(1)) * Fraction(_UNITS_S[match.group(2)]))
+    exact = Fraction(number) * Fraction(_UNITS_S[match.group(2)])
+    if exact > MAX_DURATION_S:
+        raise ValueError(f"{value!r} is out of range (at most {MAX_DURATION_S:.3g} s, about 3,000 years)")
+    return float(exact)
 
 
 def format_duration(seconds: float) -> str:
@@ -58,6 +69,8 @@ def _validate_duration(value: Any, info: ValidationInfo) -> float:
     from_file = bool(info.context and info.context.get(FROM_FILE))
     if not from_file and isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)  # built in Python: numbers are seconds
+        if not math.isfinite(seconds) or seconds > MAX_DURATION_S:
+            raise ValueError(f"{value!r} s is out of range (at most {MAX_DURATION_S:.3g} s)")
     else:
         seconds = parse_duration_s(value)
     if seconds < 0:

@@ -106,7 +106,7 @@ def test_unexpected_error_exit_1_keeps_run_json(tmp_path: Path, monkeypatch: obj
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(cli, "run_scenario", boom)  # type: ignore[attr-defined]
+    monkeypatch.setattr(cli, "execute", boom)  # type: ignore[attr-defined]
     out = tmp_path / "run"
     res = runner.invoke(app, ["run", str(QUICKSTART), "--out", str(out), "-q"])
     assert res.exit_code == 1

@@ -7,6 +7,11 @@ orders results itself, so what it writes does not depend on the executor or the 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar
@@ -17,6 +22,38 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+PARENT_POLL_S = 0.5
+"""How often a local worker checks that the sweep that started it is still alive."""
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Initialiser of local workers: die with the sweep process.
+
+    On Linux the kernel sends SIGKILL when the parent exits (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon
+    thread polls the parent and exits when it is gone (re-parented), so no worker outlives a killed sweep by more
+    than :data:`PARENT_POLL_S`, finishing queued runs and racing a resumed sweep on the same folders.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class Executor(Protocol):
     def run(self, fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[R]:
         """Apply ``fn`` to every task; yield each result when ready. ``fn`` must be importable (picklable)."""
@@ -24,8 +61,8 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """``workers`` local processes (started with *spawn*, so safe on every platform and with threads);
-    ``workers=1`` runs in this process, one task after another."""
+    """``workers`` local processes (started with *spawn*, so safe on every platform and with threads), which
+    exit when this process dies; ``workers=1`` runs in this process, one task after another."""
 
     def __init__(self, workers: int = 1) -> None:
         if workers < 1:
@@ -41,7 +78,8 @@ class LocalExecutor:
                 yield fn(task)
             return
         pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)),
-                                   mp_context=multiprocessing.get_context("spawn"))
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
         try:
             pending: set[Future[R]] = {pool.submit(fn, task) for task in tasks}
             while pending:

@@ -13,9 +13,12 @@ any number of workers, local or on Dask, gives the same tables. Seeds: :func:`~.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +104,43 @@ def _prepare(plan: SweepPlan, out_dir: Path) -> None:
     atomic_write(stored, to_json(plan.to_json()).encode("utf-8"))
 
 
+LOCK = ".sweep.lock"
+
+
+@contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.sweep.lock`` (this PID) while the sweep runs: a second sweep on the same folder is
+    refused while the first lives, so a resumed sweep never races one still running. A lock whose PID is dead
+    (a killed sweep; its workers die with it) is taken over."""
+    from gigafactory_sim.report.writer import pid_alive
+
+    lock = out_dir / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text(encoding="utf-8").strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and pid_alive(pid):
+                raise FileExistsError(f"{out_dir} is being written by another sweep (pid {pid}); wait for it or "
+                                      f"stop it first") from None
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise FileExistsError(f"{out_dir}: cannot take {LOCK}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+
+
 def _runs_table(plan: SweepPlan, outcomes: Sequence[RunOutcome]) -> pd.DataFrame:
     points = {p.id: p for p in plan.points}
     rows = []
@@ -115,9 +155,6 @@ def _runs_table(plan: SweepPlan, outcomes: Sequence[RunOutcome]) -> pd.DataFrame
 def run_sweep(plan: SweepPlan, out_dir: Path | None = None, executor: Executor | None = None,
               progress: ProgressFn | None = None, meta: Mapping[str, Any] | None = None) -> SweepResult:
     """Run the runs of ``plan`` not already in ``out_dir`` (all of them without one) and tabulate."""
-    from gigafactory_sim.analysis.sweep_output import write_sweep_tables
-    from gigafactory_sim.report.files import atomic_write
-    from gigafactory_sim.report.writer import to_json
     from gigafactory_sim.runmeta import base_meta
 
     executor = executor or LocalExecutor(1)
@@ -126,6 +163,17 @@ def run_sweep(plan: SweepPlan, out_dir: Path | None = None, executor: Executor |
     if out_dir is not None:
         out_dir = Path(out_dir)
         _prepare(plan, out_dir)
+        with _locked(out_dir):
+            return _run(plan, out_dir, executor, progress, meta)
+    return _run(plan, None, executor, progress, meta)
+
+
+def _run(plan: SweepPlan, out_dir: Path | None, executor: Executor, progress: ProgressFn | None,
+         meta: Mapping[str, Any]) -> SweepResult:
+    from gigafactory_sim.analysis.sweep_output import write_sweep_tables
+    from gigafactory_sim.report.files import atomic_write
+    from gigafactory_sim.report.writer import to_json
+
     outcomes: list[RunOutcome] = []
     tasks: list[RunTask] = []
     for point, scenario_seed in zip(plan.points, plan.point_seeds, strict=True):

@@ -57,6 +57,7 @@ def execute(task: RunTask) -> RunOutcome:
     simulation: the error is returned, so one bad run does not stop a sweep."""
     from gigafactory_sim.api import run
     from gigafactory_sim.config.loader import parse_scenario_text
+    from gigafactory_sim.estimate import Limits, check_limits
     from gigafactory_sim.report.writer import to_json, write_failure, write_run
 
     t0 = time.perf_counter()
@@ -71,6 +72,7 @@ def execute(task: RunTask) -> RunOutcome:
     try:
         scenario = parse_scenario_text(task.scenario_text, task.scenario_file, overrides,
                                        base_dir=Path(task.base_dir))
+        check_limits(scenario, Limits.resolve(scenario))  # refuse a run beyond the scenario's limits
         result = run(scenario)
         summary = json.loads(to_json(result.summary))  # exactly what summary.json holds (NaN -> null)
         if task.run_dir is not None:

@@ -1,4 +1,5 @@
-"""Shared base for scenario models: unknown fields are errors, so a typo never passes silently."""
+"""Shared base for scenario models: unknown fields are errors, so a typo never passes silently; ``inf`` and
+``nan`` are refused in every number (YAML's ``.inf``, or ``1e400``), since no quantity of a scenario is infinite."""
 
 from __future__ import annotations
 
@@ -8,4 +9,4 @@ __all__ = ["StrictModel"]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)

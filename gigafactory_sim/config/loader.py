@@ -14,12 +14,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gigafactory_sim.config.safe_yaml import MAX_DEPTH, YamlRejected, load_checked
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.inference.checks import inference_problems
 from gigafactory_sim.units import FROM_FILE
 
-__all__ = ["apply_override", "load_scenario", "parse_scenario_text", "semantic_problems"]
+__all__ = ["MAX_SCENARIO_BYTES", "apply_override", "load_scenario", "locate_problems", "parse_scenario_text",
+           "semantic_problems"]
+
+MAX_SCENARIO_BYTES = 10_000_000
+"""Largest scenario file read (shipped ones are under 10 kB; data belongs in trace and series files)."""
 
 
 def _node_line(root: yaml.Node | None, path: Sequence[str | int]) -> int | None:
@@ -52,10 +57,18 @@ def apply_override(doc: dict[str, Any], assignment: str) -> list[str | int]:
     if "=" not in assignment:
         raise ValueError(f"--set {assignment!r}: expected dotted.path=value")
     dotted, raw = assignment.split("=", 1)
-    parts: list[str | int] = [int(p) if p.isdigit() else p for p in dotted.strip().split(".") if p != ""]
+    parts: list[str | int] = [int(p) if p.isascii() and p.isdigit() else p
+                              for p in dotted.strip().split(".") if p != ""]
     if not parts:
         raise ValueError(f"--set {assignment!r}: empty path")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    if len(parts) > MAX_DEPTH:
+        raise ValueError(f"--set {dotted}: a path of more than {MAX_DEPTH} parts")
+    try:
+        value = load_checked(raw)[0] if raw.strip() else ""
+    except YamlRejected as exc:
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        raise ValueError(f"the value {shown!r} is read as YAML and is refused ({exc}); quote it to mean a "
+                         f"string, e.g. --set '{dotted.strip()}=\"...\"'") from None
     node: Any = doc
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
@@ -119,6 +132,14 @@ def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
             message = (f"{failures.hot_spares} hot spares leave no node to schedule on cluster "
                        f"{cluster.name!r} ({cluster.nodes} nodes)")
             problems.append((f"{where}.hot_spares", message))
+    for i, cluster in enumerate(scenario.facility.clusters):
+        failures = scenario.facility.failures_of(cluster)
+        where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
+        for j, window in enumerate(failures.maintenance if failures is not None else []):
+            if window.nodes > cluster.nodes:
+                problems.append((f"{where}.maintenance.{j}.nodes",
+                                 f"maintenance of {window.nodes} nodes at a time; cluster {cluster.name!r} has "
+                                 f"{cluster.nodes}"))
     if scenario.report.interval > scenario.horizon_s:
         problems.append(("report.interval", "the report interval is longer than the horizon"))
     return problems
@@ -128,12 +149,10 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
                         ) -> Scenario:
     """Validate scenario YAML ``text``; raise :class:`ScenarioError` with every problem."""
     try:
-        root = yaml.compose(text)
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ScenarioError.single(file, "", f"invalid YAML: {getattr(exc, 'problem', exc)}", line=line) from None
+        doc, root = load_checked(text)
+    except YamlRejected as exc:
+        raise ScenarioError([InputProblem(file=file, line=p.line, field=p.path, message=p.message)
+                             for p in exc.problems]) from None
     if not isinstance(doc, dict):
         raise ScenarioError.single(file, "", "a scenario file must be a YAML mapping", line=1)
     override_paths: list[str] = []
@@ -141,7 +160,7 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
         try:
             override_paths.append(_format_loc(apply_override(doc, assignment)))
         except ValueError as exc:
-            raise ScenarioError.single("--set", assignment.split("=", 1)[0], str(exc)) from None
+            raise ScenarioError.single("--set", assignment.split("=", 1)[0].strip(), str(exc)) from None
     doc.setdefault("name", Path(file).stem)
 
     def where(loc: Sequence[str | int]) -> tuple[str, int | None]:
@@ -155,14 +174,17 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
         scenario = Scenario.model_validate(doc, context={FROM_FILE: True})
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            loc = _clean_loc(doc, err["loc"])
+        for loc, err in _relevant_errors(doc, exc):
             f, line = where(loc)
             message = err["msg"]
             if err["type"] == "extra_forbidden":
                 message = "unknown field (check the spelling; see `gigafactory-sim schema`)"
-            problems.append(InputProblem(file=f, line=line, field=_format_loc(loc), message=message))
+            problem = InputProblem(file=f, line=line, field=_format_loc(loc), message=message)
+            if problem not in problems:
+                problems.append(problem)
         raise ScenarioError(problems) from None
+    except RecursionError:  # pragma: no cover - load_checked bounds the depth first
+        raise ScenarioError.single(file, "", "the document is nested too deeply") from None
     semantic = semantic_problems(scenario)
     if semantic:
         problems = []
@@ -171,15 +193,76 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
             f, line = where(path)
             problems.append(InputProblem(file=f, line=line, field=dotted, message=message))
         raise ScenarioError(problems)
-    scenario._base_dir = base_dir or Path(file).resolve().parent
-    scenario._source_file = file
+    scenario.locate(file, base_dir or Path(file).resolve().parent, _field_lines(root), tuple(override_paths))
     return scenario
 
 
-def _clean_loc(doc: Any, loc: Sequence[str | int]) -> list[str | int]:
-    """Drop the union-tag segments pydantic inserts (``kind`` values) so the path matches the file."""
+def _field_lines(root: yaml.Node | None) -> dict[str, int]:
+    """The line of every mapping key and sequence item, by dotted path (first occurrence)."""
+    lines: dict[str, int] = {}
+    stack: list[tuple[yaml.Node, str]] = [] if root is None else [(root, "")]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        pairs: list[tuple[str, yaml.Node, int]] = []
+        if isinstance(node, yaml.MappingNode):
+            pairs = [(str(k.value), v, k.start_mark.line + 1) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            pairs = [(str(i), v, v.start_mark.line + 1) for i, v in enumerate(node.value)]
+        for name, child, line in pairs:
+            dotted = f"{path}.{name}" if path else name
+            lines.setdefault(dotted, line)
+            stack.append((child, dotted))
+    return lines
+
+
+def locate_problems(exc: ScenarioError, scenario: Scenario) -> ScenarioError:
+    """``exc`` with a line added to each problem in ``scenario``'s own file that lacks one (problems found while
+    building the simulation name the field, not the line); fields set by ``--set`` are attributed to it."""
+    lines = scenario.field_lines
+    overrides = scenario.override_paths
+    out = []
+    for p in exc.problems:
+        if p.line is None and p.file == scenario.source_file and p.field:
+            field = p.field.split(" ", 1)[0]
+            override = next((o for o in overrides if field == o or field.startswith(o + ".")
+                             or o.startswith(field + ".")), None)
+            if override is not None:
+                p = InputProblem(file=f"--set {override}", line=None, field=p.field, message=p.message)
+            else:
+                parts = field.split(".")
+                while parts and ".".join(parts) not in lines:
+                    parts.pop()
+                if parts:
+                    p = InputProblem(file=p.file, line=lines[".".join(parts)], field=p.field, message=p.message)
+        out.append(p)
+    return ScenarioError(out)
+
+
+_SCALAR_TYPES = frozenset({"float", "int", "str", "bool", "none", "decimal", "date", "datetime", "bytes"})
+
+
+def _internal(part: str | int) -> bool:
+    """A segment pydantic adds for a union member or a wrapped schema (``tagged-union[A,B]``,
+    ``constrained-float``, ``function-after[...]``, ``float``): never a field name of a scenario file."""
+    return isinstance(part, str) and ("[" in part or "-" in part or part in _SCALAR_TYPES)
+
+
+def _scalar_branch(part: str | int) -> bool:
+    """A union member that only takes a scalar (``float``, ``constrained-int``, ``literal['x']``)."""
+    return isinstance(part, str) and (part in _SCALAR_TYPES or part.startswith(("constrained-", "literal[")))
+
+
+def _clean_loc(doc: Any, loc: Sequence[str | int]) -> tuple[list[str | int], bool]:
+    """Drop the segments pydantic inserts (``kind`` values of tagged unions, ``tagged-union[...]`` and other
+    member names) so the path matches the file. Also says whether the error comes from a scalar member of a
+    union where the file has a mapping or a list: noise when another member reports its own errors there."""
     out: list[str | int] = []
     node = doc
+    wrong_branch = False
     for part in loc:
         in_dict = isinstance(node, dict) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
@@ -188,21 +271,41 @@ def _clean_loc(doc: Any, loc: Sequence[str | int]) -> list[str | int]:
             out.append(part)
         elif isinstance(node, dict) and node.get("kind") == part:
             continue
+        elif _internal(part):
+            wrong_branch = wrong_branch or (isinstance(node, dict | list) and _scalar_branch(part))
+            continue
         elif isinstance(part, str) and node is not None and not isinstance(node, dict | list):
             continue  # a tag of a callable-discriminated union under a scalar (e.g. 'number')
         else:
             out.append(part)
             node = None
-    return out
+    return out, wrong_branch
+
+
+def _relevant_errors(doc: Any, exc: ValidationError) -> list[tuple[list[str | int], Any]]:
+    """Errors with clean paths, less those of union branches that cannot match the file's shape when another
+    branch has its own errors at the same place (``a number`` is no news for a mapping with a typo)."""
+    cleaned = [(*_clean_loc(doc, err["loc"]), err) for err in exc.errors()]
+    kept = []
+    for loc, wrong, err in cleaned:
+        if wrong and any(not w and other[:len(loc)] == loc for other, w, _ in cleaned):
+            continue
+        kept.append((loc, err))
+    return kept
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     """Read, override and validate a scenario file; raise :class:`ScenarioError` on any problem."""
     p = Path(path)
     try:
+        if p.is_file() and p.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError.single(str(path), "", f"the file is larger than {MAX_SCENARIO_BYTES:,} bytes; "
+                                                      f"a scenario refers to its data files by path")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError.single(str(path), "", "file not found") from None
+    except IsADirectoryError:
+        raise ScenarioError.single(str(path), "", "is a directory, not a scenario file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError.single(str(path), "", f"cannot read: {exc}") from None
     return parse_scenario_text(text, str(path), overrides, base_dir=p.resolve().parent)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.config.limits import LimitsConfig
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.energy.pue import PueConfig
 from gigafactory_sim.gpus.catalogue import GpuProfile
@@ -42,8 +43,8 @@ class NodePower(StrictModel):
     allocated, linear in between. Default from DGX H100: 8.4 kW measured in training (Latif et al. 2025) minus
     8 GPUs at ~0.7 kW leaves ~2.8 kW; we take 2.5 kW busy, 1.0 kW idle."""
 
-    idle_w: float = Field(default=1000.0, ge=0)
-    busy_w: float = Field(default=2500.0, ge=0)
+    idle_w: float = Field(default=1000.0, ge=0, le=1e6)
+    busy_w: float = Field(default=2500.0, ge=0, le=1e6)
 
 
 class GpuDefaultPower(StrictModel):
@@ -86,7 +87,7 @@ class Cluster(StrictModel):
 
     name: str = Field(min_length=1)
     gpu: str
-    nodes: int = Field(gt=0)
+    nodes: int = Field(gt=0, le=1_000_000, description="at most a million (64 million GPUs)")
     gpus_per_node: int = Field(default=8, gt=0, le=64)
     node_power: NodePower = Field(default_factory=NodePower)
     power_model: PowerModelConfig = Field(default_factory=GpuDefaultPower)
@@ -189,8 +190,11 @@ class Scenario(StrictModel):
                                      "from the workload (README, 'Steady state and confidence')")
     statistics: StatisticsConfig | None = Field(
         default=None, description="steady-state figures after a warm-up, with batch-means confidence intervals")
+    limits: LimitsConfig | None = Field(default=None, description="the most a run may cost (memory, events)")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")
+    _field_lines: dict[str, int] = PrivateAttr(default_factory=dict)  # dotted path -> line in the file
+    _override_paths: tuple[str, ...] = PrivateAttr(default=())  # fields set by --set
 
     @property
     def base_dir(self) -> Path:
@@ -200,6 +204,25 @@ class Scenario(StrictModel):
     @property
     def source_file(self) -> str:
         return self._source_file
+
+    @property
+    def field_lines(self) -> dict[str, int]:
+        """Dotted field path -> its line in the scenario file (for messages about problems found later)."""
+        return self._field_lines
+
+    @property
+    def override_paths(self) -> tuple[str, ...]:
+        """Fields set by ``--set`` overrides."""
+        return self._override_paths
+
+    def locate(self, source_file: str, base_dir: Path, field_lines: dict[str, int] | None = None,
+               override_paths: tuple[str, ...] = ()) -> Scenario:
+        """Record where the scenario came from (the loader calls it); returns ``self``."""
+        self._source_file = source_file
+        self._base_dir = base_dir
+        self._field_lines = dict(field_lines or {})
+        self._override_paths = override_paths
+        return self
 
     @field_validator("start")
     @classmethod

@@ -16,7 +16,7 @@ import numpy as np
 
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.energy.budgets import UNIT, Budget, WeightedPacing, full_period_s, period_edges
-from gigafactory_sim.energy.config import EnergyConfig, cap_signal
+from gigafactory_sim.energy.config import DailyCap, EnergyConfig, cap_signal
 from gigafactory_sim.energy.deferral import DeferralConfig
 from gigafactory_sim.energy.policies import CappingConfig
 from gigafactory_sim.energy.pue import pue_coefficients
@@ -128,15 +128,28 @@ def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | 
     top_it = power.ceiling_it_w()
     floor_w = float(np.max(seg_a * floor_it + seg_b))
     ceiling_w = float(np.max(seg_a * top_it + seg_b))
-    if hard_cap is not None and float(seg_hard_cap_w.min()) < floor_w:
-        problems.append(("energy.power_cap_mw",
-                         f"the cap ({seg_hard_cap_w.min() / 1e6:.3f} MW at its lowest) is below the facility's "
-                         f"idle power ({floor_w / 1e6:.3f} MW): it can never be kept"))
+    if hard_cap is not None:
+        problems += _cap_below_floor(cfg, float(seg_hard_cap_w.min()), floor_w)
     _prepare_budgets(sc, grid, budgets, times, seg_a, seg_carbon, seg_price, floor_w, problems)
     if problems:
         raise ScenarioError([InputProblem(sc.source_file, None, f, m) for f, m in problems])
     return EnergyPlan(cfg, grid, hard_cap, times, seg_carbon, seg_price, seg_renewable_w, seg_hard_cap_w, seg_a,
                       seg_b, floor_w, ceiling_w, budgets, theta_min, tiers, deferral, deferral_signal, flexible)
+
+
+def _cap_below_floor(cfg: EnergyConfig, lowest_w: float, floor_w: float) -> list[tuple[str, str]]:
+    """A hard cap below the facility's idle power (every GPU unallocated, at the PUE in force) can never be
+    kept: each level of a daily cap is named on its own field."""
+    cap = cfg.power_cap_mw
+    levels: list[tuple[str, float]] = []
+    if isinstance(cap, DailyCap):
+        levels = [("energy.power_cap_mw.base_mw", cap.base_mw)]
+        levels += [(f"energy.power_cap_mw.windows.{k}.mw", w.mw) for k, w in enumerate(cap.windows)]
+    else:
+        levels = [("energy.power_cap_mw", lowest_w / 1e6)]
+    lowest = "" if isinstance(cap, DailyCap | float | int) else " at its lowest"
+    return [(path, f"the cap ({mw:.3f} MW{lowest}) is below the facility's idle power ({floor_w / 1e6:.3f} MW): "
+                   f"it can never be kept") for path, mw in levels if mw * 1e6 < floor_w]
 
 
 def _prepare_budgets(sc: Scenario, grid: GridSignals, budgets: list[Budget], times: np.ndarray, seg_a: np.ndarray,

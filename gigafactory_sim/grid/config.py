@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.errors import InputProblem, ScenarioError
@@ -48,6 +48,14 @@ class GridConfig(StrictModel):
     price: SeriesSource | None = Field(default=None, description="day-ahead price, EUR/MWh")
     temperature: SeriesSource | None = Field(default=None, description="outdoor temperature, degC (for PUE)")
     renewables: Renewables | None = None
+
+    @field_validator("carbon", "price", "temperature")
+    @classmethod
+    def _has_source(cls, v: SeriesSource | None, info: object) -> SeriesSource | None:
+        name = str(getattr(info, "field_name", ""))
+        if v is not None and v.path is None and SERIES_KINDS[name].builtin is None:
+            raise ValueError(f"there is no shipped {name} series; give its path")
+        return v
 
     def sources(self) -> dict[str, SeriesSource]:
         out: dict[str, SeriesSource] = {}

@@ -153,5 +153,7 @@ def load_request_trace(
     t, prompt, output = read_trace_file(path, demand.format, str(path), field_path, demand.max_rows)
     t = t / demand.rate_scale
     span = float(t[-1])
-    gap = span / (len(t) - 1) if len(t) > 1 else 1.0
+    # the period is the span plus one mean gap; a trace whose requests share one instant (or a single request)
+    # repeats every second
+    gap = span / (len(t) - 1) if len(t) > 1 and span > 0 else 1.0
     return RequestTrace(t, prompt, output, span + gap, demand.loop, horizon_s)

@@ -73,6 +73,8 @@ class Simulation:
         self._source_clusters: list[tuple[int, ...]] = [
             tuple(names.index(n) for n in names_) if names_ else tuple(range(len(names)))
             for names_ in self.jobs.source_clusters]
+        self._stop_requested = False
+        self.stopped_at_s: float | None = None  # set when request_stop ended the run before its horizon
         self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks, features'
         self.ticks: list[tuple[float, np.ndarray, int, int]] = []
         self.hooks = Hooks()
@@ -330,13 +332,35 @@ class Simulation:
             self.progress(now, self.horizon_s)
 
     # -- run -------------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop the run at its next event (safe to call from a signal handler, once or many times): the run then
+        ends at the time reached, with every figure closed there, and :attr:`stopped_at_s` says when."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        event = simpy.Event(self.env)
+        event.callbacks.append(self._stop_now)
+        event.succeed()  # on the event heap at the current time: processed before any later event
+
+    def _stop_now(self, _event: simpy.Event) -> None:
+        now = self.env.now
+        if now <= 0.0:  # nothing simulated yet: stop after the first second (a table needs a positive span)
+            self.env.timeout(min(1.0, self.horizon_s / 2)).callbacks.append(self._stop_now)
+            return
+        if now < self.horizon_s:
+            self.stopped_at_s = now
+            self.horizon_s = now
+            raise simpy.core.StopSimulation(None)
+
     def run(self) -> None:
         self.env.process(self._arrivals())
         self.env.process(self._ticks())
         for p in self.hooks.processes:
             p.start()
         self.env.run(until=self.horizon_s)
-        now = self.horizon_s
+        now = self.horizon_s  # the time reached (earlier than the scenario's horizon after request_stop)
+        if self.ticks[-1][0] >= now and now > 0:
+            self.ticks.pop()  # a report tick at the time reached: the final row below replaces it
         self.meter.advance(now)
         for groups in self.facility.groups:
             for g in groups.values():

@@ -26,9 +26,11 @@ from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.workload.jobs import JobBatch
 
-__all__ = ["TraceTraining", "resolve_data_path"]
+__all__ = ["MAX_JOB_GPUS", "TraceTraining", "resolve_data_path"]
 
 BUILTIN_PREFIX = "builtin:"
+MAX_JOB_GPUS = 1_000_000_000
+"""Largest job a trace row may ask for (a billion GPUs: far beyond any facility, well inside int64)."""
 
 
 def resolve_data_path(path: str, base_dir: Path) -> Path:
@@ -113,9 +115,10 @@ class TraceTraining(StrictModel):
         if "gpus" not in raw.columns:
             raise ScenarioError.single(file, field_path, "the trace needs a 'gpus' column")
         gpus = numeric("gpus")
-        bad = (gpus <= 0) | (gpus != np.floor(gpus))
+        bad = (gpus <= 0) | (gpus != np.floor(gpus)) | (gpus > MAX_JOB_GPUS)
         if bad.any():
-            raise fail("gpus", _bad_rows(gpus, ~bad), "GPUs must be a positive whole number")
+            raise fail("gpus", _bad_rows(gpus, ~bad),
+                       f"GPUs must be a positive whole number, at most {MAX_JOB_GPUS:,}")
         if "duration_s" in raw.columns:
             work = numeric("duration_s")
         elif "work_gpu_h" in raw.columns:
@@ -129,7 +132,7 @@ class TraceTraining(StrictModel):
         else:
             raise ScenarioError.single(
                 file, field_path, "the trace needs 'duration_s', 'work_gpu_h' or 'flops' with 'mfu' columns")
-        bad_work = work <= 0
+        bad_work = (work <= 0) | ~np.isfinite(work.to_numpy(dtype=float))
         if bad_work.any():
             raise fail("work", _bad_rows(work, ~bad_work), "job work/duration must be positive")
         priority = numeric("priority").astype(np.int64) if "priority" in raw.columns else \
