@@ -25,7 +25,7 @@ def git_revision() -> str | None:
 
 def base_meta(scenario_name: str | None, scenario_file: str | None, seed: int | None,
               overrides: list[str]) -> dict[str, Any]:
-    from gigafactory_sim import __version__
+    from gigafactory_sim.version import __version__
 
     return {
         "version": __version__,

@@ -125,7 +125,7 @@ class Comparison:
     def figures(self) -> dict[str, Figure]:
         """The plots by file stem: power (grid draw when only the grid differs), utilisation, wait-time CDF,
         energy/carbon/cost by class, and cumulative carbon when the runs have carbon accounting."""
-        from gigafactory_sim.analysis import plots  # matplotlib is slow to import; only plotting pays for it
+        import gigafactory_sim.analysis.plots as plots  # matplotlib is slow to import; only plotting pays for it
 
         carbon = plots.carbon_over_time([(r.label, r.timeseries) for r in self.runs])
         return {

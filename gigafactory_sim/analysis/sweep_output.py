@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
 from gigafactory_sim.analysis.pages import Section, fmt, html_page, markdown_page
 
 if TYPE_CHECKING:
-    from gigafactory_sim.analysis.sweep import SweepResult
+    from matplotlib.figure import Figure
+
+    from gigafactory_sim.analysis.plan import SweepPlan
+
+
+class SweepResult(Protocol):
+    """What the writer reads of a finished sweep (:class:`gigafactory_sim.analysis.sweep.SweepResult`)."""
+
+    plan: SweepPlan
+    runs: pd.DataFrame
+    aggregate: pd.DataFrame
+
+    def plot(self, metric: str | None = None, param: str | None = None) -> Figure: ...
 
 __all__ = ["metric_rows", "write_sweep_tables"]
 

@@ -29,60 +29,14 @@ def _pct(x: np.ndarray, q: float) -> float | None:
     return float(np.percentile(x, q)) if len(x) else None
 
 
-def _discrete_stats(s: ServiceRuntime) -> dict[str, Any]:
-    rec = s.records()
-    slo = s.svc.slo.limits()
-    ttft = rec[:, 1] - rec[:, 0]
-    e2e = rec[:, 2] - rec[:, 0]
-    out = rec[:, 4]
-    tpot = np.where(out > 1, (rec[:, 2] - rec[:, 1]) / np.maximum(out - 1, 1), 0.0)
-    ok = (ttft <= slo.ttft_s) & (e2e <= slo.e2e_s) & (tpot <= slo.tpot_s)
-    assert s.discrete is not None
-    served = len(rec)
-    return {
-        "served": float(served),
-        "rejected": float(s.discrete.rejected),
-        "late": float((~ok).sum()),
-        "prompt_tokens": float(rec[:, 3].sum()),
-        "output_tokens": float(out.sum()),
-        "latency": {
-            "mean_ttft_s": float(ttft.mean()) if served else None,
-            "mean_tpot_s": float(tpot[out > 1].mean()) if (out > 1).any() else None,
-            "mean_e2e_s": float(e2e.mean()) if served else None,
-            "ttft_p50_s": _pct(ttft, 50),
-            "ttft_p99_s": _pct(ttft, 99),
-            "e2e_p50_s": _pct(e2e, 50),
-            "e2e_p90_s": _pct(e2e, 90),
-            "e2e_p99_s": _pct(e2e, 99),
-            "estimated": False,
-        },
-    }
-
-
-def _fluid_stats(s: ServiceRuntime) -> dict[str, Any]:
-    f = s.fluid
-    assert f is not None
-    latency: dict[str, Any] = dict(f.summary())
-    latency.pop("mean_wait_s", None)
-    latency["estimated"] = True
-    return {
-        "served": f.served,
-        "rejected": f.rejected,
-        "late": f.late,
-        "prompt_tokens": f.served * s.mix.prompt_mean,
-        "output_tokens": f.served * s.mix.output_mean,
-        "latency": latency,
-    }
-
-
 def service_summary(s: ServiceRuntime, run: RunView) -> dict[str, Any]:
     horizon_s = run.horizon_s
-    stats = _discrete_stats(s) if s.discrete is not None else _fluid_stats(s)
+    stats = s.serving.stats()
     integral = s.meter.integral
     idx = s.meter.index
     gpu_j = float(integral[idx["gpu_w"]])
     it_j = gpu_j + float(integral[idx["node_w"]])
-    offered = s.arrivals_total()
+    offered = s.serving.arrived()
     served, out = stats["served"], stats["output_tokens"]
     not_served = stats["rejected"] + stats["late"]
     cap_rps = float(run.meter.integral[run.meter.index[f"infer_capacity_rps.{s.svc.name}"]])

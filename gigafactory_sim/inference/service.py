@@ -1,15 +1,11 @@
-"""One inference service in the engine: its control loop (one SimPy process), replicas, and fluid or
-discrete model.
+"""One inference service in the engine: its control loop (one SimPy process), its replicas and its serving
+fidelity (:mod:`.fidelity`: fluid or discrete).
 
-At t=0 the service starts warm with the replicas its first interval needs. At every control tick (fluid:
-also when
-a replica finishes loading) the fluid segment is closed and a new one planned; the autoscaler compares the
-demand
-seen over the last interval (plus the backlog) with its replicas and scales: new replicas hold their GPUs
-and draw
-idle-with-context power for ``scale_up_delay`` before serving; removed replicas release their GPUs
-(discrete: after
-finishing their requests).
+At t=0 the service starts warm with the replicas its first interval needs. At every control tick (fluid: also
+when a replica finishes loading) the fidelity closes its segment and plans the next; the autoscaler compares the
+demand seen over the last interval (plus the backlog) with its replicas and scales: new replicas hold their GPUs
+(from the sharing policy, :mod:`.sharing`) and draw idle-with-context power for ``scale_up_delay`` before
+serving; removed replicas release their GPUs (discrete: after finishing their requests).
 """
 
 from __future__ import annotations
@@ -18,13 +14,12 @@ from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import simpy
 
 from gigafactory_sim.inference.autoscaler import AutoscalerPolicy
 from gigafactory_sim.inference.demand import TraceDemand
-from gigafactory_sim.inference.discrete import DiscreteReplica, DiscreteService
-from gigafactory_sim.inference.fluid import FluidService, Plan
+from gigafactory_sim.inference.discrete import DiscreteReplica
+from gigafactory_sim.inference.fidelity import build_serving
 from gigafactory_sim.inference.prepare import PreparedService
 from gigafactory_sim.inference.sharing import GpuPool, build_sharing
 from gigafactory_sim.sim import channels
@@ -73,40 +68,17 @@ class ServiceRuntime:
         self.clusters = prepared.clusters
         rng = ops.streams.get(f"inference.{svc.name}")
         self.trace = prepared.trace
-        self.mix = mix = prepared.mix
+        self.mix = prepared.mix
         self.models = prepared.models
         self.policy = AutoscalerPolicy(svc.autoscaler, self.models[self.clusters[0]].rate_per_s)
         self.sharing = build_sharing(svc.sharing, rt, self.clusters, f.cluster_names, svc)
         self.replicas: list[_Replica] = []
         self.gpu_w: dict[int, float] = {}
-        self._disc_w: dict[int, float] = {}
         self.meter = Meter(SERVICE_CHANNELS, ["gpu_w", "node_w"])
         self.ch = {ch: ops.meter.index[f"{ch}.{svc.name}"] for ch in channels.INFER_SERVICE}
-        self.fluid: FluidService | None = None
-        self.discrete: DiscreteService | None = None
-        self.plan: Plan | None = None
-        self.seg_start = 0.0
+        self.serving = build_serving(self.env, prepared, self.expected_requests, self._on_power, rng,
+                                     self.horizon_s, self.start)
         self.unmet_replica_s = 0.0
-        self.done_at_tick = 0
-        self.arrived_at_tick = 0
-        if svc.fidelity == "fluid":
-            self.fluid = FluidService(
-                self.models, mix, prepared.prompt, prepared.output, svc.slo.limits(), svc.batching,
-                svc.queue_timeout
-            )
-        else:
-            self.discrete = DiscreteService(
-                self.env, self.models, mix, svc.batching, svc.queue_timeout, on_power=self._on_power
-            )
-            if self.trace is not None:
-                self.discrete.feed(*self.trace.materialise())
-            else:
-                assert svc.prompt_tokens is not None and svc.output_tokens is not None
-                assert not isinstance(svc.demand, TraceDemand)
-                t = svc.demand.arrival_times_s(rng, self.horizon_s, self.start)
-                self.discrete.feed(
-                    t, svc.prompt_tokens.sample(rng, len(t)), svc.output_tokens.sample(rng, len(t))
-                )
 
     # -- demand --------------------------------------------------------------------------------------------
     def expected_requests(self, t0: float, t1: float) -> float:
@@ -117,10 +89,7 @@ class ServiceRuntime:
         return demand.expected_requests(t0, t1, self.start)
 
     def backlog(self) -> float:
-        if self.fluid is not None:
-            return self.fluid.backlog_requests()
-        assert self.discrete is not None
-        return float(len(self.discrete.queue))
+        return self.serving.backlog()
 
     # -- the control loop ----------------------------------------------------------------------------------
     def run(self) -> Generator[simpy.Event, Any, None]:
@@ -137,16 +106,9 @@ class ServiceRuntime:
 
     def _tick(self, now: float) -> None:
         self._advance(now)
-        if self.fluid is not None:
-            self._close_segment(now)
-            seen = self.expected_requests(now - self.interval_s, now)
-        else:
-            assert self.discrete is not None
-            seen = self.discrete.arrived - self.arrived_at_tick
-            self.arrived_at_tick = self.discrete.arrived
-            done = len(self.discrete.done)
-            self.ops.meter.values[self.ch["infer_served_rps"]] = (done - self.done_at_tick) / self.interval_s
-            self.done_at_tick = done
+        seen, served_rps = self.serving.tick(now, self.interval_s)
+        if served_rps is not None:
+            self.ops.meter.values[self.ch["infer_served_rps"]] = served_rps
         demand = (seen + self.backlog()) / self.interval_s
         live = [r for r in self.replicas if r.live]
         self._scale(now, self.policy.decide(now, demand, len(live)), warm=False)
@@ -192,22 +154,19 @@ class ServiceRuntime:
             return
         now = self.env.now
         self._advance(now)
-        if self.fluid is not None:
-            self._close_segment(now)
+        self.serving.segment_break(now)
         self._ready(rep)
         self._replan(now)
         self._refresh_all()
 
     def _ready(self, rep: _Replica) -> None:
         rep.serving = True
-        if self.discrete is not None:
-            rep.drep = self.discrete.add_replica(rep.cluster, on_drained=partial(self._on_drained, rep))
+        rep.drep = self.serving.add_replica(rep.cluster, partial(self._on_drained, rep))
 
     def _remove(self, rep: _Replica) -> None:
         rep.live = False
-        if rep.drep is not None and self.discrete is not None:
-            self.discrete.retire(rep.drep)  # releases when drained
-            return
+        if self.serving.retire(rep.drep):
+            return  # released when drained
         self._release(rep)
 
     def _on_drained(self, rep: _Replica, _drep: DiscreteReplica) -> None:
@@ -233,12 +192,6 @@ class ServiceRuntime:
                 counts[r.cluster] += 1
         return counts
 
-    def _close_segment(self, now: float) -> None:
-        assert self.fluid is not None
-        if self.plan is not None and now > self.seg_start:
-            self.fluid.account(self.plan, self.seg_start, now, self.expected_requests(self.seg_start, now))
-        self.seg_start = now
-
     def _replan(self, now: float) -> None:
         end = min(now + self.interval_s, self.horizon_s)
         rate = self.expected_requests(now, end) / max(end - now, 1e-9) if end > now else 0.0
@@ -246,16 +199,14 @@ class ServiceRuntime:
         v = self.ops.meter.values
         v[self.ch["infer_demand_rps"]] = rate
         v[self.ch["infer_capacity_rps"]] = sum(n * self.models[c].rate_per_s for c, n in serving.items())
-        if self.fluid is not None:
-            self.plan = self.fluid.plan(rate, serving, max(end - now, 1e-9))
-            self.seg_start = now
-            v[self.ch["infer_served_rps"]] = self.plan.rate_per_s
+        served_rps = self.serving.replan(now, rate, serving, max(end - now, 1e-9))
+        if served_rps is not None:
+            v[self.ch["infer_served_rps"]] = served_rps
         self._refresh_all()
 
     def _on_power(self, c: int, delta_w: float) -> None:
         """A discrete replica's power changed (every step): the cheapest exact update of both meters."""
         self._advance(self.env.now)
-        self._disc_w[c] = self._disc_w.get(c, 0.0) + delta_w
         self.gpu_w[c] = self.gpu_w.get(c, 0.0) + delta_w
         self.ops.meter.values[self.rt.ch[c]["gpu_infer_w"]] += delta_w
         self.meter.values[0] += delta_w  # gpu_w
@@ -277,10 +228,7 @@ class ServiceRuntime:
         for c in self.clusters:
             m = self.models[c]
             w = n_loading[c] * gpus * m.power.idle_w
-            if self.fluid is not None and self.plan is not None:
-                w += n_serving[c] * gpus * self.plan.gpu_power_w(c)
-            else:
-                w += self._disc_w.get(c, 0.0)
+            w += self.serving.serving_gpu_w(c, n_serving[c], gpus)
             self.gpu_w[c] = w
             total_w += w
             node_w += n_held[c] * self.facility.node_busy_w_per_gpu[c]
@@ -299,17 +247,5 @@ class ServiceRuntime:
 
     def finish(self, now: float) -> None:
         self._advance(now)
-        if self.fluid is not None:
-            self._close_segment(now)
-        if self.discrete is not None:
-            self.discrete.flush_energy()
-
-    def arrivals_total(self) -> float:
-        if self.fluid is not None:
-            return self.fluid.arrived
-        assert self.discrete is not None
-        return float(self.discrete.arrived)
-
-    def records(self) -> np.ndarray:
-        assert self.discrete is not None
-        return self.discrete.records()
+        self.serving.segment_break(now)
+        self.serving.finish()
