@@ -59,6 +59,7 @@ class Reliability:
         self.failure_log: list[tuple[float, int, int]] = []  # (time, cluster, cause) of node failures
         self.interruption_log: list[tuple[float, int, int, int]] = []  # (time, cluster, cause, job gpus)
         f.p_low_w = [self.policy.power_fraction * p.board_limit_w for p in f.gpu_profiles]
+        f.tracks_outages = True
         self.phases = PhaseEngine(ops, self.records)
         self.failures: list[ClusterFailures | None] = [
             ClusterFailures(ops, self, c, cfg) if cfg is not None else None for c, cfg in enumerate(inputs.failures)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Generator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,7 +67,7 @@ class Simulation:
         self.meter = facility.meter
         for groups in facility.groups:
             for g in groups.values():
-                g.timer = Timer(self.env, lambda g=g: self._on_completion(g))  # type: ignore[misc]
+                g.timer = Timer(self.env, partial(self._on_completion, g))
         self._dirty: set[int] = set()
         self._pass_pending = False
         names = facility.cluster_names
@@ -85,6 +86,9 @@ class Simulation:
             self.hooks.add(feature)
         for probe in probes:
             self.hooks.add(probe(self))
+        self._observers = tuple(self.hooks.run_observers)  # the hot path reads these, not the hook lists
+        self._gates = tuple(self.hooks.start_gates)
+        self._arrival_gates = tuple(self.hooks.arrival_gates)
         self.ticks.append((0.0, self.meter.snapshot(), 0, 0))
         for c in range(len(facility.clusters)):
             facility.refresh(c)
@@ -122,7 +126,7 @@ class Simulation:
     def enqueue(self, job: Job, c: int) -> None:
         f = self.facility
         job.cluster = c
-        for obs in self.hooks.run_observers:
+        for obs in self._observers:
             obs.on_enqueue(job, c)
         key = self._scheduler.order_key(job)
         keys = f.queue_keys[c]
@@ -150,24 +154,30 @@ class Simulation:
         f.rec_cluster[job.idx] = c
         f.rec_state[job.idx] = RUNNING
         f.n_running += 1
-        for obs in self.hooks.run_observers:
+        for obs in self._observers:
             obs.on_start(job, group, now)
         if group.add(job):
             self._schedule_completion(group)
 
     def stop(self, job: Job, outcome: Outcome, cause: str = "") -> float:
+        lost_s = self._stop(job, outcome, cause, self.env.now)
+        self.facility.set_counts()
+        return lost_s
+
+    def _stop(self, job: Job, outcome: Outcome, cause: str, now: float) -> float:
+        """:meth:`stop` without the queue counts (completions set them once for all jobs due)."""
         f = self.facility
-        now = self.env.now
         group = job.group
         assert group is not None
         c = job.cluster
         i = job.idx
-        group.advance(now)
+        completed = outcome == "completed"
+        if not completed:
+            group.advance(now)  # (a completing job's group was advanced by its completion)
         run_j = self.job_energy_j(job, now)
         f.rec_energy_j[i] += run_j
-        requeue = outcome == "suspended" or outcome == "interrupted"
         work_s, lost_s = job.work_s, 0.0
-        if outcome != "completed":
+        if not completed:
             rule = self.hooks.restart_rule
             if rule is not None:
                 work_s, lost_s = rule.remaining(job, outcome, now)
@@ -175,9 +185,9 @@ class Simulation:
                 work_s = max(job.v_finish - group.v, 0.0)
             else:
                 lost_s = now - job.start_s
-        for obs in self.hooks.run_observers:
+        for obs in self._observers:
             obs.on_stop(job, outcome, cause, run_j)
-        if outcome != "completed":  # completed jobs have left their group already (SpeedGroup.due)
+        if not completed:  # completed jobs have left their group already (SpeedGroup.due)
             f.views[c].disruptions += 1  # a running job left early: schedulers' reservations are stale
             first = group.running[0][2] is job
             group.remove(job)
@@ -187,15 +197,14 @@ class Simulation:
         job.alloc = []
         job.group = None
         f.n_running -= 1
-        if requeue:
+        if outcome == "suspended" or outcome == "interrupted":
             job.work_s = work_s
             f.rec_state[i] = QUEUED
             self.enqueue(job, c)
         else:
-            f.rec_state[i] = COMPLETED if outcome == "completed" else FAILED
+            f.rec_state[i] = COMPLETED if completed else FAILED
             f.rec_end_s[i] = now
             job.extra_s = 0.0
-        f.set_counts()
         return lost_s
 
     def set_group_rate(self, group: SpeedGroup, power_w: float, speed: float) -> None:
@@ -250,9 +259,10 @@ class Simulation:
         return best
 
     def _submit(self, job: Job, allowed: tuple[int, ...]) -> None:
-        self.begin_event()
+        self.n_events += 1
+        self.meter.advance(self.env.now)
         self.facility.n_submitted += 1
-        for gate in self.hooks.arrival_gates:
+        for gate in self._arrival_gates:
             if gate.hold(job, allowed):
                 return
         self.route_and_enqueue(job, allowed)
@@ -260,11 +270,13 @@ class Simulation:
     # -- scheduling passes -----------------------------------------------------------------------------------
     def _run_passes(self, _event: simpy.Event) -> None:
         self._pass_pending = False
-        now = self.begin_event()
+        self.n_events += 1
+        now = self.env.now
+        self.meter.advance(now)
         f = self.facility
         dirty = sorted(self._dirty)
         self._dirty.clear()
-        gates = self.hooks.start_gates
+        gates = self._gates
         for c in dirty:
             if not f.queues[c]:
                 continue
@@ -305,10 +317,12 @@ class Simulation:
         timer.arm(max((group.running[0][0] - group.v) / group.speed, 0.0))
 
     def _on_completion(self, group: SpeedGroup) -> None:
-        now = self.begin_event()
+        self.n_events += 1
+        now = self.env.now
+        self.meter.advance(now)
         group.advance(now)
         for job in group.due():
-            self.stop(job, "completed")
+            self._stop(job, "completed", "", now)
         self._schedule_completion(group)
         self.facility.refresh(group.cluster)
         self.facility.set_counts()

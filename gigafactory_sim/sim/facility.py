@@ -94,6 +94,7 @@ class Facility:
         self.node_idle_w_per_gpu = power.node_idle_w_per_gpu
         self.p_low_w = [0.0] * len(cfgs)  # per-GPU power of jobs in low-power phases (set by reliability)
         self.low_gpus = [0] * len(cfgs)  # GPUs in low-power phases, per cluster (kept by reliability)
+        self.tracks_outages = False  # whether nodes can go down or GPUs stall (reliability sets it)
 
         names = channels.per(channels.CLUSTER, self.cluster_names)
         names += [channels.QUEUED_JOBS, channels.RUNNING_JOBS]
@@ -171,8 +172,9 @@ class Facility:
         v[ch["node_idle_w"]] = unallocated * self.node_idle_w_per_gpu[c]
         v[ch["allocated_gpus"]] = allocated
         v[ch["busy_gpus"]] = busy
-        v[ch["down_nodes"]] = st.down_nodes
-        v[ch["ckpt_gpus"]] = low
+        if self.tracks_outages:
+            v[ch["down_nodes"]] = st.down_nodes
+            v[ch["ckpt_gpus"]] = low
 
     def cluster_it_w(self, c: int) -> float:
         """Cluster ``c``'s IT power now: training, idle and the features' (inference)."""
