@@ -50,8 +50,10 @@ def main(paths: list[Path]) -> None:
     print(header)
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['scenario']} | {r['gpus']:,} | {r['horizon_d']:.0f} | {r['jobs']:,} | {r['wall_s']:.1f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['events_per_s']:,.0f} | {r['jobs_per_s']:,.0f} |")
+        print(
+            f"| {r['scenario']} | {r['gpus']:,} | {r['horizon_d']:.0f} | {r['jobs']:,} | {r['wall_s']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['events_per_s']:,.0f} | {r['jobs_per_s']:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

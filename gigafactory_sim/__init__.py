@@ -27,8 +27,22 @@ _API = {
     "RunResult": "gigafactory_sim.result",
 }
 
-__all__ = ["InputProblem", "Prepared", "RunData", "RunResult", "Scenario", "ScenarioError", "__version__",
-           "compare", "execute", "load_run", "load_scenario", "prepare", "run", "sweep"]
+__all__ = [
+    "InputProblem",
+    "Prepared",
+    "RunData",
+    "RunResult",
+    "Scenario",
+    "ScenarioError",
+    "__version__",
+    "compare",
+    "execute",
+    "load_run",
+    "load_scenario",
+    "prepare",
+    "run",
+    "sweep",
+]
 
 if TYPE_CHECKING:
     from gigafactory_sim.analysis import compare, sweep

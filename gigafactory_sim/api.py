@@ -15,8 +15,11 @@ from gigafactory_sim.sim.ops import EngineOps
 __all__ = ["execute", "run"]
 
 
-def run(scenario: Scenario | Prepared, progress: ProgressFn | None = None,
-        probes: Sequence[Callable[[EngineOps], object]] = ()) -> RunResult:
+def run(
+    scenario: Scenario | Prepared,
+    progress: ProgressFn | None = None,
+    probes: Sequence[Callable[[EngineOps], object]] = (),
+) -> RunResult:
     """Simulate ``scenario`` and return its results. No files are touched (beyond reading the scenario's inputs).
 
     ``scenario`` may be already prepared (:func:`gigafactory_sim.prepare.prepare`: the CLI prepares first, so
@@ -42,5 +45,6 @@ def execute(sim: Simulation, t0: float | None = None) -> RunResult:
         "events": sim.n_events,
         "events_per_s": sim.n_events / t_run if t_run > 0 else None,
     }
-    return RunResult(scenario=sim.scenario, summary=summary, timeseries=timeseries, jobs=jobs,
-                     meta={"performance": performance})
+    return RunResult(
+        scenario=sim.scenario, summary=summary, timeseries=timeseries, jobs=jobs, meta={"performance": performance}
+    )

@@ -29,13 +29,18 @@ from gigafactory_sim.result import RunResult
 from gigafactory_sim.runmeta import base_meta
 from gigafactory_sim.sim.engine import Simulation
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Simulate AI compute facilities: GPUs, training jobs, power and energy.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Simulate AI compute facilities: GPUs, training jobs, power and energy.",
+)
 out_console = Console()
 err_console = Console(stderr=True)
 
-SetOption = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a scenario field: dotted.path=value (list items by index). Repeatable.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a scenario field: dotted.path=value (list items by index). Repeatable."),
+]
 
 
 def report_problems(exc: ScenarioError) -> None:
@@ -84,8 +89,12 @@ def kpi_table(summary: dict[str, Any], title: str) -> Table:
         rows.append(("electricity cost", f"EUR {summary['cost']['total_eur']:,.0f}"))
     if "inference" in summary:
         inf = summary["inference"]
-        rows.append(("inference GPU-hours / training lost to preemption",
-                     f"{inf['gpu_h']:,.0f} / {inf['training_lost_gpu_h']:,.0f}"))
+        rows.append(
+            (
+                "inference GPU-hours / training lost to preemption",
+                f"{inf['gpu_h']:,.0f} / {inf['training_lost_gpu_h']:,.0f}",
+            )
+        )
         for name, svc in inf["services"].items():
             slo = svc["slo"]
             rows.append((f"  {name}: SLO attainment", f"{slo['attainment']:.1%} ({'met' if slo['met'] else 'missed'})"))
@@ -100,12 +109,21 @@ def kpi_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
-MaxMemory = Annotated[str | None, typer.Option(
-    "--max-memory", help="Refuse runs estimated to need more memory, e.g. 16GB (default: the scenario's limits, "
-                         "else 8GiB)")]
-MaxEvents = Annotated[float | None, typer.Option(
-    "--max-events", min=1, help="Refuse runs estimated to handle more events (default: the scenario's limits, "
-                                "else 5e8)")]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        help="Refuse runs estimated to need more memory, e.g. 16GB (default: the scenario's limits, else 8GiB)",
+    ),
+]
+MaxEvents = Annotated[
+    float | None,
+    typer.Option(
+        "--max-events",
+        min=1,
+        help="Refuse runs estimated to handle more events (default: the scenario's limits, else 5e8)",
+    ),
+]
 
 
 def check_cost_or_exit(sc: Scenario, max_memory: str | None, max_events: float | None) -> None:
@@ -138,10 +156,13 @@ def prepare_or_exit(sc: Scenario) -> Prepared:
 def _partial(result: RunResult, stopper: Stopper, horizon_s: float) -> RunResult:
     """Mark the tables of a stopped run as covering ``[0, time reached]`` of ``horizon_s``."""
     reached = stopper.stopped_at_s or 0.0
-    summary = {**result.summary, "partial": {"simulated_s": reached, "horizon_s": horizon_s,
-                                             "signal": signal_name(stopper.signum)}}
-    return RunResult(scenario=result.scenario, summary=summary, timeseries=result.timeseries, jobs=result.jobs,
-                     meta=result.meta)
+    summary = {
+        **result.summary,
+        "partial": {"simulated_s": reached, "horizon_s": horizon_s, "signal": signal_name(stopper.signum)},
+    }
+    return RunResult(
+        scenario=result.scenario, summary=summary, timeseries=result.timeseries, jobs=result.jobs, meta=result.meta
+    )
 
 
 def _record_failure(out_dir: Path, meta: dict[str, Any], error: str, status: str) -> bool:
@@ -173,8 +194,11 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Override the scenario seed")] = None,
     set_: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace a completed run at --out (a failed or interrupted one is always replaced)")
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace a completed run at --out (a failed or interrupted one is always replaced)"
+        ),
     ] = False,
     max_memory: MaxMemory = None,
     max_events: MaxEvents = None,
@@ -204,13 +228,19 @@ def run(
         prepared = prepare_or_exit(sc)  # input problems surface here, before anything is written
         sim: Simulation | None = None
         try:
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[sim]}"),
-                          TimeElapsedColumn(), console=err_console, disable=quiet, transient=True) as progress:
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[sim]}"),
+                TimeElapsedColumn(),
+                console=err_console,
+                disable=quiet,
+                transient=True,
+            ) as progress:
                 task = progress.add_task(f"simulating {sc.name}", total=sc.horizon_s, sim="")
 
                 def on_tick(now_s: float, horizon_s: float) -> None:
-                    progress.update(task, completed=now_s,
-                                    sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
+                    progress.update(task, completed=now_s, sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
                     stopper.on_tick(now_s, horizon_s)
 
                 if stopper.signum is not None:
@@ -225,30 +255,42 @@ def run(
             if stopper.stopped_at_s is not None:
                 status = "interrupted"
                 result = _partial(result, stopper, sc.horizon_s)
-                meta["interrupted"] = {"signal": signal_name(stopper.signum), "simulated_s": stopper.stopped_at_s,
-                                       "horizon_s": sc.horizon_s}
+                meta["interrupted"] = {
+                    "signal": signal_name(stopper.signum),
+                    "simulated_s": stopper.stopped_at_s,
+                    "horizon_s": sc.horizon_s,
+                }
             path = write_run(result, out_dir, meta=meta, status=status, replace=replace)
         except KeyboardInterrupt:  # a second signal, or one before the simulation started: no tables
             signum = stopper.signum or 2
             meta["wall_s"] = time.perf_counter() - t0
-            reached = stopper.stopped_at_s if stopper.stopped_at_s is not None else (
-                float(sim.env.now) if sim is not None else 0.0)
-            meta["interrupted"] = {"signal": signal_name(signum), "simulated_s": reached,
-                                   "horizon_s": sc.horizon_s}
+            reached = (
+                stopper.stopped_at_s
+                if stopper.stopped_at_s is not None
+                else (float(sim.env.now) if sim is not None else 0.0)
+            )
+            meta["interrupted"] = {"signal": signal_name(signum), "simulated_s": reached, "horizon_s": sc.horizon_s}
             if _record_failure(out_dir, meta, "interrupted before the tables were written", "interrupted"):
-                err_console.print(f"interrupted at simulated time {reached:,.0f} s; {out_dir}/run.json has "
-                                  f"status interrupted (a rerun with the same --out replaces it)", highlight=False)
+                err_console.print(
+                    f"interrupted at simulated time {reached:,.0f} s; {out_dir}/run.json has "
+                    f"status interrupted (a rerun with the same --out replaces it)",
+                    highlight=False,
+                )
             raise typer.Exit(exit_code_for(signum)) from None
         except Exception as exc:  # an unexpected error: keep run.json, exit 1, no traceback
             meta["wall_s"] = time.perf_counter() - t0
             _record_failure(out_dir, meta, f"{type(exc).__name__}: {exc}", "failed")
-            err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (see {out_dir}/run.json)",
-                              highlight=False)
+            err_console.print(
+                f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} (see {out_dir}/run.json)", highlight=False
+            )
             raise typer.Exit(1) from None
     if stopper.stopped_at_s is not None:
-        err_console.print(f"interrupted by {signal_name(stopper.signum)} at simulated time "
-                          f"{stopper.stopped_at_s:,.0f} s of {sc.horizon_s:,.0f} s; partial run written to {path} "
-                          f"(status interrupted; a rerun with the same --out replaces it)", highlight=False)
+        err_console.print(
+            f"interrupted by {signal_name(stopper.signum)} at simulated time "
+            f"{stopper.stopped_at_s:,.0f} s of {sc.horizon_s:,.0f} s; partial run written to {path} "
+            f"(status interrupted; a rerun with the same --out replaces it)",
+            highlight=False,
+        )
         raise typer.Exit(exit_code_for(stopper.signum or 2))
     if not quiet:
         out_console.print(kpi_table(result.summary, f"{sc.name} (seed {sc.seed})"))
@@ -313,8 +355,15 @@ def gpus() -> None:
         table.add_column(col)
     for p in BUILTIN_GPUS.values():
         m = p.power_model
-        table.add_row(p.name, f"{p.board_limit_w:g}", f"{m.idle_w:.0f}", f"{p.dense_bf16_tflops:g}",
-                      f"{p.memory_gb:g}", f"{p.hbm_bandwidth_tbs:g}", p.source)
+        table.add_row(
+            p.name,
+            f"{p.board_limit_w:g}",
+            f"{m.idle_w:.0f}",
+            f"{p.dense_bf16_tflops:g}",
+            f"{p.memory_gb:g}",
+            f"{p.hbm_bandwidth_tbs:g}",
+            p.source,
+        )
     out_console.print(table)
 
 
@@ -345,12 +394,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.command()
 def compare(
-    runs: Annotated[list[Path], typer.Argument(
-        help="Run directories or scenario files (run first); the first is the baseline")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run directories or scenario files (run first); the first is the baseline")
+    ],
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/compare-<UTC time>)")] = None,
     set_: SetOption = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="A label per run, in order. Repeatable.")
-                     ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="A label per run, in order. Repeatable.")] = None,
 ) -> None:
     """Compare runs against the first: a KPI table with deltas, and comparison.md/.html/.csv with plots."""
     from gigafactory_sim.analysis import compare as compare_runs
@@ -364,8 +413,14 @@ def compare(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise _fail(f"{out_dir} exists and is not empty")
     try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[sim]}"),
-                      TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[sim]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as progress:
             tasks: dict[str, Any] = {}
 
             def on_tick(path: str, now_s: float, horizon_s: float) -> None:
@@ -389,19 +444,26 @@ def compare(
 @app.command()
 def sweep(
     scenario: Annotated[Path, typer.Argument(help="Scenario file, or a sweep file (scenario, grid, ...)")],
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="A swept field: dotted.path=v1,v2,... (one value: fixed for every point). Repeatable.")
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="A swept field: dotted.path=v1,v2,... (one value: fixed for every point). Repeatable."
+        ),
     ] = None,
     replications: Annotated[int | None, typer.Option(min=1, help="Runs per point (default 1)")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Local processes (default: CPU count)")] = None,
-    dask_scheduler: Annotated[str | None, typer.Option(
-        help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs the dask extra)")] = None,
-    out: Annotated[Path | None, typer.Option(
-        help="Output folder (default runs/sweep-<name>-<UTC time>); a sweep folder is resumed")] = None,
-    compact: Annotated[bool | None, typer.Option(
-        "--compact/--full", help="Keep only summary.json per run (default: full run directories)")] = None,
-    metric: Annotated[str | None, typer.Option(help="Metric to plot (default utilisation.allocated_fraction)")
-                      ] = None,
+    dask_scheduler: Annotated[
+        str | None, typer.Option(help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs the dask extra)")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default runs/sweep-<name>-<UTC time>); a sweep folder is resumed"),
+    ] = None,
+    compact: Annotated[
+        bool | None,
+        typer.Option("--compact/--full", help="Keep only summary.json per run (default: full run directories)"),
+    ] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric to plot (default utilisation.allocated_fraction)")] = None,
     param: Annotated[str | None, typer.Option(help="Swept parameter on the plot's x axis")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
@@ -424,28 +486,46 @@ def sweep(
     try:
         axes = [parse_axis(a) for a in set_ or []]
         if is_sweep_file(scenario):
-            plan = plan_from_sweep_file(scenario, axes, replications=replications, compact=compact,
-                                        metric=metric, param=param)
+            plan = plan_from_sweep_file(
+                scenario, axes, replications=replications, compact=compact, metric=metric, param=param
+            )
         else:
-            plan = plan_sweep(scenario, axes, replications=replications or 1, compact=bool(compact),
-                              **({"metric": metric} if metric else {}), param=param)
+            plan = plan_sweep(
+                scenario,
+                axes,
+                replications=replications or 1,
+                compact=bool(compact),
+                **({"metric": metric} if metric else {}),
+                param=param,
+            )
     except ScenarioError as exc:
         report_problems(exc)
         raise typer.Exit(2) from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out if out is not None else Path("runs") / f"sweep-{plan.name}-{stamp}"
-    executor: Executor = (DaskExecutor(dask_scheduler) if dask_scheduler
-                          else LocalExecutor(workers or os.cpu_count() or 1))
+    executor: Executor = (
+        DaskExecutor(dask_scheduler) if dask_scheduler else LocalExecutor(workers or os.cpu_count() or 1)
+    )
     meta = base_meta(plan.name, str(scenario), None, [*plan.overrides, *(set_ or [])])
-    err_console.print(f"{len(plan.points)} points x {plan.replications} replications on {executor!r}; "
-                      f"output {out_dir} (rerun with --out {out_dir} to resume)", highlight=False)
+    err_console.print(
+        f"{len(plan.points)} points x {plan.replications} replications on {executor!r}; "
+        f"output {out_dir} (rerun with --out {out_dir} to resume)",
+        highlight=False,
+    )
     try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(),
-                      console=err_console, disable=quiet, transient=True) as progress:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=quiet,
+            transient=True,
+        ) as progress:
             task = progress.add_task(f"sweep {plan.name}", total=plan.n_runs)
-            result = run_sweep(plan, out_dir, executor,
-                               progress=lambda done, total: progress.update(task, completed=done), meta=meta)
+            result = run_sweep(
+                plan, out_dir, executor, progress=lambda done, total: progress.update(task, completed=done), meta=meta
+            )
     except (SweepMismatch, FileExistsError) as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:

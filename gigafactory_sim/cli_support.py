@@ -50,11 +50,13 @@ def check_out_dir(out_dir: Path, *, overwrite: bool) -> bool:
     if status == "not-a-directory":
         raise OutProblem(f"--out {out_dir}: exists and is not a directory")
     if status == "unknown":
-        raise OutProblem(f"--out {out_dir}: exists, is not empty and is not a run directory (no run.json); "
-                         f"choose another --out")
+        raise OutProblem(
+            f"--out {out_dir}: exists, is not empty and is not a run directory (no run.json); choose another --out"
+        )
     if status == "completed" and not overwrite:
-        raise OutProblem(f"--out {out_dir}: holds a completed run; pass --overwrite to replace it, or choose "
-                         f"another --out")
+        raise OutProblem(
+            f"--out {out_dir}: holds a completed run; pass --overwrite to replace it, or choose another --out"
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         probe = tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=target.parent)

@@ -24,8 +24,16 @@ from gigafactory_sim.config.limits import LimitsConfig
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import InputProblem, ScenarioError
 
-__all__ = ["DEFAULT_MAX_EVENTS", "DEFAULT_MAX_MEMORY", "Estimate", "Limits", "LimitsConfig", "check_limits",
-           "estimate", "parse_memory"]
+__all__ = [
+    "DEFAULT_MAX_EVENTS",
+    "DEFAULT_MAX_MEMORY",
+    "Estimate",
+    "Limits",
+    "LimitsConfig",
+    "check_limits",
+    "estimate",
+    "parse_memory",
+]
 
 DEFAULT_MAX_MEMORY = 8 * 2**30
 """Default memory limit: 8 GiB, half of a 16 GB laptop (benchmark-year, a million jobs, estimates ~1.5 GiB)."""
@@ -49,14 +57,21 @@ class Limits:
     max_events: float = DEFAULT_MAX_EVENTS
 
     @classmethod
-    def resolve(cls, scenario: Scenario | None, max_memory: str | None = None, max_events: float | None = None
-                ) -> Limits:
+    def resolve(
+        cls, scenario: Scenario | None, max_memory: str | None = None, max_events: float | None = None
+    ) -> Limits:
         """Command line over the scenario's ``limits:`` over the defaults. ``max_memory`` like ``16GB``."""
         cfg: LimitsConfig | None = scenario.limits if scenario is not None else None
-        memory = float(parse_memory(max_memory)) if max_memory is not None else (
-            float(cfg.max_memory) if cfg is not None and cfg.max_memory is not None else DEFAULT_MAX_MEMORY)
-        events = float(max_events) if max_events is not None else (
-            float(cfg.max_events) if cfg is not None and cfg.max_events is not None else DEFAULT_MAX_EVENTS)
+        memory = (
+            float(parse_memory(max_memory))
+            if max_memory is not None
+            else (float(cfg.max_memory) if cfg is not None and cfg.max_memory is not None else DEFAULT_MAX_MEMORY)
+        )
+        events = (
+            float(max_events)
+            if max_events is not None
+            else (float(cfg.max_events) if cfg is not None and cfg.max_events is not None else DEFAULT_MAX_EVENTS)
+        )
         return cls(memory, events)
 
 
@@ -84,8 +99,10 @@ class Estimate:
         self.parts.append((where, what, events, memory_bytes))
 
     def summary(self) -> str:
-        return (f"about {_count(self.jobs)} jobs, {_count(self.events)} events, {_count(self.report_rows)} report "
-                f"rows and {_bytes(self.memory_bytes)} of memory")
+        return (
+            f"about {_count(self.jobs)} jobs, {_count(self.events)} events, {_count(self.report_rows)} report "
+            f"rows and {_bytes(self.memory_bytes)} of memory"
+        )
 
 
 def _count(x: float) -> str:
@@ -154,11 +171,14 @@ def estimate(scenario: Scenario) -> Estimate:
         jobs = _safe(arrivals.mean_rate_per_s() * horizon)
         candidates = 0.0
         if isinstance(arrivals, DiurnalArrivals):  # thinning draws candidates at the peak rate
-            candidates = _safe(2.0 * arrivals.mean_rate_per_hour / 3600.0
-                               * max(1.0, arrivals.weekend_factor) * horizon)
+            candidates = _safe(2.0 * arrivals.mean_rate_per_hour / 3600.0 * max(1.0, arrivals.weekend_factor) * horizon)
         est.jobs += jobs
-        est.add(f"{where}.arrivals", f"{_count(jobs)} jobs arriving over the horizon", EVENTS_PER_JOB * jobs,
-                BYTES_PER_JOB * jobs + BYTES_PER_CANDIDATE * candidates)
+        est.add(
+            f"{where}.arrivals",
+            f"{_count(jobs)} jobs arriving over the horizon",
+            EVENTS_PER_JOB * jobs,
+            BYTES_PER_JOB * jobs + BYTES_PER_CANDIDATE * candidates,
+        )
     for i, svc in enumerate(scenario.workload.inference):
         where = f"workload.inference.{i}"
         demand = svc.demand
@@ -172,12 +192,20 @@ def estimate(scenario: Scenario) -> Estimate:
             requests = 0.0
         ticks = _safe(horizon / svc.control_interval)
         if svc.fidelity == "discrete":
-            est.add(f"{where}.demand", f"{_count(requests)} requests, each simulated",
-                    ticks + EVENTS_PER_DISCRETE_REQUEST * requests, BYTES_PER_DISCRETE_REQUEST * requests)
+            est.add(
+                f"{where}.demand",
+                f"{_count(requests)} requests, each simulated",
+                ticks + EVENTS_PER_DISCRETE_REQUEST * requests,
+                BYTES_PER_DISCRETE_REQUEST * requests,
+            )
         else:
             stored = requests if isinstance(demand, TraceDemand) else 0.0
-            est.add(f"{where}.control_interval", f"{_count(ticks)} control intervals", 2.0 * ticks,
-                    BYTES_PER_REQUEST * stored + 200.0 * ticks)
+            est.add(
+                f"{where}.control_interval",
+                f"{_count(ticks)} control intervals",
+                2.0 * ticks,
+                BYTES_PER_REQUEST * stored + 200.0 * ticks,
+            )
     for i, cluster in enumerate(scenario.facility.clusters):
         failures = scenario.facility.failures_of(cluster)
         if failures is None:
@@ -187,8 +215,12 @@ def estimate(scenario: Scenario) -> Estimate:
         est.add(where, f"{_count(n)} node failures", EVENTS_PER_FAILURE * n, 100.0 * n)
         for j, window in enumerate(failures.maintenance):
             count = 1.0 if window.every is None else _safe(horizon / window.every + 1)
-            est.add(f"{where}.maintenance.{j}", f"{_count(count)} maintenance windows",
-                    count * (2.0 + window.nodes), 100.0 * count)
+            est.add(
+                f"{where}.maintenance.{j}",
+                f"{_count(count)} maintenance windows",
+                count * (2.0 + window.nodes),
+                100.0 * count,
+            )
     rows = _safe(horizon / scenario.report.interval)
     est.report_rows = rows
     channels = 6 * len(scenario.facility.clusters) + 30 + 8 * len(scenario.workload.inference)
@@ -211,18 +243,28 @@ def check_limits(scenario: Scenario, limits: Limits, file: str | None = None) ->
 
     if not est.events <= limits.max_events:
         path, what = biggest(2)
-        problems.append(InputProblem(
-            where, None, path,
-            f"the run would handle {est.summary()}: more than the limit of {_count(limits.max_events)} events "
-            f"(mostly {what}). Shorten the horizon or lower the rate, or raise the limit with --max-events "
-            f"or `limits: {{max_events: ...}}` in the scenario"))
+        problems.append(
+            InputProblem(
+                where,
+                None,
+                path,
+                f"the run would handle {est.summary()}: more than the limit of {_count(limits.max_events)} events "
+                f"(mostly {what}). Shorten the horizon or lower the rate, or raise the limit with --max-events "
+                f"or `limits: {{max_events: ...}}` in the scenario",
+            )
+        )
     if not est.memory_bytes <= limits.max_memory_bytes:
         path, what = biggest(3)
-        problems.append(InputProblem(
-            where, None, path,
-            f"the run would need {est.summary()}: more than the limit of {_bytes(limits.max_memory_bytes)} "
-            f"(mostly {what}). Shorten the horizon or lower the rate, or raise the limit with --max-memory "
-            f"or `limits: {{max_memory: 32GB}}` in the scenario"))
+        problems.append(
+            InputProblem(
+                where,
+                None,
+                path,
+                f"the run would need {est.summary()}: more than the limit of {_bytes(limits.max_memory_bytes)} "
+                f"(mostly {what}). Shorten the horizon or lower the rate, or raise the limit with --max-memory "
+                f"or `limits: {{max_memory: 32GB}}` in the scenario",
+            )
+        )
     if problems:
         raise locate_problems(ScenarioError(problems), scenario)
     return est

@@ -46,8 +46,12 @@ def _no_channels(scenario: Scenario) -> tuple[list[str], list[list[str]]]:
 FEATURES: tuple[Feature, ...] = (
     Feature("energy", lambda sc, jobs: prepare_energy(sc, jobs.sources), EnergySystem),
     Feature("reliability", lambda sc, jobs: prepare_reliability(sc), Reliability),
-    Feature("inference", lambda sc, jobs: prepare_inference(sc), InferenceRuntime,
-            lambda sc, services: inference_channels(PowerTable(sc).cluster_names, services)),
+    Feature(
+        "inference",
+        lambda sc, jobs: prepare_inference(sc),
+        InferenceRuntime,
+        lambda sc, services: inference_channels(PowerTable(sc).cluster_names, services),
+    ),
 )
 
 

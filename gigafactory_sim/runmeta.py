@@ -16,15 +16,17 @@ def git_revision() -> str | None:
     """The git commit of the installed package's checkout, if it is one."""
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5,
-                             check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def base_meta(scenario_name: str | None, scenario_file: str | None, seed: int | None,
-              overrides: list[str]) -> dict[str, Any]:
+def base_meta(
+    scenario_name: str | None, scenario_file: str | None, seed: int | None, overrides: list[str]
+) -> dict[str, Any]:
     from gigafactory_sim.version import __version__
 
     return {

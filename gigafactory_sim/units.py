@@ -9,8 +9,18 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
-__all__ = ["FROM_FILE", "J_PER_KWH", "J_PER_MWH", "MAX_DURATION_S", "S_PER_DAY", "S_PER_H", "W_PER_MW", "Duration",
-           "format_duration", "parse_duration_s"]
+__all__ = [
+    "FROM_FILE",
+    "J_PER_KWH",
+    "J_PER_MWH",
+    "MAX_DURATION_S",
+    "S_PER_DAY",
+    "S_PER_H",
+    "W_PER_MW",
+    "Duration",
+    "format_duration",
+    "parse_duration_s",
+]
 
 J_PER_KWH = 3.6e6
 J_PER_MWH = 3.6e9

@@ -56,7 +56,7 @@ def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
         stack.append(n)
         for m in sorted(g.get(n, ())):
             if state.get(m) == 1:
-                return [*stack[stack.index(m):], m]
+                return [*stack[stack.index(m) :], m]
             if m not in state:
                 found = visit(m)
                 if found:
@@ -86,9 +86,17 @@ def test_cycle_finder_finds_a_cycle() -> None:
 def test_schema_imports_no_runtime_module() -> None:
     """config/ (and every feature's config module) reach neither the engine nor a feature's runtime."""
     g = graph()
-    runtime = {"gigafactory_sim.sim.engine", "gigafactory_sim.sim.facility", "gigafactory_sim.features",
-               "gigafactory_sim.energy.system", "gigafactory_sim.energy.control", "gigafactory_sim.reliability.runtime",
-               "gigafactory_sim.inference.runtime", "gigafactory_sim.inference.service", "gigafactory_sim.prepare"}
+    runtime = {
+        "gigafactory_sim.sim.engine",
+        "gigafactory_sim.sim.facility",
+        "gigafactory_sim.features",
+        "gigafactory_sim.energy.system",
+        "gigafactory_sim.energy.control",
+        "gigafactory_sim.reliability.runtime",
+        "gigafactory_sim.inference.runtime",
+        "gigafactory_sim.inference.service",
+        "gigafactory_sim.prepare",
+    }
     start = [m for m in g if m.startswith("gigafactory_sim.config")]
     seen: set[str] = set()
     todo = list(start)
@@ -102,8 +110,20 @@ def test_schema_imports_no_runtime_module() -> None:
 
 
 ENGINE = {"gigafactory_sim.sim.engine"}
-ENGINE_ATTRS = {"env", "facility", "meter", "streams", "scenario", "horizon_s", "hooks", "features", "jobs",
-                "n_events", "ticks", "progress"}
+ENGINE_ATTRS = {
+    "env",
+    "facility",
+    "meter",
+    "streams",
+    "scenario",
+    "horizon_s",
+    "hooks",
+    "features",
+    "jobs",
+    "n_events",
+    "ticks",
+    "progress",
+}
 
 
 def test_no_module_outside_the_engine_uses_its_private_names() -> None:
@@ -121,16 +141,19 @@ def test_no_module_outside_the_engine_uses_its_private_names() -> None:
             if isinstance(node, ast.Assign | ast.AugAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in targets:
-                    if (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
-                            and t.value.id in ("ops", "sim", "engine") and t.attr in ENGINE_ATTRS):
+                    if (
+                        isinstance(t, ast.Attribute)
+                        and isinstance(t.value, ast.Name)
+                        and t.value.id in ("ops", "sim", "engine")
+                        and t.attr in ENGINE_ATTRS
+                    ):
                         offences.append(f"{path.name}:{node.lineno}: writes {t.value.id}.{t.attr}")
     assert not offences, offences
 
 
 def test_units_imports_neither_simpy_nor_pandas() -> None:
     code = "import sys, gigafactory_sim.units; print(sorted(m for m in ('simpy', 'pandas') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PACKAGE.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent)
     assert out.stdout.strip() == "[]"
 
 

@@ -37,8 +37,20 @@ def test_run_writes_a_run_dir(tmp_path: Path) -> None:
 
 def test_set_overrides_list_items(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    res = runner.invoke(app, ["run", str(QUICKSTART), "--out", str(out), "-q", "--set", "horizon=1h",
-                              "--set", "facility.clusters.0.nodes=16"])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            str(QUICKSTART),
+            "--out",
+            str(out),
+            "-q",
+            "--set",
+            "horizon=1h",
+            "--set",
+            "facility.clusters.0.nodes=16",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((out / "summary.json").read_text())["gpus_total"] == 128
 
@@ -118,8 +130,9 @@ def test_unexpected_error_exit_1_keeps_run_json(tmp_path: Path, monkeypatch: obj
 
 def test_entry_point_runs_without_traceback(tmp_path: Path) -> None:
     bad = write(tmp_path, "horizon: 5x\nfacility: {clusters: []}\n")
-    proc = subprocess.run([sys.executable, "-m", "gigafactory_sim", "validate", str(bad)], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gigafactory_sim", "validate", str(bad)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
     assert f"{bad}:1" in proc.stderr

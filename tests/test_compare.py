@@ -53,37 +53,49 @@ def row(table: pd.DataFrame, metric: str, run: str) -> pd.Series:
 
 # --- metrics ----------------------------------------------------------------------------------------------
 
+
 def test_flatten_summary_uses_dotted_keys_and_skips_performance_and_strings() -> None:
-    summary = {"scenario": "x", "seed": 3, "gpus_total": 8, "energy": {"it_mwh": 1.5, "pue": 1.2},
-               "wait_s": {"p50": None}, "performance": {"wall_s": 0.1}, "flag": True}
+    summary = {
+        "scenario": "x",
+        "seed": 3,
+        "gpus_total": 8,
+        "energy": {"it_mwh": 1.5, "pue": 1.2},
+        "wait_s": {"p50": None},
+        "performance": {"wall_s": 0.1},
+        "flag": True,
+    }
     flat = flatten_summary(summary)
     assert list(flat) == ["gpus_total", "energy.it_mwh", "energy.pue", "wait_s.p50"]
     assert flat["energy.it_mwh"] == 1.5
     assert math.isnan(flat["wait_s.p50"])
 
 
-@pytest.mark.parametrize(("metric", "scales"), [
-    ("gpus_total", set()),
-    ("horizon_s", set()),
-    ("utilisation.allocated_fraction", set()),
-    ("energy.pue", set()),
-    ("wait_s.p99", set()),
-    ("clusters.h200.gpus", set()),
-    ("carbon.intensity_g_per_kwh", set()),
-    ("power.peak_facility_mw", {SIZE}),
-    ("jobs.mean_queued", {SIZE}),
-    ("power.peak_at_s", {HORIZON}),
-    ("energy.it_mwh", {HORIZON, SIZE}),
-    ("utilisation.busy_gpu_h", {HORIZON, SIZE}),
-    ("jobs.completed", {HORIZON, SIZE}),
-    ("cost.total_eur", {HORIZON, SIZE}),
-    ("something.unknown", {HORIZON, SIZE}),
-])
+@pytest.mark.parametrize(
+    ("metric", "scales"),
+    [
+        ("gpus_total", set()),
+        ("horizon_s", set()),
+        ("utilisation.allocated_fraction", set()),
+        ("energy.pue", set()),
+        ("wait_s.p99", set()),
+        ("clusters.h200.gpus", set()),
+        ("carbon.intensity_g_per_kwh", set()),
+        ("power.peak_facility_mw", {SIZE}),
+        ("jobs.mean_queued", {SIZE}),
+        ("power.peak_at_s", {HORIZON}),
+        ("energy.it_mwh", {HORIZON, SIZE}),
+        ("utilisation.busy_gpu_h", {HORIZON, SIZE}),
+        ("jobs.completed", {HORIZON, SIZE}),
+        ("cost.total_eur", {HORIZON, SIZE}),
+        ("something.unknown", {HORIZON, SIZE}),
+    ],
+)
 def test_scales_with(metric: str, scales: set[str]) -> None:
     assert scales_with(metric) == scales
 
 
 # --- compare ----------------------------------------------------------------------------------------------
+
 
 def test_identical_runs_have_zero_deltas(base: RunResult) -> None:
     comparison = compare([base, base])
@@ -120,8 +132,9 @@ def test_different_horizon_and_size_are_stated_not_divided(base: RunResult, othe
     assert row(table, "power.peak_it_mw", "other")["note"] == "facility size differ"
     fraction = row(table, "utilisation.allocated_fraction", "other")
     assert fraction["comparable"]
-    assert fraction["delta"] == (other_shape.summary["utilisation"]["allocated_fraction"]
-                                 - base.summary["utilisation"]["allocated_fraction"])
+    assert fraction["delta"] == (
+        other_shape.summary["utilisation"]["allocated_fraction"] - base.summary["utilisation"]["allocated_fraction"]
+    )
     assert len(comparison.notes) == 2
     assert "horizon 6 h against 3 h" in comparison.notes[0]
     assert "256 GPUs against 512" in comparison.notes[1]
@@ -131,8 +144,7 @@ def test_different_horizon_and_size_are_stated_not_divided(base: RunResult, othe
 
 
 def test_sections_only_some_runs_have_are_marked_missing_and_plotted(base: RunResult) -> None:
-    summary = {**base.summary, "carbon": {"total_t": 12.0, "intensity_g_per_kwh": 30.0},
-               "cost": {"energy_eur": 1000.0}}
+    summary = {**base.summary, "carbon": {"total_t": 12.0, "intensity_g_per_kwh": 30.0}, "cost": {"energy_eur": 1000.0}}
     with_carbon = dataclasses.replace(base, summary=summary)
     comparison = compare([base, with_carbon], labels=["a", "b"])
     carbon = row(comparison.table, "carbon.total_t", "b")
@@ -150,8 +162,15 @@ def test_write_comparison_files(base: RunResult, high_pue: RunResult, tmp_path: 
     comparison = compare([base, high_pue], labels=["low", "high"])
     out = write_comparison(comparison, tmp_path / "cmp")
     names = {p.name for p in out.iterdir()}
-    assert {"comparison.md", "comparison.html", "comparison.csv", "power.png", "utilisation.png",
-            "wait_cdf.png", "by_class.png"} <= names
+    assert {
+        "comparison.md",
+        "comparison.html",
+        "comparison.csv",
+        "power.png",
+        "utilisation.png",
+        "wait_cdf.png",
+        "by_class.png",
+    } <= names
     html = (out / "comparison.html").read_text(encoding="utf-8")
     sources = re.findall(r'src="([^"]*)"', html)
     assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)
@@ -159,8 +178,7 @@ def test_write_comparison_files(base: RunResult, high_pue: RunResult, tmp_path: 
     md = (out / "comparison.md").read_text(encoding="utf-8")
     assert "![power.png](power.png)" in md and "| energy.pue |" in md
     stored = pd.read_csv(out / "comparison.csv")
-    pd.testing.assert_frame_equal(stored.drop(columns="note"), comparison.table.drop(columns="note"),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(stored.drop(columns="note"), comparison.table.drop(columns="note"), check_dtype=False)
     with pytest.raises(FileExistsError):
         write_comparison(comparison, out)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
@@ -168,17 +186,22 @@ def test_write_comparison_files(base: RunResult, high_pue: RunResult, tmp_path: 
 
 # --- CLI --------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def run_dir(base: RunResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    no_plots = dataclasses.replace(base, scenario=base.scenario.model_copy(
-        update={"report": base.scenario.report.model_copy(update={"plots": False})}))
+    no_plots = dataclasses.replace(
+        base,
+        scenario=base.scenario.model_copy(update={"report": base.scenario.report.model_copy(update={"plots": False})}),
+    )
     return write_run(no_plots, tmp_path_factory.mktemp("runs") / "base-run", meta={"scenario": "quickstart"})
 
 
 def test_cli_compare_run_dir_with_scenario_file(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
-    res = CliRunner().invoke(app, ["compare", str(run_dir), str(SCENARIO), "--set", "horizon=3h",
-                                   "--set", "facility.pue=1.5", "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        ["compare", str(run_dir), str(SCENARIO), "--set", "horizon=3h", "--set", "facility.pue=1.5", "--out", str(out)],
+    )
     assert res.exit_code == 0, res.output
     assert "baseline: base-run" in res.output
     assert "comparison written to" in res.output
@@ -209,6 +232,7 @@ def test_cli_report_rerenders_from_stored_results(run_dir: Path, tmp_path: Path)
 
 # --- what an analyst reads first ----------------------------------------------------------------------------
 
+
 def test_the_figures_that_changed_most_come_first(base: RunResult, high_pue: RunResult) -> None:
     comparison = compare([base, high_pue], labels=["low", "high"])
     metrics = list(dict.fromkeys(comparison.table["metric"]))
@@ -233,19 +257,28 @@ def test_moments_are_shown_but_not_differenced(base: RunResult, high_pue: RunRes
 
 def test_one_number_format_for_values_and_deltas() -> None:
     assert [fmt(x) for x in (1234.6, 12345.6, 0.25, 0.000305, 1.5e-9, 0.0)] == [
-        "1,235", "12,346", "0.25", "0.000305", "1.500e-09", "0"]
+        "1,235",
+        "12,346",
+        "0.25",
+        "0.000305",
+        "1.500e-09",
+        "0",
+    ]
     assert [fmt_delta(x) for x in (1234.6, -0.25, 0.0)] == ["+1,235", "-0.25", "0"]
 
 
 def test_two_grids_plot_grid_draw_and_carbon_not_two_facility_lines(base: RunResult) -> None:
-    ts = base.timeseries.assign(grid_import_mw=base.timeseries["facility_power_mw"] * 0.9,
-                                carbon_t=0.01)
+    ts = base.timeseries.assign(grid_import_mw=base.timeseries["facility_power_mw"] * 0.9, carbon_t=0.01)
     other = ts.assign(grid_import_mw=ts["grid_import_mw"] * 0.8, carbon_t=0.07)
     fig = power_over_time([("fr", ts), ("de", other)])
     ax = fig.axes[0]
     assert ax.get_ylabel() == "grid draw (MW)" and "same in every run" in ax.get_title()
-    assert power_over_time([("a", ts), ("b", ts.assign(facility_power_mw=ts["facility_power_mw"] * 2))]
-                           ).axes[0].get_ylabel() == "facility power (MW)"
+    assert (
+        power_over_time([("a", ts), ("b", ts.assign(facility_power_mw=ts["facility_power_mw"] * 2))])
+        .axes[0]
+        .get_ylabel()
+        == "facility power (MW)"
+    )
     carbon = carbon_over_time([("fr", ts), ("de", other)])
     assert carbon is not None
     lines = carbon.axes[0].get_lines()

@@ -87,18 +87,30 @@ def test_base_scenario_is_valid(tmp_path: Path) -> None:
 
 
 # --- one problem each --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("old", "new", "field", "needle"), [
-    ("  pue: 1.2", "  peu: 1.2", "facility.peu", "peu:"),
-    ("      gpus_per_node: 8", "      gpus_per_nod: 8", "facility.clusters.0.gpus_per_nod", "gpus_per_nod:"),
-    ("{idle_w: 1000, busy_w: 2500}", "{idle_w: 1000, busy: 2500}", "facility.clusters.0.node_power.busy",
-     "busy: 2500"),
-    ("      duration: {kind: lognormal, median: 2h}", "      duration: {kind: lognormal, median: 2h, sigm: 1}",
-     "workload.training.0.classes.1.duration.sigm", "sigm: 1"),
-    ("lookahead: 50", "look_ahead: 50", "scheduler.look_ahead", "look_ahead"),
-    ("report: {interval: 1h}", "report: {interval: 1h, plot: false}", "report.plot", "plot: false"),
-])
-def test_typo_gives_one_problem_with_file_line_and_path(tmp_path: Path, old: str, new: str, field: str,
-                                                         needle: str) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "field", "needle"),
+    [
+        ("  pue: 1.2", "  peu: 1.2", "facility.peu", "peu:"),
+        ("      gpus_per_node: 8", "      gpus_per_nod: 8", "facility.clusters.0.gpus_per_nod", "gpus_per_nod:"),
+        (
+            "{idle_w: 1000, busy_w: 2500}",
+            "{idle_w: 1000, busy: 2500}",
+            "facility.clusters.0.node_power.busy",
+            "busy: 2500",
+        ),
+        (
+            "      duration: {kind: lognormal, median: 2h}",
+            "      duration: {kind: lognormal, median: 2h, sigm: 1}",
+            "workload.training.0.classes.1.duration.sigm",
+            "sigm: 1",
+        ),
+        ("lookahead: 50", "look_ahead: 50", "scheduler.look_ahead", "look_ahead"),
+        ("report: {interval: 1h}", "report: {interval: 1h, plot: false}", "report.plot", "plot: false"),
+    ],
+)
+def test_typo_gives_one_problem_with_file_line_and_path(
+    tmp_path: Path, old: str, new: str, field: str, needle: str
+) -> None:
     text = edit(old, new)
     path, problems = problems_of(text, tmp_path)
     assert len(problems) == 1, problems
@@ -107,18 +119,22 @@ def test_typo_gives_one_problem_with_file_line_and_path(tmp_path: Path, old: str
     assert "unknown field" in p.message
 
 
-@pytest.mark.parametrize(("old", "new", "field", "needle", "words"), [
-    ("horizon: 1d", "horizon: 30", "horizon", "horizon:", "unit"),
-    ("horizon: 1d", "horizon: '30'", "horizon", "horizon:", "not a duration"),
-    ("horizon: 1d", "horizon: 5x", "horizon", "horizon:", "not a duration"),
-    ("horizon: 1d", "horizon: -1d", "horizon", "horizon:", "duration"),
-    ("horizon: 1d", "horizon: 0s", "horizon", "horizon:", "positive"),
-    ("report: {interval: 1h}", "report: {interval: 15}", "report.interval", "report:", "unit"),
-    ("value: 1h}", "value: 1hour}", "workload.training.0.classes.0.duration.value", "name: small", "duration"),
-    ("median: 2h}", "median: 2}", "workload.training.0.classes.1.duration.median", "median: 2}", "unit"),
-])
-def test_duration_without_unit_or_malformed(tmp_path: Path, old: str, new: str, field: str, needle: str,
-                                            words: str) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "field", "needle", "words"),
+    [
+        ("horizon: 1d", "horizon: 30", "horizon", "horizon:", "unit"),
+        ("horizon: 1d", "horizon: '30'", "horizon", "horizon:", "not a duration"),
+        ("horizon: 1d", "horizon: 5x", "horizon", "horizon:", "not a duration"),
+        ("horizon: 1d", "horizon: -1d", "horizon", "horizon:", "duration"),
+        ("horizon: 1d", "horizon: 0s", "horizon", "horizon:", "positive"),
+        ("report: {interval: 1h}", "report: {interval: 15}", "report.interval", "report:", "unit"),
+        ("value: 1h}", "value: 1hour}", "workload.training.0.classes.0.duration.value", "name: small", "duration"),
+        ("median: 2h}", "median: 2}", "workload.training.0.classes.1.duration.median", "median: 2}", "unit"),
+    ],
+)
+def test_duration_without_unit_or_malformed(
+    tmp_path: Path, old: str, new: str, field: str, needle: str, words: str
+) -> None:
     text = edit(old, new)
     path, problems = problems_of(text, tmp_path)
     assert len(problems) == 1, problems
@@ -127,16 +143,19 @@ def test_duration_without_unit_or_malformed(tmp_path: Path, old: str, new: str, 
     assert words in p.message
 
 
-@pytest.mark.parametrize(("old", "new", "field", "needle"), [
-    ("      nodes: 4", "      nodes: -4", "facility.clusters.0.nodes", "nodes: -4"),
-    ("      nodes: 2", "      nodes: 0", "facility.clusters.1.nodes", "nodes: 0"),
-    ("      gpus_per_node: 4", "      gpus_per_node: 65", "facility.clusters.1.gpus_per_node", "gpus_per_node: 65"),
-    ("pue: 1.2", "pue: 0.9", "facility.pue", "pue:"),
-    ("seed: 1", "seed: -1", "seed", "seed:"),
-    ("rate_per_hour: 3", "rate_per_hour: 0", "workload.training.0.arrivals.rate_per_hour", "arrivals:"),
-    ("gpus: [16, 32]", "gpus: [16, -32]", "workload.training.0.classes.1.sizes.gpus.1", "gpus: [16, -32]"),
-    ("{kind: easy_backfill, lookahead: 50}", "{kind: lifo}", "scheduler", "scheduler:"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "field", "needle"),
+    [
+        ("      nodes: 4", "      nodes: -4", "facility.clusters.0.nodes", "nodes: -4"),
+        ("      nodes: 2", "      nodes: 0", "facility.clusters.1.nodes", "nodes: 0"),
+        ("      gpus_per_node: 4", "      gpus_per_node: 65", "facility.clusters.1.gpus_per_node", "gpus_per_node: 65"),
+        ("pue: 1.2", "pue: 0.9", "facility.pue", "pue:"),
+        ("seed: 1", "seed: -1", "seed", "seed:"),
+        ("rate_per_hour: 3", "rate_per_hour: 0", "workload.training.0.arrivals.rate_per_hour", "arrivals:"),
+        ("gpus: [16, 32]", "gpus: [16, -32]", "workload.training.0.classes.1.sizes.gpus.1", "gpus: [16, -32]"),
+        ("{kind: easy_backfill, lookahead: 50}", "{kind: lifo}", "scheduler", "scheduler:"),
+    ],
+)
 def test_bad_values(tmp_path: Path, old: str, new: str, field: str, needle: str) -> None:
     text = edit(old, new)
     path, problems = problems_of(text, tmp_path)
@@ -168,8 +187,11 @@ def test_job_class_larger_than_any_cluster(tmp_path: Path) -> None:
     path, problems = problems_of(text, tmp_path)
     assert len(problems) == 1, problems
     p = problems[0]
-    assert (p.file, p.line, p.field) == (str(path), line_of(text, "sizes: {kind: choice, gpus: [16, 64]}"),
-                                         "workload.training.0.classes.1.sizes")
+    assert (p.file, p.line, p.field) == (
+        str(path),
+        line_of(text, "sizes: {kind: choice, gpus: [16, 64]}"),
+        "workload.training.0.classes.1.sizes",
+    )
     assert "64" in p.message and "32" in p.message
 
 
@@ -216,8 +238,13 @@ def test_duplicate_cluster_names(tmp_path: Path) -> None:
 # --- several problems at once ------------------------------------------------------------------------------------
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     text = BASE
-    for old, new in [("pue: 1.2", "pue: 0.5"), ("nodes: 4", "nodes: 0"), ("value: 1h}", "value: 5x}"),
-                     ("      gpus_per_node: 4", "      gpus_per_nod: 4"), ("horizon: 1d", "horizon: 30")]:
+    for old, new in [
+        ("pue: 1.2", "pue: 0.5"),
+        ("nodes: 4", "nodes: 0"),
+        ("value: 1h}", "value: 5x}"),
+        ("      gpus_per_node: 4", "      gpus_per_nod: 4"),
+        ("horizon: 1d", "horizon: 30"),
+    ]:
         text = edit(old, new, text)
     path, problems = problems_of(text, tmp_path)
     got = {(p.field, p.line) for p in problems}
@@ -236,8 +263,11 @@ def test_several_semantic_problems_at_once(tmp_path: Path) -> None:
     text = edit("gpus: [16, 32]", "gpus: [16, 128]", text)
     text = edit("report: {interval: 1h}", "report: {interval: 3d}", text)
     _path, problems = problems_of(text, tmp_path)
-    assert {p.field for p in problems} == {"facility.clusters.1.gpu", "workload.training.0.classes.1.sizes",
-                                           "report.interval"}
+    assert {p.field for p in problems} == {
+        "facility.clusters.1.gpu",
+        "workload.training.0.classes.1.sizes",
+        "report.interval",
+    }
 
 
 # --- YAML and files ----------------------------------------------------------------------------------------------
@@ -292,13 +322,16 @@ def test_missing_trace_file_fails_the_run(tmp_path: Path) -> None:
         gigafactory_sim.run(scenario)
 
 
-@pytest.mark.parametrize(("rows", "line", "column"), [
-    (["0,8,3600", "10,4,3600", "20,2,36x0", "30,1,100"], 4, "duration_s"),  # bad number on line 4
-    (["0,8,3600", "10,4,3600", "twenty,2,3600"], 4, "submit_s"),
-    (["0,8,3600", "10,0,3600", "20,2,3600"], 3, "gpus"),  # zero GPUs
-    (["0,8,3600", "10,4,3600", "20,2.5,3600"], 4, "gpus"),  # fractional GPUs
-    (["0,8,3600", "10,4,3600", "20,2,3600", "30,1,"], 5, "duration_s"),  # empty cell
-])
+@pytest.mark.parametrize(
+    ("rows", "line", "column"),
+    [
+        (["0,8,3600", "10,4,3600", "20,2,36x0", "30,1,100"], 4, "duration_s"),  # bad number on line 4
+        (["0,8,3600", "10,4,3600", "twenty,2,3600"], 4, "submit_s"),
+        (["0,8,3600", "10,0,3600", "20,2,3600"], 3, "gpus"),  # zero GPUs
+        (["0,8,3600", "10,4,3600", "20,2.5,3600"], 4, "gpus"),  # fractional GPUs
+        (["0,8,3600", "10,4,3600", "20,2,3600", "30,1,"], 5, "duration_s"),  # empty cell
+    ],
+)
 def test_malformed_trace_row_names_its_line(tmp_path: Path, rows: list[str], line: int, column: str) -> None:
     trace = tmp_path / "jobs.csv"
     trace.write_text("submit_s,gpus,duration_s\n" + "\n".join(rows) + "\n", encoding="utf-8")
@@ -338,8 +371,16 @@ def test_trace_relative_to_the_scenario_file(tmp_path: Path) -> None:
 def test_overrides_apply(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(BASE, encoding="utf-8")
-    scenario = load_scenario(path, ["facility.clusters.0.nodes=2048", "horizon=7d", "facility.pue=1.4",
-                                    "scheduler={kind: fifo}", "workload.training.0.classes.1.duration.sigma=0.5"])
+    scenario = load_scenario(
+        path,
+        [
+            "facility.clusters.0.nodes=2048",
+            "horizon=7d",
+            "facility.pue=1.4",
+            "scheduler={kind: fifo}",
+            "workload.training.0.classes.1.duration.sigma=0.5",
+        ],
+    )
     assert scenario.facility.clusters[0].nodes == 2048
     assert scenario.horizon_s == 7 * 86400.0
     assert scenario.facility.pue == 1.4
@@ -354,14 +395,17 @@ def test_override_can_fix_the_file(tmp_path: Path) -> None:
     assert scenario.facility.clusters[0].nodes == 6
 
 
-@pytest.mark.parametrize(("override", "field"), [
-    ("facility.clusters.0.nodes=-3", "facility.clusters.0.nodes"),
-    ("facility.clusters.0.nodes=many", "facility.clusters.0.nodes"),
-    ("horizon=30", "horizon"),
-    ("facility.pue=7", "facility.pue"),
-    ("report.interval=2d", "report.interval"),  # semantic: longer than the horizon
-    ("facility.clusters.1.gpu=H300", "facility.clusters.1.gpu"),
-])
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("facility.clusters.0.nodes=-3", "facility.clusters.0.nodes"),
+        ("facility.clusters.0.nodes=many", "facility.clusters.0.nodes"),
+        ("horizon=30", "horizon"),
+        ("facility.pue=7", "facility.pue"),
+        ("report.interval=2d", "report.interval"),  # semantic: longer than the horizon
+        ("facility.clusters.1.gpu=H300", "facility.clusters.1.gpu"),
+    ],
+)
 def test_bad_override_is_reported_against_the_set(tmp_path: Path, override: str, field: str) -> None:
     _, problems = problems_of(BASE, tmp_path, (override,))
     assert len(problems) == 1, problems
@@ -374,8 +418,9 @@ def test_bad_override_is_reported_against_the_set(tmp_path: Path, override: str,
 
 def test_override_with_an_unknown_field(tmp_path: Path) -> None:
     _, problems = problems_of(BASE, tmp_path, ("facility.clusters.0.gpus_per_nod=4",))
-    assert [(p.file, p.field) for p in problems] == [("--set facility.clusters.0.gpus_per_nod",
-                                                      "facility.clusters.0.gpus_per_nod")]
+    assert [(p.file, p.field) for p in problems] == [
+        ("--set facility.clusters.0.gpus_per_nod", "facility.clusters.0.gpus_per_nod")
+    ]
 
 
 @pytest.mark.parametrize("override", ["nodes", "facility.clusters.7.nodes=3", "=3", "seed.x=1"])
@@ -389,8 +434,10 @@ def test_file_problems_keep_their_lines_beside_overrides(tmp_path: Path) -> None
     text = edit("pue: 1.2", "pue: 0.2")
     path, problems = problems_of(text, tmp_path, ("facility.clusters.0.nodes=-1",))
     got = {(p.file, p.line, p.field) for p in problems}
-    assert got == {(str(path), line_of(text, "pue:"), "facility.pue"),
-                   ("--set facility.clusters.0.nodes", None, "facility.clusters.0.nodes")}
+    assert got == {
+        (str(path), line_of(text, "pue:"), "facility.pue"),
+        ("--set facility.clusters.0.nodes", None, "facility.clusters.0.nodes"),
+    }
 
 
 # --- schema ------------------------------------------------------------------------------------------------------

@@ -22,8 +22,15 @@ from gigafactory_sim.report.writer import pid_alive, remove_stale_temps
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
-COMPLETE = {"summary.json", "timeseries.parquet", "jobs.parquet", "scenario.resolved.yaml", "report.md",
-            "report.html", "run.json"}
+COMPLETE = {
+    "summary.json",
+    "timeseries.parquet",
+    "jobs.parquet",
+    "scenario.resolved.yaml",
+    "report.md",
+    "report.html",
+    "run.json",
+}
 runner = CliRunner()
 
 
@@ -53,16 +60,32 @@ def test_sigkill_at_random_moments_never_publishes_half_a_run(tmp_path: Path) ->
     rng = random.Random(10)
     for i in range(4):
         out = tmp_path / f"run{i}"
-        proc = subprocess.Popen([sys.executable, "-m", "gigafactory_sim", "run", str(QUICKSTART), "-q", "--out",
-                                 str(out), "--set", "horizon=3d"], cwd=ROOT, env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gigafactory_sim",
+                "run",
+                str(QUICKSTART),
+                "-q",
+                "--out",
+                str(out),
+                "--set",
+                "horizon=3d",
+            ],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(0.8, 3.5))  # import, build, simulate or write: wherever it is
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         _check_published(out)
         # the next run of the same target removes the killed one's temporary and publishes a complete run
-        res = runner.invoke(app, ["run", str(QUICKSTART), "-q", "--out", str(out), "--set", "horizon=1h",
-                                  "--overwrite"])
+        res = runner.invoke(
+            app, ["run", str(QUICKSTART), "-q", "--out", str(out), "--set", "horizon=1h", "--overwrite"]
+        )
         assert res.exit_code == 0, res.output
         assert {p.name for p in out.iterdir()} >= COMPLETE
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}.")]
@@ -102,23 +125,43 @@ def _children(pid: int) -> set[int]:
 
 
 def _sweep_cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "gigafactory_sim", "sweep", str(QUICKSTART), "--set", "horizon=20d",
-            "--set", "seed=1,2,3,4", "--workers", "2", "--compact", "-q", "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "gigafactory_sim",
+        "sweep",
+        str(QUICKSTART),
+        "--set",
+        "horizon=20d",
+        "--set",
+        "seed=1,2,3,4",
+        "--workers",
+        "2",
+        "--compact",
+        "-q",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="needs ps and /proc")
 def test_a_killed_sweep_takes_its_workers_with_it(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    proc = subprocess.Popen(_sweep_cmd(out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_sweep_cmd(out), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: set[int] = set()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(workers) < 2:
         time.sleep(0.2)
-        workers = {p for p in _children(proc.pid)
-                   if "multiprocessing" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
-                   and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text(errors="replace")} \
-            if proc.poll() is None else workers
+        workers = (
+            {
+                p
+                for p in _children(proc.pid)
+                if "multiprocessing" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+                and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+            }
+            if proc.poll() is None
+            else workers
+        )
     assert len(workers) >= 1, "no worker started"
     assert (out / LOCK).exists()
     # a second sweep on the same folder is refused while the first lives

@@ -29,10 +29,23 @@ PARKED_W = 78.0
 
 def scenario(**over: Any) -> Scenario:
     doc: dict[str, Any] = {
-        "name": "t", "seed": 3, "start": "2020-06-01T00:00:00Z", "horizon": "2d",
-        "facility": {"pue": 1.2, "country": "FR", "clusters": [
-            {"name": "h200", "gpu": "H200-SXM", "nodes": 8, "gpus_per_node": 8,
-             "node_power": {"idle_w": 1000, "busy_w": 2500}}]},
+        "name": "t",
+        "seed": 3,
+        "start": "2020-06-01T00:00:00Z",
+        "horizon": "2d",
+        "facility": {
+            "pue": 1.2,
+            "country": "FR",
+            "clusters": [
+                {
+                    "name": "h200",
+                    "gpu": "H200-SXM",
+                    "nodes": 8,
+                    "gpus_per_node": 8,
+                    "node_power": {"idle_w": 1000, "busy_w": 2500},
+                }
+            ],
+        },
         "workload": {"training": []},
         "scheduler": {"kind": "fifo"},
         "report": {"interval": "1h", "plots": False},
@@ -73,9 +86,14 @@ def test_constant_load_carbon_and_cost_equal_power_times_sum_over_the_series(zon
 
 def test_carbon_is_exact_with_jobs_and_looped_series() -> None:
     """Busy facility, series looped from 2020: totals equal the integral of power x signal per segment."""
-    sc = scenario(**{"start": "2024-06-03T00:00:00Z", "horizon": "3d",
-                     "grid": {"loop_year": True, "carbon": {}, "price": {}},
-                     "workload.training": [_research_source(rate=40)]})
+    sc = scenario(
+        **{
+            "start": "2024-06-03T00:00:00Z",
+            "horizon": "3d",
+            "grid": {"loop_year": True, "carbon": {}, "price": {}},
+            "workload.training": [_research_source(rate=40)],
+        }
+    )
     sim = Simulation(prepare(sc))
     res = execute(sim)
     ts = res.timeseries
@@ -91,14 +109,27 @@ def test_carbon_is_exact_with_jobs_and_looped_series() -> None:
 
 
 def _research_source(rate: float = 20, **extra: Any) -> dict[str, Any]:
-    return {"kind": "synthetic", "name": "research", "arrivals": {"kind": "poisson", "rate_per_hour": rate},
-            "classes": [{"name": "small", "share": 0.7,
-                         "sizes": {"kind": "choice", "gpus": [1, 2, 4, 8]},
-                         "duration": {"kind": "lognormal", "median": "1h", "sigma": 1.0, "max": "1d"}},
-                        {"name": "big", "share": 0.3, "priority": 1,
-                         "sizes": {"kind": "choice", "gpus": [8, 16]},
-                         "duration": {"kind": "lognormal", "median": "3h", "sigma": 0.8, "max": "2d"}}],
-            **extra}
+    return {
+        "kind": "synthetic",
+        "name": "research",
+        "arrivals": {"kind": "poisson", "rate_per_hour": rate},
+        "classes": [
+            {
+                "name": "small",
+                "share": 0.7,
+                "sizes": {"kind": "choice", "gpus": [1, 2, 4, 8]},
+                "duration": {"kind": "lognormal", "median": "1h", "sigma": 1.0, "max": "1d"},
+            },
+            {
+                "name": "big",
+                "share": 0.3,
+                "priority": 1,
+                "sizes": {"kind": "choice", "gpus": [8, 16]},
+                "duration": {"kind": "lognormal", "median": "3h", "sigma": 0.8, "max": "2d"},
+            },
+        ],
+        **extra,
+    }
 
 
 def test_scenario_without_energy_sections_is_unchanged() -> None:
@@ -117,7 +148,8 @@ def test_temperature_pue_integrates_exactly_and_plain_number_still_works(tmp_pat
     times = pd.date_range("2020-06-01", periods=48, freq="h", tz="UTC")
     temps = 10.0 + 15.0 * np.sin(np.arange(48) / 24 * 2 * np.pi)
     pd.DataFrame({"time_utc": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "temperature_c": temps}).to_csv(
-        tmp_path / "t.csv", index=False)
+        tmp_path / "t.csv", index=False
+    )
     pue = {"kind": "temperature", "base": 1.1, "per_degree_c": 0.02, "threshold_c": 15.0, "fixed_mw": 0.01}
     sc = scenario(**{"facility.pue": pue, "grid": {"temperature": {"path": str(tmp_path / "t.csv")}}})
     res = run(sc)
@@ -139,8 +171,9 @@ def test_solar_offsets_grid_import_and_self_consumption() -> None:
     res = run(sc)
     g = res.summary["grid"]
     p_w = 1.2 * (64 * PARKED_W + 8 * 1000.0)
-    solar = hourly("renewables", "FR", "solar_cf")[pd.Timestamp("2020-06-01", tz="UTC"):
-                                                   pd.Timestamp("2020-06-02T23:00", tz="UTC")]
+    solar = hourly("renewables", "FR", "solar_cf")[
+        pd.Timestamp("2020-06-01", tz="UTC") : pd.Timestamp("2020-06-02T23:00", tz="UTC")
+    ]
     used_mwh = float(np.minimum(0.05e6 * solar, p_w).sum()) / 1e6
     assert g["renewable_used_mwh"] == pytest.approx(used_mwh, rel=1e-12)
     assert g["grid_import_mwh"] == pytest.approx(g["facility_mwh"] - used_mwh, rel=1e-12)
@@ -148,19 +181,29 @@ def test_solar_offsets_grid_import_and_self_consumption() -> None:
 
 
 # -- hard cap and power capping ------------------------------------------------------------------------------
-def one_job(cap: Any, policies: list[dict[str, Any]] | None = None, work_s: float = 36000.0,
-            tmp: Path | None = None) -> Scenario:
+def one_job(
+    cap: Any, policies: list[dict[str, Any]] | None = None, work_s: float = 36000.0, tmp: Path | None = None
+) -> Scenario:
     """One 8-GPU job (work 10 h at full speed) on one H200 node, under ``cap`` (MW or a cap config)."""
     import tempfile
 
     path = (tmp or Path(tempfile.mkdtemp())) / "one.csv"
     path.write_text(f"submit_s,gpus,duration_s\n0,8,{work_s}\n")
-    return scenario(**{
-        "facility.clusters": [{"name": "h200", "gpu": "H200-SXM", "nodes": 1, "gpus_per_node": 8,
-                               "node_power": {"idle_w": 1000, "busy_w": 2500}}],
-        "workload.training": [{"kind": "trace", "name": "one", "path": str(path)}],
-        "energy": {"power_cap_mw": cap, "policies": policies or [{"kind": "capping"}]},
-    })
+    return scenario(
+        **{
+            "facility.clusters": [
+                {
+                    "name": "h200",
+                    "gpu": "H200-SXM",
+                    "nodes": 1,
+                    "gpus_per_node": 8,
+                    "node_power": {"idle_w": 1000, "busy_w": 2500},
+                }
+            ],
+            "workload.training": [{"kind": "trace", "name": "one", "path": str(path)}],
+            "energy": {"power_cap_mw": cap, "policies": policies or [{"kind": "capping"}]},
+        }
+    )
 
 
 def dvfs_speed(limit_w: float, load: float = 0.65) -> float:
@@ -201,40 +244,66 @@ def test_policy_combinations_are_validated() -> None:
     with pytest.raises(ScenarioError, match="needs at least one"):
         scenario(**{"energy": {"power_cap_mw": 1, "policies": []}})
     with pytest.raises(ScenarioError, match="limit_fraction below 1 needs capping"):
-        scenario(**{"energy": {"power_cap_mw": 1,
-                               "policies": [{"kind": "admission", "limit_fraction": 0.5}]}})
+        scenario(**{"energy": {"power_cap_mw": 1, "policies": [{"kind": "admission", "limit_fraction": 0.5}]}})
 
 
 def two_cluster_facility(nodes: int) -> list[dict[str, Any]]:
-    return [{"name": "h200", "gpu": "H200-SXM", "nodes": nodes, "gpus_per_node": 8},
-            {"name": "b200", "gpu": "B200", "nodes": max(nodes // 2, 1), "gpus_per_node": 8,
-             "node_power": {"idle_w": 1500, "busy_w": 3500}}]
+    return [
+        {"name": "h200", "gpu": "H200-SXM", "nodes": nodes, "gpus_per_node": 8},
+        {
+            "name": "b200",
+            "gpu": "B200",
+            "nodes": max(nodes // 2, 1),
+            "gpus_per_node": 8,
+            "node_power": {"idle_w": 1500, "busy_w": 3500},
+        },
+    ]
 
 
 POLICY_SETS = [
     [{"kind": "admission"}],
     [{"kind": "admission"}, {"kind": "preemption"}],
     [{"kind": "admission"}, {"kind": "capping"}, {"kind": "preemption"}],
-    [{"kind": "admission", "limit_fraction": 0.6}, {"kind": "capping", "min_limit_fraction": 0.4,
-                                                    "order": "listed", "clusters": ["b200"]},
-     {"kind": "preemption"}],
+    [
+        {"kind": "admission", "limit_fraction": 0.6},
+        {"kind": "capping", "min_limit_fraction": 0.4, "order": "listed", "clusters": ["b200"]},
+        {"kind": "preemption"},
+    ],
 ]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), nodes=st.integers(4, 8), rate=st.floats(5, 60),
-       cap_fraction=st.floats(0.35, 1.0), low_fraction=st.floats(0.2, 1.0), daily=st.booleans(),
-       solar=st.sampled_from([0.0, 0.02]), policies=st.integers(0, len(POLICY_SETS) - 1))
-def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: float, cap_fraction: float,
-                                               low_fraction: float, daily: bool, solar: float,
-                                               policies: int) -> None:
+@given(
+    seed=st.integers(0, 10_000),
+    nodes=st.integers(4, 8),
+    rate=st.floats(5, 60),
+    cap_fraction=st.floats(0.35, 1.0),
+    low_fraction=st.floats(0.2, 1.0),
+    daily=st.booleans(),
+    solar=st.sampled_from([0.0, 0.02]),
+    policies=st.integers(0, len(POLICY_SETS) - 1),
+)
+def test_facility_never_draws_above_a_hard_cap(
+    seed: int,
+    nodes: int,
+    rate: float,
+    cap_fraction: float,
+    low_fraction: float,
+    daily: bool,
+    solar: float,
+    policies: int,
+) -> None:
     base = scenario(**{"facility.clusters": two_cluster_facility(nodes)})
     sim0 = Simulation(prepare(base))
-    idle_w = 1.2 * sum(st_.total_gpus * (sim0.facility.unallocated_w[c] + sim0.facility.node_idle_w_per_gpu[c])
-                       for c, st_ in enumerate(sim0.facility.clusters))
+    idle_w = 1.2 * sum(
+        st_.total_gpus * (sim0.facility.unallocated_w[c] + sim0.facility.node_idle_w_per_gpu[c])
+        for c, st_ in enumerate(sim0.facility.clusters)
+    )
     f0 = sim0.facility
-    full_w = 1.2 * sum(st_.total_gpus * (m.limit_w + f0.node_busy_w_per_gpu[c])
-                       for c, (st_, m) in enumerate(zip(f0.clusters, f0.power_models, strict=True)))
+    full_w = 1.2 * sum(
+        st_.total_gpus * (m.limit_w + f0.node_busy_w_per_gpu[c])
+        for c, (st_, m) in enumerate(zip(f0.clusters, f0.power_models, strict=True))
+    )
     high = idle_w + cap_fraction * (full_w - idle_w)
     low = idle_w + low_fraction * (high - idle_w)
     chosen = POLICY_SETS[policies]
@@ -242,13 +311,21 @@ def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: floa
         daily, solar = False, 0.0
     cap: Any = high / 1e6
     if daily:
-        cap = {"kind": "daily", "base_mw": high / 1e6,
-               "windows": [{"from_h": 7, "to_h": 9, "mw": low / 1e6},
-                           {"from_h": 17, "to_h": 21, "mw": low / 1e6}]}
-    sc = scenario(**{"seed": seed, "horizon": "1d", "facility.clusters": two_cluster_facility(nodes),
-                     "workload.training": [_research_source(rate)],
-                     "grid": {"renewables": {"solar_mw": solar}} if solar else None,
-                     "energy": {"power_cap_mw": cap, "policies": chosen}})
+        cap = {
+            "kind": "daily",
+            "base_mw": high / 1e6,
+            "windows": [{"from_h": 7, "to_h": 9, "mw": low / 1e6}, {"from_h": 17, "to_h": 21, "mw": low / 1e6}],
+        }
+    sc = scenario(
+        **{
+            "seed": seed,
+            "horizon": "1d",
+            "facility.clusters": two_cluster_facility(nodes),
+            "workload.training": [_research_source(rate)],
+            "grid": {"renewables": {"solar_mw": solar}} if solar else None,
+            "energy": {"power_cap_mw": cap, "policies": chosen},
+        }
+    )
     sim = Simulation(prepare(sc))
     res = execute(sim)
     assert sim.features["energy"] is not None
@@ -257,8 +334,10 @@ def test_facility_never_draws_above_a_hard_cap(seed: int, nodes: int, rate: floa
     assert res.summary["power_cap"]["hard_cap_kept"]
     assert res.summary["power_cap"]["energy_over_hard_cap_mwh"] == 0.0
     assert res.summary["jobs"]["started"] > 0
-    assert res.summary["jobs"]["completed"] + res.summary["jobs"]["running_at_end"] + \
-        res.summary["jobs"]["queued_at_end"] == res.summary["jobs"]["submitted"]
+    assert (
+        res.summary["jobs"]["completed"] + res.summary["jobs"]["running_at_end"] + res.summary["jobs"]["queued_at_end"]
+        == res.summary["jobs"]["submitted"]
+    )
 
 
 # -- budgets -------------------------------------------------------------------------------------------------
@@ -266,8 +345,12 @@ POLICIES_ALL = [{"kind": "admission"}, {"kind": "capping"}, {"kind": "preemption
 
 
 def busy_facility(**over: Any) -> Scenario:
-    doc: dict[str, Any] = {"horizon": "3d", "facility.clusters": two_cluster_facility(6),
-                           "workload.training": [_research_source(60)], "grid": {"carbon": {}, "price": {}}}
+    doc: dict[str, Any] = {
+        "horizon": "3d",
+        "facility.clusters": two_cluster_facility(6),
+        "workload.training": [_research_source(60)],
+        "grid": {"carbon": {}, "price": {}},
+    }
     doc.update(over)
     return scenario(**doc)
 
@@ -278,16 +361,22 @@ def unconstrained_daily_mwh() -> float:
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fraction=st.floats(0.5, 0.95), kind=st.sampled_from(["energy", "carbon", "cost"]),
-       pacing=st.sampled_from([{"kind": "even"}, {"kind": "weighted", "by": "price", "strength": 1.5},
-                               {"kind": "weighted", "by": "carbon"}]),
-       per=st.sampled_from(["day", "horizon"]))
-def test_hard_budgets_are_never_exceeded(fraction: float, kind: str, pacing: dict[str, Any], per: str
-                                         ) -> None:
+@given(
+    fraction=st.floats(0.5, 0.95),
+    kind=st.sampled_from(["energy", "carbon", "cost"]),
+    pacing=st.sampled_from(
+        [{"kind": "even"}, {"kind": "weighted", "by": "price", "strength": 1.5}, {"kind": "weighted", "by": "carbon"}]
+    ),
+    per=st.sampled_from(["day", "horizon"]),
+)
+def test_hard_budgets_are_never_exceeded(fraction: float, kind: str, pacing: dict[str, Any], per: str) -> None:
     free = run(busy_facility())
     days = 3 if per == "day" else 1
-    total = {"energy": free.summary["grid"]["grid_import_mwh"], "carbon": free.summary["carbon"]["total_t"],
-             "cost": free.summary["cost"]["total_eur"]}[kind]
+    total = {
+        "energy": free.summary["grid"]["grid_import_mwh"],
+        "carbon": free.summary["carbon"]["total_t"],
+        "cost": free.summary["cost"]["total_eur"],
+    }[kind]
     field = {"energy": "mwh", "carbon": "t_co2", "cost": "eur"}[kind]
     budget = {"kind": kind, field: fraction * total / days, "per": per, "pacing": pacing}
     sim = Simulation(prepare(busy_facility(energy={"budgets": [budget], "policies": POLICIES_ALL})))
@@ -307,8 +396,11 @@ def test_hard_budgets_are_never_exceeded(fraction: float, kind: str, pacing: dic
 
 
 def test_energy_budget_equals_integral_of_power() -> None:
-    sim = Simulation(prepare(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 2.0, "per": "day"}],
-                                           "policies": POLICIES_ALL})))
+    sim = Simulation(
+        prepare(
+            busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 2.0, "per": "day"}], "policies": POLICIES_ALL})
+        )
+    )
     res = execute(sim)
     ts = res.timeseries
     hours = (ts["t_end_s"] - ts["t_start_s"]) / 3600
@@ -323,8 +415,13 @@ def test_energy_budget_equals_integral_of_power() -> None:
 
 def test_budget_below_idle_energy_is_rejected() -> None:
     with pytest.raises(ScenarioError, match="less than the facility uses idle"):
-        Simulation(prepare(busy_facility(energy={"budgets": [{"kind": "energy", "mwh": 0.1, "per": "day"}],
-                                         "policies": POLICIES_ALL})))
+        Simulation(
+            prepare(
+                busy_facility(
+                    energy={"budgets": [{"kind": "energy", "mwh": 0.1, "per": "day"}], "policies": POLICIES_ALL}
+                )
+            )
+        )
 
 
 # -- carbon- and price-aware deferral -----------------------------------------------------------------------
@@ -336,13 +433,19 @@ def trace_jobs(tmp: Path, rows: list[tuple[float, int, float, int]]) -> dict[str
 
 
 def test_threshold_deferral_starts_at_the_first_clean_hour(tmp_path: Path) -> None:
-    ci = hourly("carbon", "DE", "carbon_g_per_kwh")[pd.Timestamp("2020-06-01", tz="UTC"):].to_numpy()[:48]
+    ci = hourly("carbon", "DE", "carbon_g_per_kwh")[pd.Timestamp("2020-06-01", tz="UTC") :].to_numpy()[:48]
     threshold = float(np.percentile(ci[:24], 25))
     rows = [(h * 3600.0 + 600.0, 8, 3600.0, 0) for h in range(0, 24, 3)] + [(1800.0, 8, 3600.0, 1)]
-    sc = scenario(**{"facility.country": "DE", "grid": {"carbon": {}},
-                     "workload.training": [trace_jobs(tmp_path, rows)],
-                     "energy": {"policies": [{"kind": "deferral", "signal": "carbon", "threshold": threshold,
-                                              "max_delay": "12h"}]}})
+    sc = scenario(
+        **{
+            "facility.country": "DE",
+            "grid": {"carbon": {}},
+            "workload.training": [trace_jobs(tmp_path, rows)],
+            "energy": {
+                "policies": [{"kind": "deferral", "signal": "carbon", "threshold": threshold, "max_delay": "12h"}]
+            },
+        }
+    )
     res = run(sc)
     jobs = res.jobs.sort_values("submit_s")
     for submit, start, prio in zip(jobs.submit_s, jobs.start_s, jobs.priority, strict=True):
@@ -360,16 +463,28 @@ def test_threshold_deferral_starts_at_the_first_clean_hour(tmp_path: Path) -> No
 
 
 def test_window_deferral_picks_the_cleanest_run(tmp_path: Path) -> None:
-    ci = hourly("carbon", "DE", "carbon_g_per_kwh")[pd.Timestamp("2020-06-01", tz="UTC"):].to_numpy()[:48]
-    sc = scenario(**{"facility.country": "DE", "grid": {"carbon": {}},
-                     "workload.training": [trace_jobs(tmp_path, [(0.0, 8, 4 * 3600.0, 0)])],
-                     "energy": {"policies": [{"kind": "deferral", "rule": "window", "max_delay": "18h"}]}})
+    ci = hourly("carbon", "DE", "carbon_g_per_kwh")[pd.Timestamp("2020-06-01", tz="UTC") :].to_numpy()[:48]
+    sc = scenario(
+        **{
+            "facility.country": "DE",
+            "grid": {"carbon": {}},
+            "workload.training": [trace_jobs(tmp_path, [(0.0, 8, 4 * 3600.0, 0)])],
+            "energy": {"policies": [{"kind": "deferral", "rule": "window", "max_delay": "18h"}]},
+        }
+    )
     res = run(sc)
-    means = [ci[h:h + 4].mean() for h in range(0, 19)]
+    means = [ci[h : h + 4].mean() for h in range(0, 19)]
     assert float(res.jobs.start_s.iloc[0]) == 3600.0 * int(np.argmin(means))
     carbon_run = res.summary["carbon"]["by_class_t"]["training"]
-    free = run(scenario(**{"facility.country": "DE", "grid": {"carbon": {}},
-                           "workload.training": [trace_jobs(tmp_path, [(0.0, 8, 4 * 3600.0, 0)])]}))
+    free = run(
+        scenario(
+            **{
+                "facility.country": "DE",
+                "grid": {"carbon": {}},
+                "workload.training": [trace_jobs(tmp_path, [(0.0, 8, 4 * 3600.0, 0)])],
+            }
+        )
+    )
     assert carbon_run < free.summary["carbon"]["by_class_t"]["training"]
 
 
@@ -392,9 +507,14 @@ def test_energy_scenarios_run(name: str) -> None:
 def test_energy_plots_are_png_or_none() -> None:
     from gigafactory_sim.report.plots_energy import ENERGY_PLOTS
 
-    sc = busy_facility(horizon="1d", energy={"power_cap_mw": {"kind": "daily", "base_mw": 0.2, "windows": [
-        {"from_h": 10, "to_h": 14, "mw": 0.09}]}, "budgets": [{"kind": "energy", "mwh": 2.5, "per": "day"}],
-        "policies": POLICIES_ALL})
+    sc = busy_facility(
+        horizon="1d",
+        energy={
+            "power_cap_mw": {"kind": "daily", "base_mw": 0.2, "windows": [{"from_h": 10, "to_h": 14, "mw": 0.09}]},
+            "budgets": [{"kind": "energy", "mwh": 2.5, "per": "day"}],
+            "policies": POLICIES_ALL,
+        },
+    )
     res = run(sc)
     for plot in ENERGY_PLOTS.values():
         png = plot(res.summary, res.timeseries, res.jobs)
@@ -407,11 +527,21 @@ def test_preemption_suspends_the_lowest_priority_and_resumes_it_with_its_progres
     """Two 8-GPU jobs of 10 h; from 02:00 to 04:00 the cap fits only one: the priority-0 one waits 2 h."""
     rows = [(0.0, 8, 36000.0, 1), (0.0, 8, 36000.0, 0)]
     cap = {"kind": "daily", "base_mw": 0.02, "windows": [{"from_h": 2, "to_h": 4, "mw": 0.012}]}
-    sc = scenario(**{"facility.clusters": [{"name": "h200", "gpu": "H200-SXM", "nodes": 2, "gpus_per_node": 8,
-                                            "node_power": {"idle_w": 1000, "busy_w": 2500}}],
-                     "workload.training": [trace_jobs(tmp_path, rows)],
-                     "energy": {"power_cap_mw": cap,
-                                "policies": [{"kind": "admission"}, {"kind": "preemption"}]}})
+    sc = scenario(
+        **{
+            "facility.clusters": [
+                {
+                    "name": "h200",
+                    "gpu": "H200-SXM",
+                    "nodes": 2,
+                    "gpus_per_node": 8,
+                    "node_power": {"idle_w": 1000, "busy_w": 2500},
+                }
+            ],
+            "workload.training": [trace_jobs(tmp_path, rows)],
+            "energy": {"power_cap_mw": cap, "policies": [{"kind": "admission"}, {"kind": "preemption"}]},
+        }
+    )
     res = run(sc)
     ends = dict(zip(res.jobs.priority, res.jobs.end_s, strict=True))
     assert ends[1] == pytest.approx(36000.0)
@@ -428,8 +558,7 @@ def test_cap_shapes_daily_windows_and_csv_series(tmp_path: Path) -> None:
 
     start = datetime(2020, 6, 5, tzinfo=UTC)  # a Friday
     windows = [{"from_h": 22, "to_h": 6, "mw": 7}, {"from_h": 18, "to_h": 21, "mw": 8}]
-    daily = DailyCap.model_validate({"base_mw": 10, "utc_offset_h": 2, "weekdays_only": True,
-                                     "windows": windows})
+    daily = DailyCap.model_validate({"base_mw": 10, "utc_offset_h": 2, "weekdays_only": True, "windows": windows})
     sig = cap_signal(daily, start, 3 * 86400.0, tmp_path)
     local_h = 2  # UTC midnight is 02:00 local: inside the night window
     assert sig.at(0.0) == 7e6 and sig.at((6 - local_h) * 3600.0) == 10e6
@@ -438,9 +567,14 @@ def test_cap_shapes_daily_windows_and_csv_series(tmp_path: Path) -> None:
     times = pd.date_range("2020-06-01", periods=48, freq="h", tz="UTC")
     mw = np.where(times.hour.isin([17, 18, 19]), 0.05, 0.08)  # the facility peaks near 0.1 MW
     pd.DataFrame({"time_utc": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "power_cap_mw": mw}).to_csv(
-        tmp_path / "cap.csv", index=False)
-    res = run(busy_facility(horizon="2d", grid=None,
-                            energy={"power_cap_mw": {"kind": "series", "path": str(tmp_path / "cap.csv")},
-                                    "policies": POLICIES_ALL}))
+        tmp_path / "cap.csv", index=False
+    )
+    res = run(
+        busy_facility(
+            horizon="2d",
+            grid=None,
+            energy={"power_cap_mw": {"kind": "series", "path": str(tmp_path / "cap.csv")}, "policies": POLICIES_ALL},
+        )
+    )
     assert res.timeseries["hard_cap_mw"].to_numpy() == pytest.approx(mw)
     assert res.summary["power_cap"]["hard_cap_kept"]

@@ -41,15 +41,19 @@ def one_job_trace(tmp: Path, gpus: int, work_s: float) -> Path:
     return path
 
 
-def one_job_scenario(trace: Path, seed: int, nodes: int, horizon_s: float, failures: dict[str, Any],
-                     checkpointing: dict[str, Any]) -> Scenario:
-    return Scenario.model_validate({
-        "seed": seed, "horizon": horizon_s,
-        "facility": {"clusters": [{"name": "c", "gpu": "H100-SXM", "nodes": nodes, "failures": failures}]},
-        "workload": {"training": [{"kind": "trace", "name": "job", "path": str(trace)}]},
-        "checkpointing": checkpointing,
-        "report": {"interval": DAY},
-    })
+def one_job_scenario(
+    trace: Path, seed: int, nodes: int, horizon_s: float, failures: dict[str, Any], checkpointing: dict[str, Any]
+) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "seed": seed,
+            "horizon": horizon_s,
+            "facility": {"clusters": [{"name": "c", "gpu": "H100-SXM", "nodes": nodes, "failures": failures}]},
+            "workload": {"training": [{"kind": "trace", "name": "job", "path": str(trace)}]},
+            "checkpointing": checkpointing,
+            "report": {"interval": DAY},
+        }
+    )
 
 
 def quickstart(*overrides: str) -> Scenario:
@@ -75,8 +79,14 @@ def llama_counts(tmp: Path) -> tuple[np.ndarray, np.ndarray]:
     trace = one_job_trace(tmp, LLAMA_NODES * 8, 60 * DAY)
     totals, daily = [], []
     for seed in LLAMA_SEEDS:
-        sc = one_job_scenario(trace, seed, LLAMA_NODES + 32, 54 * DAY,
-                              {"rate_per_node_day": LLAMA_RATE, "hot_spares": 32}, {"kind": "none"})
+        sc = one_job_scenario(
+            trace,
+            seed,
+            LLAMA_NODES + 32,
+            54 * DAY,
+            {"rate_per_node_day": LLAMA_RATE, "hot_spares": 32},
+            {"kind": "none"},
+        )
         sim = Simulation(prepare(sc))
         sim.run()
         assert sim.features["reliability"] is not None
@@ -113,12 +123,21 @@ def lost_fractions(tmp: Path, tau: float) -> np.ndarray:
     must say the same."""
     work_s = 15 * DAY
     trace = one_job_trace(tmp, CK_NODES * 8, work_s)
-    failures = {"mtbf_node": CK_NODES * CK_M, "hot_spares": 8,
-                "causes": [{"name": "hw", "share": 1.0, "repair": {"kind": "fixed", "value": 3600.0}}]}
+    failures = {
+        "mtbf_node": CK_NODES * CK_M,
+        "hot_spares": 8,
+        "causes": [{"name": "hw", "share": 1.0, "repair": {"kind": "fixed", "value": 3600.0}}],
+    }
     out = []
     for seed in CK_SEEDS:
-        sc = one_job_scenario(trace, seed, CK_NODES + 8, 40 * DAY, failures,
-                              {"kind": "fixed", "interval": tau, "cost": CK_DELTA, "restart_overhead": CK_R})
+        sc = one_job_scenario(
+            trace,
+            seed,
+            CK_NODES + 8,
+            40 * DAY,
+            failures,
+            {"kind": "fixed", "interval": tau, "cost": CK_DELTA, "restart_overhead": CK_R},
+        )
         sim = Simulation(prepare(sc))
         sim.run()
         assert sim.features["reliability"] is not None and sim.facility.rec_state[0] == COMPLETED
@@ -140,8 +159,7 @@ def exact_lost_fraction(tau: float, delta: float, restart: float, mtbf: float) -
 
 
 @pytest.mark.parametrize("tau", CK_GRID)
-def test_lost_fraction_matches_first_order_and_exact(tmp_path_factory: pytest.TempPathFactory,
-                                                     tau: float) -> None:
+def test_lost_fraction_matches_first_order_and_exact(tmp_path_factory: pytest.TempPathFactory, tau: float) -> None:
     f = lost_fractions(tmp_path_factory.getbasetemp(), tau).mean()
     first_order = CK_DELTA / tau + tau / (2 * CK_M) + CK_R / CK_M
     assert f == pytest.approx(first_order, rel=0.10)
@@ -225,14 +243,20 @@ def check_invariants(sim: Simulation, summary: dict[str, Any]) -> None:
 # Found by this test: a restart cut short without checkpoints once booked 0 x inf = nan work saved, and the
 # nan end time broke the event queue's order.
 @example(seed=0, nodes=4, rate=8.0, spares=0, maintenance=True, ckpt="none", max_retries=None)
-def test_no_job_lost(seed: int, nodes: int, rate: float, spares: int, maintenance: bool, ckpt: str,
-                     max_retries: int | None) -> None:
+def test_no_job_lost(
+    seed: int, nodes: int, rate: float, spares: int, maintenance: bool, ckpt: str, max_retries: int | None
+) -> None:
     windows = "[{first: 3h, every: 5h, duration: 1h, nodes: 2}]" if maintenance else "[]"
-    policy = {"none": "{kind: none", "fixed": "{kind: fixed, interval: 20m, cost: 1m",
-              "young": "{kind: young, cost: 2m"}[ckpt]
+    policy = {
+        "none": "{kind: none",
+        "fixed": "{kind: fixed, interval: 20m, cost: 1m",
+        "young": "{kind: young, cost: 2m",
+    }[ckpt]
     retries = "null" if max_retries is None else str(max_retries)
     sc = quickstart(
-        f"seed={seed}", "horizon=12h", f"facility.clusters.0.nodes={nodes}",
+        f"seed={seed}",
+        "horizon=12h",
+        f"facility.clusters.0.nodes={nodes}",
         f"facility.failures={{rate_per_node_day: {rate}, hot_spares: {spares}, maintenance: {windows}}}",
         f"checkpointing={policy}, restart_overhead: 3m, max_retries: {retries}}}",
         "workload.training.0.classes.1.sizes={kind: choice, gpus: [16]}",
@@ -244,8 +268,7 @@ def test_no_job_lost(seed: int, nodes: int, rate: float, spares: int, maintenanc
 
 def test_failed_state_after_retry_limit(tmp_path: Path) -> None:
     trace = one_job_trace(tmp_path, 64, 30 * DAY)
-    sc = one_job_scenario(trace, 3, 10, 10 * DAY, {"rate_per_node_day": 1.0},
-                          {"kind": "none", "max_retries": 2})
+    sc = one_job_scenario(trace, 3, 10, 10 * DAY, {"rate_per_node_day": 1.0}, {"kind": "none", "max_retries": 2})
     sim = Simulation(prepare(sc))
     result = execute(sim)
     assert result.jobs["state"].tolist() == ["failed"]
@@ -283,8 +306,11 @@ def test_preemption_restarts_from_last_checkpoint() -> None:
 
 # -- energy and power ----------------------------------------------------------------------------------------
 def test_energy_exact_with_checkpoint_stalls_and_failures() -> None:
-    sc = quickstart("horizon=2d", "facility.failures={rate_per_node_day: 1.0, hot_spares: 1}",
-                    "checkpointing={kind: fixed, interval: 30m, cost: 5m, restart_overhead: 5m}")
+    sc = quickstart(
+        "horizon=2d",
+        "facility.failures={rate_per_node_day: 1.0, hot_spares: 1}",
+        "checkpointing={kind: fixed, interval: 30m, cost: 5m, restart_overhead: 5m}",
+    )
     sim = Simulation(prepare(sc))
     result = execute(sim)
     rel = result.summary["reliability"]
@@ -299,8 +325,9 @@ def test_checkpoint_stall_draws_low_power(tmp_path: Path) -> None:
     """An 8-GPU job, fixed checkpoints, no failures: GPU energy = 8 x (P_train x compute time
     + 0.15 x P_board x stall time)."""
     trace = one_job_trace(tmp_path, 8, 10 * 3600.0)
-    sc = one_job_scenario(trace, 0, 1, DAY, {"rate_per_node_day": 0.0},
-                          {"kind": "fixed", "interval": 3600.0, "cost": 600.0})
+    sc = one_job_scenario(
+        trace, 0, 1, DAY, {"rate_per_node_day": 0.0}, {"kind": "fixed", "interval": 3600.0, "cost": 600.0}
+    )
     sim = Simulation(prepare(sc))
     result = execute(sim)
     job = result.jobs.iloc[0]
@@ -331,11 +358,26 @@ def test_failures_off_is_the_core_unchanged() -> None:
 def test_weibull_stationary_renewal_rate() -> None:
     """Stationary Weibull renewal: failures per node-second of a long run = 1 / (mean TTF + repair)."""
     nodes, mean_s, repair_s, horizon = 4000, 20 * DAY, DAY, 60 * DAY
-    sc = Scenario.model_validate({
-        "horizon": horizon, "seed": 5,
-        "facility": {"clusters": [{"name": "c", "gpu": "H100-SXM", "nodes": nodes, "failures": {
-            "mtbf_node": mean_s, "distribution": {"kind": "weibull", "shape": 0.7},
-            "causes": [{"name": "hw", "share": 1.0, "repair": {"kind": "fixed", "value": repair_s}}]}}]}})
+    sc = Scenario.model_validate(
+        {
+            "horizon": horizon,
+            "seed": 5,
+            "facility": {
+                "clusters": [
+                    {
+                        "name": "c",
+                        "gpu": "H100-SXM",
+                        "nodes": nodes,
+                        "failures": {
+                            "mtbf_node": mean_s,
+                            "distribution": {"kind": "weibull", "shape": 0.7},
+                            "causes": [{"name": "hw", "share": 1.0, "repair": {"kind": "fixed", "value": repair_s}}],
+                        },
+                    }
+                ]
+            },
+        }
+    )
     sim = Simulation(prepare(sc))
     sim.run()
     assert sim.features["reliability"] is not None
@@ -353,8 +395,10 @@ def test_weibull_initial_age() -> None:
 
 
 def test_maintenance_availability(tmp_path: Path) -> None:
-    sc = quickstart("horizon=2d", "facility.failures={rate_per_node_day: 0, maintenance: "
-                    "[{first: 6h, every: 12h, duration: 2h, nodes: 8}]}")
+    sc = quickstart(
+        "horizon=2d",
+        "facility.failures={rate_per_node_day: 0, maintenance: [{first: 6h, every: 12h, duration: 2h, nodes: 8}]}",
+    )
     result = run(sc)
     rel = result.summary["reliability"]
     windows = 4  # at 6h, 18h, 30h, 42h
@@ -368,8 +412,12 @@ def test_failure_config_validation() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         FailureConfig.model_validate({"rate_per_node_day": 0.1, "mtbf_node": 1e6})
     with pytest.raises(ValueError, match="sum to 1"):
-        FailureConfig.model_validate({"rate_per_node_day": 0.1, "causes": [
-            {"name": "a", "share": 0.5, "repair": {"kind": "fixed", "value": 60.0}}]})
+        FailureConfig.model_validate(
+            {
+                "rate_per_node_day": 0.1,
+                "causes": [{"name": "a", "share": 0.5, "repair": {"kind": "fixed", "value": 60.0}}],
+            }
+        )
     assert FailureConfig.model_validate({"mtbf_gpu": 8 * DAY}).rate_per_node_s(8) == pytest.approx(1 / DAY)
     with pytest.raises(ScenarioError, match="hot_spares"):
         quickstart("facility.failures={rate_per_node_day: 0.1, hot_spares: 64}")

@@ -64,8 +64,23 @@ def _mutate(value: Any, how: str, draw_str: str) -> Any:
     }[how]
 
 
-MUTATIONS = ["drop", "misspell", "string", "list", "mapping", "none", "bool", "negate", "zero", "huge",
-             "huge_float", "inf", "nan", "huge_duration", "tiny_duration"]
+MUTATIONS = [
+    "drop",
+    "misspell",
+    "string",
+    "list",
+    "mapping",
+    "none",
+    "bool",
+    "negate",
+    "zero",
+    "huge",
+    "huge_float",
+    "inf",
+    "nan",
+    "huge_duration",
+    "tiny_duration",
+]
 
 
 @st.composite
@@ -98,8 +113,12 @@ def _gpus(scenario: Any) -> int:
     return int(scenario.facility.gpus)
 
 
-@settings(max_examples=int(os.environ.get("GFS_FUZZ_EXAMPLES", "150")), deadline=20_000,
-          suppress_health_check=[HealthCheck.too_slow], derandomize=os.environ.get("GFS_FUZZ_RANDOM") is None)
+@settings(
+    max_examples=int(os.environ.get("GFS_FUZZ_EXAMPLES", "150")),
+    deadline=20_000,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("GFS_FUZZ_RANDOM") is None,
+)
 @given(mutants())
 def test_mutated_scenarios_end_in_exit_0_or_2(case: tuple[str, dict[str, Any], str]) -> None:
     name, doc, what = case
@@ -132,21 +151,46 @@ def _limited() -> None:  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
 
 
-@pytest.mark.parametrize("override", [
-    "workload.training.0.arrivals.rate_per_hour=1e12",
-    "horizon=10000w",
-    "report.interval=1e-9s",
-    "facility.clusters.0.nodes=1e12",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "workload.training.0.arrivals.rate_per_hour=1e12",
+        "horizon=10000w",
+        "report.interval=1e-9s",
+        "facility.clusters.0.nodes=1e12",
+    ],
+)
 def test_cli_mutants_stay_within_time_and_memory(tmp_path: Path, override: str) -> None:
     """The real command line under a 4 GiB address-space limit (and --max-memory 1GB, as the estimate counts
     resident memory, not the interpreter's address space): refused (exit 2) quickly, no traceback."""
-    scenario = ROOT / "scenarios" / "philly-replay.yaml" if "rate_per_hour" not in override else \
-        ROOT / "scenarios" / "benchmark-year.yaml"
-    proc = subprocess.run([sys.executable, "-m", "gigafactory_sim", "run", str(scenario), "--set", override, "-q",
-                           "--max-memory", "1GB", "--out", str(tmp_path / "r")],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                          timeout=60, preexec_fn=_limited, check=False)
+    scenario = (
+        ROOT / "scenarios" / "philly-replay.yaml"
+        if "rate_per_hour" not in override
+        else ROOT / "scenarios" / "benchmark-year.yaml"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gigafactory_sim",
+            "run",
+            str(scenario),
+            "--set",
+            override,
+            "-q",
+            "--max-memory",
+            "1GB",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_limited,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "error" in proc.stderr
     assert not (tmp_path / "r").exists()

@@ -24,7 +24,9 @@ def test_golden_output_unchanged(name: str) -> None:
     assert actual["summary"] == expected["summary"]
     assert (actual["jobs_rows"], actual["jobs_sha256"]) == (expected["jobs_rows"], expected["jobs_sha256"])
     assert (actual["timeseries_rows"], actual["timeseries_sha256"]) == (
-        expected["timeseries_rows"], expected["timeseries_sha256"])
+        expected["timeseries_rows"],
+        expected["timeseries_sha256"],
+    )
 
 
 def test_golden_hash_sees_a_change() -> None:

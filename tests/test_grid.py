@@ -18,8 +18,9 @@ DATA = Path(__file__).resolve().parents[1] / "gigafactory_sim" / "data" / "grid"
 START_2020 = datetime(2020, 6, 1, tzinfo=UTC)
 
 
-def write_series(path: Path, times: list[str], values: list[float], column: str = "carbon_g_per_kwh",
-                 zone: str | None = "FR") -> Path:
+def write_series(
+    path: Path, times: list[str], values: list[float], column: str = "carbon_g_per_kwh", zone: str | None = "FR"
+) -> Path:
     df = pd.DataFrame({"time_utc": times, column: values})
     if zone is not None:
         df.insert(1, "zone", zone)
@@ -31,10 +32,25 @@ def hours(start: str, n: int) -> list[str]:
     return [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in pd.date_range(start, periods=n, freq="h", tz="UTC")]
 
 
-def load(path: Path, kind: str = "carbon", horizon_s: float = 3 * 3600.0, loop: bool = False,
-         start: datetime = START_2020, zone: str | None = "FR") -> Signal:
-    return load_signal(kind, path, zone=zone, column=None, year=None, start=start, horizon_s=horizon_s,
-                       loop_year=loop, field=f"grid.{kind}")
+def load(
+    path: Path,
+    kind: str = "carbon",
+    horizon_s: float = 3 * 3600.0,
+    loop: bool = False,
+    start: datetime = START_2020,
+    zone: str | None = "FR",
+) -> Signal:
+    return load_signal(
+        kind,
+        path,
+        zone=zone,
+        column=None,
+        year=None,
+        start=start,
+        horizon_s=horizon_s,
+        loop_year=loop,
+        field=f"grid.{kind}",
+    )
 
 
 def test_signal_at_and_integral() -> None:
@@ -51,18 +67,19 @@ def test_valid_series_is_piecewise_constant(tmp_path: Path) -> None:
     assert list(s.breakpoints(3 * 3600.0)) == [1800.0, 5400.0, 9000.0]
 
 
-@pytest.mark.parametrize(("times", "values", "message"), [
-    (hours("2020-06-01T00:00Z", 2) + hours("2020-06-01T03:00Z", 2), [1, 2, 3, 4], "gap"),
-    (hours("2020-06-01T00:00Z", 3) + hours("2020-06-01T02:00Z", 1), [1, 2, 3, 4],
-     "duplicate times at line(s) 5"),
-    (hours("2020-06-01T00:00Z", 4), [1, -2, 3, 4], "below 0"),
-    (hours("2020-06-01T00:00Z", 4), [0.3, 0.2, 0.3, 0.4], "wrong unit"),
-    (hours("2020-06-01T00:00Z", 4), [1, 2, 3e5, 4], "above 2000"),
-    (["2020-06-01T00:00Z", "yesterday", "2020-06-01T02:00Z", "2020-06-01T03:00Z"], [1, 2, 3, 4],
-     "bad time_utc"),
-    (hours("2020-06-01T01:00Z", 4), [1, 2, 3, 4], "not the simulated"),
-    (hours("2020-06-01T00:00Z", 2), [1, 2], "not the simulated"),
-])
+@pytest.mark.parametrize(
+    ("times", "values", "message"),
+    [
+        (hours("2020-06-01T00:00Z", 2) + hours("2020-06-01T03:00Z", 2), [1, 2, 3, 4], "gap"),
+        (hours("2020-06-01T00:00Z", 3) + hours("2020-06-01T02:00Z", 1), [1, 2, 3, 4], "duplicate times at line(s) 5"),
+        (hours("2020-06-01T00:00Z", 4), [1, -2, 3, 4], "below 0"),
+        (hours("2020-06-01T00:00Z", 4), [0.3, 0.2, 0.3, 0.4], "wrong unit"),
+        (hours("2020-06-01T00:00Z", 4), [1, 2, 3e5, 4], "above 2000"),
+        (["2020-06-01T00:00Z", "yesterday", "2020-06-01T02:00Z", "2020-06-01T03:00Z"], [1, 2, 3, 4], "bad time_utc"),
+        (hours("2020-06-01T01:00Z", 4), [1, 2, 3, 4], "not the simulated"),
+        (hours("2020-06-01T00:00Z", 2), [1, 2], "not the simulated"),
+    ],
+)
 def test_bad_series_are_reported(tmp_path: Path, times: list[str], values: list[float], message: str) -> None:
     p = write_series(tmp_path / "c.csv", times, values)
     with pytest.raises(ScenarioError) as exc:
@@ -80,8 +97,7 @@ def test_wrong_unit_column_and_coarse_steps(tmp_path: Path) -> None:
     p = write_series(tmp_path / "d.csv", times, [1, 2, 3, 4])
     with pytest.raises(ScenarioError, match="hourly or finer"):
         load(p)
-    p = write_series(tmp_path / "e.csv", hours("2020-06-01T00:00Z", 4), [0.1, 0.2, 50, 0.3],
-                     column="solar_cf")
+    p = write_series(tmp_path / "e.csv", hours("2020-06-01T00:00Z", 4), [0.1, 0.2, 50, 0.3], column="solar_cf")
     with pytest.raises(ScenarioError, match="percent"):
         load(p, kind="solar")
 
@@ -93,8 +109,7 @@ def test_unknown_zone_lists_zones(tmp_path: Path) -> None:
 
 
 def test_finer_than_hourly_and_gzip(tmp_path: Path) -> None:
-    times = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in pd.date_range("2020-06-01", periods=12, freq="15min",
-                                                                      tz="UTC")]
+    times = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in pd.date_range("2020-06-01", periods=12, freq="15min", tz="UTC")]
     p = write_series(tmp_path / "c.csv", times, list(range(1, 13)))
     gz = tmp_path / "c.csv.gz"
     gz.write_bytes(gzip.compress(p.read_bytes()))
@@ -122,8 +137,7 @@ def test_loop_year_needs_one_year_and_aligns_weekdays(tmp_path: Path) -> None:
 def test_shipped_extracts_cover_2020_and_match_published_means() -> None:
     start = datetime(2020, 1, 1, tzinfo=UTC)
     year_s = 366 * 86400.0
-    cfg = GridConfig(carbon=SeriesSource(), price=SeriesSource(),
-                     renewables=Renewables(solar_mw=1.0, wind_mw=1.0))
+    cfg = GridConfig(carbon=SeriesSource(), price=SeriesSource(), renewables=Renewables(solar_mw=1.0, wind_mw=1.0))
     for zone, carbon_mean, price_mean in (("FR", 54.3, 32.3), ("DE", 384.3, 30.6)):
         sig = load_grid(cfg, zone, start, year_s, DATA)
         assert sig.carbon is not None and sig.price is not None

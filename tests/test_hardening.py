@@ -95,9 +95,11 @@ def test_deeply_nested_yaml_in_a_file_and_in_set(tmp_path: Path) -> None:
 
 
 def test_alias_bomb_in_set_is_refused() -> None:
-    bomb = "{a: &a [x,x,x,x,x,x,x,x,x,x], b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], " \
-           "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], " \
-           "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], f: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]}"
+    bomb = (
+        "{a: &a [x,x,x,x,x,x,x,x,x,x], b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+        "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], "
+        "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], f: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]}"
+    )
     t0 = time.perf_counter()
     code, out = quick(f"description={bomb}")
     assert code == 2 and "expands to more than" in out
@@ -117,7 +119,9 @@ def test_set_values_that_are_not_yaml(value: str) -> None:
 def test_inference_trace_whose_requests_share_one_timestamp_runs(tmp_path: Path) -> None:
     (tmp_path / "same.csv").write_text("arrival_s,prompt_tokens,output_tokens\n5,100,10\n5,200,20\n5,300,30\n")
     for loop in ("true", "false"):
-        p = write(tmp_path, f"""\
+        p = write(
+            tmp_path,
+            f"""\
 horizon: 1h
 facility:
   clusters: [{{name: a, gpu: H200-SXM, nodes: 2}}]
@@ -127,7 +131,8 @@ workload:
       model: {{name: llama-3-8b, params_b: 8.03, layers: 32, kv_heads: 8, head_dim: 128}}
       demand: {{kind: trace, path: same.csv, loop: {loop}}}
       autoscaler: {{min_replicas: 1, max_replicas: 2}}
-""")
+""",
+        )
         out = tmp_path / f"run-{loop}"
         res = runner.invoke(app, ["run", str(p), "--out", str(out), "-q", "--set", "report.plots=false"])
         assert res.exit_code == 0, res.output
@@ -181,11 +186,14 @@ def test_out_in_an_immutable_folder(tmp_path: Path) -> None:
 
 
 # -- memory exhaustion and hangs: refused by the estimate ---------------------------------------------------
-@pytest.mark.parametrize("override, field", [
-    ("horizon=10000w", "workload.training.0.arrivals"),
-    ("workload.training.0.arrivals.mean_rate_per_hour=1e12", "workload.training.0.arrivals"),
-    ("report.interval=1e-9s", "report.interval"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("horizon=10000w", "workload.training.0.arrivals"),
+        ("workload.training.0.arrivals.mean_rate_per_hour=1e12", "workload.training.0.arrivals"),
+        ("report.interval=1e-9s", "report.interval"),
+    ],
+)
 def test_runs_beyond_the_limits_are_refused_with_the_estimate(override: str, field: str) -> None:
     t0 = time.perf_counter()
     code, out = validate(str(QUICKSTART), "--set", override)
@@ -194,9 +202,14 @@ def test_runs_beyond_the_limits_are_refused_with_the_estimate(override: str, fie
     assert time.perf_counter() - t0 < 10
 
 
-@pytest.mark.parametrize("override", ["workload.training.0.arrivals.mean_rate_per_hour=.inf",
-                                      "workload.training.0.arrivals.peak_to_trough=.inf",
-                                      "workload.training.0.arrivals.mean_rate_per_hour=1e400"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "workload.training.0.arrivals.mean_rate_per_hour=.inf",
+        "workload.training.0.arrivals.peak_to_trough=.inf",
+        "workload.training.0.arrivals.mean_rate_per_hour=1e400",
+    ],
+)
 def test_infinite_rates_are_refused(override: str) -> None:
     code, out = quick(override)
     assert code == 2 and "finite" in out
@@ -238,8 +251,10 @@ def test_shipped_scenarios_have_no_duplicate_keys() -> None:
 
 
 def test_daily_cap_window_below_the_idle_floor() -> None:
-    code, out = quick("energy={power_cap_mw: {kind: daily, base_mw: 1, windows: [{from_h: 18, to_h: 21, "
-                      "mw: 0.05}]}, policies: [{kind: admission}]}")
+    code, out = quick(
+        "energy={power_cap_mw: {kind: daily, base_mw: 1, windows: [{from_h: 18, to_h: 21, "
+        "mw: 0.05}]}, policies: [{kind: admission}]}"
+    )
     assert code == 2 and "energy.power_cap_mw.windows.0.mw" in out and "idle power" in out
     code, out = quick("energy={power_cap_mw: 0.01, policies: [{kind: admission}]}")
     assert code == 2 and "idle power" in out
@@ -265,8 +280,11 @@ def test_infinite_or_absurd_node_power(value: str) -> None:
 
 def test_trace_with_1e20_gpus(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("submit_s,gpus,duration_s\n0,8,3600\n10,100000000000000000000,3600\n")
-    p = write(tmp_path, "horizon: 1d\nfacility:\n  clusters: [{name: a, gpu: H200-SXM, nodes: 4}]\n"
-                        "workload:\n  training: [{kind: trace, name: t, path: t.csv}]\n")
+    p = write(
+        tmp_path,
+        "horizon: 1d\nfacility:\n  clusters: [{name: a, gpu: H200-SXM, nodes: 4}]\n"
+        "workload:\n  training: [{kind: trace, name: t, path: t.csv}]\n",
+    )
     code, out = validate(str(p))
     assert code == 2 and f"{tmp_path / 't.csv'}:3:" in out and "gpus" in out
 
@@ -301,9 +319,14 @@ def _env() -> dict[str, str]:
 def test_signal_stops_the_run_and_writes_the_partial_tables(tmp_path: Path, sig: int, code: int) -> None:
     out = tmp_path / "run"
     # a long horizon of a tiny facility: the signal lands while simulating
-    proc = subprocess.Popen(_cli("run", str(QUICKSTART), "--out", str(out), "-q", "--set", "horizon=400d",
-                                 "--set", "report.plots=false"), cwd=ROOT, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli("run", str(QUICKSTART), "--out", str(out), "-q", "--set", "horizon=400d", "--set", "report.plots=false"),
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(4.0)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)

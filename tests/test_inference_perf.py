@@ -71,9 +71,7 @@ def test_70b_throughput_holds_for_a_spread_token_mix() -> None:
     prompt *= MLPERF_PROMPT / prompt.mean()
     output *= MLPERF_OUTPUT / output.mean()
     svc = service(model=LLAMA2_70B_FP8, gpus_per_replica=8, slo={"ttft": "2s", "tpot": "200ms"})
-    op = capacity(
-        svc.replica_perf(H200), TokenMix.from_samples(prompt, output), svc.slo.limits(), H200.power_model
-    )
+    op = capacity(svc.replica_perf(H200), TokenMix.from_samples(prompt, output), svc.slo.limits(), H200.power_model)
     assert 29_000 <= op.rate_per_s * MLPERF_OUTPUT <= 31_000
 
 

@@ -58,9 +58,7 @@ def test_discrete_fidelity_in_the_engine() -> None:
     svc = r.summary["inference"]["services"]["small"]
     offered = svc["requests"]["offered"]
     assert offered == pytest.approx(12 * 1200, rel=0.05)
-    assert (
-        svc["requests"]["served"] + svc["requests"]["pending_at_end"] + svc["requests"]["rejected"] == offered
-    )
+    assert svc["requests"]["served"] + svc["requests"]["pending_at_end"] + svc["requests"]["rejected"] == offered
     assert svc["latency"]["estimated"] is False
     assert svc["slo"]["met"]
     # the service's own energy equals what the facility meter saw on its GPUs and nodes

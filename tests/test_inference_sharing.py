@@ -170,9 +170,7 @@ def test_sharing_invariants_hold_for_random_mixes() -> None:
         if kw["train_priority"] >= 10:
             assert inf["training_preemptions"] == 0
         svc = inf["services"]["s"]["requests"]
-        assert svc["served"] + svc["rejected"] + svc["pending_at_end"] == pytest.approx(
-            svc["offered"], rel=1e-9
-        )
+        assert svc["served"] + svc["rejected"] + svc["pending_at_end"] == pytest.approx(svc["offered"], rel=1e-9)
         e = r.summary["energy"]
         assert e["training_it_mwh"] + e["inference_it_mwh"] + e["idle_it_mwh"] == pytest.approx(e["it_mwh"])
 

@@ -13,8 +13,11 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 def test_the_three_notebooks_are_there() -> None:
-    assert [p.name for p in NOTEBOOKS] == ["01_explore_base_run.ipynb", "02_compare_scenarios.ipynb",
-                                           "03_power_cap_sweep.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_explore_base_run.ipynb",
+        "02_compare_scenarios.ipynb",
+        "03_power_cap_sweep.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -29,8 +32,9 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
 def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIGAFACTORY_SIM_SHORT", "1")  # the kernel inherits the environment
     book = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(book, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
+    client = nbclient.NotebookClient(
+        book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
     errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []

@@ -102,36 +102,41 @@ LINEAR = LinearPowerModel(idle_w=100.0, max_w=600.0, limit_w=500.0)
 INTERP = InterpolatedPowerModel(loads=(0.0, 0.5, 1.0), powers_w=(100.0, 400.0, 600.0), limit_w=500.0)
 
 
-@pytest.mark.parametrize(("model", "load", "limit_w", "demand_w", "power_w", "speed"), [
-    # DVFS: demand 100 + 800 load; capped at min(limit, board 700), never below idle; speed ((P-idle)/(D-idle))^(1/2)
-    (DVFS, 0.0, None, 100.0, 100.0, 1.0),
-    (DVFS, 0.5, None, 500.0, 500.0, 1.0),
-    (DVFS, 0.75, None, 700.0, 700.0, 1.0),
-    (DVFS, 1.0, None, 900.0, 700.0, math.sqrt(600.0 / 800.0)),
-    (DVFS, 1.0, 400.0, 900.0, 400.0, math.sqrt(300.0 / 800.0)),
-    (DVFS, 1.0, 900.0, 900.0, 700.0, math.sqrt(600.0 / 800.0)),  # a limit above the board limit does not raise it
-    (DVFS, 1.0, 50.0, 900.0, 100.0, 0.0),  # a limit below idle: idle power, no progress
-    (DVFS, 0.5, 500.0, 500.0, 500.0, 1.0),
-    (DVFS, -0.2, None, 100.0, 100.0, 1.0),  # loads clip to [0, 1]
-    (DVFS, 1.7, None, 900.0, 700.0, math.sqrt(600.0 / 800.0)),
-    # linear: demand 100 + 500 load; board limit 500; speed linear in the power above idle
-    (LINEAR, 0.0, None, 100.0, 100.0, 1.0),
-    (LINEAR, 0.5, None, 350.0, 350.0, 1.0),
-    (LINEAR, 1.0, None, 600.0, 500.0, 0.8),
-    (LINEAR, 1.0, 300.0, 600.0, 300.0, 0.4),
-    (LINEAR, 1.0, 50.0, 600.0, 100.0, 0.0),
-    (LINEAR, 2.0, None, 600.0, 500.0, 0.8),
-    # interpolated through (0, 100), (0.5, 400), (1, 600); board limit 500; DVFS law with alpha 1.9
-    (INTERP, 0.25, None, 250.0, 250.0, 1.0),
-    (INTERP, 0.5, None, 400.0, 400.0, 1.0),
-    (INTERP, 0.75, None, 500.0, 500.0, 1.0),
-    (INTERP, 1.0, None, 600.0, 500.0, (400.0 / 500.0) ** (1 / 1.9)),
-    (INTERP, 1.0, 300.0, 600.0, 300.0, (200.0 / 500.0) ** (1 / 1.9)),
-    (INTERP, -1.0, None, 100.0, 100.0, 1.0),
-    (INTERP, 3.0, None, 600.0, 500.0, (400.0 / 500.0) ** (1 / 1.9)),
-])
-def test_power_model_table(model: GpuPowerModel, load: float, limit_w: float | None, demand_w: float,
-                           power_w: float, speed: float) -> None:
+@pytest.mark.parametrize(
+    ("model", "load", "limit_w", "demand_w", "power_w", "speed"),
+    [
+        # DVFS: demand 100 + 800 load; capped at min(limit, board 700), never below idle;
+        # speed ((P-idle)/(D-idle))^(1/2)
+        (DVFS, 0.0, None, 100.0, 100.0, 1.0),
+        (DVFS, 0.5, None, 500.0, 500.0, 1.0),
+        (DVFS, 0.75, None, 700.0, 700.0, 1.0),
+        (DVFS, 1.0, None, 900.0, 700.0, math.sqrt(600.0 / 800.0)),
+        (DVFS, 1.0, 400.0, 900.0, 400.0, math.sqrt(300.0 / 800.0)),
+        (DVFS, 1.0, 900.0, 900.0, 700.0, math.sqrt(600.0 / 800.0)),  # a limit above the board limit does not raise it
+        (DVFS, 1.0, 50.0, 900.0, 100.0, 0.0),  # a limit below idle: idle power, no progress
+        (DVFS, 0.5, 500.0, 500.0, 500.0, 1.0),
+        (DVFS, -0.2, None, 100.0, 100.0, 1.0),  # loads clip to [0, 1]
+        (DVFS, 1.7, None, 900.0, 700.0, math.sqrt(600.0 / 800.0)),
+        # linear: demand 100 + 500 load; board limit 500; speed linear in the power above idle
+        (LINEAR, 0.0, None, 100.0, 100.0, 1.0),
+        (LINEAR, 0.5, None, 350.0, 350.0, 1.0),
+        (LINEAR, 1.0, None, 600.0, 500.0, 0.8),
+        (LINEAR, 1.0, 300.0, 600.0, 300.0, 0.4),
+        (LINEAR, 1.0, 50.0, 600.0, 100.0, 0.0),
+        (LINEAR, 2.0, None, 600.0, 500.0, 0.8),
+        # interpolated through (0, 100), (0.5, 400), (1, 600); board limit 500; DVFS law with alpha 1.9
+        (INTERP, 0.25, None, 250.0, 250.0, 1.0),
+        (INTERP, 0.5, None, 400.0, 400.0, 1.0),
+        (INTERP, 0.75, None, 500.0, 500.0, 1.0),
+        (INTERP, 1.0, None, 600.0, 500.0, (400.0 / 500.0) ** (1 / 1.9)),
+        (INTERP, 1.0, 300.0, 600.0, 300.0, (200.0 / 500.0) ** (1 / 1.9)),
+        (INTERP, -1.0, None, 100.0, 100.0, 1.0),
+        (INTERP, 3.0, None, 600.0, 500.0, (400.0 / 500.0) ** (1 / 1.9)),
+    ],
+)
+def test_power_model_table(
+    model: GpuPowerModel, load: float, limit_w: float | None, demand_w: float, power_w: float, speed: float
+) -> None:
     assert isinstance(model, GpuPowerModel)
     assert model.demand_w(load) == pytest.approx(demand_w, rel=1e-12)
     assert model.power_w(load, limit_w) == pytest.approx(power_w, rel=1e-12)
@@ -145,8 +150,11 @@ def test_dvfs_memory_power(load: float, expected_w: float) -> None:
     assert steep.memory_power_w(1.0) == 700.0  # memory-bound work is still bounded by the board limit
 
 
-@pytest.mark.parametrize("model", [DVFS, LINEAR, INTERP, BUILTIN_GPUS["H200-SXM"].power_model],
-                         ids=["dvfs", "linear", "interpolated", "h200"])
+@pytest.mark.parametrize(
+    "model",
+    [DVFS, LINEAR, INTERP, BUILTIN_GPUS["H200-SXM"].power_model],
+    ids=["dvfs", "linear", "interpolated", "h200"],
+)
 @pytest.mark.parametrize("load", [0.0, 0.3, 0.65, 0.9, 1.0])
 def test_speed_and_power_monotone_in_the_cap(model: GpuPowerModel, load: float) -> None:
     caps = np.linspace(0.0, model.limit_w * 1.3, 301)
@@ -172,8 +180,11 @@ def test_power_and_demand_monotone_in_load(model: GpuPowerModel) -> None:
     assert (np.diff(speed) <= 1e-12).all()  # more offered load under the same limit: slower clocks
 
 
-@pytest.mark.parametrize("model", [DVFS, BUILTIN_GPUS["H200-SXM"].power_model, BUILTIN_GPUS["B200"].power_model],
-                         ids=["dvfs", "h200", "b200"])
+@pytest.mark.parametrize(
+    "model",
+    [DVFS, BUILTIN_GPUS["H200-SXM"].power_model, BUILTIN_GPUS["B200"].power_model],
+    ids=["dvfs", "h200", "b200"],
+)
 @pytest.mark.parametrize("load", [0.4, 0.65, 0.8, 1.0])
 @pytest.mark.parametrize("fraction", [0.05, 0.3, 0.6, 0.9, 1.0])
 def test_limit_for_speed_inverts_speed(model: DvfsPowerModel, load: float, fraction: float) -> None:
@@ -192,24 +203,34 @@ def test_limit_for_full_speed() -> None:
     assert DVFS.limit_for_speed(1.0, 1.0) == 700.0  # unreachable: the board limit is the best there is
 
 
-@pytest.mark.parametrize(("loads", "powers"), [
-    ((0.0,), (100.0,)),
-    ((0.0, 1.0), (100.0,)),
-    ((0.0, 1.0, 0.5), (100.0, 600.0, 400.0)),
-])
+@pytest.mark.parametrize(
+    ("loads", "powers"),
+    [
+        ((0.0,), (100.0,)),
+        ((0.0, 1.0), (100.0,)),
+        ((0.0, 1.0, 0.5), (100.0, 600.0, 400.0)),
+    ],
+)
 def test_interpolated_model_rejects_bad_points(loads: tuple[float, ...], powers: tuple[float, ...]) -> None:
     with pytest.raises(ValueError):
         InterpolatedPowerModel(loads=loads, powers_w=powers, limit_w=500.0)
 
 
 def test_scenario_power_model_configs_build() -> None:
-    linear = Cluster.model_validate({"name": "a", "gpu": "H100-SXM", "nodes": 1,
-                                     "power_model": {"kind": "linear", "idle_w": 90, "max_w": 800}})
+    linear = Cluster.model_validate(
+        {"name": "a", "gpu": "H100-SXM", "nodes": 1, "power_model": {"kind": "linear", "idle_w": 90, "max_w": 800}}
+    )
     model = linear.power_model.build(BUILTIN_GPUS["H100-SXM"])
     assert isinstance(model, LinearPowerModel)
     assert (model.idle_w, model.max_w, model.limit_w) == (90, 800, 700)
-    interp = Cluster.model_validate({"name": "b", "gpu": "H200-SXM", "nodes": 1, "power_model": {
-        "kind": "interpolated", "points": [[1.0, 690], [0.0, 122], [0.5, 524]]}})
+    interp = Cluster.model_validate(
+        {
+            "name": "b",
+            "gpu": "H200-SXM",
+            "nodes": 1,
+            "power_model": {"kind": "interpolated", "points": [[1.0, 690], [0.0, 122], [0.5, 524]]},
+        }
+    )
     model2 = interp.power_model.build(BUILTIN_GPUS["H200-SXM"])
     assert isinstance(model2, InterpolatedPowerModel)
     assert model2.loads == (0.0, 0.5, 1.0) and model2.powers_w == (122, 524, 690)
@@ -239,15 +260,19 @@ def test_builtin_gpu_figures(name: str) -> None:
 
 def test_builtin_gpus_match_references() -> None:
     """Board limits and peaks from ../shared/REFERENCES.md ("GPUs")."""
-    expected = {"A100-80GB": (400, 312, 80), "H100-SXM": (700, 990, 80), "H200-SXM": (700, 990, 141),
-                "B200": (1000, 2250, 192), "MI300X": (750, 1300, 192)}
+    expected = {
+        "A100-80GB": (400, 312, 80),
+        "H100-SXM": (700, 990, 80),
+        "H200-SXM": (700, 990, 141),
+        "B200": (1000, 2250, 192),
+        "MI300X": (750, 1300, 192),
+    }
     assert {n: (g.board_limit_w, g.dense_bf16_tflops, g.memory_gb) for n, g in BUILTIN_GPUS.items()} == expected
 
 
 def test_get_gpu_unknown_and_extra() -> None:
     with pytest.raises(KeyError, match="H300"):
         get_gpu("H300")
-    extra = GpuProfile(name="H300", board_limit_w=1200, dense_bf16_tflops=3000, memory_gb=288,
-                       hbm_bandwidth_tbs=10)
+    extra = GpuProfile(name="H300", board_limit_w=1200, dense_bf16_tflops=3000, memory_gb=288, hbm_bandwidth_tbs=10)
     assert get_gpu("H300", {"H300": extra}) is extra
     assert extra.power_model.idle_w == pytest.approx(1200 * 122 / 700)

@@ -33,8 +33,12 @@ TraceFn = Callable[..., Path]
 
 # No shrinking: a run is ~10-50 ms and shrinking a failure can take minutes; the failing example is printed whole
 # and replayed first on the next run (hypothesis' example database).
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                             phases=[Phase.explicit, Phase.reuse, Phase.generate])
+PROPERTY_SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 
 # --- random scenarios --------------------------------------------------------------------------------------------
 
@@ -47,36 +51,59 @@ def durations(draw: st.DrawFn) -> dict[str, Any]:
         return {"kind": "fixed", "value": f"{mean_s!r}s"}
     if kind == "exponential":
         return {"kind": "exponential", "mean": f"{mean_s!r}s"}
-    return {"kind": "lognormal", "median": f"{mean_s!r}s", "sigma": draw(st.floats(0.0, 1.5)), "min": "60s",
-            "max": "2d"}
+    return {
+        "kind": "lognormal",
+        "median": f"{mean_s!r}s",
+        "sigma": draw(st.floats(0.0, 1.5)),
+        "min": "60s",
+        "max": "2d",
+    }
 
 
 @st.composite
-def scenario_docs(draw: st.DrawFn, schedulers: tuple[str, ...] = ("fifo", "priority", "easy_backfill"),
-                  easy_order: tuple[str, ...] = ("fifo", "priority")) -> dict[str, Any]:
+def scenario_docs(
+    draw: st.DrawFn,
+    schedulers: tuple[str, ...] = ("fifo", "priority", "easy_backfill"),
+    easy_order: tuple[str, ...] = ("fifo", "priority"),
+) -> dict[str, Any]:
     n_clusters = draw(st.integers(1, 3))
     clusters = []
     for i in range(n_clusters):
-        clusters.append({
-            "name": f"c{i}",
-            "gpu": draw(st.sampled_from(sorted(BUILTIN_GPUS))),
-            "nodes": draw(st.integers(1, 6)),
-            "gpus_per_node": draw(st.sampled_from([1, 2, 3, 4, 8])),
-        })
+        clusters.append(
+            {
+                "name": f"c{i}",
+                "gpu": draw(st.sampled_from(sorted(BUILTIN_GPUS))),
+                "nodes": draw(st.integers(1, 6)),
+                "gpus_per_node": draw(st.sampled_from([1, 2, 3, 4, 8])),
+            }
+        )
     horizon_h = draw(st.floats(min_value=6.0, max_value=72.0))
     sources = []
     for k in range(draw(st.integers(1, 2))):
-        allowed = draw(st.one_of(st.none(), st.lists(st.sampled_from([c["name"] for c in clusters]), min_size=1,
-                                                     max_size=n_clusters, unique=True)))
+        allowed = draw(
+            st.one_of(
+                st.none(),
+                st.lists(st.sampled_from([c["name"] for c in clusters]), min_size=1, max_size=n_clusters, unique=True),
+            )
+        )
         largest = max(c["nodes"] * c["gpus_per_node"] for c in clusters if allowed is None or c["name"] in allowed)
         classes = []
         for j in range(draw(st.integers(1, 3))):
             sizes = draw(st.lists(st.integers(1, largest), min_size=1, max_size=4, unique=True))
-            classes.append({"name": f"k{j}", "share": draw(st.floats(0.1, 1.0)), "priority": draw(st.integers(0, 2)),
-                            "sizes": {"kind": "choice", "gpus": sizes}, "duration": draw(durations())})
+            classes.append(
+                {
+                    "name": f"k{j}",
+                    "share": draw(st.floats(0.1, 1.0)),
+                    "priority": draw(st.integers(0, 2)),
+                    "sizes": {"kind": "choice", "gpus": sizes},
+                    "duration": draw(durations()),
+                }
+            )
         jobs_wanted = draw(st.integers(5, 120))
         source: dict[str, Any] = {
-            "kind": "synthetic", "name": f"s{k}", "classes": classes,
+            "kind": "synthetic",
+            "name": f"s{k}",
+            "classes": classes,
             "arrivals": {"kind": "poisson", "rate_per_hour": jobs_wanted / horizon_h},
         }
         if allowed is not None:
@@ -100,16 +127,40 @@ def scenario_docs(draw: st.DrawFn, schedulers: tuple[str, ...] = ("fifo", "prior
     }
 
 
-def one_class_doc(seed: int, horizon: str, interval: str, gpu: str, nodes: int, gpus_per_node: int,
-                  duration: str, rate_per_hour: float) -> dict[str, Any]:
+def one_class_doc(
+    seed: int,
+    horizon: str,
+    interval: str,
+    gpu: str,
+    nodes: int,
+    gpus_per_node: int,
+    duration: str,
+    rate_per_hour: float,
+) -> dict[str, Any]:
     return {
-        "seed": seed, "horizon": horizon,
-        "facility": {"pue": 1.2, "clusters": [{"name": "c0", "gpu": gpu, "nodes": nodes,
-                                               "gpus_per_node": gpus_per_node}]},
-        "workload": {"training": [{
-            "kind": "synthetic", "name": "s0", "arrivals": {"kind": "poisson", "rate_per_hour": rate_per_hour},
-            "classes": [{"name": "k0", "share": 1.0, "sizes": {"kind": "choice", "gpus": [1]},
-                         "duration": {"kind": "fixed", "value": duration}}]}]},
+        "seed": seed,
+        "horizon": horizon,
+        "facility": {
+            "pue": 1.2,
+            "clusters": [{"name": "c0", "gpu": gpu, "nodes": nodes, "gpus_per_node": gpus_per_node}],
+        },
+        "workload": {
+            "training": [
+                {
+                    "kind": "synthetic",
+                    "name": "s0",
+                    "arrivals": {"kind": "poisson", "rate_per_hour": rate_per_hour},
+                    "classes": [
+                        {
+                            "name": "k0",
+                            "share": 1.0,
+                            "sizes": {"kind": "choice", "gpus": [1]},
+                            "duration": {"kind": "fixed", "value": duration},
+                        }
+                    ],
+                }
+            ]
+        },
         "scheduler": {"kind": "fifo"},
         "report": {"interval": interval},
     }
@@ -170,8 +221,10 @@ class AllocationProbe:
             probe.calls += 1
             check_cluster(state)
 
-        self.patches = [mock.patch.object(ClusterState, "allocate", allocate),
-                        mock.patch.object(ClusterState, "release", release)]
+        self.patches = [
+            mock.patch.object(ClusterState, "allocate", allocate),
+            mock.patch.object(ClusterState, "release", release),
+        ]
 
     @contextmanager
     def active(self) -> Iterator[AllocationProbe]:
@@ -214,12 +267,16 @@ def broken_invariants(scenario: Scenario, result: RunResult, probe: AllocationPr
     sj = s["jobs"]
 
     # no job lost
-    expect(sj["submitted"] == len(jobs) == n_generated, f"{n_generated} generated, {len(jobs)} in the table, "
-                                                        f"{sj['submitted']} submitted")
+    expect(
+        sj["submitted"] == len(jobs) == n_generated,
+        f"{n_generated} generated, {len(jobs)} in the table, {sj['submitted']} submitted",
+    )
     expect(sj["submitted"] == sj["completed"] + sj["running_at_end"] + sj["queued_at_end"], f"jobs lost: {sj}")
     expect(sj["started"] == sj["completed"] + sj["running_at_end"], f"started != completed + running: {sj}")
-    expect(len(probe.live) == sj["running_at_end"], f"{len(probe.live)} allocations held at the end by "
-                                                    f"{sj['running_at_end']} running jobs")
+    expect(
+        len(probe.live) == sj["running_at_end"],
+        f"{len(probe.live)} allocations held at the end by {sj['running_at_end']} running jobs",
+    )
     state = jobs["state"].to_numpy()
     start = jobs["start_s"].to_numpy()
     end = jobs["end_s"].to_numpy()
@@ -227,35 +284,45 @@ def broken_invariants(scenario: Scenario, result: RunResult, probe: AllocationPr
     queued, running, done = state == "queued", state == "running", state == "completed"
     expect((queued | running | done).all(), "unknown job state")
     expect(np.isnan(start[queued]).all() and np.isnan(end[queued]).all(), "a queued job has a start or end")
-    expect((~np.isnan(start[running])).all() and np.isnan(end[running]).all(), "running job without start or "
-                                                                               "with an end")
+    expect(
+        (~np.isnan(start[running])).all() and np.isnan(end[running]).all(), "running job without start or with an end"
+    )
     expect((~np.isnan(start[done])).all() and (~np.isnan(end[done])).all(), "completed job without start/end")
     expect((jobs.loc[queued, "cluster"] == "").all(), "a queued job has a cluster")
 
     # causality (exact: a job cannot start before it is submitted)
     expect(((submit >= 0) & (submit < horizon_s)).all(), "submission outside [0, horizon)")
     early = start[~queued] - submit[~queued]
-    expect((early >= 0).all(), f"{int((early < 0).sum())} job(s) started before submission, by up to "
-                               f"{-early.min() if len(early) else 0:.3g} s (wait_s min "
-                               f"{jobs['wait_s'].min():.3g})")
+    expect(
+        (early >= 0).all(),
+        f"{int((early < 0).sum())} job(s) started before submission, by up to "
+        f"{-early.min() if len(early) else 0:.3g} s (wait_s min "
+        f"{jobs['wait_s'].min():.3g})",
+    )
     expect((start[~queued] <= horizon_s).all(), "started after the horizon")
-    expect((end[done] >= start[done]).all() and (end[done] <= horizon_s).all(), "ended before start or after "
-                                                                                 "the horizon")
+    expect(
+        (end[done] >= start[done]).all() and (end[done] <= horizon_s).all(), "ended before start or after the horizon"
+    )
 
     # exact run times: work at reference speed, no power caps in the core
     work_s = (jobs["work_gpu_h"] * 3600.0 / jobs["gpus"]).to_numpy()
     ran = end[done] - start[done]
     rel = np.abs(ran / work_s[done] - 1.0) if done.any() else np.zeros(0)
     expect((rel <= 1e-6).all(), f"run time differs from work by up to {rel.max() if len(rel) else 0:.3g} rel")
-    expect((start[running] + work_s[running] >= horizon_s - 1e-6 * work_s[running]).all(),
-           "a job still running at the horizon should have finished")
+    expect(
+        (start[running] + work_s[running] >= horizon_s - 1e-6 * work_s[running]).all(),
+        "a job still running at the horizon should have finished",
+    )
 
     # jobs run where they may and fit
-    allowed = {src.name: set(src.clusters or [c.name for c in scenario.facility.clusters])
-               for src in scenario.workload.training}
+    allowed = {
+        src.name: set(src.clusters or [c.name for c in scenario.facility.clusters])
+        for src in scenario.workload.training
+    }
     sizes = {c.name: c.gpus for c in scenario.facility.clusters}
-    for src, cluster, gpus in zip(jobs["source"][~queued], jobs["cluster"][~queued], jobs["gpus"][~queued],
-                                  strict=True):
+    for src, cluster, gpus in zip(
+        jobs["source"][~queued], jobs["cluster"][~queued], jobs["gpus"][~queued], strict=True
+    ):
         expect(cluster in allowed[src] and gpus <= sizes[cluster], f"{gpus}-GPU job of {src} ran on {cluster}")
 
     # utilisation bounded
@@ -265,19 +332,25 @@ def broken_invariants(scenario: Scenario, result: RunResult, probe: AllocationPr
         expect(0.0 <= c["busy_fraction"] <= c["allocated_fraction"] + 1e-12 <= 1.0 + 2e-12, f"{name}: {c}")
     ts = result.timeseries
     expect((ts["busy_gpus"] <= ts["allocated_gpus"] + 1e-9).all(), "time series: busy > allocated GPUs")
-    expect((ts["allocated_gpus"] <= s["gpus_total"] + 1e-9).all() and (ts["allocated_gpus"] >= -1e-9).all(),
-           f"time series: allocated GPUs outside [0, {s['gpus_total']}]: "
-           f"{ts['allocated_gpus'].min():.6g}..{ts['allocated_gpus'].max():.6g} (row lengths down to "
-           f"{(ts['t_end_s'] - ts['t_start_s']).min():.3g} s)")
+    expect(
+        (ts["allocated_gpus"] <= s["gpus_total"] + 1e-9).all() and (ts["allocated_gpus"] >= -1e-9).all(),
+        f"time series: allocated GPUs outside [0, {s['gpus_total']}]: "
+        f"{ts['allocated_gpus'].min():.6g}..{ts['allocated_gpus'].max():.6g} (row lengths down to "
+        f"{(ts['t_end_s'] - ts['t_start_s']).min():.3g} s)",
+    )
     expect(sj["mean_queued"] >= 0 and sj["mean_running"] >= 0, "negative mean counts")
     floor_w, ceiling_w = it_power_bounds_w(scenario)
     it_w = ts["it_power_mw"].to_numpy() * 1e6
-    expect(((it_w >= floor_w * (1 - 1e-9)) & (it_w <= ceiling_w * (1 + 1e-9))).all(),
-           f"time series: IT power outside [{floor_w:.6g}, {ceiling_w:.6g}] W: {it_w.min():.6g}..{it_w.max():.6g}")
+    expect(
+        ((it_w >= floor_w * (1 - 1e-9)) & (it_w <= ceiling_w * (1 + 1e-9))).all(),
+        f"time series: IT power outside [{floor_w:.6g}, {ceiling_w:.6g}] W: {it_w.min():.6g}..{it_w.max():.6g}",
+    )
 
     # energy is accounted to jobs
-    expect(bool(np.isclose(jobs["energy_kwh"].sum(), s["energy"]["training_it_mwh"] * 1000.0, rtol=1e-9,
-                           atol=1e-9)), "job energies do not add up to the training energy")
+    expect(
+        bool(np.isclose(jobs["energy_kwh"].sum(), s["energy"]["training_it_mwh"] * 1000.0, rtol=1e-9, atol=1e-9)),
+        "job energies do not add up to the training energy",
+    )
     expect((jobs["energy_kwh"] >= 0).all(), "negative job energy")
     return broken
 
@@ -322,7 +395,8 @@ class HeadCheck:
                 self.failures.append(
                     f"t={now_s:.1f}s cluster {f.cluster_names[c]}: queue head (job {queue[0].idx}, "
                     f"{queue[0].gpus} GPUs) fits but was not started; {len(queue)} queued, "
-                    f"{f.clusters[c].free_gpus} GPUs free")
+                    f"{f.clusters[c].free_gpus} GPUs free"
+                )
 
 
 @PROPERTY_SETTINGS
@@ -399,8 +473,9 @@ def test_easy_backfills_without_delaying_the_head(parse: ParseFn, write_trace: T
     D (2 GPUs, 2 h) ends before 10 h: backfilled at once. E (2 GPUs, 20 h) would hold node 1 past 10 h: it must
     wait behind C. F (2 GPUs, 10 h - 4 s) ends exactly at the reservation: backfilled."""
     h = 3600.0
-    trace = write_trace([(0.0, 8, 10 * h), (0.0, 4, 5 * h), (1.0, 16, 1 * h), (2.0, 2, 2 * h), (3.0, 2, 20 * h),
-                         (4.0, 2, 10 * h - 4.0)])
+    trace = write_trace(
+        [(0.0, 8, 10 * h), (0.0, 4, 5 * h), (1.0, 16, 1 * h), (2.0, 2, 2 * h), (3.0, 2, 20 * h), (4.0, 2, 10 * h - 4.0)]
+    )
     records: list[tuple[int, float, float]] = []
     with record_reservations(records):
         easy_run = gigafactory_sim.run(parse(EASY_YAML.format(path=trace, scheduler="{kind: easy_backfill}")))
@@ -423,8 +498,7 @@ def test_easy_backfills_long_gang_jobs_on_extra_nodes(parse: ParseFn, write_trac
     fits on the 2 extra nodes: backfilled now (FIFO: at 6 h). G (2 nodes) then finds nothing free; it starts when C
     ends (7 h)."""
     h = 3600.0
-    trace = write_trace([(0.0, 24, 6 * h), (0.0, 8, 10 * h), (1.0, 24, 1 * h), (2.0, 16, 30 * h),
-                         (3.0, 16, 2 * h)])
+    trace = write_trace([(0.0, 24, 6 * h), (0.0, 8, 10 * h), (1.0, 24, 1 * h), (2.0, 16, 30 * h), (3.0, 16, 2 * h)])
     records: list[tuple[int, float, float]] = []
     scenario = EASY_YAML.replace("nodes: 2", "nodes: 6")
     with record_reservations(records):
@@ -493,8 +567,12 @@ def test_easy_waits_less_than_fifo_when_congested(parse: ParseFn, seed: int) -> 
 @given(
     gpn=st.sampled_from([1, 2, 3, 4, 8]),
     nodes=st.integers(1, 8),
-    ops=st.lists(st.tuples(st.sampled_from(["alloc", "alloc", "release", "down", "up"]), st.integers(1, 40),
-                           st.integers(0, 1000)), max_size=60),
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["alloc", "alloc", "release", "down", "up"]), st.integers(1, 40), st.integers(0, 1000)
+        ),
+        max_size=60,
+    ),
 )
 def test_cluster_state_stays_consistent(gpn: int, nodes: int, ops: list[tuple[str, int, int]]) -> None:
     state = ClusterState("c", 0, nodes, gpn)

@@ -28,9 +28,14 @@ def test_python_api_example_runs_as_a_script(tmp_path: Path) -> None:
     script = tmp_path / "api_example.py"
     script.write_text(code, encoding="utf-8")
     (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")  # the example's paths are relative to the repository
-    env = {**os.environ, "GIGAFACTORY_SIM_SHORT": "1", "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    env = {
+        **os.environ,
+        "GIGAFACTORY_SIM_SHORT": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "p001-nodes=64" in done.stdout  # the sweep printed its second point

@@ -37,8 +37,15 @@ from gigafactory_sim.report.writer import to_json
 from gigafactory_sim.result import RunResult
 
 # A training-only run without grid or caps draws every plot but the inference and energy ones (they return None).
-CONDITIONAL = ("gpus_by_use", "inference_demand", "power_vs_cap", "energy_budget", "carbon_cost_by_class",
-               "interruptions", "goodput_vs_size")
+CONDITIONAL = (
+    "gpus_by_use",
+    "inference_demand",
+    "power_vs_cap",
+    "energy_budget",
+    "carbon_cost_by_class",
+    "interruptions",
+    "goodput_vs_size",
+)
 DRAWN = [spec.name for spec in PLOTS if spec.name not in CONDITIONAL]
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
@@ -74,6 +81,7 @@ def leftovers(parent: Path) -> list[str]:
 
 
 # --- write_run ----------------------------------------------------------------------------------------------
+
 
 def test_write_run_writes_every_file(written: Path) -> None:
     for name in (*DATA_FILES, *REPORT_FILES):
@@ -136,8 +144,9 @@ def test_write_run_refuses_a_non_empty_directory(result: RunResult, tmp_path: Pa
     assert leftovers(tmp_path) == []
 
 
-def test_crash_mid_write_leaves_nothing_behind(result: RunResult, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_write_leaves_nothing_behind(
+    result: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     written_before_crash: list[str] = []
     real = writer_mod._write_parquet
 
@@ -165,6 +174,7 @@ def test_plots_off_writes_no_plots(result_no_plots: RunResult, tmp_path: Path) -
 
 # --- write_failure ------------------------------------------------------------------------------------------
 
+
 def test_write_failure_records_the_error(tmp_path: Path) -> None:
     out = write_failure(tmp_path / "a" / "failed", META, "Traceback: ZeroDivisionError")
     assert [p.name for p in out.iterdir()] == ["run.json"]
@@ -182,6 +192,7 @@ def test_write_failure_never_overwrites_a_run(written: Path, tmp_path: Path) -> 
 
 
 # --- load_run and rerender ----------------------------------------------------------------------------------
+
 
 def test_load_run_round_trip(result: RunResult, written: Path) -> None:
     run = g.load_run(str(written))
@@ -221,6 +232,7 @@ def test_rerender_rebuilds_the_report(written: Path, tmp_path: Path) -> None:
 
 # --- plots and rendering on odd inputs ----------------------------------------------------------------------
 
+
 def test_plots_survive_degenerate_tables(result: RunResult) -> None:
     pyplot_loaded = "matplotlib.pyplot" in sys.modules
     never_started = result.jobs.assign(start_s=np.nan, end_s=np.nan, wait_s=np.nan, state="queued")
@@ -242,8 +254,12 @@ def test_plots_survive_degenerate_tables(result: RunResult) -> None:
 
 
 def test_unknown_summary_sections_and_keys_are_rendered_with_readable_names(result: RunResult) -> None:
-    summary = {**result.summary, "carbon": {"intensity_g_per_kwh": 52.5, "by_cluster": {"h200": {"t": 1.25}}},
-               "water": {"used_m3": 12.0, "cooling_share": 0.25}, "notes": ["a|b"]}
+    summary = {
+        **result.summary,
+        "carbon": {"intensity_g_per_kwh": 52.5, "by_cluster": {"h200": {"t": 1.25}}},
+        "water": {"used_m3": 12.0, "cooling_share": 0.25},
+        "notes": ["a|b"],
+    }
     page = render_html(summary, result.timeseries, result.jobs, {})
     md = render_markdown(summary, result.timeseries, result.jobs, {})
     for text in (page, md):
@@ -267,29 +283,33 @@ def test_summary_json_is_strict(result_no_plots: RunResult, tmp_path: Path) -> N
 
 # --- readable figures: units from keys, precision, the story and the sections ------------------------------
 
-@pytest.mark.parametrize(("key", "value", "shown"), [
-    ("inference.services.a.tokens.output_per_s", 373219.0, "373,219 /s"),  # a rate, not "4.32 d"
-    ("inference.services.a.capacity_per_replica_output_tokens_per_s", 10095.8, "10,096 output tokens/s"),
-    ("inference.services.a.capacity_per_replica_rps", 37.33, "37.3 requests/s"),
-    ("wait_s.p95", 4320.0, "72 min"),
-    ("wait_s.p99", 21384.0, "5.94 h"),
-    ("inference.services.a.latency.mean_ttft_s", 0.03206, "32.1 ms"),
-    ("deferral.mean_delay_h", 0.07358, "4.41 min"),  # not "0.07358 h"
-    ("horizon_s", 2592000.0, "30 d"),
-    ("energy.it_mwh", 2641.07, "2,641 MWh"),
-    ("utilisation.allocated_fraction", 0.36774, "36.8 %"),
-    ("reliability.energy_mwh.lost_fraction_of_training", 0.00756, "0.76 %"),
-    ("carbon.by_class_t.training", 79.285, "79.3 t CO2"),
-    ("reliability.down_node_h_by_cause.gpu", 406.7, "407 node-h"),
-    ("utilisation.allocated_gpu_h", 1771347.3, "1,771,347 GPU-h"),
-    ("cost.total_eur", 46269.05, "46,269 EUR"),
-    ("cost.price_paid_eur_per_mwh", 17.075, "17.1 EUR/MWh"),
-    ("inference.services.a.energy.it_kwh_per_1000_output_tokens", 0.000305, "0.000305 kWh per 1,000 output tokens"),
-    ("jobs.completed", 13690, "13,690"),
-    ("power.peak_at_s", 168364.5, "46.8 h after the start"),
-    ("power_cap.hard_cap_kept", True, "yes"),
-    ("wait_s.p50", None, "—"),
-])
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("inference.services.a.tokens.output_per_s", 373219.0, "373,219 /s"),  # a rate, not "4.32 d"
+        ("inference.services.a.capacity_per_replica_output_tokens_per_s", 10095.8, "10,096 output tokens/s"),
+        ("inference.services.a.capacity_per_replica_rps", 37.33, "37.3 requests/s"),
+        ("wait_s.p95", 4320.0, "72 min"),
+        ("wait_s.p99", 21384.0, "5.94 h"),
+        ("inference.services.a.latency.mean_ttft_s", 0.03206, "32.1 ms"),
+        ("deferral.mean_delay_h", 0.07358, "4.41 min"),  # not "0.07358 h"
+        ("horizon_s", 2592000.0, "30 d"),
+        ("energy.it_mwh", 2641.07, "2,641 MWh"),
+        ("utilisation.allocated_fraction", 0.36774, "36.8 %"),
+        ("reliability.energy_mwh.lost_fraction_of_training", 0.00756, "0.76 %"),
+        ("carbon.by_class_t.training", 79.285, "79.3 t CO2"),
+        ("reliability.down_node_h_by_cause.gpu", 406.7, "407 node-h"),
+        ("utilisation.allocated_gpu_h", 1771347.3, "1,771,347 GPU-h"),
+        ("cost.total_eur", 46269.05, "46,269 EUR"),
+        ("cost.price_paid_eur_per_mwh", 17.075, "17.1 EUR/MWh"),
+        ("inference.services.a.energy.it_kwh_per_1000_output_tokens", 0.000305, "0.000305 kWh per 1,000 output tokens"),
+        ("jobs.completed", 13690, "13,690"),
+        ("power.peak_at_s", 168364.5, "46.8 h after the start"),
+        ("power_cap.hard_cap_kept", True, "yes"),
+        ("wait_s.p50", None, "—"),
+    ],
+)
 def test_figures_are_shown_in_their_unit(key: str, value: object, shown: str) -> None:
     assert format_value(value, key) == shown
 
@@ -310,17 +330,29 @@ def test_story_without_statistics_uses_the_whole_run(result: RunResult) -> None:
     cards = story(result.summary)
     assert [c.title for c in cards] == ["Utilisation", "Jobs", "Power", "Energy"]  # quickstart has no grid etc.
     util = _card(cards, "Utilisation")
-    assert util.figures[0] == ("GPUs allocated",
-                               format_value(result.summary["utilisation"]["allocated_fraction"], "fraction"))
+    assert util.figures[0] == (
+        "GPUs allocated",
+        format_value(result.summary["utilisation"]["allocated_fraction"], "fraction"),
+    )
     assert "whole run" in util.note
 
 
 def test_story_headlines_the_steady_state_when_the_run_measured_it(result: RunResult) -> None:
-    stats = {"warmup_s": 9 * 86400.0, "warmup_rule": "mser5", "span_s": [9 * 86400.0, 30 * 86400.0],
-             "steady": {"utilisation": {"allocated_fraction": 0.785, "busy_fraction": 0.77}},
-             "batch_means": {"utilisation.allocated_fraction": {"mean": 0.785, "ci95_low": 0.771,
-                                                                "ci95_high": 0.799, "batches": 20,
-                                                                "lag1_autocorr": 0.12}}}
+    stats = {
+        "warmup_s": 9 * 86400.0,
+        "warmup_rule": "mser5",
+        "span_s": [9 * 86400.0, 30 * 86400.0],
+        "steady": {"utilisation": {"allocated_fraction": 0.785, "busy_fraction": 0.77}},
+        "batch_means": {
+            "utilisation.allocated_fraction": {
+                "mean": 0.785,
+                "ci95_low": 0.771,
+                "ci95_high": 0.799,
+                "batches": 20,
+                "lag1_autocorr": 0.12,
+            }
+        },
+    }
     summary = {**result.summary, "statistics": stats}
     util = _card(story(summary), "Utilisation")
     assert util.figures[0] == ("GPUs allocated, steady state", "78.5 %")
@@ -333,20 +365,39 @@ def test_story_headlines_the_steady_state_when_the_run_measured_it(result: RunRe
 
 
 def _with_energy_features(summary: dict, kept: bool) -> dict:
-    return {**summary, "grid": {"zone": "FR", "peak_grid_import_mw": 112.5 if not kept else 99.0},
-            "power_cap": {"hard_cap_min_mw": 90.0, "hard_cap_max_mw": 110.0, "hard_cap_kept": kept,
-                          "max_excess_over_hard_cap_mw": 2.5 if not kept else -11.0, "throttled_gpu_h": 1234.0},
-            "carbon": {"total_t": 3918.4, "intensity_g_per_kwh": 50.7, "mean_grid_intensity_g_per_kwh": 48.0},
-            "cost": {"total_eur": 1907000.0, "price_paid_eur_per_mwh": 24.7, "mean_price_eur_per_mwh": 22.1},
-            "inference": {"gpu_h": 1000.0, "services": {
+    return {
+        **summary,
+        "grid": {"zone": "FR", "peak_grid_import_mw": 112.5 if not kept else 99.0},
+        "power_cap": {
+            "hard_cap_min_mw": 90.0,
+            "hard_cap_max_mw": 110.0,
+            "hard_cap_kept": kept,
+            "max_excess_over_hard_cap_mw": 2.5 if not kept else -11.0,
+            "throttled_gpu_h": 1234.0,
+        },
+        "carbon": {"total_t": 3918.4, "intensity_g_per_kwh": 50.7, "mean_grid_intensity_g_per_kwh": 48.0},
+        "cost": {"total_eur": 1907000.0, "price_paid_eur_per_mwh": 24.7, "mean_price_eur_per_mwh": 22.1},
+        "inference": {
+            "gpu_h": 1000.0,
+            "services": {
                 "chat": {"slo": {"ttft_s": 2.0, "tpot_s": 0.2, "quantile": 0.99, "attainment": 0.995, "met": True}},
-                "code": {"slo": {"ttft_s": 1.0, "quantile": 0.99, "attainment": 0.9, "met": False}}}}}
+                "code": {"slo": {"ttft_s": 1.0, "quantile": 0.99, "attainment": 0.9, "met": False}},
+            },
+        },
+    }
 
 
 def test_story_says_whether_the_cap_and_the_objectives_were_kept(result: RunResult) -> None:
     kept = story(_with_energy_features(result.summary, kept=True))
-    assert [c.title for c in kept][:7] == ["Utilisation", "Jobs", "Power", "Energy", "Carbon",
-                                           "Electricity cost", "Inference"]
+    assert [c.title for c in kept][:7] == [
+        "Utilisation",
+        "Jobs",
+        "Power",
+        "Energy",
+        "Carbon",
+        "Electricity cost",
+        "Inference",
+    ]
     power = _card(kept, "Power")
     assert power.status == "ok" and "kept under the 90–110 MW hard cap" in power.note
     assert ("peak grid draw", "99 MW") in power.figures and "1,234 GPU-h throttled" in power.note
@@ -383,11 +434,23 @@ def test_html_tables_flow_in_one_column(written: Path) -> None:
 
 # --- plots ----------------------------------------------------------------------------------------------
 
+
 def test_energy_plot_counts_inference_apart_from_idle() -> None:
-    summary = {"energy": {"it_mwh": 100.0, "facility_mwh": 120.0, "training_it_mwh": 60.0,
-                          "inference_it_mwh": 15.0, "idle_it_mwh": 25.0}}
+    summary = {
+        "energy": {
+            "it_mwh": 100.0,
+            "facility_mwh": 120.0,
+            "training_it_mwh": 60.0,
+            "inference_it_mwh": 15.0,
+            "idle_it_mwh": 25.0,
+        }
+    }
     assert [(name.split("\n")[0], v) for name, v, _ in _energy_split(summary)] == [
-        ("training", 60.0), ("inference", 15.0), ("idle GPUs", 25.0), ("facility overhead", 20.0)]
+        ("training", 60.0),
+        ("inference", 15.0),
+        ("idle GPUs", 25.0),
+        ("facility overhead", 20.0),
+    ]
 
 
 def test_wait_cdf_is_drawn_per_job_class(result: RunResult) -> None:
@@ -399,8 +462,7 @@ def test_wait_cdf_is_drawn_per_job_class(result: RunResult) -> None:
 def test_time_plots_shade_the_warm_up(result: RunResult) -> None:
     with_warmup = {**result.summary, "statistics": {"warmup_s": 3600.0, "warmup_rule": "fixed"}}
     for draw in (power_plot, utilisation_plot, queue_plot):
-        assert draw(with_warmup, result.timeseries, result.jobs) != draw(result.summary, result.timeseries,
-                                                                         result.jobs)
+        assert draw(with_warmup, result.timeseries, result.jobs) != draw(result.summary, result.timeseries, result.jobs)
     assert warmup_s({"statistics": {"warmup_s": 0.0}}) == 0.0 and warmup_s({}) == 0.0
 
 

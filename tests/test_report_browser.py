@@ -85,9 +85,21 @@ def measure(page: str, width: int, tmp: Path) -> dict[str, Any]:
     exe = _chromium()
     probe = tmp / f"probe-{width}.html"
     probe.write_text(page.replace("</body>", f"<script>{MEASURE_JS}</script></body>"), encoding="utf-8")
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-           "--disable-extensions", "--mute-audio", f"--user-data-dir={tmp / f'profile-{width}'}",
-           f"--window-size={width},1000", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-extensions",
+        "--mute-audio",
+        f"--user-data-dir={tmp / f'profile-{width}'}",
+        f"--window-size={width},1000",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     match = re.search(r'<pre id="measurements">(.*?)</pre>', done.stdout, re.S)
     assert match, f"Chromium gave no measurements (exit {done.returncode}): {done.stderr[-2000:]}"
@@ -100,8 +112,9 @@ def problems(data: dict[str, Any]) -> list[str]:
     found = [f"overlap: {a} / {b}" for a, b in data["overlaps"]]
     found += [f"outside the page column: {e}" for e in data["outside"]]
     found += [f"content spills out of: {e}" for e in data["spills"]]
-    found += [f"image not loaded: {im['alt']}" for im in data["images"]
-              if not im["complete"] or im["naturalWidth"] <= 0]
+    found += [
+        f"image not loaded: {im['alt']}" for im in data["images"] if not im["complete"] or im["naturalWidth"] <= 0
+    ]
     if data["scrollWidth"] > data["width"]:
         found.append(f"page scrolls sideways: {data['scrollWidth']} px wide in a {data['width']} px window")
     return found
@@ -118,23 +131,43 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for name, result in (("quickstart", quick), ("power-capped", capped)):
         run_dir = write_run(result, out / name, meta={"scenario": name})
         found[name] = (run_dir / "report.html").read_text(encoding="utf-8")
-    stats = {"warmup_s": 7200.0, "warmup_rule": "mser5", "span_s": [7200.0, 43200.0],
-             "steady": {"utilisation.allocated_fraction": 0.71, "utilisation.busy_fraction": 0.70,
-                        "wait_s.p95": 1234.5, "energy.facility_mwh": 12.25},
-             "batch_means": {"utilisation.allocated_fraction": {"mean": 0.71, "ci95_low": 0.69, "ci95_high": 0.73,
-                                                                "batches": 20, "lag1_autocorr": 0.08},
-                             "wait_s.p95": {"mean": 1234.5, "ci95_low": 1000.0, "ci95_high": 1500.0,
-                                            "batches": 20, "lag1_autocorr": 0.2}}}
+    stats = {
+        "warmup_s": 7200.0,
+        "warmup_rule": "mser5",
+        "span_s": [7200.0, 43200.0],
+        "steady": {
+            "utilisation.allocated_fraction": 0.71,
+            "utilisation.busy_fraction": 0.70,
+            "wait_s.p95": 1234.5,
+            "energy.facility_mwh": 12.25,
+        },
+        "batch_means": {
+            "utilisation.allocated_fraction": {
+                "mean": 0.71,
+                "ci95_low": 0.69,
+                "ci95_high": 0.73,
+                "batches": 20,
+                "lag1_autocorr": 0.08,
+            },
+            "wait_s.p95": {
+                "mean": 1234.5,
+                "ci95_low": 1000.0,
+                "ci95_high": 1500.0,
+                "batches": 20,
+                "lag1_autocorr": 0.2,
+            },
+        },
+    }
     summary = {**quick.summary, "statistics": stats}
-    found["statistics"] = render_html(summary, quick.timeseries, quick.jobs,
-                                      render_plots(summary, quick.timeseries, quick.jobs))
+    found["statistics"] = render_html(
+        summary, quick.timeseries, quick.jobs, render_plots(summary, quick.timeseries, quick.jobs)
+    )
     return found
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", ["quickstart", "power-capped", "statistics"])
-def test_report_lays_out_cleanly_in_chromium(pages: dict[str, str], name: str, width: int, tmp_path: Path
-                                             ) -> None:
+def test_report_lays_out_cleanly_in_chromium(pages: dict[str, str], name: str, width: int, tmp_path: Path) -> None:
     data = measure(pages[name], width, tmp_path)
     assert len(data["images"]) == pages[name].count("<img"), "every plot is an image on the page"
     assert len(data["images"]) >= 4
@@ -143,14 +176,19 @@ def test_report_lays_out_cleanly_in_chromium(pages: dict[str, str], name: str, w
 
 def test_the_checks_catch_overprinting_tables(tmp_path: Path) -> None:
     """The layout the report had before: section tables in a grid of 320 px columns, long keys -> overprint."""
-    long_rows = "".join(f"<tr><td>inference.services.chat-70b.capacity_per_replica_output_tokens_{i}</td>"
-                        f"<td>10,095.769108927021</td></tr>" for i in range(5))
+    long_rows = "".join(
+        f"<tr><td>inference.services.chat-70b.capacity_per_replica_output_tokens_{i}</td>"
+        f"<td>10,095.769108927021</td></tr>"
+        for i in range(5)
+    )
     table = f"<table><tr><th>key</th><th>value</th></tr>{long_rows}</table>"
-    page = ("<!DOCTYPE html><html><head><style>body{max-width:1100px;margin:0 auto;padding:1.5rem}"
-            "table{border-collapse:collapse}td{border:1px solid #ccc}"
-            ".sections{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:0 1.5rem}"
-            f"</style></head><body><div class=\"sections\"><div>{table}</div><div>{table}</div>"
-            f"<div>{table}</div></div><img alt=\"broken\" src=\"data:image/png;base64,AAAA\"></body></html>")
+    page = (
+        "<!DOCTYPE html><html><head><style>body{max-width:1100px;margin:0 auto;padding:1.5rem}"
+        "table{border-collapse:collapse}td{border:1px solid #ccc}"
+        ".sections{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:0 1.5rem}"
+        f'</style></head><body><div class="sections"><div>{table}</div><div>{table}</div>'
+        f'<div>{table}</div></div><img alt="broken" src="data:image/png;base64,AAAA"></body></html>'
+    )
     found = problems(measure(page, 1400, tmp_path))
     assert any(p.startswith("overlap: table") for p in found), found
     assert any(p.startswith("image not loaded") for p in found), found

@@ -29,7 +29,8 @@ def test_scenario_validates_and_runs_short(path: Path) -> None:
     assert s["energy"]["facility_mwh"] >= s["energy"]["it_mwh"] > 0
     jobs = s["jobs"]
     assert jobs["submitted"] == jobs["completed"] + jobs["running_at_end"] + jobs["queued_at_end"] + jobs.get(
-        "failed", 0)
+        "failed", 0
+    )
     assert len(result.timeseries) == 6
 
 

@@ -153,8 +153,9 @@ def test_warm_start_is_length_biased(parse: ParseFn) -> None:
     median_s, sigma = 3600.0, 1.0
     mean_x = median_s * math.exp(sigma**2 / 2)
     offered = 10_000.0
-    scenario = parse(one_gpu_yaml(offered / mean_x * 3600.0,
-                                  f"{{kind: lognormal, median: 1h, sigma: {sigma}, min: 1s, max: 1000d}}"))
+    scenario = parse(
+        one_gpu_yaml(offered / mean_x * 3600.0, f"{{kind: lognormal, median: 1h, sigma: {sigma}, min: 1s, max: 1000d}}")
+    )
     (batch,) = warm_start_batches(scenario, RandomStreams(scenario.seed))
     assert batch.source == WARM_START_SOURCE and set(batch.tenant) == {"warm-start-lone"}
     assert np.all(batch.submit_s == 0.0)
@@ -169,8 +170,17 @@ def test_warm_start_capped_at_capacity_and_deterministic(parse: ParseFn) -> None
     assert 63 <= batch.gpus.sum() <= 64
     (again,) = warm_start_batches(scenario, RandomStreams(scenario.seed))
     assert np.array_equal(batch.work_s, again.work_s)
-    assert warm_start_batches(parse(one_gpu_yaml(200.0, "{kind: exponential, mean: 1h}").replace(
-        "initial_state: steady", "initial_state: empty")), RandomStreams(5)) == []
+    assert (
+        warm_start_batches(
+            parse(
+                one_gpu_yaml(200.0, "{kind: exponential, mean: 1h}").replace(
+                    "initial_state: steady", "initial_state: empty"
+                )
+            ),
+            RandomStreams(5),
+        )
+        == []
+    )
 
 
 def test_warm_start_jobs_start_at_once_and_keep_the_workload_prefix_consistent() -> None:
@@ -212,8 +222,9 @@ def mmc_yaml(seed: int, horizon: str, initial_state: str, interval: str) -> str:
         """
 
 
-def busy_servers(parse: ParseFn, seeds: range, horizon: str, initial_state: str, interval: str,
-                 steady: bool) -> np.ndarray:
+def busy_servers(
+    parse: ParseFn, seeds: range, horizon: str, initial_state: str, interval: str, steady: bool
+) -> np.ndarray:
     out = []
     for seed in seeds:
         s = gigafactory_sim.run(parse(mmc_yaml(seed, horizon, initial_state, interval))).summary
@@ -239,8 +250,10 @@ def test_mmc_warm_start_removes_the_fill_up_bias(parse: ParseFn) -> None:
 
     empty = busy_servers(parse, seeds, "4h", "empty", "15m", steady=False)
     warm = busy_servers(parse, seeds, "4h", "steady", "15m", steady=False)
-    print(f"M/M/8 4 h: busy {empty.mean():.3f} from empty ({empty.mean() / MMC_A - 1:+.1%}), "
-          f"{warm.mean():.3f} warm ({warm.mean() / MMC_A - 1:+.1%}); a = {MMC_A}, bound [{lower:.3f}, {MMC_A}]")
+    print(
+        f"M/M/8 4 h: busy {empty.mean():.3f} from empty ({empty.mean() / MMC_A - 1:+.1%}), "
+        f"{warm.mean():.3f} warm ({warm.mean() / MMC_A - 1:+.1%}); a = {MMC_A}, bound [{lower:.3f}, {MMC_A}]"
+    )
     assert not within(empty)
     assert within(warm)
 
@@ -255,8 +268,10 @@ def test_mmc_mser5_removes_the_fill_up_bias(parse: ParseFn) -> None:
     def z(x: np.ndarray) -> float:
         return float((x.mean() - MMC_A) / (x.std(ddof=1) / np.sqrt(len(x))))
 
-    print(f"M/M/8 48 h from empty: headline {headline.mean():.3f} (z = {z(headline):+.1f}), "
-          f"after MSER-5 {steady.mean():.3f} (z = {z(steady):+.1f}); a = {MMC_A}")
+    print(
+        f"M/M/8 48 h from empty: headline {headline.mean():.3f} (z = {z(headline):+.1f}), "
+        f"after MSER-5 {steady.mean():.3f} (z = {z(steady):+.1f}); a = {MMC_A}"
+    )
     assert z(headline) < -3.0
     assert abs(z(steady)) < 3.0
 
@@ -272,14 +287,23 @@ def test_base_short_warm_run_lands_near_the_long_run_value() -> None:
     long-run value; the same from empty (seed 42) is not (the B200 cluster takes ~10 days to fill)."""
 
     def steady_allocated(seed: int, initial_state: str) -> float:
-        scenario = gigafactory_sim.load_scenario(BASE, ["horizon=4d", f"seed={seed}", f"initial_state={initial_state}",
-                                                        "statistics.warmup=auto", "report.interval=1h"])
-        return float(gigafactory_sim.run(scenario).summary["statistics"]["steady"]["utilisation"][
-            "allocated_fraction"])
+        scenario = gigafactory_sim.load_scenario(
+            BASE,
+            [
+                "horizon=4d",
+                f"seed={seed}",
+                f"initial_state={initial_state}",
+                "statistics.warmup=auto",
+                "report.interval=1h",
+            ],
+        )
+        return float(gigafactory_sim.run(scenario).summary["statistics"]["steady"]["utilisation"]["allocated_fraction"])
 
     warm = [steady_allocated(seed, "steady") for seed in (42, 1, 2, 3)]
     empty = steady_allocated(42, "empty")
-    print(f"base 4 d steady allocated: warm {[round(x, 3) for x in warm]} (mean {np.mean(warm):.3f}), "
-          f"empty {empty:.3f}; long run {BASE_LONG_RUN_ALLOCATED}")
+    print(
+        f"base 4 d steady allocated: warm {[round(x, 3) for x in warm]} (mean {np.mean(warm):.3f}), "
+        f"empty {empty:.3f}; long run {BASE_LONG_RUN_ALLOCATED}"
+    )
     assert abs(np.mean(warm) - BASE_LONG_RUN_ALLOCATED) < 0.04
     assert abs(empty - BASE_LONG_RUN_ALLOCATED) > 0.04

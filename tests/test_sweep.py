@@ -43,8 +43,10 @@ def in_memory() -> g.analysis.SweepResult:
 
 # --- statistics -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("df", "t975"), [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (29, 2.0452),
-                                          (1000, 1.9623)])
+
+@pytest.mark.parametrize(
+    ("df", "t975"), [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (29, 2.0452), (1000, 1.9623)]
+)
 def test_t_quantile_matches_tables(df: int, t975: float) -> None:
     assert student_t_quantile(0.975, df) == pytest.approx(t975, abs=1e-4)
     assert student_t_quantile(0.025, df) == pytest.approx(-t975, abs=1e-4)
@@ -78,6 +80,7 @@ def test_ci_covers_the_true_mean_95_percent_of_the_time() -> None:
 
 # --- grid and seeds ---------------------------------------------------------------------------------------
 
+
 def test_split_values_respects_brackets_and_quotes() -> None:
     assert split_values("1, 2,[3,4],{a: 1, b: 2},'x,y'") == ["1", "2", "[3,4]", "{a: 1, b: 2}", "'x,y'"]
     axis = parse_axis("scheduler.order=fifo,priority")
@@ -90,10 +93,19 @@ def test_split_values_respects_brackets_and_quotes() -> None:
 
 
 def test_grid_points_are_the_product_first_axis_slowest() -> None:
-    points = grid_points([parse_axis("facility.clusters.0.nodes=8,16"), parse_axis("facility.pue=1.1"),
-                          parse_axis("scheduler.order=fifo,priority")])
-    assert [p.id for p in points] == ["p000-nodes=8-order=fifo", "p001-nodes=8-order=priority",
-                                      "p002-nodes=16-order=fifo", "p003-nodes=16-order=priority"]
+    points = grid_points(
+        [
+            parse_axis("facility.clusters.0.nodes=8,16"),
+            parse_axis("facility.pue=1.1"),
+            parse_axis("scheduler.order=fifo,priority"),
+        ]
+    )
+    assert [p.id for p in points] == [
+        "p000-nodes=8-order=fifo",
+        "p001-nodes=8-order=priority",
+        "p002-nodes=16-order=fifo",
+        "p003-nodes=16-order=priority",
+    ]
     assert points[3].overrides == ("facility.clusters.0.nodes=16", "facility.pue=1.1", "scheduler.order=priority")
     assert points[3].params == {"facility.clusters.0.nodes": 16, "facility.pue": 1.1, "scheduler.order": "priority"}
 
@@ -113,8 +125,9 @@ def test_sweep_runs_the_grid_with_derived_seeds(in_memory: g.analysis.SweepResul
     assert list(runs["gpus_total"]) == [256, 256, 512, 512]
     assert not any(c.startswith("performance.") for c in runs.columns)
     # a replication is exactly a plain run of the point with its seed
-    single = g.run(g.load_scenario(SCENARIO, [*SHORT, "facility.clusters.0.nodes=64",
-                                              f"seed={replication_seed(1, 1)}"]))
+    single = g.run(
+        g.load_scenario(SCENARIO, [*SHORT, "facility.clusters.0.nodes=64", f"seed={replication_seed(1, 1)}"])
+    )
     expected = flatten_summary(json.loads(json.dumps(single.summary)))
     assert runs.iloc[3][list(expected)].to_dict() == expected
     # the aggregate is the t-interval of the replications
@@ -122,7 +135,12 @@ def test_sweep_runs_the_grid_with_derived_seeds(in_memory: g.analysis.SweepResul
     values = runs.loc[runs["point_id"] == "p001-nodes=64", "energy.it_mwh"].to_numpy()
     n, mean, std, low, high = mean_ci(values)
     assert tuple(agg.loc[("p001-nodes=64", "energy.it_mwh"), ["n", "mean", "std", "ci95_low", "ci95_high"]]) == (
-        n, mean, std, low, high)
+        n,
+        mean,
+        std,
+        low,
+        high,
+    )
 
 
 def test_bad_values_are_all_reported_before_anything_runs(tmp_path: Path) -> None:
@@ -137,6 +155,7 @@ def test_bad_values_are_all_reported_before_anything_runs(tmp_path: Path) -> Non
 
 # --- executors --------------------------------------------------------------------------------------------
 
+
 def test_worker_processes_give_identical_results(in_memory: g.analysis.SweepResult) -> None:
     parallel = g.sweep(SCENARIO, GRID, replications=2, overrides=SHORT, workers=2)
     pd.testing.assert_frame_equal(parallel.runs, in_memory.runs, check_exact=True)
@@ -145,8 +164,9 @@ def test_worker_processes_give_identical_results(in_memory: g.analysis.SweepResu
 
 def test_dask_cluster_gives_identical_results(in_memory: g.analysis.SweepResult, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         plan = plan_sweep(SCENARIO, GRID, replications=2, overrides=SHORT, compact=True)
         result = run_sweep(plan, tmp_path / "dask", DaskExecutor(cluster.scheduler_address))
     pd.testing.assert_frame_equal(result.aggregate, in_memory.aggregate, check_exact=True)
@@ -155,6 +175,7 @@ def test_dask_cluster_gives_identical_results(in_memory: g.analysis.SweepResult,
 
 
 # --- output folder and resuming ---------------------------------------------------------------------------
+
 
 def test_interrupted_compact_sweep_resumes(in_memory: g.analysis.SweepResult, tmp_path: Path) -> None:
     plan = plan_sweep(SCENARIO, GRID, replications=2, overrides=SHORT, compact=True)
@@ -173,14 +194,24 @@ def test_interrupted_compact_sweep_resumes(in_memory: g.analysis.SweepResult, tm
     assert seen == [(3, 4), (4, 4)]
     pd.testing.assert_frame_equal(resumed.aggregate, in_memory.aggregate, check_exact=True)
     assert sorted(p.name for p in out.iterdir()) == [
-        "aggregate.csv", "points", "runs.csv", "sweep.html", "sweep.json", "sweep.md",
-        "utilisation.allocated_fraction_vs_facility.clusters.0.nodes.png"]
+        "aggregate.csv",
+        "points",
+        "runs.csv",
+        "sweep.html",
+        "sweep.json",
+        "sweep.md",
+        "utilisation.allocated_fraction_vs_facility.clusters.0.nodes.png",
+    ]
     stored = json.loads((out / "sweep.json").read_text())
     assert stored["grid"] == {"facility.clusters.0.nodes": ["32", "64"]}
     assert stored["points"][1]["seeds"] == [replication_seed(1, 0), replication_seed(1, 1)]
     with pytest.raises(SweepMismatch):
-        run_sweep(plan_sweep(SCENARIO, {"facility.clusters.0.nodes": [32, 48]}, replications=2,
-                             overrides=SHORT, compact=True), out)
+        run_sweep(
+            plan_sweep(
+                SCENARIO, {"facility.clusters.0.nodes": [32, 48]}, replications=2, overrides=SHORT, compact=True
+            ),
+            out,
+        )
 
 
 def test_full_sweep_writes_run_dirs_and_retries_failed_runs(tmp_path: Path) -> None:
@@ -201,10 +232,22 @@ def test_full_sweep_writes_run_dirs_and_retries_failed_runs(tmp_path: Path) -> N
 
 # --- CLI --------------------------------------------------------------------------------------------------
 
+
 def test_cli_bad_set_values_exit_2_and_write_nothing(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    res = CliRunner().invoke(app, ["sweep", str(SCENARIO), "--set", "facility.clusters.0.nodes=16,0,abc",
-                                   "--set", "horizon=2h", "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "sweep",
+            str(SCENARIO),
+            "--set",
+            "facility.clusters.0.nodes=16,0,abc",
+            "--set",
+            "horizon=2h",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 2
     assert "2 problem(s)" in res.output and "abc" in res.output
     assert not out.exists()
@@ -212,12 +255,18 @@ def test_cli_bad_set_values_exit_2_and_write_nothing(tmp_path: Path) -> None:
 
 def test_cli_sweep_file(tmp_path: Path) -> None:
     sweep_file = tmp_path / "cap.yaml"
-    sweep_file.write_text(yaml.safe_dump({
-        "scenario": os.path.relpath(SCENARIO, tmp_path),
-        "overrides": SHORT,
-        "grid": {"facility.clusters.0.nodes": [32, 64], "scheduler.order": ["fifo", "priority"]},
-        "replications": 2, "compact": True, "metric": "wait_s.mean",
-    }))
+    sweep_file.write_text(
+        yaml.safe_dump(
+            {
+                "scenario": os.path.relpath(SCENARIO, tmp_path),
+                "overrides": SHORT,
+                "grid": {"facility.clusters.0.nodes": [32, 64], "scheduler.order": ["fifo", "priority"]},
+                "replications": 2,
+                "compact": True,
+                "metric": "wait_s.mean",
+            }
+        )
+    )
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["sweep", str(sweep_file), "--workers", "1", "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -225,8 +274,17 @@ def test_cli_sweep_file(tmp_path: Path) -> None:
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 8 and set(runs["scheduler.order"]) == {"fifo", "priority"}
     agg = pd.read_csv(out / "aggregate.csv")
-    assert list(agg.columns) == ["point_id", "facility.clusters.0.nodes", "scheduler.order", "metric", "n",
-                                 "mean", "std", "ci95_low", "ci95_high"]
+    assert list(agg.columns) == [
+        "point_id",
+        "facility.clusters.0.nodes",
+        "scheduler.order",
+        "metric",
+        "n",
+        "mean",
+        "std",
+        "ci95_low",
+        "ci95_high",
+    ]
     means = runs.groupby("point_id", sort=False)["energy.it_mwh"].mean()
     by_point = agg[agg["metric"] == "energy.it_mwh"].set_index("point_id")["mean"]
     assert np.allclose(by_point.loc[means.index].to_numpy(), means.to_numpy(), rtol=1e-12)

@@ -33,12 +33,15 @@ def erlang_c(c: int, a: float) -> float:
     return b / (1.0 - rho + rho * b)
 
 
-@pytest.mark.parametrize(("c", "a", "expected"), [
-    (1, 0.5, 0.5),          # M/M/1: P(wait) = ρ
-    (1, 0.9, 0.9),
-    (2, 1.0, 1.0 / 3.0),    # B(2, 1) = 0.2; C = 0.2 / (1 - 0.5 + 0.1)
-    (3, 2.0, 4.0 / 9.0),    # C = (a^c/c!)(c/(c-a)) / (sum_{k<c} a^k/k! + (a^c/c!)(c/(c-a))) = 4 / 9
-])
+@pytest.mark.parametrize(
+    ("c", "a", "expected"),
+    [
+        (1, 0.5, 0.5),  # M/M/1: P(wait) = ρ
+        (1, 0.9, 0.9),
+        (2, 1.0, 1.0 / 3.0),  # B(2, 1) = 0.2; C = 0.2 / (1 - 0.5 + 0.1)
+        (3, 2.0, 4.0 / 9.0),  # C = (a^c/c!)(c/(c-a)) / (sum_{k<c} a^k/k! + (a^c/c!)(c/(c-a))) = 4 / 9
+    ],
+)
 def test_erlang_c_helper(c: int, a: float, expected: float) -> None:
     assert erlang_c(c, a) == pytest.approx(expected, rel=1e-12)
 
@@ -171,9 +174,11 @@ def test_mmc_mean_wait_matches_erlang_c(mmc_runs: list[MmcRun]) -> None:
     adjusted = ya - beta * (xa - wq_fast)
     estimate = adjusted.mean()
     se = adjusted.std(ddof=1) / math.sqrt(n)
-    report = (f"Erlang-C Wq {wq:.1f} s; control-variate estimate {estimate:.1f} s "
-              f"({estimate / wq - 1:+.2%} ± {se / wq:.2%}); plain mean {plain:.1f} s "
-              f"({plain / wq - 1:+.2%} ± {plain_se / wq:.2%}); {n_jobs} jobs, corr {np.corrcoef(xa, ya)[0, 1]:.3f}")
+    report = (
+        f"Erlang-C Wq {wq:.1f} s; control-variate estimate {estimate:.1f} s "
+        f"({estimate / wq - 1:+.2%} ± {se / wq:.2%}); plain mean {plain:.1f} s "
+        f"({plain / wq - 1:+.2%} ± {plain_se / wq:.2%}); {n_jobs} jobs, corr {np.corrcoef(xa, ya)[0, 1]:.3f}"
+    )
     print(report)
     assert n_jobs > 50_000, report
     assert se / wq < 0.05 / 3, f"the 5 % bound is under 3 standard errors: {report}"
@@ -265,7 +270,8 @@ def test_energy_is_power_times_time_under_constant_load(parse: ParseFn, write_tr
     # 4 nodes x 8 H200: one 16-GPU job (2 whole nodes) and two 8-GPU jobs, all longer than the horizon.
     trace = write_trace([(0.0, 16, 10 * 86400.0), (0.0, 8, 10 * 86400.0), (0.0, 8, 10 * 86400.0)])
     pue = 1.35
-    result = gigafactory_sim.run(parse(f"""
+    result = gigafactory_sim.run(
+        parse(f"""
         horizon: 2d
         facility:
           pue: {pue}
@@ -278,7 +284,8 @@ def test_energy_is_power_times_time_under_constant_load(parse: ParseFn, write_tr
         scheduler: {{kind: fifo}}
         power: {{training_gpu_load: 0.65}}
         report: {{interval: 1h}}
-        """))
+        """)
+    )
     busy_w = 32 * (642.0 + 2600.0 / 8)
     b200 = BUILTIN_GPUS["B200"].power_model
     spare_w = 24 * (b200.idle_w * 78.0 / 122.0 + 1100.0 / 8)
@@ -288,8 +295,7 @@ def test_energy_is_power_times_time_under_constant_load(parse: ParseFn, write_tr
     assert s["clusters"]["busy"]["training_mwh"] == pytest.approx(busy_w * horizon_s / J_PER_MWH, rel=1e-9)
     assert s["clusters"]["spare"]["it_mwh"] == pytest.approx(spare_w * horizon_s / J_PER_MWH, rel=1e-9)
     assert s["energy"]["it_mwh"] == pytest.approx((busy_w + spare_w) * horizon_s / J_PER_MWH, rel=1e-9)
-    assert s["energy"]["facility_mwh"] == pytest.approx(pue * (busy_w + spare_w) * horizon_s / J_PER_MWH,
-                                                        rel=1e-9)
+    assert s["energy"]["facility_mwh"] == pytest.approx(pue * (busy_w + spare_w) * horizon_s / J_PER_MWH, rel=1e-9)
     assert s["power"]["peak_it_mw"] == pytest.approx((busy_w + spare_w) / 1e6, rel=1e-12)
     assert s["clusters"]["busy"]["allocated_fraction"] == pytest.approx(1.0, rel=1e-12)
     assert s["clusters"]["busy"]["busy_fraction"] == pytest.approx(1.0, rel=1e-12)
@@ -298,18 +304,22 @@ def test_energy_is_power_times_time_under_constant_load(parse: ParseFn, write_tr
     check_energy_bookkeeping(result, pue)
 
 
-@pytest.mark.parametrize(("gpu", "state", "gpu_w"), [
-    ("H200-SXM", "parked", 78.0),   # measured deep idle, no process (shared/data/gpu_power/h200, run 3)
-    ("H200-SXM", "context", 122.0),  # idle with a CUDA context open (runs 1-2)
-    ("H100-SXM", "parked", 700.0 * 122.0 / 700.0 * 78.0 / 122.0),
-    ("A100-80GB", "parked", 400.0 * 122.0 / 700.0 * 78.0 / 122.0),
-    ("MI300X", "context", 750.0 * 122.0 / 700.0),
-])
+@pytest.mark.parametrize(
+    ("gpu", "state", "gpu_w"),
+    [
+        ("H200-SXM", "parked", 78.0),  # measured deep idle, no process (shared/data/gpu_power/h200, run 3)
+        ("H200-SXM", "context", 122.0),  # idle with a CUDA context open (runs 1-2)
+        ("H100-SXM", "parked", 700.0 * 122.0 / 700.0 * 78.0 / 122.0),
+        ("A100-80GB", "parked", 400.0 * 122.0 / 700.0 * 78.0 / 122.0),
+        ("MI300X", "context", 750.0 * 122.0 / 700.0),
+    ],
+)
 def test_energy_all_idle(parse: ParseFn, gpu: str, state: str, gpu_w: float) -> None:
     """No jobs: IT energy = GPUs x (idle GPU power + node idle power per GPU) x horizon."""
     horizon_s = 3 * 86400.0 + 1234.5
     pue = 1.1
-    result = gigafactory_sim.run(parse(f"""
+    result = gigafactory_sim.run(
+        parse(f"""
         horizon: {horizon_s!r}s
         facility:
           pue: {pue}
@@ -317,7 +327,8 @@ def test_energy_all_idle(parse: ParseFn, gpu: str, state: str, gpu_w: float) -> 
             - {{name: idle, gpu: {gpu}, nodes: 5, gpus_per_node: 4, node_power: {{idle_w: 800, busy_w: 2000}}}}
         power: {{unallocated_gpu_state: {state}}}
         report: {{interval: 6h}}
-        """))
+        """)
+    )
     it_w = 20 * (gpu_w + 800.0 / 4)
     e = result.summary["energy"]
     assert e["it_mwh"] == pytest.approx(it_w * horizon_s / J_PER_MWH, rel=1e-9)
@@ -337,7 +348,8 @@ def test_job_energy_by_hand_with_stranded_gpus(parse: ParseFn, write_trace: Trac
     context, 16 GPUs' share of node busy power, for its run time."""
     duration_s = 5000.0
     trace = write_trace([(0.0, 12, duration_s)])
-    result = gigafactory_sim.run(parse(f"""
+    result = gigafactory_sim.run(
+        parse(f"""
         horizon: 1d
         facility:
           clusters:
@@ -345,7 +357,8 @@ def test_job_energy_by_hand_with_stranded_gpus(parse: ParseFn, write_trace: Trac
         workload:
           training: [{{kind: trace, name: t, path: {trace}}}]
         power: {{training_gpu_load: 0.65}}
-        """))
+        """)
+    )
     job = result.jobs.iloc[0]
     expected_j = (12 * 642.0 + 4 * 122.0 + 16 * 2400.0 / 8) * duration_s
     assert job["state"] == "completed"
@@ -357,7 +370,8 @@ def test_job_energy_by_hand_with_stranded_gpus(parse: ParseFn, write_trace: Trac
 def test_job_energy_sums_to_training_energy(parse: ParseFn) -> None:
     """Σ jobs.energy_kwh = training IT energy (rel 1e-9): sizes that strand GPUs, two loads (two speed groups),
     two clusters, jobs still running at the horizon."""
-    result = gigafactory_sim.run(parse("""
+    result = gigafactory_sim.run(
+        parse("""
         seed: 7
         horizon: 3d
         facility:
@@ -384,7 +398,8 @@ def test_job_energy_sums_to_training_energy(parse: ParseFn) -> None:
                    duration: {kind: exponential, mean: 3h}}
         scheduler: {kind: easy_backfill}
         report: {interval: 1h}
-        """))
+        """)
+    )
     jobs = result.jobs
     s = result.summary
     assert s["jobs"]["completed"] > 100 and s["jobs"]["running_at_end"] > 0

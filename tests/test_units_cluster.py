@@ -12,38 +12,70 @@ from gigafactory_sim.units import format_duration, parse_duration_s
 # --- durations ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90.0),
-    ("0s", 0.0),
-    ("15m", 900.0),
-    ("15min", 900.0),
-    ("1.5h", 5400.0),
-    ("12h", 43200.0),
-    ("30d", 2592000.0),
-    ("2w", 1209600.0),
-    ("0.25d", 21600.0),
-    ("1e3s", 1000.0),
-    ("2.5E1m", 1500.0),
-    ("  7 h ", 25200.0),
-    ("3.s", 3.0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90.0),
+        ("0s", 0.0),
+        ("15m", 900.0),
+        ("15min", 900.0),
+        ("1.5h", 5400.0),
+        ("12h", 43200.0),
+        ("30d", 2592000.0),
+        ("2w", 1209600.0),
+        ("0.25d", 21600.0),
+        ("1e3s", 1000.0),
+        ("2.5E1m", 1500.0),
+        ("  7 h ", 25200.0),
+        ("3.s", 3.0),
+    ],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration_s(text) == seconds
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("0.7h", 2520.0), ("1.1h", 3960.0), ("2.2h", 7920.0), ("1.4d", 120960.0), ("0.1w", 60480.0), ("2.3m", 138.0),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0.7h", 2520.0),
+        ("1.1h", 3960.0),
+        ("2.2h", 7920.0),
+        ("1.4d", 120960.0),
+        ("0.1w", 60480.0),
+        ("2.3m", 138.0),
+    ],
+)
 def test_parse_duration_decimal_spellings_are_exact(text: str, seconds: float) -> None:
     """A decimal spelling of a whole number of seconds is that number, not a rounding error off it: '1.1h' is
     3960 s. (A horizon of 3960.0000000000005 s with 6 m report rows gives a last row 4.5e-13 s long.)"""
     assert parse_duration_s(text) == seconds
 
 
-@pytest.mark.parametrize("bad", [
-    30, 30.0, 0, True, None, [1, "h"],  # bare numbers and non-strings: a duration carries its unit
-    "30", "", "h", "5x", "30 days", "1h30m", "-5s", "+5s", "1,5h", "h5", "5 hh", "nan s", "infs", ".5h",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        30,
+        30.0,
+        0,
+        True,
+        None,
+        [1, "h"],  # bare numbers and non-strings: a duration carries its unit
+        "30",
+        "",
+        "h",
+        "5x",
+        "30 days",
+        "1h30m",
+        "-5s",
+        "+5s",
+        "1,5h",
+        "h5",
+        "5 hh",
+        "nan s",
+        "infs",
+        ".5h",
+    ],
+)
 def test_parse_duration_rejects(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration_s(bad)
@@ -54,22 +86,25 @@ def test_bare_number_error_suggests_a_unit() -> None:
         parse_duration_s(30)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0.0, "0s"),
-    (1.0, "1s"),
-    (59.0, "59s"),
-    (60.0, "1m"),
-    (90.0, "90s"),
-    (900.0, "15m"),
-    (5400.0, "90m"),
-    (3600.0, "1h"),
-    (86400.0, "1d"),
-    (3 * 86400.0, "3d"),
-    (604800.0, "1w"),
-    (1209600.0, "2w"),
-    (8 * 86400.0, "8d"),
-    (0.5, "0.5s"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0s"),
+        (1.0, "1s"),
+        (59.0, "59s"),
+        (60.0, "1m"),
+        (90.0, "90s"),
+        (900.0, "15m"),
+        (5400.0, "90m"),
+        (3600.0, "1h"),
+        (86400.0, "1d"),
+        (3 * 86400.0, "3d"),
+        (604800.0, "1w"),
+        (1209600.0, "2w"),
+        (8 * 86400.0, "8d"),
+        (0.5, "0.5s"),
+    ],
+)
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration_s(text) == seconds
@@ -115,15 +150,18 @@ def check_consistent(state: ClusterState) -> None:
     assert 0 <= state.allocated_gpus <= state.total_gpus
 
 
-@pytest.mark.parametrize(("free", "gpus", "node"), [
-    ([8, 3, 5], 3, 1),  # the fullest node that fits: exact fit
-    ([8, 3, 5], 4, 2),  # 5 free is the tightest that holds 4
-    ([8, 3, 5], 6, 0),  # only the empty node holds 6
-    ([2, 8, 6, 7], 1, 0),
-    ([2, 8, 6, 7], 7, 3),
-    ([8, 8, 1], 1, 2),
-    ([4, 4, 4], 5, None),  # 12 GPUs free, but no node has 5
-])
+@pytest.mark.parametrize(
+    ("free", "gpus", "node"),
+    [
+        ([8, 3, 5], 3, 1),  # the fullest node that fits: exact fit
+        ([8, 3, 5], 4, 2),  # 5 free is the tightest that holds 4
+        ([8, 3, 5], 6, 0),  # only the empty node holds 6
+        ([2, 8, 6, 7], 1, 0),
+        ([2, 8, 6, 7], 7, 3),
+        ([8, 8, 1], 1, 2),
+        ([4, 4, 4], 5, None),  # 12 GPUs free, but no node has 5
+    ],
+)
 def test_best_fit_placement(free: list[int], gpus: int, node: int | None) -> None:
     state = cluster_with(free)
     assert state.fits(gpus) == (node is not None)
@@ -141,16 +179,19 @@ def test_best_fit_placement(free: list[int], gpus: int, node: int | None) -> Non
     check_consistent(state)
 
 
-@pytest.mark.parametrize(("free", "gpus", "nodes_taken"), [
-    ([8, 8, 8, 8], 16, 2),
-    ([8, 8, 8, 8], 12, 2),  # 12 GPUs on 8-GPU nodes: 2 whole nodes, 4 GPUs stranded
-    ([8, 8, 8, 8], 9, 2),
-    ([8, 8, 8, 8], 32, 4),
-    ([8, 7, 8, 8], 24, 3),
-    ([8, 7, 8, 8], 25, None),  # 31 GPUs free but only 3 whole nodes
-    ([8, 4, 4, 8], 12, 2),  # takes the two whole nodes, never the two half-free ones
-    ([8, 4, 4, 0], 12, None),  # 16 GPUs free but only one whole node
-])
+@pytest.mark.parametrize(
+    ("free", "gpus", "nodes_taken"),
+    [
+        ([8, 8, 8, 8], 16, 2),
+        ([8, 8, 8, 8], 12, 2),  # 12 GPUs on 8-GPU nodes: 2 whole nodes, 4 GPUs stranded
+        ([8, 8, 8, 8], 9, 2),
+        ([8, 8, 8, 8], 32, 4),
+        ([8, 7, 8, 8], 24, 3),
+        ([8, 7, 8, 8], 25, None),  # 31 GPUs free but only 3 whole nodes
+        ([8, 4, 4, 8], 12, 2),  # takes the two whole nodes, never the two half-free ones
+        ([8, 4, 4, 0], 12, None),  # 16 GPUs free but only one whole node
+    ],
+)
 def test_multi_node_jobs_take_whole_nodes(free: list[int], gpus: int, nodes_taken: int | None) -> None:
     state = cluster_with(free)
     assert state.nodes_for(gpus) == -(-gpus // 8)
@@ -173,8 +214,9 @@ def test_multi_node_jobs_take_whole_nodes(free: list[int], gpus: int, nodes_take
     check_consistent(state)
 
 
-@pytest.mark.parametrize(("gpn", "gpus", "held"), [(8, 1, 1), (8, 8, 8), (8, 9, 16), (8, 12, 16), (4, 12, 12),
-                                                   (1, 5, 5), (6, 13, 18)])
+@pytest.mark.parametrize(
+    ("gpn", "gpus", "held"), [(8, 1, 1), (8, 8, 8), (8, 9, 16), (8, 12, 16), (4, 12, 12), (1, 5, 5), (6, 13, 18)]
+)
 def test_gpus_held(gpn: int, gpus: int, held: int) -> None:
     assert ClusterState("c", 0, 10, gpn).gpus_held(gpus) == held
 

@@ -53,13 +53,19 @@ class ComparedRun:
         return flatten_summary(self.summary)
 
 
-def load_compared_run(item: RunInput, overrides: Sequence[str] = (), progress: ScenarioProgress | None = None
-                      ) -> ComparedRun:
+def load_compared_run(
+    item: RunInput, overrides: Sequence[str] = (), progress: ScenarioProgress | None = None
+) -> ComparedRun:
     """Turn a result, a loaded run, a run directory or a scenario file (run now, in memory, reporting to
     ``progress``) into a side."""
     if isinstance(item, RunResult):
-        return ComparedRun(str(item.summary.get("scenario") or item.scenario.name or "run"), item.summary,
-                           item.timeseries, item.jobs, "in memory")
+        return ComparedRun(
+            str(item.summary.get("scenario") or item.scenario.name or "run"),
+            item.summary,
+            item.timeseries,
+            item.jobs,
+            "in memory",
+        )
     if isinstance(item, str | os.PathLike):
         path = Path(item)
         if path.is_dir():
@@ -75,8 +81,9 @@ def load_compared_run(item: RunInput, overrides: Sequence[str] = (), progress: S
                 progress(str(path), now_s, horizon_s)
 
         result = run(load_scenario(path, overrides), progress=tick if progress is not None else None)
-        return ComparedRun(str(result.scenario.name or path.stem), result.summary, result.timeseries,
-                           result.jobs, str(path))
+        return ComparedRun(
+            str(result.scenario.name or path.stem), result.summary, result.timeseries, result.jobs, str(path)
+        )
     # a RunData from gigafactory_sim.report.loader.load_run (duck-typed: it has a path and the three tables)
     return ComparedRun(Path(item.path).name, item.summary, item.timeseries, item.jobs, str(item.path))
 
@@ -132,7 +139,8 @@ class Comparison:
             "power": plots.power_over_time([(r.label, r.timeseries) for r in self.runs]),
             **({"carbon": carbon} if carbon is not None else {}),
             "utilisation": plots.utilisation_over_time(
-                [(r.label, r.timeseries, int(r.summary.get("gpus_total", 0))) for r in self.runs]),
+                [(r.label, r.timeseries, int(r.summary.get("gpus_total", 0))) for r in self.runs]
+            ),
             "wait_cdf": plots.wait_cdf([(r.label, r.jobs) for r in self.runs]),
             "by_class": plots.class_bars(class_panels(self.runs)),
         }
@@ -193,14 +201,18 @@ def _differences(base: ComparedRun, other: ComparedRun) -> tuple[set[str], list[
     bh, oh = base.summary.get("horizon_s"), other.summary.get("horizon_s")
     if bh is not None and oh is not None and not math.isclose(float(bh), float(oh), rel_tol=1e-9):
         differ.add(HORIZON)
-        notes.append(f"{other.label}: horizon {_duration(float(oh))} against {_duration(float(bh))} for the "
-                     f"baseline; totals (energy, GPU-hours, job counts, carbon, cost) are not compared, "
-                     f"fractions, means and percentiles are.")
+        notes.append(
+            f"{other.label}: horizon {_duration(float(oh))} against {_duration(float(bh))} for the "
+            f"baseline; totals (energy, GPU-hours, job counts, carbon, cost) are not compared, "
+            f"fractions, means and percentiles are."
+        )
     bg, og = base.summary.get("gpus_total"), other.summary.get("gpus_total")
     if bg is not None and og is not None and int(bg) != int(og):
         differ.add(SIZE)
-        notes.append(f"{other.label}: {int(og):,} GPUs against {int(bg):,} for the baseline; power and "
-                     f"totals are not compared, fractions and percentiles are.")
+        notes.append(
+            f"{other.label}: {int(og):,} GPUs against {int(bg):,} for the baseline; power and "
+            f"totals are not compared, fractions and percentiles are."
+        )
     return differ, notes
 
 
@@ -215,8 +227,12 @@ def _by_change(table: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
     return changed + [m for m in metrics if m not in set(changed)]
 
 
-def compare(runs: Sequence[RunInput], labels: Sequence[str] | None = None, overrides: Sequence[str] = (),
-            progress: ScenarioProgress | None = None) -> Comparison:
+def compare(
+    runs: Sequence[RunInput],
+    labels: Sequence[str] | None = None,
+    overrides: Sequence[str] = (),
+    progress: ScenarioProgress | None = None,
+) -> Comparison:
     """Compare ``runs`` (results, loaded runs, run directories or scenario files) against the first.
 
     Scenario files are run in memory first, with ``overrides`` (``--set`` syntax), reporting to ``progress``.
@@ -254,8 +270,18 @@ def compare(runs: Sequence[RunInput], labels: Sequence[str] | None = None, overr
             if comparable and abs(delta) <= _NOISE * max(abs(value), abs(ref)):
                 delta = 0.0  # rounding noise of the same figure summed in another order, not a change
             pct = delta / abs(ref) * 100.0 if comparable and ref != 0 and math.isfinite(ref) else math.nan
-            rows.append({"metric": metric, "run": side.label, "value": value, "baseline": ref, "delta": delta,
-                         "delta_pct": pct, "comparable": comparable, "note": note})
+            rows.append(
+                {
+                    "metric": metric,
+                    "run": side.label,
+                    "value": value,
+                    "baseline": ref,
+                    "delta": delta,
+                    "delta_pct": pct,
+                    "comparable": comparable,
+                    "note": note,
+                }
+            )
     columns = ["metric", "run", "value", "baseline", "delta", "delta_pct", "comparable", "note"]
     table = pd.DataFrame(rows, columns=columns)
     order = {m: i for i, m in enumerate(_by_change(table, metric_names))}

@@ -49,11 +49,19 @@ def _sections(comparison: Comparison, images: dict[str, bytes]) -> list[Section]
     intro = f"Baseline: {comparison.baseline.label}. Runs:\n{runs}"
     return [
         ("Runs", "\n\n".join(filter(None, [intro, notes])), None, []),
-        ("KPIs against the baseline", f"The figures that changed most come first. {NOT_COMPARABLE}: not "
-         "comparable (see above); –: missing, or a moment in the run (no difference).",
-         comparison_rows(comparison), []),
-        ("Power and utilisation over time", "", None, [
-            (f"{name}.png", images[name]) for name in ("power", "carbon", "utilisation") if name in images]),
+        (
+            "KPIs against the baseline",
+            f"The figures that changed most come first. {NOT_COMPARABLE}: not "
+            "comparable (see above); –: missing, or a moment in the run (no difference).",
+            comparison_rows(comparison),
+            [],
+        ),
+        (
+            "Power and utilisation over time",
+            "",
+            None,
+            [(f"{name}.png", images[name]) for name in ("power", "carbon", "utilisation") if name in images],
+        ),
         ("Wait before start", "", None, [("wait_cdf.png", images["wait_cdf"])]),
         ("Energy, carbon and cost by workload class", "", None, [("by_class.png", images["by_class"])]),
     ]

@@ -77,9 +77,12 @@ class LocalExecutor:
             for task in tasks:
                 yield fn(task)
             return
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)),
-                                   mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(tasks)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         try:
             pending: set[Future[R]] = {pool.submit(fn, task) for task in tasks}
             while pending:

@@ -106,8 +106,7 @@ def parse_axis(assignment: str) -> Axis:
 
 def axis_from_values(path: str, values: Sequence[Any]) -> Axis:
     """An axis from Python values (a sweep file, the API); each is written as JSON, which YAML reads back."""
-    return Axis(path, tuple(values), tuple(v if isinstance(v, str) and _plain(v) else json.dumps(v)
-                                           for v in values))
+    return Axis(path, tuple(values), tuple(v if isinstance(v, str) and _plain(v) else json.dumps(v) for v in values))
 
 
 def _plain(text: str) -> bool:
@@ -123,18 +122,21 @@ def _slug(value: Any) -> str:
 
 
 def grid_points(axes: Sequence[Axis]) -> list[GridPoint]:
-    """The Cartesian product of ``axes`` (first axis slowest), each point with an id like ``p003-nodes=32``.
-    """
+    """The Cartesian product of ``axes`` (first axis slowest), each point with an id like ``p003-nodes=32``."""
     leaves = [a.path.rsplit(".", 1)[-1] for a in axes]
     short = [leaf if leaves.count(leaf) == 1 else a.path for leaf, a in zip(leaves, axes, strict=True)]
     points = []
     for index, combo in enumerate(itertools.product(*(range(len(a.values)) for a in axes))):
-        varied = [f"{_slug(s)}={_slug(a.values[i])}" for s, a, i in zip(short, axes, combo, strict=True)
-                  if len(a.values) > 1]
+        varied = [
+            f"{_slug(s)}={_slug(a.values[i])}" for s, a, i in zip(short, axes, combo, strict=True) if len(a.values) > 1
+        ]
         point_id = "-".join([f"p{index:03d}", *varied])[:100]
         chosen = list(zip(axes, combo, strict=True))
-        points.append(GridPoint(index, point_id, {a.path: a.values[i] for a, i in chosen},
-                                tuple(a.override(i) for a, i in chosen)))
+        points.append(
+            GridPoint(
+                index, point_id, {a.path: a.values[i] for a, i in chosen}, tuple(a.override(i) for a, i in chosen)
+            )
+        )
     return points
 
 
@@ -168,8 +170,9 @@ def load_sweep_file(path: Path) -> SweepFile:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ScenarioError.single(str(path), "", f"cannot read the sweep file: {exc}") from None
     except ValidationError as exc:
-        raise ScenarioError([InputProblem(str(path), None, ".".join(str(p) for p in e["loc"]), e["msg"])
-                             for e in exc.errors()]) from None
+        raise ScenarioError(
+            [InputProblem(str(path), None, ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        ) from None
     return spec.model_copy(update={"scenario": str(path.parent / spec.scenario)})
 
 

@@ -75,8 +75,13 @@ th{background:#f0f0f0}td{text-align:right}td:first-child{text-align:left}img{max
 def html_page(title: str, sections: Sequence[Section]) -> str:
     """One self-contained HTML file: inline CSS, PNGs embedded as base64 data URIs."""
     esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{esc(title)}</title>", f"<style>{_CSS}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
     for heading, text, rows, images in sections:
         parts.append(f"<h2>{esc(heading)}</h2>")
         for para in filter(None, text.split("\n\n")):
@@ -86,8 +91,11 @@ def html_page(title: str, sections: Sequence[Section]) -> str:
             header, *body = rows
             heads = "".join(f"<th>{esc(h)}</th>" for h in header)
             parts.append(f"<table><thead><tr>{heads}</tr></thead>")
-            parts.append("<tbody>" + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
-                                             for row in body) + "</tbody></table>")
+            parts.append(
+                "<tbody>"
+                + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body)
+                + "</tbody></table>"
+            )
         for name, png in images:
             data = base64.b64encode(png).decode("ascii")
             parts.append(f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{data}"></figure>')

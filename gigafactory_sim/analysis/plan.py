@@ -57,17 +57,32 @@ class SweepPlan:
 
     def identity(self) -> dict[str, Any]:
         """What must match for an output folder to be resumed (replications may grow, the plot may change)."""
-        return {"scenario_text": self.scenario_text, "overrides": list(self.overrides),
-                "compact": self.compact, "grid": {a.path: list(a.texts) for a in self.axes}}
+        return {
+            "scenario_text": self.scenario_text,
+            "overrides": list(self.overrides),
+            "compact": self.compact,
+            "grid": {a.path: list(a.texts) for a in self.axes},
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "scenario_file": self.scenario_file, **self.identity(),
-            "replications": self.replications, "metric": self.metric, "param": self.plot_param,
+            "name": self.name,
+            "scenario_file": self.scenario_file,
+            **self.identity(),
+            "replications": self.replications,
+            "metric": self.metric,
+            "param": self.plot_param,
             "seeds": "replication i: SeedSequence(point's scenario seed).spawn(i+1)[i], one uint32 word",
-            "points": [{"id": p.id, "params": p.params, "overrides": list(p.overrides), "scenario_seed": s,
-                        "seeds": [replication_seed(s, i) for i in range(self.replications)]}
-                       for p, s in zip(self.points, self.point_seeds, strict=True)],
+            "points": [
+                {
+                    "id": p.id,
+                    "params": p.params,
+                    "overrides": list(p.overrides),
+                    "scenario_seed": s,
+                    "seeds": [replication_seed(s, i) for i in range(self.replications)],
+                }
+                for p, s in zip(self.points, self.point_seeds, strict=True)
+            ],
         }
 
     def run_dir(self, out_dir: Path, point: GridPoint, replication: int) -> Path:
@@ -87,9 +102,17 @@ def _source(scenario: str | Path | Scenario) -> tuple[str, str, str]:
     return text, str(path), str(path.resolve().parent)
 
 
-def plan_sweep(scenario: str | Path | Scenario, grid: Mapping[str, Sequence[Any]] | Sequence[Axis] = (), *,
-               replications: int = 1, overrides: Sequence[str] = (), compact: bool = False,
-               metric: str = DEFAULT_METRIC, param: str | None = None, name: str | None = None) -> SweepPlan:
+def plan_sweep(
+    scenario: str | Path | Scenario,
+    grid: Mapping[str, Sequence[Any]] | Sequence[Axis] = (),
+    *,
+    replications: int = 1,
+    overrides: Sequence[str] = (),
+    compact: bool = False,
+    metric: str = DEFAULT_METRIC,
+    param: str | None = None,
+    name: str | None = None,
+) -> SweepPlan:
     """Build and validate a sweep. Every grid point's scenario is validated; all problems raise together as
     one :class:`ScenarioError` (each prefixed with the point) before anything runs."""
     if replications < 1:
@@ -116,6 +139,7 @@ def plan_sweep(scenario: str | Path | Scenario, grid: Mapping[str, Sequence[Any]
         seeds.append(sc.seed)
         scenario_name = sc.name or scenario_name
     if problems:
+
         def where(ids: list[str]) -> str:
             if len(points) == 1:
                 return ""
@@ -123,23 +147,47 @@ def plan_sweep(scenario: str | Path | Scenario, grid: Mapping[str, Sequence[Any]
                 return " (every point)"
             return f" (point{'s' if len(ids) > 1 else ''} {', '.join(ids)})"
 
-        raise ScenarioError([InputProblem(p.file, p.line, p.field, p.message + where(ids))
-                             for p, ids in problems.items()])
-    return SweepPlan(name=name or scenario_name, scenario_text=text, scenario_file=file, base_dir=base_dir,
-                     overrides=tuple(overrides), axes=axes, points=points, point_seeds=seeds,
-                     replications=replications, compact=compact, metric=metric, param=param)
+        raise ScenarioError(
+            [InputProblem(p.file, p.line, p.field, p.message + where(ids)) for p, ids in problems.items()]
+        )
+    return SweepPlan(
+        name=name or scenario_name,
+        scenario_text=text,
+        scenario_file=file,
+        base_dir=base_dir,
+        overrides=tuple(overrides),
+        axes=axes,
+        points=points,
+        point_seeds=seeds,
+        replications=replications,
+        compact=compact,
+        metric=metric,
+        param=param,
+    )
 
 
-def plan_from_sweep_file(path: Path, extra_axes: Sequence[Axis] = (), *, replications: int | None = None,
-                         compact: bool | None = None, metric: str | None = None, param: str | None = None,
-                         overrides: Sequence[str] = ()) -> SweepPlan:
+def plan_from_sweep_file(
+    path: Path,
+    extra_axes: Sequence[Axis] = (),
+    *,
+    replications: int | None = None,
+    compact: bool | None = None,
+    metric: str | None = None,
+    param: str | None = None,
+    overrides: Sequence[str] = (),
+) -> SweepPlan:
     """Plan the sweep a sweep file declares; ``extra_axes`` (``--set``) add to or replace its grid axes,
     ``overrides`` follow the file's, and the other arguments, when given, replace the file's values."""
     spec = load_sweep_file(path)
     axes = {a.path: a for a in axes_from_mapping(spec.grid)}
     axes.update({a.path: a for a in extra_axes})
-    return plan_sweep(spec.scenario, list(axes.values()), replications=replications or spec.replications,
-                      overrides=[*spec.overrides, *overrides],
-                      compact=spec.compact if compact is None else compact, metric=metric or spec.metric,
-                      param=param or spec.param, name=spec.name)
-
+    return plan_sweep(
+        spec.scenario,
+        list(axes.values()),
+        replications=replications or spec.replications,
+        overrides=[*spec.overrides, *overrides],
+        compact=spec.compact if compact is None else compact,
+        metric=metric or spec.metric,
+        param=param or spec.param,
+        name=spec.name,
+    )

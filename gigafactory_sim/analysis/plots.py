@@ -74,8 +74,11 @@ def power_over_time(runs: Sequence[Series]) -> Figure:
     for label, df in runs:
         if len(df) and column in df:
             _step(ax, df, column, 1.0, unit_s, label)
-    title = "Grid draw over time (facility power is the same in every run)" if column == "grid_import_mw" \
+    title = (
+        "Grid draw over time (facility power is the same in every run)"
+        if column == "grid_import_mw"
         else "Facility power over time"
+    )
     ax.set(xlabel=f"elapsed time ({unit})", ylabel=f"{what} (MW)", title=title)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
@@ -129,8 +132,7 @@ def wait_cdf(runs: Sequence[Series]) -> Figure:
         if len(waits) == 0:
             continue
         frac = np.arange(1, len(waits) + 1) / len(waits)
-        ax.step(np.concatenate([[0.0], waits]), np.concatenate([[0.0], frac]), where="post", label=label,
-                linewidth=1.4)
+        ax.step(np.concatenate([[0.0], waits]), np.concatenate([[0.0], frac]), where="post", label=label, linewidth=1.4)
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set(xlabel="wait before start (hours)", ylabel="share of started jobs", title="Wait-time CDF")
     ax.set_ylim(0, 1.02)
@@ -151,8 +153,13 @@ def class_bars(panels: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Figur
         for i, run in enumerate(labels):
             heights = [classes[c].get(run, np.nan) for c in classes]
             bars = ax.bar(x + (i - (len(labels) - 1) / 2) * width, heights, width, label=run)
-            ax.bar_label(bars, labels=[f"{h:,.0f}" if abs(h) >= 100 else f"{h:.3g}" if np.isfinite(h) else ""
-                                       for h in heights], fontsize=6, rotation=90, padding=2)
+            ax.bar_label(
+                bars,
+                labels=[f"{h:,.0f}" if abs(h) >= 100 else f"{h:.3g}" if np.isfinite(h) else "" for h in heights],
+                fontsize=6,
+                rotation=90,
+                padding=2,
+            )
         ax.set_xticks(x, list(classes), rotation=20, ha="right")
         ax.set_title(title)
         ax.margins(y=0.25)

@@ -83,8 +83,7 @@ def student_t_quantile(p: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95
-            ) -> tuple[int, float, float, float, float]:
+def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[int, float, float, float, float]:
     """``(n, mean, std, ci_low, ci_high)`` of the finite ``values``; std with ddof=1, t-distribution CI.
 
     With fewer than two values the standard deviation and the interval are NaN.
@@ -102,8 +101,7 @@ def mean_ci(values: Sequence[float] | np.ndarray, level: float = 0.95
     return n, mean, std, mean - half, mean + half
 
 
-def aggregate(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], level: float = 0.95
-              ) -> pd.DataFrame:
+def aggregate(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], level: float = 0.95) -> pd.DataFrame:
     """One row per group of ``by`` and metric: ``n``, ``mean``, ``std``, ``ci95_low``, ``ci95_high``.
 
     Groups keep their first-appearance order, and values are reduced in row order, so the same ``runs`` table
@@ -116,6 +114,15 @@ def aggregate(runs: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], lev
             if metric not in group:
                 continue
             n, mean, std, low, high = mean_ci(group[metric].to_numpy(dtype=float), level)
-            rows.append({**dict(zip(by, keys, strict=True)), "metric": metric, "n": n, "mean": mean,
-                         "std": std, "ci95_low": low, "ci95_high": high})
+            rows.append(
+                {
+                    **dict(zip(by, keys, strict=True)),
+                    "metric": metric,
+                    "n": n,
+                    "mean": mean,
+                    "std": std,
+                    "ci95_low": low,
+                    "ci95_high": high,
+                }
+            )
     return pd.DataFrame(rows, columns=[*by, "metric", "n", "mean", "std", "ci95_low", "ci95_high"])

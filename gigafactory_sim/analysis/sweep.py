@@ -96,8 +96,10 @@ def _prepare(plan: SweepPlan, out_dir: Path) -> None:
         previous = json.loads(stored.read_text(encoding="utf-8"))
         mine = plan.identity()
         if {k: previous.get(k) for k in mine} != mine:
-            raise SweepMismatch(f"{out_dir} holds a different sweep (scenario, overrides, grid or compact "
-                                f"mode differ); choose another --out")
+            raise SweepMismatch(
+                f"{out_dir} holds a different sweep (scenario, overrides, grid or compact "
+                f"mode differ); choose another --out"
+            )
     elif out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists, is not empty and holds no sweep.json")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,8 +126,9 @@ def _locked(out_dir: Path) -> Iterator[None]:
             except (OSError, ValueError):
                 pid = 0
             if pid and pid != os.getpid() and pid_alive(pid):
-                raise FileExistsError(f"{out_dir} is being written by another sweep (pid {pid}); wait for it or "
-                                      f"stop it first") from None
+                raise FileExistsError(
+                    f"{out_dir} is being written by another sweep (pid {pid}); wait for it or stop it first"
+                ) from None
             with contextlib.suppress(OSError):
                 lock.unlink()
             continue
@@ -145,15 +148,31 @@ def _runs_table(plan: SweepPlan, outcomes: Sequence[RunOutcome]) -> pd.DataFrame
     points = {p.id: p for p in plan.points}
     rows = []
     for o in sorted(outcomes, key=lambda o: (o.point_index, o.replication)):
-        params = {k: v if v is None or isinstance(v, str | int | float | bool) else json.dumps(v)
-                  for k, v in points[o.point_id].params.items()}
-        rows.append({"point_id": o.point_id, **params, "replication": o.replication, "seed": o.seed,
-                     "status": o.status, "error": o.error or "", **flatten_summary(o.summary or {})})
+        params = {
+            k: v if v is None or isinstance(v, str | int | float | bool) else json.dumps(v)
+            for k, v in points[o.point_id].params.items()
+        }
+        rows.append(
+            {
+                "point_id": o.point_id,
+                **params,
+                "replication": o.replication,
+                "seed": o.seed,
+                "status": o.status,
+                "error": o.error or "",
+                **flatten_summary(o.summary or {}),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def run_sweep(plan: SweepPlan, out_dir: Path | None = None, executor: Executor | None = None,
-              progress: ProgressFn | None = None, meta: Mapping[str, Any] | None = None) -> SweepResult:
+def run_sweep(
+    plan: SweepPlan,
+    out_dir: Path | None = None,
+    executor: Executor | None = None,
+    progress: ProgressFn | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> SweepResult:
     """Run the runs of ``plan`` not already in ``out_dir`` (all of them without one) and tabulate."""
     from gigafactory_sim.runmeta import base_meta
 
@@ -168,8 +187,9 @@ def run_sweep(plan: SweepPlan, out_dir: Path | None = None, executor: Executor |
     return _run(plan, None, executor, progress, meta)
 
 
-def _run(plan: SweepPlan, out_dir: Path | None, executor: Executor, progress: ProgressFn | None,
-         meta: Mapping[str, Any]) -> SweepResult:
+def _run(
+    plan: SweepPlan, out_dir: Path | None, executor: Executor, progress: ProgressFn | None, meta: Mapping[str, Any]
+) -> SweepResult:
     from gigafactory_sim.analysis.sweep_output import write_sweep_tables
     from gigafactory_sim.report.files import atomic_write
     from gigafactory_sim.report.writer import to_json
@@ -186,9 +206,20 @@ def _run(plan: SweepPlan, out_dir: Path | None, executor: Executor, progress: Pr
                 continue
             where = {"name": plan.name, "point": point.id, "params": point.params, "replication": rep}
             run_meta = {**meta, "sweep": where}
-            tasks.append(RunTask(point.id, point.index, rep, seed, plan.scenario_text, plan.scenario_file,
-                                 plan.base_dir, (*plan.overrides, *point.overrides),
-                                 None if plan.compact or run_dir is None else str(run_dir), run_meta))
+            tasks.append(
+                RunTask(
+                    point.id,
+                    point.index,
+                    rep,
+                    seed,
+                    plan.scenario_text,
+                    plan.scenario_file,
+                    plan.base_dir,
+                    (*plan.overrides, *point.overrides),
+                    None if plan.compact or run_dir is None else str(run_dir),
+                    run_meta,
+                )
+            )
     skipped = len(outcomes)
     if progress:
         progress(skipped, plan.n_runs)
@@ -201,8 +232,11 @@ def _run(plan: SweepPlan, out_dir: Path | None, executor: Executor, progress: Pr
         if progress:
             progress(len(outcomes), plan.n_runs)
     runs = _runs_table(plan, outcomes)
-    metrics = [c for c in runs.columns if c not in {"point_id", "replication", "seed", "status", "error",
-                                                     *(a.path for a in plan.axes)}]
+    metrics = [
+        c
+        for c in runs.columns
+        if c not in {"point_id", "replication", "seed", "status", "error", *(a.path for a in plan.axes)}
+    ]
     completed = runs[runs["status"] == "completed"] if len(runs) else runs
     agg = aggregate(completed, ["point_id", *(a.path for a in plan.axes)], metrics)
     result = SweepResult(plan, runs, agg, out_dir, skipped, [o for o in outcomes if o.status == "failed"])
@@ -211,11 +245,20 @@ def _run(plan: SweepPlan, out_dir: Path | None, executor: Executor, progress: Pr
     return result
 
 
-def sweep(scenario: str | Path | Scenario, grid: Mapping[str, Sequence[Any]] | None = None, *,
-          replications: int = 1, overrides: Sequence[str] = (), out_dir: str | Path | None = None,
-          compact: bool = False, workers: int = 1, executor: Executor | None = None,
-          metric: str = DEFAULT_METRIC, param: str | None = None, progress: ProgressFn | None = None
-          ) -> SweepResult:
+def sweep(
+    scenario: str | Path | Scenario,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    replications: int = 1,
+    overrides: Sequence[str] = (),
+    out_dir: str | Path | None = None,
+    compact: bool = False,
+    workers: int = 1,
+    executor: Executor | None = None,
+    metric: str = DEFAULT_METRIC,
+    param: str | None = None,
+    progress: ProgressFn | None = None,
+) -> SweepResult:
     """Run ``scenario`` over ``grid`` (``{"dotted.path": [values]}``) x ``replications``; return the tables.
 
     ``scenario`` may also be a sweep file (then ``grid`` adds to its grid). Without ``out_dir`` nothing is
@@ -223,13 +266,23 @@ def sweep(scenario: str | Path | Scenario, grid: Mapping[str, Sequence[Any]] | N
     calling again with the same folder resumes. ``executor`` defaults to ``LocalExecutor(workers)``.
     """
     if not isinstance(scenario, Scenario) and is_sweep_file(Path(scenario)):
-        plan = plan_from_sweep_file(Path(scenario), axes_from_mapping(grid or {}),
-                                    replications=replications if replications != 1 else None,
-                                    compact=compact or None,
-                                    metric=metric if metric != DEFAULT_METRIC else None,
-                                    param=param, overrides=overrides)
+        plan = plan_from_sweep_file(
+            Path(scenario),
+            axes_from_mapping(grid or {}),
+            replications=replications if replications != 1 else None,
+            compact=compact or None,
+            metric=metric if metric != DEFAULT_METRIC else None,
+            param=param,
+            overrides=overrides,
+        )
     else:
-        plan = plan_sweep(scenario, grid or {}, replications=replications, overrides=overrides,
-                          compact=compact, metric=metric, param=param)
-    return run_sweep(plan, Path(out_dir) if out_dir is not None else None,
-                     executor or LocalExecutor(workers), progress)
+        plan = plan_sweep(
+            scenario,
+            grid or {},
+            replications=replications,
+            overrides=overrides,
+            compact=compact,
+            metric=metric,
+            param=param,
+        )
+    return run_sweep(plan, Path(out_dir) if out_dir is not None else None, executor or LocalExecutor(workers), progress)

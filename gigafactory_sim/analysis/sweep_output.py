@@ -26,6 +26,7 @@ class SweepResult(Protocol):
 
     def plot(self, metric: str | None = None, param: str | None = None) -> Figure: ...
 
+
 __all__ = ["metric_rows", "write_sweep_tables"]
 
 
@@ -35,8 +36,16 @@ def metric_rows(result: SweepResult, metric: str) -> list[list[str]]:
     rows = [["point", *varied, "n", "mean", "std", "95 % CI"]]
     part = result.aggregate[result.aggregate["metric"] == metric]
     for _, r in part.iterrows():
-        rows.append([str(r["point_id"]), *(str(r[p]) for p in varied), str(int(r["n"])), fmt(r["mean"]),
-                     fmt(r["std"]), f"{fmt(r['ci95_low'])} … {fmt(r['ci95_high'])}"])
+        rows.append(
+            [
+                str(r["point_id"]),
+                *(str(r[p]) for p in varied),
+                str(int(r["n"])),
+                fmt(r["mean"]),
+                fmt(r["std"]),
+                f"{fmt(r['ci95_low'])} … {fmt(r['ci95_high'])}",
+            ]
+        )
     return rows
 
 
@@ -63,24 +72,34 @@ def write_sweep_tables(result: SweepResult, out_dir: Path) -> None:
         atomic_write(out_dir / name, png)
         images.append((name, png))
     grid = "\n".join(f"- {a.path}: {', '.join(a.texts)}" for a in plan.axes) or "- (no swept parameter)"
-    intro = (f"Scenario: {plan.scenario_file}; fixed overrides: {', '.join(plan.overrides) or 'none'}.\n"
-             f"Grid ({len(plan.points)} points x {plan.replications} replications = {plan.n_runs} runs):\n"
-             f"{grid}\n"
-             f"Replication i of a point uses seed SeedSequence(scenario seed).spawn(i+1)[i]. "
-             f"Confidence intervals: mean ± t(0.975, n-1)·s/√n.")
+    intro = (
+        f"Scenario: {plan.scenario_file}; fixed overrides: {', '.join(plan.overrides) or 'none'}.\n"
+        f"Grid ({len(plan.points)} points x {plan.replications} replications = {plan.n_runs} runs):\n"
+        f"{grid}\n"
+        f"Replication i of a point uses seed SeedSequence(scenario seed).spawn(i+1)[i]. "
+        f"Confidence intervals: mean ± t(0.975, n-1)·s/√n."
+    )
     failed = result.runs[result.runs["status"] != "completed"] if len(result.runs) else result.runs
     sections: list[Section] = [("Sweep", intro, None, [])]
     if metric in available:
         sections.append((f"{metric} by point", "", metric_rows(result, metric), images))
     else:
-        sections.append(("Metric", f"{metric} is not in the run summaries; available: "
-                         f"{', '.join(sorted(available))}", None, []))
+        sections.append(
+            ("Metric", f"{metric} is not in the run summaries; available: {', '.join(sorted(available))}", None, [])
+        )
     if len(failed):
         rows = [["point", "replication", "error"]]
         rows += [[str(r["point_id"]), str(r["replication"]), str(r["error"])] for _, r in failed.iterrows()]
         sections.append(("Failed runs", "Rerun the sweep with the same --out to retry them.", rows, []))
-    sections.append(("Files", "runs.csv: a row per run (parameters, replication, seed, flattened summary).\n"
-                     "aggregate.csv: n, mean, std, ci95_low, ci95_high per point and metric.", None, []))
+    sections.append(
+        (
+            "Files",
+            "runs.csv: a row per run (parameters, replication, seed, flattened summary).\n"
+            "aggregate.csv: n, mean, std, ci95_low, ci95_high per point and metric.",
+            None,
+            [],
+        )
+    )
     title = f"Sweep: {plan.name}"
     atomic_write(out_dir / "sweep.md", markdown_page(title, sections).encode("utf-8"))
     atomic_write(out_dir / "sweep.html", html_page(title, sections).encode("utf-8"))

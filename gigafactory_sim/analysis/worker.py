@@ -64,14 +64,13 @@ def execute(task: RunTask) -> RunOutcome:
     overrides = task.all_overrides
     meta = {**task.meta, "seed": task.seed, "overrides": overrides}
 
-    def outcome(status: Literal["completed", "failed"], summary: dict[str, Any] | None = None,
-                error: str | None = None) -> RunOutcome:
-        return RunOutcome(task.point_id, task.point_index, task.replication, task.seed, status, summary,
-                          error)
+    def outcome(
+        status: Literal["completed", "failed"], summary: dict[str, Any] | None = None, error: str | None = None
+    ) -> RunOutcome:
+        return RunOutcome(task.point_id, task.point_index, task.replication, task.seed, status, summary, error)
 
     try:
-        scenario = parse_scenario_text(task.scenario_text, task.scenario_file, overrides,
-                                       base_dir=Path(task.base_dir))
+        scenario = parse_scenario_text(task.scenario_text, task.scenario_file, overrides, base_dir=Path(task.base_dir))
         check_limits(scenario, Limits.resolve(scenario))  # refuse a run beyond the scenario's limits
         result = run(scenario)
         summary = json.loads(to_json(result.summary))  # exactly what summary.json holds (NaN -> null)

@@ -73,9 +73,7 @@ class FixedDuration(StrictModel):
         return float(self.value)
 
 
-DurationDistribution = Annotated[
-    LogNormalDuration | ExponentialDuration | FixedDuration, Field(discriminator="kind")
-]
+DurationDistribution = Annotated[LogNormalDuration | ExponentialDuration | FixedDuration, Field(discriminator="kind")]
 
 
 class ChoiceSizes(StrictModel):

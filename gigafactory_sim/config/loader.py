@@ -20,8 +20,14 @@ from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.inference.checks import inference_problems
 from gigafactory_sim.units import FROM_FILE
 
-__all__ = ["MAX_SCENARIO_BYTES", "apply_override", "load_scenario", "locate_problems", "parse_scenario_text",
-           "semantic_problems"]
+__all__ = [
+    "MAX_SCENARIO_BYTES",
+    "apply_override",
+    "load_scenario",
+    "locate_problems",
+    "parse_scenario_text",
+    "semantic_problems",
+]
 
 MAX_SCENARIO_BYTES = 10_000_000
 """Largest scenario file read (shipped ones are under 10 kB; data belongs in trace and series files)."""
@@ -57,8 +63,9 @@ def apply_override(doc: dict[str, Any], assignment: str) -> list[str | int]:
     if "=" not in assignment:
         raise ValueError(f"--set {assignment!r}: expected dotted.path=value")
     dotted, raw = assignment.split("=", 1)
-    parts: list[str | int] = [int(p) if p.isascii() and p.isdigit() else p
-                              for p in dotted.strip().split(".") if p != ""]
+    parts: list[str | int] = [
+        int(p) if p.isascii() and p.isdigit() else p for p in dotted.strip().split(".") if p != ""
+    ]
     if not parts:
         raise ValueError(f"--set {assignment!r}: empty path")
     if len(parts) > MAX_DEPTH:
@@ -67,8 +74,10 @@ def apply_override(doc: dict[str, Any], assignment: str) -> list[str | int]:
         value = load_checked(raw)[0] if raw.strip() else ""
     except YamlRejected as exc:
         shown = raw if len(raw) <= 40 else raw[:37] + "..."
-        raise ValueError(f"the value {shown!r} is read as YAML and is refused ({exc}); quote it to mean a "
-                         f"string, e.g. --set '{dotted.strip()}=\"...\"'") from None
+        raise ValueError(
+            f"the value {shown!r} is read as YAML and is refused ({exc}); quote it to mean a "
+            f"string, e.g. --set '{dotted.strip()}=\"...\"'"
+        ) from None
     node: Any = doc
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
@@ -113,46 +122,59 @@ def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
         allowed = source.clusters or list(clusters)
         for j, name in enumerate(source.clusters or []):
             if name not in clusters:
-                problems.append((f"workload.training.{i}.clusters.{j}",
-                                 f"no cluster named {name!r}; clusters: {', '.join(clusters)}"))
+                problems.append(
+                    (
+                        f"workload.training.{i}.clusters.{j}",
+                        f"no cluster named {name!r}; clusters: {', '.join(clusters)}",
+                    )
+                )
         allowed_sizes = [clusters[n].gpus for n in allowed if n in clusters]
         largest = max(allowed_sizes, default=0)
         if allowed_sizes and hasattr(source, "classes"):
             for j, job_class in enumerate(source.classes):
                 biggest = job_class.sizes.max_gpus()
                 if biggest > largest:
-                    problems.append((f"workload.training.{i}.classes.{j}.sizes",
-                                     f"jobs of {biggest} GPUs are larger than any cluster they may use "
-                                     f"(largest: {largest} GPUs)"))
+                    problems.append(
+                        (
+                            f"workload.training.{i}.classes.{j}.sizes",
+                            f"jobs of {biggest} GPUs are larger than any cluster they may use "
+                            f"(largest: {largest} GPUs)",
+                        )
+                    )
     problems.extend(inference_problems(scenario))
     for i, cluster in enumerate(scenario.facility.clusters):
         failures = scenario.facility.failures_of(cluster)
         if failures is not None and failures.hot_spares >= cluster.nodes:
             where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
-            message = (f"{failures.hot_spares} hot spares leave no node to schedule on cluster "
-                       f"{cluster.name!r} ({cluster.nodes} nodes)")
+            message = (
+                f"{failures.hot_spares} hot spares leave no node to schedule on cluster "
+                f"{cluster.name!r} ({cluster.nodes} nodes)"
+            )
             problems.append((f"{where}.hot_spares", message))
     for i, cluster in enumerate(scenario.facility.clusters):
         failures = scenario.facility.failures_of(cluster)
         where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
         for j, window in enumerate(failures.maintenance if failures is not None else []):
             if window.nodes > cluster.nodes:
-                problems.append((f"{where}.maintenance.{j}.nodes",
-                                 f"maintenance of {window.nodes} nodes at a time; cluster {cluster.name!r} has "
-                                 f"{cluster.nodes}"))
+                problems.append(
+                    (
+                        f"{where}.maintenance.{j}.nodes",
+                        f"maintenance of {window.nodes} nodes at a time; cluster {cluster.name!r} has {cluster.nodes}",
+                    )
+                )
     if scenario.report.interval > scenario.horizon_s:
         problems.append(("report.interval", "the report interval is longer than the horizon"))
     return problems
 
 
-def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), base_dir: Path | None = None
-                        ) -> Scenario:
+def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), base_dir: Path | None = None) -> Scenario:
     """Validate scenario YAML ``text``; raise :class:`ScenarioError` with every problem."""
     try:
         doc, root = load_checked(text)
     except YamlRejected as exc:
-        raise ScenarioError([InputProblem(file=file, line=p.line, field=p.path, message=p.message)
-                             for p in exc.problems]) from None
+        raise ScenarioError(
+            [InputProblem(file=file, line=p.line, field=p.path, message=p.message) for p in exc.problems]
+        ) from None
     if not isinstance(doc, dict):
         raise ScenarioError.single(file, "", "a scenario file must be a YAML mapping", line=1)
     override_paths: list[str] = []
@@ -228,8 +250,9 @@ def locate_problems(exc: ScenarioError, scenario: Scenario) -> ScenarioError:
     for p in exc.problems:
         if p.line is None and p.file == scenario.source_file and p.field:
             field = p.field.split(" ", 1)[0]
-            override = next((o for o in overrides if field == o or field.startswith(o + ".")
-                             or o.startswith(field + ".")), None)
+            override = next(
+                (o for o in overrides if field == o or field.startswith(o + ".") or o.startswith(field + ".")), None
+            )
             if override is not None:
                 p = InputProblem(file=f"--set {override}", line=None, field=p.field, message=p.message)
             else:
@@ -288,7 +311,7 @@ def _relevant_errors(doc: Any, exc: ValidationError) -> list[tuple[list[str | in
     cleaned = [(*_clean_loc(doc, err["loc"]), err) for err in exc.errors()]
     kept = []
     for loc, wrong, err in cleaned:
-        if wrong and any(not w and other[:len(loc)] == loc for other, w, _ in cleaned):
+        if wrong and any(not w and other[: len(loc)] == loc for other, w, _ in cleaned):
             continue
         kept.append((loc, err))
     return kept
@@ -299,8 +322,11 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
     p = Path(path)
     try:
         if p.is_file() and p.stat().st_size > MAX_SCENARIO_BYTES:
-            raise ScenarioError.single(str(path), "", f"the file is larger than {MAX_SCENARIO_BYTES:,} bytes; "
-                                                      f"a scenario refers to its data files by path")
+            raise ScenarioError.single(
+                str(path),
+                "",
+                f"the file is larger than {MAX_SCENARIO_BYTES:,} bytes; a scenario refers to its data files by path",
+            )
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError.single(str(path), "", "file not found") from None

@@ -56,8 +56,9 @@ def _check_depth(text: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise YamlRejected([YamlProblem(_line(event.start_mark), "",
-                                                f"nesting deeper than {MAX_DEPTH} levels")])
+                raise YamlRejected(
+                    [YamlProblem(_line(event.start_mark), "", f"nesting deeper than {MAX_DEPTH} levels")]
+                )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
@@ -83,9 +84,16 @@ def _check_size(root: yaml.Node) -> None:
             on_path.discard(nid)
             size[nid] = min(1 + sum(size[id(c)] for c in _children(node)), MAX_NODES + 1)
             if size[nid] > MAX_NODES:
-                raise YamlRejected([YamlProblem(_line(node.start_mark), "",
-                                                f"the document expands to more than {MAX_NODES:,} values "
-                                                f"(through aliases); write it out or make it smaller")])
+                raise YamlRejected(
+                    [
+                        YamlProblem(
+                            _line(node.start_mark),
+                            "",
+                            f"the document expands to more than {MAX_NODES:,} values "
+                            f"(through aliases); write it out or make it smaller",
+                        )
+                    ]
+                )
             continue
         if nid in size:
             continue
@@ -121,9 +129,13 @@ def _duplicates(root: yaml.Node) -> list[YamlProblem]:
                 ident = (key.tag, name)
                 if ident in first:
                     where = f" (first at line {first[ident]})" if first[ident] is not None else ""
-                    problems.append(YamlProblem(_line(key.start_mark), ".".join((*path, name)),
-                                                f"duplicate key {name!r}{where}; plain YAML would keep only "
-                                                f"the later value: remove one"))
+                    problems.append(
+                        YamlProblem(
+                            _line(key.start_mark),
+                            ".".join((*path, name)),
+                            f"duplicate key {name!r}{where}; plain YAML would keep only the later value: remove one",
+                        )
+                    )
                 else:
                     first[ident] = _line(key.start_mark)
                 stack.append((value, (*path, name)))

@@ -75,8 +75,9 @@ class InterpolatedPower(StrictModel):
 
     def build(self, gpu: GpuProfile) -> GpuPowerModel:
         pts = sorted(self.points)
-        return InterpolatedPowerModel(loads=tuple(p[0] for p in pts), powers_w=tuple(p[1] for p in pts),
-                                      limit_w=gpu.board_limit_w)
+        return InterpolatedPowerModel(
+            loads=tuple(p[0] for p in pts), powers_w=tuple(p[1] for p in pts), limit_w=gpu.board_limit_w
+        )
 
 
 PowerModelConfig = Annotated[GpuDefaultPower | LinearPower | InterpolatedPower, Field(discriminator="kind")]
@@ -101,8 +102,11 @@ class Cluster(StrictModel):
 class Facility(StrictModel):
     name: str = "facility"
     country: str = Field(default="FR", description="grid zone (e.g. FR, DE)")
-    pue: PueConfig = Field(default=1.2, description="facility power / IT power: a number or a model "
-                                                    "({kind: temperature, ...}; see the README's energy section)")
+    pue: PueConfig = Field(
+        default=1.2,
+        description="facility power / IT power: a number or a model "
+        "({kind: temperature, ...}; see the README's energy section)",
+    )
     clusters: list[Cluster] = Field(min_length=1)
     failures: FailureConfig | None = Field(default=None, description="failures of clusters without their own")
 
@@ -133,7 +137,8 @@ class Workload(StrictModel):
     )
     training: list[TrainingSource] = Field(default_factory=list)
     inference: list[InferenceService] = Field(
-        default_factory=list, description="served models (see the README's inference section)")
+        default_factory=list, description="served models (see the README's inference section)"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> Workload:
@@ -146,9 +151,11 @@ class Workload(StrictModel):
 
 class PowerConfig(StrictModel):
     training_gpu_load: float = Field(
-        default=0.65, gt=0, le=1,
+        default=0.65,
+        gt=0,
+        le=1,
         description="offered compute load of a GPU running training; 0.65 puts an H100/H200 at ~640 W, "
-                    "OLMo's '>600 W (>85 % of TDP) while training'",
+        "OLMo's '>600 W (>85 % of TDP) while training'",
     )
     unallocated_gpu_state: Literal["parked", "context"] = Field(
         default="parked",
@@ -186,10 +193,13 @@ class Scenario(StrictModel):
     checkpointing: CheckpointConfig | None = None
     report: ReportConfig = Field(default_factory=ReportConfig)
     initial_state: Literal["empty", "steady"] = Field(
-        default="empty", description="empty: the facility starts idle; steady: pre-filled with running jobs drawn "
-                                     "from the workload (README, 'Steady state and confidence')")
+        default="empty",
+        description="empty: the facility starts idle; steady: pre-filled with running jobs drawn "
+        "from the workload (README, 'Steady state and confidence')",
+    )
     statistics: StatisticsConfig | None = Field(
-        default=None, description="steady-state figures after a warm-up, with batch-means confidence intervals")
+        default=None, description="steady-state figures after a warm-up, with batch-means confidence intervals"
+    )
     limits: LimitsConfig | None = Field(default=None, description="the most a run may cost (memory, events)")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: str = PrivateAttr(default="<scenario>")
@@ -215,8 +225,13 @@ class Scenario(StrictModel):
         """Fields set by ``--set`` overrides."""
         return self._override_paths
 
-    def locate(self, source_file: str, base_dir: Path, field_lines: dict[str, int] | None = None,
-               override_paths: tuple[str, ...] = ()) -> Scenario:
+    def locate(
+        self,
+        source_file: str,
+        base_dir: Path,
+        field_lines: dict[str, int] | None = None,
+        override_paths: tuple[str, ...] = (),
+    ) -> Scenario:
         """Record where the scenario came from (the loader calls it); returns ``self``."""
         self._source_file = source_file
         self._base_dir = base_dir
@@ -240,8 +255,9 @@ class Scenario(StrictModel):
     def _warmup_inside_horizon(self) -> Scenario:
         warmup = self.statistics.warmup if self.statistics is not None else "auto"
         if warmup != "auto" and float(warmup) >= float(self.horizon):
-            raise ValueError(f"statistics.warmup ({float(warmup):g} s) must be shorter than the horizon "
-                             f"({float(self.horizon):g} s)")
+            raise ValueError(
+                f"statistics.warmup ({float(warmup):g} s) must be shorter than the horizon ({float(self.horizon):g} s)"
+            )
         return self
 
     @property

@@ -3,7 +3,7 @@ keep them.
 
 Extension points (each a small class with a ``kind``; the tagged unions in :mod:`.config` are the registry):
 power policies (:class:`~.policies.PowerPolicy`: admission, capping, preemption), deferral rules, budget
-pacing, PUE models and cap shapes. See README.md ("Energy budgets, power capping and grid signals"). """
+pacing, PUE models and cap shapes. See README.md ("Energy budgets, power capping and grid signals")."""
 
 from gigafactory_sim.energy.budgets import BudgetConfig, CarbonBudget, CostBudget, EnergyBudget, PacingConfig
 from gigafactory_sim.energy.config import CapConfig, EnergyConfig, PolicyConfig

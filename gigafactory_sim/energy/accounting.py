@@ -13,7 +13,7 @@ Derived channels (integrals written at each flush; sign conventions: power drawn
 location-based, only grid electricity carries carbon), ``cost_eur_per_s`` (grid import x price; negative
 prices pay the site), their training shares (pro rata of IT energy over each flush interval: overheads and
 renewables are shared in proportion), busy GPUs x intensity and x price (for weighted utilisation), and
-``over_cap_w``. """
+``over_cap_w``."""
 
 from __future__ import annotations
 
@@ -33,8 +33,14 @@ SIGNALS = channels.ENERGY_SIGNALS
 class Accounting:
     """The :class:`~gigafactory_sim.sim.meter.SegmentProbe` of the energy system."""
 
-    def __init__(self, index: dict[str, int], it_channels: list[str], train_channels: list[str],
-                 busy_channels: list[str], infer_channels: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        index: dict[str, int],
+        it_channels: list[str],
+        train_channels: list[str],
+        busy_channels: list[str],
+        infer_channels: list[str] | None = None,
+    ) -> None:
         self._it = np.array([index[n] for n in it_channels], dtype=np.int64)
         self._train = np.array([index[n] for n in train_channels], dtype=np.int64)
         self._infer = np.array([index[n] for n in infer_channels or []], dtype=np.int64)
@@ -96,9 +102,24 @@ class Accounting:
         carbon = grid * self.carbon_g_per_kwh / J_PER_KWH
         cost = grid * self.price_eur_per_mwh / J_PER_MWH
         d_busy = busy - busy0
-        for k, x in zip(self._out, (fac, grid, self._used_j, carbon, cost, carbon * share, cost * share,
-                                    d_busy * self.carbon_g_per_kwh, d_busy * self.price_eur_per_mwh,
-                                    self._over_j, carbon * infer_share, cost * infer_share), strict=True):
+        for k, x in zip(
+            self._out,
+            (
+                fac,
+                grid,
+                self._used_j,
+                carbon,
+                cost,
+                carbon * share,
+                cost * share,
+                d_busy * self.carbon_g_per_kwh,
+                d_busy * self.price_eur_per_mwh,
+                self._over_j,
+                carbon * infer_share,
+                cost * infer_share,
+            ),
+            strict=True,
+        ):
             integral[k] += x
         self._used_j = 0.0
         self._over_j = 0.0

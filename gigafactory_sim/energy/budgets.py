@@ -14,7 +14,7 @@ W(t_k)`` with ``W`` the integral of ``u x f`` to the period's end. ``f = 1`` spe
 clean hours get more. Holding power under this cap over ``[t_k, t_k+1)`` gives ``R'(t_k+1) >= R'(t_k) W(t_k+1)
 / W(t_k) >= 0``: the budget is never exceeded, as long as the power policies can always bring the facility
 under the cap (preemption can, down to ``P_floor``). A budget below the idle spending ``P_floor x U`` of a
-period is rejected. """
+period is rejected."""
 
 from __future__ import annotations
 
@@ -30,8 +30,15 @@ from pydantic import Field
 from gigafactory_sim.config.base import StrictModel
 
 __all__ = [
-    "Budget", "BudgetConfig", "CarbonBudget", "CostBudget", "EnergyBudget", "EvenPacing", "PacingConfig",
-    "WeightedPacing", "period_edges",
+    "Budget",
+    "BudgetConfig",
+    "CarbonBudget",
+    "CostBudget",
+    "EnergyBudget",
+    "EvenPacing",
+    "PacingConfig",
+    "WeightedPacing",
+    "period_edges",
 ]
 
 

@@ -57,16 +57,17 @@ class DailyCap(StrictModel):
 
 
 CapConfig = Annotated[float, Field(gt=0)] | Annotated[SeriesCap | DailyCap, Field(discriminator="kind")]
-PolicyConfig = Annotated[AdmissionConfig | CappingConfig | PreemptionConfig | DeferralConfig,
-                         Field(discriminator="kind")]
+PolicyConfig = Annotated[
+    AdmissionConfig | CappingConfig | PreemptionConfig | DeferralConfig, Field(discriminator="kind")
+]
 
 
 class EnergyConfig(StrictModel):
     """Hard limits and the policies that keep them."""
 
     power_cap_mw: CapConfig | None = Field(
-        default=None,
-        description="hard limit on facility grid draw, MW: a number, {kind: daily} or {kind: series}")
+        default=None, description="hard limit on facility grid draw, MW: a number, {kind: daily} or {kind: series}"
+    )
     budgets: list[BudgetConfig] = Field(default_factory=list)
     policies: list[PolicyConfig] = Field(default_factory=list)
 
@@ -78,17 +79,19 @@ class EnergyConfig(StrictModel):
             raise ValueError(f"each policy kind at most once; repeated: {', '.join(dupes)}")
         limited = self.power_cap_mw is not None or bool(self.budgets)
         if limited and not {"admission", "capping", "preemption"} & set(kinds):
-            raise ValueError("a power cap or budget needs at least one of the admission, capping or "
-                             "preemption "
-                             "policies to keep it")
+            raise ValueError(
+                "a power cap or budget needs at least one of the admission, capping or preemption policies to keep it"
+            )
         if "preemption" in kinds and "admission" not in kinds:
             raise ValueError("preemption needs admission (or suspended jobs would restart at once)")
         adm = next((p for p in self.policies if isinstance(p, AdmissionConfig)), None)
         cap = next((p for p in self.policies if isinstance(p, CappingConfig)), None)
-        if adm is not None and adm.limit_fraction < 1.0 and (cap is None or
-                                                             cap.min_limit_fraction > adm.limit_fraction):
-            raise ValueError("admission.limit_fraction below 1 needs capping with min_limit_fraction at or "
-                             "below it")
+        if (
+            adm is not None
+            and adm.limit_fraction < 1.0
+            and (cap is None or cap.min_limit_fraction > adm.limit_fraction)
+        ):
+            raise ValueError("admission.limit_fraction below 1 needs capping with min_limit_fraction at or below it")
         return self
 
     def policy(self, kind: str) -> object | None:
@@ -126,14 +129,21 @@ def _daily_signal(cfg: DailyCap, start: datetime, horizon_s: float) -> Signal:
     return Signal("power_cap", "W", t[first:], v[first:])
 
 
-def cap_signal(cfg: float | SeriesCap | DailyCap, start: datetime, horizon_s: float, base_dir: Path
-               ) -> Signal:
+def cap_signal(cfg: float | SeriesCap | DailyCap, start: datetime, horizon_s: float, base_dir: Path) -> Signal:
     """The hard cap on grid draw as a signal in W."""
     if isinstance(cfg, int | float):
         return Signal.constant("power_cap", "W", float(cfg) * 1e6)
     if isinstance(cfg, DailyCap):
         return _daily_signal(cfg, start, horizon_s)
-    sig = load_signal("power_cap", resolve_data_path(cfg.path, base_dir), zone=cfg.zone, column=cfg.column,
-                      year=None, start=start, horizon_s=horizon_s, loop_year=cfg.loop_year,
-                      field="energy.power_cap_mw")
+    sig = load_signal(
+        "power_cap",
+        resolve_data_path(cfg.path, base_dir),
+        zone=cfg.zone,
+        column=cfg.column,
+        year=None,
+        start=start,
+        horizon_s=horizon_s,
+        loop_year=cfg.loop_year,
+        field="energy.power_cap_mw",
+    )
     return Signal("power_cap", "W", sig.times_s, sig.values * 1e6)

@@ -10,7 +10,7 @@ non-decreasing in each ``theta``, so the largest ``theta`` that fits a limit is 
 (:func:`~gigafactory_sim.energy.solve.max_theta`).
 
 Changing a cluster's limit is exact: every group gets its new power and speed through the engine
-(``EngineOps.set_group_rate``), which moves the end times of all its jobs at once. """
+(``EngineOps.set_group_rate``), which moves the end times of all its jobs at once."""
 
 from __future__ import annotations
 
@@ -71,8 +71,11 @@ class PowerControl:
 
     def pieces(self, c: int) -> list[tuple[float, float, float]]:
         model = self.models[c]
-        return [(float(n), model.demand_w(g.load), self.board_w[c])
-                for g in self.facility.groups[c].values() if (n := self.active_gpus(g))]
+        return [
+            (float(n), model.demand_w(g.load), self.board_w[c])
+            for g in self.facility.groups[c].values()
+            if (n := self.active_gpus(g))
+        ]
 
     def gpu_power_at(self, c: int, load: float, theta: float) -> float:
         return self.models[c].power_w(load, theta * self.board_w[c])
@@ -108,8 +111,11 @@ class PowerControl:
                 self.ops.set_group_rate(g, full_w, full_speed)
             else:
                 base = model.speed(g.load)
-                self.ops.set_group_rate(g, model.power_w(g.load, limit),
-                                        full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0))
+                self.ops.set_group_rate(
+                    g,
+                    model.power_w(g.load, limit),
+                    full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0),
+                )
         self.ops.refresh(c)
 
     def throttle_stats(self) -> tuple[float, float]:
@@ -130,8 +136,9 @@ class PowerControl:
 
     # -- suspension ------------------------------------------------------------------------------------------
     def running_jobs(self) -> list[tuple[int, Job, SpeedGroup]]:
-        return [(g.cluster, job, g) for groups in self.facility.groups for g in groups.values()
-                for _, _, job in g.running]
+        return [
+            (g.cluster, job, g) for groups in self.facility.groups for g in groups.values() for _, _, job in g.running
+        ]
 
     def suspend(self, job: Job, now: float) -> None:
         """Stop ``job`` now and put it back in its queue. Without checkpointing configured it keeps its progress

@@ -33,8 +33,7 @@ class DeferralConfig(StrictModel):
     signal: Literal["carbon", "price"] = "carbon"
     rule: Literal["threshold", "window"] = "threshold"
     threshold: float | None = Field(default=None, description="gCO2/kWh or EUR/MWh; for rule: threshold")
-    max_delay: Duration = Field(default=12 * 3600.0,
-                                description="longest hold (deadline: submit + max_delay + work)")
+    max_delay: Duration = Field(default=12 * 3600.0, description="longest hold (deadline: submit + max_delay + work)")
     run_window: Duration = Field(default=24 * 3600.0, description="rule window: longest run time considered")
     sources: list[str] | None = Field(default=None, description="workload sources whose jobs are flexible")
     max_priority: int = Field(default=0, description="jobs of this priority or lower are flexible")
@@ -49,8 +48,7 @@ class DeferralConfig(StrictModel):
 class Deferral:
     """Decides release times; holds no SimPy (the energy system schedules the releases)."""
 
-    def __init__(self, cfg: DeferralConfig, signal: Signal, flexible_sources: set[int], horizon_s: float
-                 ) -> None:
+    def __init__(self, cfg: DeferralConfig, signal: Signal, flexible_sources: set[int], horizon_s: float) -> None:
         self.cfg = cfg
         self.signal = signal
         self.flexible_sources = flexible_sources

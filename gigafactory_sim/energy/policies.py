@@ -6,7 +6,7 @@ A policy is a plain object (no SimPy) with two hooks the energy system calls (te
 ``enforces``). Enforcers run in ``stage`` order: preemption (make the cap reachable), then capping (set GPU
 limits). Each has a config class with ``kind`` and ``build(cluster_names)`` (the registry is the tagged union in
 :mod:`gigafactory_sim.energy.config`). Policies act on a :class:`PowerState` (the energy system's
-:class:`~gigafactory_sim.energy.control.PowerControl`). """
+:class:`~gigafactory_sim.energy.control.PowerControl`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ from gigafactory_sim.energy.solve import max_theta
 from gigafactory_sim.sim.state import Job, SpeedGroup
 
 __all__ = [
-    "Admission", "AdmissionConfig", "Capping", "CappingConfig", "PowerPolicy", "PowerState", "Preemption",
+    "Admission",
+    "AdmissionConfig",
+    "Capping",
+    "CappingConfig",
+    "PowerPolicy",
+    "PowerState",
+    "Preemption",
     "PreemptionConfig",
 ]
 
@@ -104,9 +110,12 @@ class AdmissionConfig(StrictModel):
 
     kind: Literal["admission"] = "admission"
     limit_fraction: float = Field(
-        default=1.0, gt=0, le=1,
+        default=1.0,
+        gt=0,
+        le=1,
         description="fits with every GPU at this fraction of its board limit (1: without throttling anyone; "
-                    "below 1 needs capping with min_limit_fraction at or below it)")
+        "below 1 needs capping with min_limit_fraction at or below it)",
+    )
 
     def build(self, cluster_names: list[str]) -> Admission:
         return Admission(self.limit_fraction)
@@ -152,12 +161,16 @@ class CappingConfig(StrictModel):
 
     kind: Literal["capping"] = "capping"
     min_limit_fraction: float = Field(
-        default=0.3, gt=0, le=1,
-        description="lowest GPU limit as a fraction of the board limit (H200: settable 200-700 W, 0.29)")
+        default=0.3,
+        gt=0,
+        le=1,
+        description="lowest GPU limit as a fraction of the board limit (H200: settable 200-700 W, 0.29)",
+    )
     order: Literal["uniform", "listed"] = Field(
         default="uniform",
         description="uniform: one common fraction for all clusters; listed: throttle `clusters` one after "
-                    "another (each to its floor before the next), the rest last")
+        "another (each to its floor before the next), the rest last",
+    )
     clusters: list[str] = Field(default_factory=list, description="throttle order for order: listed")
 
     def build(self, cluster_names: list[str]) -> Capping:
@@ -189,8 +202,11 @@ class Preemption(_Hooks):
         floor = ctrl.theta_min
         if ctrl.it_at(floor) <= limit:
             return
-        victims = [(job.priority, -job.start_s, -job.idx, job) for _, job, _ in ctrl.running_jobs()
-                   if self.protect_priority is None or job.priority < self.protect_priority]
+        victims = [
+            (job.priority, -job.start_s, -job.idx, job)
+            for _, job, _ in ctrl.running_jobs()
+            if self.protect_priority is None or job.priority < self.protect_priority
+        ]
         victims.sort(key=lambda v: v[:3])
         for _, _, _, job in victims:
             if ctrl.it_at(floor) <= limit:
@@ -211,8 +227,7 @@ class PreemptionConfig(StrictModel):
     """
 
     kind: Literal["preemption"] = "preemption"
-    protect_priority: int | None = Field(
-        default=None, description="never suspend jobs of this priority or higher")
+    protect_priority: int | None = Field(default=None, description="never suspend jobs of this priority or higher")
 
     def build(self, cluster_names: list[str]) -> Preemption:
         return Preemption(self.protect_priority)

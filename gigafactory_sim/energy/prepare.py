@@ -29,8 +29,9 @@ __all__ = ["EnergyPlan", "needs_energy_system", "prepare_energy"]
 
 
 def needs_energy_system(scenario: Scenario) -> bool:
-    return scenario.grid is not None or scenario.energy is not None or not isinstance(scenario.facility.pue,
-                                                                                      int | float)
+    return (
+        scenario.grid is not None or scenario.energy is not None or not isinstance(scenario.facility.pue, int | float)
+    )
 
 
 def _at(sig: Signal | None, t: np.ndarray, default: float) -> np.ndarray:
@@ -83,8 +84,13 @@ def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | 
         theta_min = [capping.min_limit_fraction] * n
         for c, m in enumerate(power.power_models):
             if capping.min_limit_fraction * m.limit_w <= m.idle_w:
-                problems.append(("energy.policies", f"capping.min_limit_fraction puts {names[c]}'s GPUs at or "
-                                 f"below their idle power ({m.idle_w:.0f} W)"))
+                problems.append(
+                    (
+                        "energy.policies",
+                        f"capping.min_limit_fraction puts {names[c]}'s GPUs at or "
+                        f"below their idle power ({m.idle_w:.0f} W)",
+                    )
+                )
         for name in capping.clusters:
             if name not in names:
                 problems.append(("energy.policies", f"capping: no cluster named {name!r}"))
@@ -112,13 +118,15 @@ def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | 
     starts = times[:-1]
     seg_carbon = _at(grid.carbon, starts, 0.0)
     seg_price = _at(grid.price, starts, 0.0)
-    seg_renewable_w = (grid.solar_mw * 1e6 * _at(grid.solar, starts, 0.0)
-                       + grid.wind_mw * 1e6 * _at(grid.wind, starts, 0.0))
+    seg_renewable_w = grid.solar_mw * 1e6 * _at(grid.solar, starts, 0.0) + grid.wind_mw * 1e6 * _at(
+        grid.wind, starts, 0.0
+    )
     seg_hard_cap_w = _at(hard_cap, starts, math.inf)
     temps = _at(grid.temperature, starts, math.nan) if grid.temperature else None
     try:
-        coeffs = [pue_coefficients(sc.facility.pue, None if temps is None else float(temps[k]))
-                  for k in range(len(starts))]
+        coeffs = [
+            pue_coefficients(sc.facility.pue, None if temps is None else float(temps[k])) for k in range(len(starts))
+        ]
     except ValueError as exc:
         raise ScenarioError.single(sc.source_file, "facility.pue", str(exc)) from None
     seg_a = np.array([c[0] for c in coeffs])
@@ -133,8 +141,26 @@ def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | 
     _prepare_budgets(sc, grid, budgets, times, seg_a, seg_carbon, seg_price, floor_w, problems)
     if problems:
         raise ScenarioError([InputProblem(sc.source_file, None, f, m) for f, m in problems])
-    return EnergyPlan(cfg, grid, hard_cap, times, seg_carbon, seg_price, seg_renewable_w, seg_hard_cap_w, seg_a,
-                      seg_b, floor_w, ceiling_w, budgets, theta_min, tiers, deferral, deferral_signal, flexible)
+    return EnergyPlan(
+        cfg,
+        grid,
+        hard_cap,
+        times,
+        seg_carbon,
+        seg_price,
+        seg_renewable_w,
+        seg_hard_cap_w,
+        seg_a,
+        seg_b,
+        floor_w,
+        ceiling_w,
+        budgets,
+        theta_min,
+        tiers,
+        deferral,
+        deferral_signal,
+        flexible,
+    )
 
 
 def _cap_below_floor(cfg: EnergyConfig, lowest_w: float, floor_w: float) -> list[tuple[str, str]]:
@@ -148,13 +174,28 @@ def _cap_below_floor(cfg: EnergyConfig, lowest_w: float, floor_w: float) -> list
     else:
         levels = [("energy.power_cap_mw", lowest_w / 1e6)]
     lowest = "" if isinstance(cap, DailyCap | float | int) else " at its lowest"
-    return [(path, f"the cap ({mw:.3f} MW{lowest}) is below the facility's idle power ({floor_w / 1e6:.3f} MW): "
-                   f"it can never be kept") for path, mw in levels if mw * 1e6 < floor_w]
+    return [
+        (
+            path,
+            f"the cap ({mw:.3f} MW{lowest}) is below the facility's idle power ({floor_w / 1e6:.3f} MW): "
+            f"it can never be kept",
+        )
+        for path, mw in levels
+        if mw * 1e6 < floor_w
+    ]
 
 
-def _prepare_budgets(sc: Scenario, grid: GridSignals, budgets: list[Budget], times: np.ndarray, seg_a: np.ndarray,
-                     seg_carbon: np.ndarray, seg_price: np.ndarray, floor_w: float,
-                     problems: list[tuple[str, str]]) -> None:
+def _prepare_budgets(
+    sc: Scenario,
+    grid: GridSignals,
+    budgets: list[Budget],
+    times: np.ndarray,
+    seg_a: np.ndarray,
+    seg_carbon: np.ndarray,
+    seg_price: np.ndarray,
+    floor_w: float,
+    problems: list[tuple[str, str]],
+) -> None:
     h = sc.horizon_s
     for i, b in enumerate(budgets):
         kind = b.kind
@@ -162,8 +203,9 @@ def _prepare_budgets(sc: Scenario, grid: GridSignals, budgets: list[Budget], tim
         if signal is not None and getattr(grid, signal) is None:
             problems.append((f"energy.budgets.{i}", f"a {kind} budget needs grid.{signal}"))
             continue
-        u = {"energy": np.ones(len(seg_a)), "carbon": seg_carbon / 3.6e6,
-             "cost": np.maximum(seg_price, 0.0) / 3.6e9}[kind]
+        u = {"energy": np.ones(len(seg_a)), "carbon": seg_carbon / 3.6e6, "cost": np.maximum(seg_price, 0.0) / 3.6e9}[
+            kind
+        ]
         f = np.ones(len(u))
         pacing = b.config.pacing
         if isinstance(pacing, WeightedPacing):
@@ -176,16 +218,23 @@ def _prepare_budgets(sc: Scenario, grid: GridSignals, budgets: list[Budget], tim
             ref = ref if ref > 0 else 1.0
             f = (ref / np.maximum(x, 0.05 * ref)) ** pacing.strength
         edges = b.edges
-        b.amounts = np.array([b.config.amount() * (edges[p + 1] - edges[p])
-                              / full_period_s(b.config.per, sc.start, edges[p], h)
-                              for p in range(len(edges) - 1)])
+        b.amounts = np.array(
+            [
+                b.config.amount() * (edges[p + 1] - edges[p]) / full_period_s(b.config.per, sc.start, edges[p], h)
+                for p in range(len(edges) - 1)
+            ]
+        )
         b.floor_w = floor_w
         b.prepare(times, u, f)
         unit, scale = UNIT[kind]
         for p in range(len(edges) - 1):
             need = b.idle_need(p)
             if b.amounts[p] < need:
-                problems.append((f"energy.budgets.{i}",
-                                 f"period {p} allows {b.amounts[p] / scale:,.1f} {unit}, less than the facility "
-                                 f"uses idle ({need / scale:,.1f} {unit}); raise the budget"))
+                problems.append(
+                    (
+                        f"energy.budgets.{i}",
+                        f"period {p} allows {b.amounts[p] / scale:,.1f} {unit}, less than the facility "
+                        f"uses idle ({need / scale:,.1f} {unit}); raise the budget",
+                    )
+                )
                 break

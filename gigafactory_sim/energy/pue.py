@@ -3,7 +3,7 @@
 ``facility.pue`` is a plain number (constant PUE, ``b = 0``) or a tagged model. The temperature model raises
 the load-proportional part above a free-cooling threshold and adds a load-independent overhead (lighting,
 offices, UPS and transformer no-load losses), so PUE = a(T) + b / IT rises at low IT load. Affine in IT power,
-the chain stays invertible: the largest IT power under a facility limit is ``(limit - b) / a``. """
+the chain stays invertible: the largest IT power under a facility limit is ``(limit - b) / a``."""
 
 from __future__ import annotations
 
@@ -35,15 +35,14 @@ class TemperaturePue(StrictModel):
     """
 
     kind: Literal["temperature"] = "temperature"
-    base: float = Field(default=1.10, ge=1.0, le=3.0,
-                        description="load-proportional PUE at or below the threshold")
+    base: float = Field(default=1.10, ge=1.0, le=3.0, description="load-proportional PUE at or below the threshold")
     per_degree_c: float = Field(default=0.01, ge=0.0, description="added to a per degC above the threshold")
     threshold_c: float = Field(default=18.0, description="free cooling up to this outdoor temperature")
     max_a: float = Field(default=2.0, ge=1.0, le=3.0, description="ceiling of the load-proportional part")
     fixed_mw: float = Field(default=0.0, ge=0.0, description="load-independent overhead, MW")
     temperature_c: float | None = Field(
-        default=None,
-        description="constant outdoor temperature when the grid section has no temperature series")
+        default=None, description="constant outdoor temperature when the grid section has no temperature series"
+    )
 
     def coefficients(self, temperature_c: float | None) -> tuple[float, float]:
         t = self.temperature_c if temperature_c is None else temperature_c
@@ -54,6 +53,8 @@ class TemperaturePue(StrictModel):
 
 
 PueModel = Annotated[ConstantPue | TemperaturePue, Field(discriminator="kind")]
+
+
 def _pue_form(value: Any) -> str:
     return "model" if isinstance(value, dict | BaseModel) else "number"
 
@@ -65,8 +66,9 @@ PueConfig = Annotated[
 """``facility.pue``: a number (constant PUE) or a tagged model; a bad value is reported against one form only."""
 
 
-def pue_coefficients(pue: float | ConstantPue | TemperaturePue, temperature_c: float | None = None
-                     ) -> tuple[float, float]:
+def pue_coefficients(
+    pue: float | ConstantPue | TemperaturePue, temperature_c: float | None = None
+) -> tuple[float, float]:
     """``(a, b_w)`` with facility power = ``a x IT + b_w``."""
     if isinstance(pue, int | float):
         return float(pue), 0.0

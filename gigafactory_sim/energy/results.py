@@ -78,8 +78,9 @@ def energy_columns(es: EnergySystem, run: RunView, means: np.ndarray, dt: np.nda
         cols["cap_mw"] = m("cap_w") / 1e6
         if es.hard_cap is not None:
             cols["hard_cap_mw"] = m("hard_cap_w") / 1e6
-        cols["throttled_fraction"] = np.divide(m("throttled_gpus"), busy, out=np.zeros(len(dt)),
-                                               where=np.asarray(busy) > 0)
+        cols["throttled_fraction"] = np.divide(
+            m("throttled_gpus"), busy, out=np.zeros(len(dt)), where=np.asarray(busy) > 0
+        )
         cols["slowed_gpus"] = m("slowed_gpus")
         cols["power_blocked_gpus"] = m("power_blocked_gpus")
     if es.deferral is not None:
@@ -109,8 +110,9 @@ def energy_sections(es: EnergySystem, run: RunView, jobs: pd.DataFrame) -> dict[
     ren_avail = total("renewable_w")
     ren_used = total("renewable_used_w")
     out["grid"] = {
-        "zone": (run.scenario.grid.zone if run.scenario.grid and run.scenario.grid.zone
-                 else run.scenario.facility.country),
+        "zone": (
+            run.scenario.grid.zone if run.scenario.grid and run.scenario.grid.zone else run.scenario.facility.country
+        ),
         "facility_mwh": facility_j / J_PER_MWH,
         "grid_import_mwh": grid_j / J_PER_MWH,
         "pue_effective": _ratio(facility_j, it_j),
@@ -130,12 +132,14 @@ def energy_sections(es: EnergySystem, run: RunView, jobs: pd.DataFrame) -> dict[
         mean_ci = total("carbon_g_per_kwh") / h
         out["carbon"] = {
             "total_t": g / 1e6,
-            "by_class_t": {"training": g_train / 1e6, "inference": g_infer / 1e6,
-                           "idle": (g - g_train - g_infer) / 1e6},
+            "by_class_t": {
+                "training": g_train / 1e6,
+                "inference": g_infer / 1e6,
+                "idle": (g - g_train - g_infer) / 1e6,
+            },
             "intensity_g_per_kwh": _ratio(g, grid_j / J_PER_KWH),
             "mean_grid_intensity_g_per_kwh": mean_ci,
-            "carbon_weighted_utilisation": (_ratio(total("busy_x_carbon") / busy_s, mean_ci) if busy_s
-                                            else None),
+            "carbon_weighted_utilisation": (_ratio(total("busy_x_carbon") / busy_s, mean_ci) if busy_s else None),
         }
     if es.grid.price is not None:
         eur = total("cost_eur_per_s")
@@ -190,8 +194,7 @@ def _cap_section(es: EnergySystem, total: Any) -> dict[str, Any]:
         # in W: the solver aims 1 mW under the cap
         "hard_cap_kept": bool(excess <= 1e-6) if es.hard_cap is not None else None,
         "energy_over_hard_cap_mwh": total("over_cap_w") / J_PER_MWH,
-        "max_excess_over_effective_cap_mw": es.acc.max_excess_w / 1e6 if math.isfinite(es.acc.max_excess_w)
-        else None,
+        "max_excess_over_effective_cap_mw": es.acc.max_excess_w / 1e6 if math.isfinite(es.acc.max_excess_w) else None,
         "throttled_gpu_h": total("throttled_gpus") / 3600.0,
         "work_slowed_gpu_h": total("slowed_gpus") / 3600.0,
         "power_blocked_gpu_h": total("power_blocked_gpus") / 3600.0,
@@ -220,21 +223,28 @@ def _budget_section(run: RunView, es: EnergySystem) -> list[dict[str, Any]]:
                 return float(s1[idx[name]] - s0[idx[name]])
 
             used = d(b.channel)
-            periods.append({
-                "start": (start + pd.Timedelta(seconds=float(b.edges[p]))).isoformat(),
-                "end": (start + pd.Timedelta(seconds=float(b.edges[p + 1]))).isoformat(),
-                f"budget_{unit.lower()}": float(b.amounts[p]) / scale,
-                f"used_{unit.lower()}": used / scale,
-                "used_fraction": used / float(b.amounts[p]),
-                "power_blocked_gpu_h": d("power_blocked_gpus") / 3600.0,
-                "work_slowed_gpu_h": d("slowed_gpus") / 3600.0,
-            })
-        out.append({
-            "kind": b.kind, "per": b.config.per, "pacing": b.config.pacing.kind, "unit": unit,
-            "max_used_fraction": max(float(p["used_fraction"]) for p in periods),
-            "kept": all(float(p["used_fraction"]) <= 1.0 + 1e-9 for p in periods),
-            "periods": periods,
-        })
+            periods.append(
+                {
+                    "start": (start + pd.Timedelta(seconds=float(b.edges[p]))).isoformat(),
+                    "end": (start + pd.Timedelta(seconds=float(b.edges[p + 1]))).isoformat(),
+                    f"budget_{unit.lower()}": float(b.amounts[p]) / scale,
+                    f"used_{unit.lower()}": used / scale,
+                    "used_fraction": used / float(b.amounts[p]),
+                    "power_blocked_gpu_h": d("power_blocked_gpus") / 3600.0,
+                    "work_slowed_gpu_h": d("slowed_gpus") / 3600.0,
+                }
+            )
+        out.append(
+            {
+                "kind": b.kind,
+                "per": b.config.per,
+                "pacing": b.config.pacing.kind,
+                "unit": unit,
+                "max_used_fraction": max(float(p["used_fraction"]) for p in periods),
+                "kept": all(float(p["used_fraction"]) <= 1.0 + 1e-9 for p in periods),
+                "periods": periods,
+            }
+        )
     return out
 
 
@@ -246,7 +256,8 @@ def _deferral_section(run: RunView, es: EnergySystem, jobs: pd.DataFrame) -> dic
     end = run.facility.rec_end_s[ids] if len(ids) else np.zeros(0)
     late = np.where(np.isnan(end), deadline < run.horizon_s, end > deadline + 1e-9)
     return {
-        "signal": d.cfg.signal, "rule": d.cfg.rule,
+        "signal": d.cfg.signal,
+        "rule": d.cfg.rule,
         "flexible_jobs": len(ids),
         "jobs_deferred": d.deferred,
         "mean_delay_h": d.delay_s / d.deferred / 3600.0 if d.deferred else 0.0,

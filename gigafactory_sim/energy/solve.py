@@ -12,6 +12,7 @@ def max_theta(pieces: list[tuple[float, float, float]], budget_w: float, theta_m
 
     ``pieces`` are ``(n busy GPUs, demand d W, board limit B W)``.
     """
+
     def total(theta: float) -> float:
         return sum(n * min(d, theta * b) for n, d, b in pieces)
 

@@ -50,23 +50,27 @@ class EnergySystem:
         self.ctrl = PowerControl(ops, plan.theta_min)
         policies: list[PowerPolicy] = sorted(
             (p.build(f.cluster_names) for p in self.cfg.policies if not isinstance(p, DeferralConfig)),
-            key=lambda p: p.stage)
+            key=lambda p: p.stage,
+        )
         self.admission = cast(Admission | None, next((p for p in policies if p.gates_starts), None))
         self.enforcers = [p for p in policies if p.enforces]
         self.deferral: Deferral | None = (
             Deferral(plan.deferral, plan.deferral_signal, plan.flexible_sources, ops.horizon_s)
-            if plan.deferral is not None and plan.deferral_signal is not None else None)
+            if plan.deferral is not None and plan.deferral_signal is not None
+            else None
+        )
 
         meter = ops.meter
         meter.add_channels(list(channels.ENERGY_DERIVED) + list(channels.ENERGY_SIGNALS))
         self.ch = {name: meter.index[name] for name in (*channels.ENERGY_DERIVED, *channels.ENERGY_SIGNALS)}
         names = f.cluster_names
-        self.acc = Accounting(meter.index,
-                              meter.it_power_names,  # every IT channel: training, idle and inference
-                              channels.per(channels.TRAIN_POWER, names),
-                              [f"busy_gpus.{c}" for c in names],
-                              [n for n in meter.it_power_names
-                               if n.split(".", 1)[0] in channels.INFER_POWER])
+        self.acc = Accounting(
+            meter.index,
+            meter.it_power_names,  # every IT channel: training, idle and inference
+            channels.per(channels.TRAIN_POWER, names),
+            [f"busy_gpus.{c}" for c in names],
+            [n for n in meter.it_power_names if n.split(".", 1)[0] in channels.INFER_POWER],
+        )
         meter.probe = self.acc
         limited = self.hard_cap is not None or bool(self.budgets)
         self.active = bool(self.enforcers or self.admission) and limited

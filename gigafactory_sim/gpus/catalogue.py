@@ -44,9 +44,7 @@ class GpuProfile(BaseModel):
         idle = self.idle_w if self.idle_w is not None else H200_IDLE_FRACTION * self.board_limit_w
         slope = self.slope_w if self.slope_w is not None else H200_SLOPE_FRACTION * self.board_limit_w
         mem_full = (
-            self.memory_full_w
-            if self.memory_full_w is not None
-            else H200_MEMORY_FULL_FRACTION * self.board_limit_w
+            self.memory_full_w if self.memory_full_w is not None else H200_MEMORY_FULL_FRACTION * self.board_limit_w
         )
         return DvfsPowerModel(
             idle_w=idle,

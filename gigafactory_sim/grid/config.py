@@ -22,7 +22,8 @@ class SeriesSource(StrictModel):
     path: str | None = Field(
         default=None,
         description="CSV (may be .gz); relative to the scenario file, or builtin:NAME; default: the shipped "
-                    "2020 hourly extract for this series (FR, DE; gigafactory_sim/data/grid/SOURCE.md)")
+        "2020 hourly extract for this series (FR, DE; gigafactory_sim/data/grid/SOURCE.md)",
+    )
     zone: str | None = Field(default=None, description="zone to select; default grid.zone")
     column: str | None = Field(default=None, description="value column; default the series' own")
     year: int | None = Field(default=None, description="use only this calendar year (UTC) of the file")
@@ -42,8 +43,8 @@ class GridConfig(StrictModel):
 
     zone: str | None = Field(default=None, description="grid zone of every series; default facility.country")
     loop_year: bool = Field(
-        default=False,
-        description="repeat a one-year series, aligned on weekday and time of day nearest the same date")
+        default=False, description="repeat a one-year series, aligned on weekday and time of day nearest the same date"
+    )
     carbon: SeriesSource | None = Field(default=None, description="carbon intensity, gCO2/kWh")
     price: SeriesSource | None = Field(default=None, description="day-ahead price, EUR/MWh")
     temperature: SeriesSource | None = Field(default=None, description="outdoor temperature, degC (for PUE)")
@@ -98,8 +99,7 @@ def resolve_series_path(kind: str, src: SeriesSource, base_dir: Path) -> tuple[P
     return resolve_data_path(src.path, base_dir), src.path.startswith(BUILTIN_PREFIX + "grid/")
 
 
-def load_grid(cfg: GridConfig, default_zone: str, start: datetime, horizon_s: float, base_dir: Path
-              ) -> GridSignals:
+def load_grid(cfg: GridConfig, default_zone: str, start: datetime, horizon_s: float, base_dir: Path) -> GridSignals:
     """Load and validate every configured series (:class:`ScenarioError` names file, line and field)."""
     signals: dict[str, Signal] = {}
     problems: list[InputProblem] = []
@@ -110,8 +110,17 @@ def load_grid(cfg: GridConfig, default_zone: str, start: datetime, horizon_s: fl
             zone = dict(SERIES_KINDS[kind].aliases).get(zone, zone)
         field = f"grid.renewables.{kind}" if kind in ("solar", "wind") else f"grid.{kind}"
         try:
-            signals[kind] = load_signal(kind, path, zone=zone, column=src.column, year=src.year, start=start,
-                                        horizon_s=horizon_s, loop_year=cfg.loop_year, field=field)
+            signals[kind] = load_signal(
+                kind,
+                path,
+                zone=zone,
+                column=src.column,
+                year=src.year,
+                start=start,
+                horizon_s=horizon_s,
+                loop_year=cfg.loop_year,
+                field=field,
+            )
         except ScenarioError as exc:  # go on: report every series' problems at once
             problems += exc.problems
     if problems:

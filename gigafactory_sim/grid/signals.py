@@ -84,16 +84,42 @@ class SeriesKind:
 
 
 SERIES_KINDS: dict[str, SeriesKind] = {
-    "carbon": SeriesKind("carbon_g_per_kwh", "gCO2/kWh", 0.0, 2000.0, "grid/carbon_2020.csv.gz",
-                         "carbon intensity is gCO2/kWh (kg/kWh x 1000; g/MWh / 1000); it cannot be negative"),
-    "price": SeriesKind("price_eur_per_mwh", "EUR/MWh", -5000.0, 10000.0, "grid/price_2020.csv.gz",
-                        "prices are EUR/MWh (EUR/kWh x 1000)", aliases=(("DE", "DE-LU"),)),
-    "temperature": SeriesKind("temperature_c", "degC", -90.0, 70.0, None,
-                              "temperatures are degrees Celsius (kelvin - 273.15)"),
-    "solar": SeriesKind("solar_cf", "fraction", 0.0, 1.0, "grid/renewables_2020.csv.gz",
-                        "capacity factors are fractions 0-1 (percent / 100)"),
-    "wind": SeriesKind("wind_cf", "fraction", 0.0, 1.0, "grid/renewables_2020.csv.gz",
-                       "capacity factors are fractions 0-1 (percent / 100)"),
+    "carbon": SeriesKind(
+        "carbon_g_per_kwh",
+        "gCO2/kWh",
+        0.0,
+        2000.0,
+        "grid/carbon_2020.csv.gz",
+        "carbon intensity is gCO2/kWh (kg/kWh x 1000; g/MWh / 1000); it cannot be negative",
+    ),
+    "price": SeriesKind(
+        "price_eur_per_mwh",
+        "EUR/MWh",
+        -5000.0,
+        10000.0,
+        "grid/price_2020.csv.gz",
+        "prices are EUR/MWh (EUR/kWh x 1000)",
+        aliases=(("DE", "DE-LU"),),
+    ),
+    "temperature": SeriesKind(
+        "temperature_c", "degC", -90.0, 70.0, None, "temperatures are degrees Celsius (kelvin - 273.15)"
+    ),
+    "solar": SeriesKind(
+        "solar_cf",
+        "fraction",
+        0.0,
+        1.0,
+        "grid/renewables_2020.csv.gz",
+        "capacity factors are fractions 0-1 (percent / 100)",
+    ),
+    "wind": SeriesKind(
+        "wind_cf",
+        "fraction",
+        0.0,
+        1.0,
+        "grid/renewables_2020.csv.gz",
+        "capacity factors are fractions 0-1 (percent / 100)",
+    ),
     "power_cap": SeriesKind("power_cap_mw", "MW", 0.0, None, None, "power caps are MW of facility grid draw"),
 }
 
@@ -104,8 +130,9 @@ def _lines(index: pd.Index | np.ndarray, limit: int = 5) -> str:
     return ", ".join(str(r) for r in rows) + more
 
 
-def read_series(path: Path, kind: str, zone: str | None, column: str | None, year: int | None,
-                field: str) -> tuple[np.ndarray, np.ndarray, float]:
+def read_series(
+    path: Path, kind: str, zone: str | None, column: str | None, year: int | None, field: str
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Read and validate one zone's series: ``(unix times s, values, step s)``, evenly spaced."""
     spec = SERIES_KINDS[kind]
     col = column or spec.column
@@ -178,9 +205,12 @@ def read_series(path: Path, kind: str, zone: str | None, column: str | None, yea
     if len(odd):
         k = int(odd[0])
         where = values.index[odd + 1]
-        raise fail(f"rows not evenly spaced every {step:g} s: {len(odd)} gap(s) or irregular step(s), the "
-                   f"first between {times.iloc[k].isoformat()} and {times.iloc[k + 1].isoformat()} (line(s) "
-                   f"{_lines(where)})", line=int(where[0]) + 2)
+        raise fail(
+            f"rows not evenly spaced every {step:g} s: {len(odd)} gap(s) or irregular step(s), the "
+            f"first between {times.iloc[k].isoformat()} and {times.iloc[k + 1].isoformat()} (line(s) "
+            f"{_lines(where)})",
+            line=int(where[0]) + 2,
+        )
     return unix, values.to_numpy(dtype=float), step
 
 
@@ -194,8 +224,18 @@ def loop_offset_s(start: datetime, block_start_unix: float) -> float:
     return round(shift / WEEK_S) * WEEK_S
 
 
-def load_signal(kind: str, path: Path, *, zone: str | None, column: str | None, year: int | None,
-                start: datetime, horizon_s: float, loop_year: bool, field: str) -> Signal:
+def load_signal(
+    kind: str,
+    path: Path,
+    *,
+    zone: str | None,
+    column: str | None,
+    year: int | None,
+    start: datetime,
+    horizon_s: float,
+    loop_year: bool,
+    field: str,
+) -> Signal:
     """The signal of ``kind`` for ``[start, start + horizon_s)``, validated (see the module docstring)."""
     spec = SERIES_KINDS[kind]
     unix, values, step = read_series(path, kind, zone, column, year, field)
@@ -205,9 +245,12 @@ def load_signal(kind: str, path: Path, *, zone: str | None, column: str | None, 
     if loop_year:
         span = last_end - first
         if not (365 * DAY_S <= span <= 366 * DAY_S):
-            raise ScenarioError.single(str(path), f"{field}.path",
-                                       f"loop_year needs a series spanning one year (365 or 366 days); "
-                                       f"this one spans {span / DAY_S:.2f} days (select one with `year:`)")
+            raise ScenarioError.single(
+                str(path),
+                f"{field}.path",
+                f"loop_year needs a series spanning one year (365 or 366 days); "
+                f"this one spans {span / DAY_S:.2f} days (select one with `year:`)",
+            )
         n = len(values)
         offset = loop_offset_s(start, first)
         pos0 = (t0 - offset - first) % span  # position of the scenario start inside the block
@@ -217,12 +260,16 @@ def load_signal(kind: str, path: Path, *, zone: str | None, column: str | None, 
         vals = values[(i0 + np.arange(k)) % n]
         return Signal(kind, spec.unit, times_s, vals)
     if first > t0 or last_end < t_end:
+
         def iso(x: float) -> str:
             return datetime.fromtimestamp(x, UTC).isoformat().replace("+00:00", "Z")
+
         raise ScenarioError.single(
-            str(path), f"{field}.path",
+            str(path),
+            f"{field}.path",
             f"the series covers {iso(first)} to {iso(last_end)}, not the simulated {iso(t0)} to "
-            f"{iso(t_end)}; move `start`, shorten `horizon`, or set grid.loop_year: true to repeat one year")
+            f"{iso(t_end)}; move `start`, shorten `horizon`, or set grid.loop_year: true to repeat one year",
+        )
     i0 = int(np.searchsorted(unix, t0, side="right")) - 1
     i1 = int(np.searchsorted(unix, t_end, side="left"))
     return Signal(kind, spec.unit, unix[i0:i1] - t0, values[i0:i1])

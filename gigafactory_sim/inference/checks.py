@@ -54,9 +54,7 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
         path = f"workload.inference.{i}"
         for j, name in enumerate(svc.clusters or []):
             if name not in clusters:
-                problems.append(
-                    (f"{path}.clusters.{j}", f"no cluster named {name!r}; clusters: {', '.join(clusters)}")
-                )
+                problems.append((f"{path}.clusters.{j}", f"no cluster named {name!r}; clusters: {', '.join(clusters)}"))
         if isinstance(svc.sharing, StaticPartition):
             for name, nodes in svc.sharing.nodes.items():
                 where = f"{path}.sharing.nodes.{name}"
@@ -68,9 +66,7 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
                 reserved[name] = reserved.get(name, 0) + nodes
                 last_where[name] = where
                 if nodes * clusters[name].gpus_per_node < svc.gpus_per_replica:
-                    problems.append(
-                        (where, f"{nodes} node(s) cannot hold one replica of {svc.gpus_per_replica} GPUs")
-                    )
+                    problems.append((where, f"{nodes} node(s) cannot hold one replica of {svc.gpus_per_replica} GPUs"))
         usable = usable_clusters(svc, list(clusters.values()))
         if not usable:
             problems.append(
@@ -89,8 +85,7 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
             problems.append(
                 (
                     last_where.get(name, "workload.inference"),
-                    f"static partitions reserve {nodes} nodes of cluster {name!r}, "
-                    f"which has {clusters[name].nodes}",
+                    f"static partitions reserve {nodes} nodes of cluster {name!r}, which has {clusters[name].nodes}",
                 )
             )
     return problems
@@ -111,9 +106,7 @@ def replica_problems(
             )
         ]
     if g > cluster.gpus:
-        return [
-            (f"{path}.gpus_per_replica", f"{g} GPUs: larger than cluster {cluster.name!r} ({cluster.gpus})")
-        ]
+        return [(f"{path}.gpus_per_replica", f"{g} GPUs: larger than cluster {cluster.name!r} ({cluster.gpus})")]
     gpu = catalogue.get(cluster.gpu)
     if gpu is None:
         return []  # reported by the facility checks
@@ -143,9 +136,7 @@ def replica_problems(
             )
         ]
     try:
-        (single_capacity if svc.batching == "none" else capacity)(
-            perf, mix, svc.slo.limits(), gpu.power_model
-        )
+        (single_capacity if svc.batching == "none" else capacity)(perf, mix, svc.slo.limits(), gpu.power_model)
     except InfeasibleObjective as exc:
         field = f"{path}.slo.{exc.field}" if exc.field != "model" else f"{path}.model"
         return [(field, f"{exc} (on {cluster.name!r}, {g} x {gpu.name})")]

@@ -90,9 +90,7 @@ class ReplicaModel(StrictModel):
     prefill_efficiency: float = Field(default=0.6, gt=0, le=1)
     decode_efficiency: float = Field(default=0.5, gt=0, le=1)
     memory_efficiency: float = Field(default=4.27 / 4.8, gt=0, le=1)
-    memory_utilisation: float = Field(
-        default=0.9, gt=0, le=1, description="share of HBM for weights + KV cache"
-    )
+    memory_utilisation: float = Field(default=0.9, gt=0, le=1, description="share of HBM for weights + KV cache")
     step_overhead: Duration = Field(default=0.0005, description="fixed time per step (scheduling, launches)")
 
 
@@ -177,9 +175,7 @@ class InferenceService(StrictModel):
 
     @model_validator(mode="after")
     def _tokens(self) -> InferenceService:
-        if not isinstance(self.demand, TraceDemand) and (
-            self.prompt_tokens is None or self.output_tokens is None
-        ):
+        if not isinstance(self.demand, TraceDemand) and (self.prompt_tokens is None or self.output_tokens is None):
             raise ValueError("prompt_tokens and output_tokens are needed unless the demand is a trace")
         if self.control_interval <= 0:
             raise ValueError("control_interval must be positive")

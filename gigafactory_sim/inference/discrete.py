@@ -84,9 +84,7 @@ class DiscreteService:
         self.done: list[tuple[float, float, float, float, float]] = []  # arrival, ttft, end, prompt, output
         self.energy_j = 0.0
         self.batch_time = 0.0  # integral of decoding requests over time (all replicas)
-        self.t1 = {
-            c: m.perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0) for c, m in models.items()
-        }
+        self.t1 = {c: m.perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0) for c, m in models.items()}
 
     # -- arrivals ------------------------------------------------------------------------------------------
     def feed(self, times_s: np.ndarray, prompt: np.ndarray, output: np.ndarray) -> None:
@@ -108,9 +106,7 @@ class DiscreteService:
                     rep.wake.succeed()
 
     # -- replicas ------------------------------------------------------------------------------------------
-    def add_replica(
-        self, cluster: int, on_drained: Callable[[DiscreteReplica], None] | None = None
-    ) -> DiscreteReplica:
+    def add_replica(self, cluster: int, on_drained: Callable[[DiscreteReplica], None] | None = None) -> DiscreteReplica:
         slots = self.models[cluster].slots
         rep = DiscreteReplica(cluster, slots)
         rep.t_s = self.env.now
@@ -227,9 +223,7 @@ class DiscreteService:
             prefill = perf.c_prefill_s * r.prompt
             decode = r.output * t1
             service = prefill + decode
-            busy_w = (
-                (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w
-            )
+            busy_w = (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w
             self._set_power(rep, gpus * busy_w)
             rep.in_flight = 1
             start = env.now

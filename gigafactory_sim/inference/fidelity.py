@@ -69,14 +69,22 @@ class Serving(Protocol):
 
 
 class FluidServing:
-    def __init__(self, env: simpy.Environment, p: PreparedService, expected: ExpectedFn,
-                 on_power: Callable[[int, float], None], rng: np.random.Generator, horizon_s: float,
-                 start: datetime) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        p: PreparedService,
+        expected: ExpectedFn,
+        on_power: Callable[[int, float], None],
+        rng: np.random.Generator,
+        horizon_s: float,
+        start: datetime,
+    ) -> None:
         svc = p.svc
         self.mix = p.mix
         self.expected = expected
-        self.fluid = FluidService(p.models, p.mix, p.prompt, p.output, svc.slo.limits(), svc.batching,
-                                  svc.queue_timeout)
+        self.fluid = FluidService(
+            p.models, p.mix, p.prompt, p.output, svc.slo.limits(), svc.batching, svc.queue_timeout
+        )
         self.plan: Plan | None = None
         self.seg_start = 0.0
 
@@ -128,15 +136,21 @@ class FluidServing:
 
 
 class DiscreteServing:
-    def __init__(self, env: simpy.Environment, p: PreparedService, expected: ExpectedFn,
-                 on_power: Callable[[int, float], None], rng: np.random.Generator, horizon_s: float,
-                 start: datetime) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        p: PreparedService,
+        expected: ExpectedFn,
+        on_power: Callable[[int, float], None],
+        rng: np.random.Generator,
+        horizon_s: float,
+        start: datetime,
+    ) -> None:
         svc = p.svc
         self.slo = svc.slo.limits()
         self._on_power = on_power
         self.gpu_w: dict[int, float] = {}  # serving replicas' GPU power per cluster, step by step
-        self.discrete = DiscreteService(env, p.models, p.mix, svc.batching, svc.queue_timeout,
-                                        on_power=self._power)
+        self.discrete = DiscreteService(env, p.models, p.mix, svc.batching, svc.queue_timeout, on_power=self._power)
         self.arrived_at_tick = 0
         self.done_at_tick = 0
         if p.trace is not None:
@@ -224,9 +238,15 @@ FIDELITIES: dict[str, Callable[..., Serving]] = {"fluid": FluidServing, "discret
 """The serving fidelities by name (a service's ``fidelity``)."""
 
 
-def build_serving(env: simpy.Environment, p: PreparedService, expected: ExpectedFn,
-                  on_power: Callable[[int, float], None], rng: np.random.Generator, horizon_s: float,
-                  start: datetime) -> Serving:
+def build_serving(
+    env: simpy.Environment,
+    p: PreparedService,
+    expected: ExpectedFn,
+    on_power: Callable[[int, float], None],
+    rng: np.random.Generator,
+    horizon_s: float,
+    start: datetime,
+) -> Serving:
     """The service's fidelity; ``on_power(c, delta_w)`` hears every step's power change (discrete), ``rng``
     draws its requests when no trace gives them."""
     return FIDELITIES[p.svc.fidelity](env, p, expected, on_power, rng, horizon_s, start)

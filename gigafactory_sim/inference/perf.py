@@ -150,18 +150,13 @@ class ReplicaPerf:
     @property
     def kv_capacity_tokens(self) -> float:
         """Tokens of KV cache that fit beside the weights (``memory_utilisation`` of HBM usable)."""
-        return (
-            max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0)
-            / self.kv_bytes_per_token
-        )
+        return max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0) / self.kv_bytes_per_token
 
     def prefill_tokens_per_s(self) -> float:
         return 1.0 / self.c_prefill_s
 
     # -- one step ------------------------------------------------------------------------------------------
-    def step_parts_s(
-        self, n_decode: float, ctx_tokens: float, prefill_tokens: float
-    ) -> tuple[float, float, float]:
+    def step_parts_s(self, n_decode: float, ctx_tokens: float, prefill_tokens: float) -> tuple[float, float, float]:
         """(memory time, decode compute time, prefill compute time) of one step."""
         mem = self.weights_time_s + self.kv_time_per_token_s * ctx_tokens if n_decode > 0 else 0.0
         cmp = self.c_decode_s * n_decode if n_decode > 0 else 0.0
@@ -227,9 +222,7 @@ class OperatingPoint:
         return self.batch / self.step_s if self.step_s > 0 and math.isfinite(self.step_s) else 0.0
 
 
-def operating_point(
-    perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel
-) -> OperatingPoint:
+def operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel) -> OperatingPoint:
     """Mean-field steady state of one replica serving ``rate_per_s`` requests/s of ``mix``."""
     lam = max(rate_per_s, 0.0)
     h = perf.step_overhead_s
@@ -316,9 +309,7 @@ def _why_infeasible(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> tu
     )
 
 
-def single_operating_point(
-    perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel
-) -> OperatingPoint:
+def single_operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel) -> OperatingPoint:
     """A replica serving one request at a time (``batching: none``): service time ``c_p*I + O*t1``.
 
     ``t1`` is the batch-1 decode step at the mean context; ``batch`` is the busy fraction (utilisation);
@@ -367,15 +358,10 @@ def single_capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: Gpu
     if zero.step_s > slo.tpot_s:
         raise InfeasibleObjective(
             "tpot",
-            f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: one request's step "
-            f"takes {zero.step_s * 1e3:.1f} ms",
+            f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: one request's step takes {zero.step_s * 1e3:.1f} ms",
         )
     if zero.ttft_q_s > slo.ttft_s:
-        raise InfeasibleObjective(
-            "ttft", f"no batch size meets ttft {slo.ttft_s:g} s: unloaded {zero.ttft_q_s:.3f} s"
-        )
+        raise InfeasibleObjective("ttft", f"no batch size meets ttft {slo.ttft_s:g} s: unloaded {zero.ttft_q_s:.3f} s")
     if zero.e2e_q_s > slo.e2e_s:
-        raise InfeasibleObjective(
-            "e2e", f"no batch size meets e2e {slo.e2e_s:g} s: unloaded {zero.e2e_q_s:.2f} s"
-        )
+        raise InfeasibleObjective("e2e", f"no batch size meets e2e {slo.e2e_s:g} s: unloaded {zero.e2e_q_s:.2f} s")
     return single_operating_point(perf, mix, (1.0 - 1e-9) / zero.e2e_s, model)

@@ -48,9 +48,7 @@ def mmc_wait_s(c: int, lam: float, mean_service_s: float) -> float:
     return erlang_c(c, lam / mu) / (c * mu - lam)
 
 
-def allen_cunneen_wait_s(
-    c: int, lam: float, mean_service_s: float, ca2: float = 1.0, cs2: float = 1.0
-) -> float:
+def allen_cunneen_wait_s(c: int, lam: float, mean_service_s: float, ca2: float = 1.0, cs2: float = 1.0) -> float:
     """Mean wait in queue of G/G/c by Allen-Cunneen (exact for M/M/c)."""
     return mmc_wait_s(c, lam, mean_service_s) * (ca2 + cs2) / 2.0
 

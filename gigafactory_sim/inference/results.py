@@ -123,11 +123,13 @@ def summary_sections(rt: Inference, run: RunView, summary: dict[str, Any]) -> No
     infer_gs = inference["gpu_h"] * S_PER_H
     gpus_total = run.facility.gpus_total
     inference["facility_gpu_h"] = {
-        "training": train_gs / S_PER_H, "inference": infer_gs / S_PER_H,
+        "training": train_gs / S_PER_H,
+        "inference": infer_gs / S_PER_H,
         "idle": (gpus_total * horizon - train_gs - infer_gs) / S_PER_H,
     }
     inference["facility_energy_it_mwh"] = {
-        "training": totals["training_j"] / J_PER_MWH, "inference": infer_j / J_PER_MWH,
+        "training": totals["training_j"] / J_PER_MWH,
+        "inference": infer_j / J_PER_MWH,
         "idle": totals["idle_j"] / J_PER_MWH,
     }
     summary["inference"] = inference

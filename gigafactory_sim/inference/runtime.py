@@ -31,8 +31,7 @@ from gigafactory_sim.sim.state import Job
 __all__ = ["InferenceRuntime", "inference_channels"]
 
 
-def inference_channels(cluster_names: list[str], services: list[PreparedService]
-                       ) -> tuple[list[str], list[list[str]]]:
+def inference_channels(cluster_names: list[str], services: list[PreparedService]) -> tuple[list[str], list[list[str]]]:
     """(every inference meter channel, the IT power channels of each cluster)."""
     names = channels.per(channels.INFER_CLUSTER, cluster_names)
     names += channels.per(channels.INFER_SERVICE, [s.svc.name for s in services])
@@ -119,9 +118,7 @@ class InferenceRuntime:
                 chosen: list[Job] = []
                 freed = 0
                 cost = 0.0
-                for job in sorted(
-                    (j for j in jobs if j.priority < priority), key=lambda j: j.gpus * (now - j.start_s)
-                ):
+                for job in sorted((j for j in jobs if j.priority < priority), key=lambda j: j.gpus * (now - j.start_s)):
                     chosen.append(job)
                     freed += sum(k for n_, k in job.alloc if n_ == node)
                     cost += job.gpus * (now - job.start_s)

@@ -76,8 +76,9 @@ class ServiceRuntime:
         self.gpu_w: dict[int, float] = {}
         self.meter = Meter(SERVICE_CHANNELS, ["gpu_w", "node_w"])
         self.ch = {ch: ops.meter.index[f"{ch}.{svc.name}"] for ch in channels.INFER_SERVICE}
-        self.serving = build_serving(self.env, prepared, self.expected_requests, self._on_power, rng,
-                                     self.horizon_s, self.start)
+        self.serving = build_serving(
+            self.env, prepared, self.expected_requests, self._on_power, rng, self.horizon_s, self.start
+        )
         self.unmet_replica_s = 0.0
 
     # -- demand --------------------------------------------------------------------------------------------
@@ -120,9 +121,7 @@ class ServiceRuntime:
             for _ in range(wanted - len(live)):
                 rep = self._acquire(now)
                 if rep is None:
-                    self.unmet_replica_s += (
-                        wanted - len([r for r in self.replicas if r.live])
-                    ) * self.interval_s
+                    self.unmet_replica_s += (wanted - len([r for r in self.replicas if r.live])) * self.interval_s
                     break
                 if warm or self.svc.autoscaler.scale_up_delay <= 0:
                     self._ready(rep)

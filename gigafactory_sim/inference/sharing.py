@@ -40,8 +40,9 @@ class Sharing(Protocol):
 
 
 class StaticPartitionSharing:
-    def __init__(self, cfg: StaticPartition, pool: GpuPool, clusters: list[int], names: list[str],
-                 svc: InferenceService) -> None:
+    def __init__(
+        self, cfg: StaticPartition, pool: GpuPool, clusters: list[int], names: list[str], svc: InferenceService
+    ) -> None:
         self.clusters = clusters
         self.pools = {c: pool.reserve_nodes(c, cfg.nodes[names[c]]) for c in clusters}
 
@@ -57,8 +58,9 @@ class StaticPartitionSharing:
 
 
 class InferenceFirstSharing:
-    def __init__(self, cfg: InferenceFirst, pool: GpuPool, clusters: list[int], names: list[str],
-                 svc: InferenceService) -> None:
+    def __init__(
+        self, cfg: InferenceFirst, pool: GpuPool, clusters: list[int], names: list[str], svc: InferenceService
+    ) -> None:
         self.pool = pool
         self.clusters = clusters
         self.preempt = cfg.preempt
@@ -88,6 +90,7 @@ SHARING: dict[str, Callable[..., Sharing]] = {
 """The sharing policies by ``kind`` (the config's tagged union in :mod:`gigafactory_sim.inference.config`)."""
 
 
-def build_sharing(cfg: SharingPolicy, pool: GpuPool, clusters: list[int], names: list[str],
-                  svc: InferenceService) -> Sharing:
+def build_sharing(
+    cfg: SharingPolicy, pool: GpuPool, clusters: list[int], names: list[str], svc: InferenceService
+) -> Sharing:
     return SHARING[cfg.kind](cfg, pool, clusters, names, svc)

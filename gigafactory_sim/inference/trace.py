@@ -143,9 +143,7 @@ def read_trace_file(
     return times - times[0], prompt, output
 
 
-def load_request_trace(
-    demand: TraceDemand, base_dir: Path, horizon_s: float, field_path: str
-) -> RequestTrace:
+def load_request_trace(demand: TraceDemand, base_dir: Path, horizon_s: float, field_path: str) -> RequestTrace:
     """Read ``demand``'s file and lay it over ``[0, horizon_s)``: scaled in rate, looped if asked."""
     path = resolve_data_path(demand.path, base_dir)
     if not path.is_file():

@@ -48,8 +48,17 @@ class RunRecords:
     Plain lists while the run goes (scalar updates are several times cheaper than on numpy arrays); numpy
     arrays after :meth:`freeze`, which the engine's run end calls."""
 
-    FIELDS = ("interruptions", "failures", "run_s", "restart_s", "ckpt_s", "lost_s", "e_restart_j",
-              "e_ckpt_j", "e_lost_j")
+    FIELDS = (
+        "interruptions",
+        "failures",
+        "run_s",
+        "restart_s",
+        "ckpt_s",
+        "lost_s",
+        "e_restart_j",
+        "e_ckpt_j",
+        "e_lost_j",
+    )
 
     def __init__(self, n: int) -> None:
         self.interruptions: Any = [0] * n  # all: failures, maintenance, preemption
@@ -71,11 +80,25 @@ class RunRecords:
 class JobRun:
     """Phase state of one run (start to completion or interruption) of a checkpointing or restarting job."""
 
-    __slots__ = ("delta_v", "e_ckpt_j", "e_phase_gpu_j", "e_phase_job_j", "k", "n", "next_v", "p_low_w",
-                 "phase", "restart_v", "saved_j", "t_ckpt_s", "t_phase_s", "tau_v", "v0")
+    __slots__ = (
+        "delta_v",
+        "e_ckpt_j",
+        "e_phase_gpu_j",
+        "e_phase_job_j",
+        "k",
+        "n",
+        "next_v",
+        "p_low_w",
+        "phase",
+        "restart_v",
+        "saved_j",
+        "t_ckpt_s",
+        "t_phase_s",
+        "tau_v",
+        "v0",
+    )
 
-    def __init__(self, v0: float, restart_v: float, tau_v: float, delta_v: float, n: int,
-                 p_low_w: float) -> None:
+    def __init__(self, v0: float, restart_v: float, tau_v: float, delta_v: float, n: int, p_low_w: float) -> None:
         self.v0 = v0
         self.restart_v = restart_v
         self.tau_v = tau_v
@@ -131,8 +154,9 @@ class PhaseEngine:
                 self.clocks[id(g)] = clock
 
     # -- a run begins and ends -------------------------------------------------------------------------------
-    def begin(self, job: Job, group: SpeedGroup, now: float, restart_v: float, tau_v: float, delta_v: float,
-              n: int) -> None:
+    def begin(
+        self, job: Job, group: SpeedGroup, now: float, restart_v: float, tau_v: float, delta_v: float, n: int
+    ) -> None:
         """Attach the phases of a run starting now (``group`` advanced to ``now``; before ``group.add``)."""
         run = JobRun(group.v, restart_v, tau_v, delta_v, n, self.facility.p_low_w[group.cluster])
         run.t_ckpt_s = now
@@ -208,8 +232,7 @@ class PhaseEngine:
         self._arm(clock)
         self.ops.changed(group.cluster)
 
-    def _enter_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float, phase: int,
-                   e_job_j: float) -> None:
+    def _enter_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float, phase: int, e_job_j: float) -> None:
         run.phase = phase
         run.t_phase_s = now
         run.e_phase_gpu_j = group.e_gpu_j

@@ -150,8 +150,10 @@ class FailureConfig(StrictModel):
     def _one_rate(self) -> FailureConfig:
         given = [n for n in ("rate_per_node_day", "mtbf_node", "mtbf_gpu") if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of rate_per_node_day, mtbf_node, mtbf_gpu"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(
+                "give exactly one of rate_per_node_day, mtbf_node, mtbf_gpu"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         for name in ("mtbf_node", "mtbf_gpu"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -177,14 +179,18 @@ class FailureConfig(StrictModel):
 # -- checkpointing -------------------------------------------------------------------------------------------
 class _CheckpointBase(StrictModel):
     restart_overhead: Duration = Field(
-        default=0.0,
-        description="wall time a job spends restarting (reload, re-init) before it progresses again")
+        default=0.0, description="wall time a job spends restarting (reload, re-init) before it progresses again"
+    )
     power_fraction: float = Field(
-        default=0.15, ge=0, le=1,
+        default=0.15,
+        ge=0,
+        le=1,
         description="GPU power during checkpoints and restarts as a fraction of board power; OLMo saw ~100 W "
-                    "(~15 %) on H100s while checkpointing (REFERENCES.md)")
+        "(~15 %) on H100s while checkpointing (REFERENCES.md)",
+    )
     max_retries: int | None = Field(
-        default=None, ge=0, description="failure interruptions a job survives; one more and it ends 'failed'")
+        default=None, ge=0, description="failure interruptions a job survives; one more and it ends 'failed'"
+    )
 
 
 class NoCheckpoints(_CheckpointBase):

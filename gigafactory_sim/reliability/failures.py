@@ -38,6 +38,7 @@ class Outages(Protocol):
 
     def take_down(self, c: int, nodes: list[int], now: float, cause: int, failure: bool) -> None: ...
 
+
 __all__ = ["ClusterFailures"]
 
 
@@ -110,8 +111,7 @@ class ClusterFailures:
         repair_s = float(self.cfg.causes[k].repair.sample(self.rng, 1)[0])
         self.gen[node] += 1
         self.rel.failure_log.append((now, self.c, cause))
-        self.down_s_by_cause[cause] = (self.down_s_by_cause.get(cause, 0.0)
-                                       + min(now + repair_s, ops.horizon_s) - now)
+        self.down_s_by_cause[cause] = self.down_s_by_cause.get(cause, 0.0) + min(now + repair_s, ops.horizon_s) - now
         self.rel.take_down(self.c, [node], now, cause, failure=True)
         ops.env.timeout(repair_s).callbacks.append(lambda _e: self._repair(node))
         self._after_change()
@@ -148,8 +148,9 @@ class ClusterFailures:
             taken = [node for node in block if st.node_up[node]]
             for node in taken:
                 self.gen[node] += 1
-            self.down_s_by_cause[cause] = (self.down_s_by_cause.get(cause, 0.0)
-                                           + len(taken) * (min(now + window.duration, ops.horizon_s) - now))
+            self.down_s_by_cause[cause] = self.down_s_by_cause.get(cause, 0.0) + len(taken) * (
+                min(now + window.duration, ops.horizon_s) - now
+            )
             self.rel.take_down(self.c, taken, now, cause, failure=False)
             self._after_change()
             self._schedule_end(window.duration, taken)

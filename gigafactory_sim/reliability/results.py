@@ -40,10 +40,15 @@ class Reliability(Protocol):
 
     def mtbf_s(self, c: int, nodes: int) -> float: ...
 
+
 __all__ = ["SIZE_CLASSES", "job_columns", "summary_sections", "timeseries_columns"]
 SIZE_CLASSES: tuple[tuple[str, int, float], ...] = (
-    ("1-8", 1, 8), ("9-128", 9, 128), ("129-1024", 129, 1024), ("1025-4096", 1025, 4096),
-    (">4096", 4097, math.inf))
+    ("1-8", 1, 8),
+    ("9-128", 9, 128),
+    ("129-1024", 129, 1024),
+    ("1025-4096", 1025, 4096),
+    (">4096", 4097, math.inf),
+)
 """(label, min GPUs, max GPUs) of the size classes that ETTR is reported by."""
 
 
@@ -83,8 +88,7 @@ def job_columns(rel: Reliability, run: RunView) -> dict[str, np.ndarray]:
     }
 
 
-def timeseries_columns(rel: Reliability, run: RunView, times: np.ndarray, means: np.ndarray
-                       ) -> dict[str, Any]:
+def timeseries_columns(rel: Reliability, run: RunView, times: np.ndarray, means: np.ndarray) -> dict[str, Any]:
     """Per report interval: mean nodes down and GPUs in checkpoints/restarts (exact), counts of node failures
     and job interruptions starting in the interval."""
     f = run.facility
@@ -114,9 +118,14 @@ def _job_mtbf_by_size(rel: Reliability, run: RunView, jobs: pd.DataFrame) -> lis
     f = run.facility
     n = len(jobs)
     started = ~np.isnan(f.rec_start_s[:n])
-    frame = pd.DataFrame({
-        "c": f.rec_cluster[:n][started], "gpus": f.jobs.gpus[:n][started],
-        "run_s": rel.records.run_s[:n][started], "failures": rel.records.failures[:n][started]})
+    frame = pd.DataFrame(
+        {
+            "c": f.rec_cluster[:n][started],
+            "gpus": f.jobs.gpus[:n][started],
+            "run_s": rel.records.run_s[:n][started],
+            "failures": rel.records.failures[:n][started],
+        }
+    )
     rows: list[dict[str, Any]] = []
     for key, grp in frame.groupby(["c", "gpus"], sort=True):
         c, gpus = (int(k) for k in cast(tuple[int, int], key))
@@ -124,11 +133,18 @@ def _job_mtbf_by_size(rel: Reliability, run: RunView, jobs: pd.DataFrame) -> lis
         run_h = float(grp["run_s"].sum()) / 3600.0
         k = int(grp["failures"].sum())
         expected = rel.mtbf_s(c, nodes)
-        rows.append({
-            "cluster": f.cluster_names[c], "gpus": gpus, "nodes": nodes, "jobs": len(grp),
-            "run_h": run_h, "failure_interruptions": k, "mtbf_h": run_h / k if k else None,
-            "expected_mtbf_h": expected / 3600.0 if math.isfinite(expected) else None,
-        })
+        rows.append(
+            {
+                "cluster": f.cluster_names[c],
+                "gpus": gpus,
+                "nodes": nodes,
+                "jobs": len(grp),
+                "run_h": run_h,
+                "failure_interruptions": k,
+                "mtbf_h": run_h / k if k else None,
+                "expected_mtbf_h": expected / 3600.0 if math.isfinite(expected) else None,
+            }
+        )
     return rows
 
 
@@ -160,22 +176,27 @@ def _section(rel: Reliability, run: RunView, jobs: pd.DataFrame) -> dict[str, An
     for label, lo, hi in SIZE_CLASSES:
         mask = started & (gpus >= lo) & (gpus <= hi)
         if mask.any():
-            by_class[label] = {"jobs": int(mask.sum()), "ettr": ettr(mask),
-                               "interruptions": int(r.interruptions[:n][mask].sum())}
+            by_class[label] = {
+                "jobs": int(mask.sum()),
+                "ettr": ettr(mask),
+                "interruptions": int(r.interruptions[:n][mask].sum()),
+            }
     lost_work, restarts, checkpoints = gpu_h(r.lost_s), gpu_h(r.restart_s), gpu_h(r.ckpt_s)
     run_gpu_h = gpu_h(r.run_s)
     integral = run.meter.integral
     idx = run.meter.index
     availability = {
         name: 1.0 - float(integral[idx[f"down_nodes.{name}"]]) / (st.nodes * run.horizon_s)
-        for name, st in zip(f.cluster_names, f.clusters, strict=True)}
+        for name, st in zip(f.cluster_names, f.clusters, strict=True)
+    }
     down_by_cause: dict[str, float] = {}
     for cf in rel.failures:
         if cf is not None:
             for k, seconds in cf.down_s_by_cause.items():
                 down_by_cause[names[k]] = down_by_cause.get(names[k], 0.0) + seconds / 3600.0
-    train_j = sum(float(integral[idx[f"gpu_train_w.{c}"]] + integral[idx[f"node_train_w.{c}"]])
-                  for c in f.cluster_names)
+    train_j = sum(
+        float(integral[idx[f"gpu_train_w.{c}"]] + integral[idx[f"node_train_w.{c}"]]) for c in f.cluster_names
+    )
     e_lost, e_restart, e_ckpt = (float(x[:n].sum()) for x in (r.e_lost_j, r.e_restart_j, r.e_ckpt_j))
     policy = rel.policy
     return {
@@ -184,22 +205,32 @@ def _section(rel: Reliability, run: RunView, jobs: pd.DataFrame) -> dict[str, An
         "interruptions": len(rel.interruption_log),
         "interruptions_by_cause": _counts([names[k] for _, _, k, _ in rel.interruption_log]),
         "failed_jobs": int((f.rec_state[:n] == FAILED).sum()),
-        "gpu_h": {"run": run_gpu_h, "productive": gpu_h(productive), "lost_work": lost_work, "restarts": restarts,
-                  "checkpoints": checkpoints, "lost_total": lost_work + restarts + checkpoints},
+        "gpu_h": {
+            "run": run_gpu_h,
+            "productive": gpu_h(productive),
+            "lost_work": lost_work,
+            "restarts": restarts,
+            "checkpoints": checkpoints,
+            "lost_total": lost_work + restarts + checkpoints,
+        },
         "lost_fraction": (lost_work + restarts + checkpoints) / run_gpu_h if run_gpu_h > 0 else None,
         "ettr": {"overall": ettr(started), "by_size_class": by_class},
         "availability": availability,
         "down_node_h_by_cause": down_by_cause,
         "job_mtbf_by_size": _job_mtbf_by_size(rel, run, jobs),
         "energy_mwh": {
-            "lost_work": e_lost / J_PER_MWH, "restarts": e_restart / J_PER_MWH,
+            "lost_work": e_lost / J_PER_MWH,
+            "restarts": e_restart / J_PER_MWH,
             "checkpoints": e_ckpt / J_PER_MWH,
             "lost_total": (e_lost + e_restart + e_ckpt) / J_PER_MWH,
             "lost_fraction_of_training": (e_lost + e_restart + e_ckpt) / train_j if train_j > 0 else None,
         },
-        "checkpointing": {"policy": policy.kind, "cost_s": policy.cost_s,
-                          "restart_overhead_s": float(policy.restart_overhead),
-                          "max_retries": policy.max_retries},
+        "checkpointing": {
+            "policy": policy.kind,
+            "cost_s": policy.cost_s,
+            "restart_overhead_s": float(policy.restart_overhead),
+            "max_retries": policy.max_retries,
+        },
     }
 
 

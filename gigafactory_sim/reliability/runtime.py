@@ -62,12 +62,14 @@ class Reliability:
         f.tracks_outages = True
         self.phases = PhaseEngine(ops, self.records)
         self.failures: list[ClusterFailures | None] = [
-            ClusterFailures(ops, self, c, cfg) if cfg is not None else None for c, cfg in enumerate(inputs.failures)]
+            ClusterFailures(ops, self, c, cfg) if cfg is not None else None for c, cfg in enumerate(inputs.failures)
+        ]
         self.rate_per_node_s = [cf.rate_per_node_s if cf is not None else 0.0 for cf in self.failures]
         # Jobs on each node, for clusters that fail: single-node jobs in lists, multi-node jobs in a dict.
         self.node_jobs: list[list[list[Job]] | None] = [
             [[] for _ in range(st.nodes)] if cf is not None else None
-            for st, cf in zip(f.clusters, self.failures, strict=True)]
+            for st, cf in zip(f.clusters, self.failures, strict=True)
+        ]
         self.gang_jobs: list[dict[int, Job]] = [{} for _ in f.clusters]
         self._tau_s: dict[tuple[int, int], float] = {}  # by (cluster, job GPUs)
         self._failure = False  # the stop in progress is a failure (counts toward max_retries)

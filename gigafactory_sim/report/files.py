@@ -39,8 +39,9 @@ REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
 
 
-def report_files(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, *,
-                 plots: bool = True) -> dict[str, bytes]:
+def report_files(
+    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, *, plots: bool = True
+) -> dict[str, bytes]:
     """The derived files as ``{relative POSIX path: content}``: each plot as ``plots/<name>.png`` (when
     ``plots``), then ``report.md`` and ``report.html``."""
     # Imported here, not at the top: matplotlib takes ~0.4 s to import, and ``import gigafactory_sim`` (which

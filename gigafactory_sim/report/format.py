@@ -95,8 +95,12 @@ def human_duration(seconds: float) -> str:
     ax = abs(seconds)
     if ax == 0:
         return "0 s"
-    for threshold_s, unit_s, unit in ((2 * 86400.0, 86400.0, "d"), (2 * 3600.0, 3600.0, "h"),
-                                      (120.0, 60.0, "min"), (1.0, 1.0, "s")):
+    for threshold_s, unit_s, unit in (
+        (2 * 86400.0, 86400.0, "d"),
+        (2 * 3600.0, 3600.0, "h"),
+        (120.0, 60.0, "min"),
+        (1.0, 1.0, "s"),
+    ):
         if ax >= threshold_s:
             return f"{sig(seconds / unit_s)} {unit}"
     return f"{sig(seconds * 1000.0)} ms"
@@ -161,8 +165,22 @@ def format_value(value: Any, key: str = "") -> str:
     return format_quantity(x, unit)
 
 
-_WORDS = {"it": "IT", "gpu": "GPU", "gpus": "GPUs", "pue": "PUE", "ttft": "TTFT", "tpot": "TPOT", "e2e": "e2e",
-          "slo": "SLO", "ettr": "ETTR", "mtbf": "MTBF", "hbm": "HBM", "co2": "CO2", "eur": "EUR", "rps": "req/s"}
+_WORDS = {
+    "it": "IT",
+    "gpu": "GPU",
+    "gpus": "GPUs",
+    "pue": "PUE",
+    "ttft": "TTFT",
+    "tpot": "TPOT",
+    "e2e": "e2e",
+    "slo": "SLO",
+    "ettr": "ETTR",
+    "mtbf": "MTBF",
+    "hbm": "HBM",
+    "co2": "CO2",
+    "eur": "EUR",
+    "rps": "req/s",
+}
 
 
 def humanise(key: str) -> str:

@@ -75,8 +75,14 @@ def load_run(path: str | Path) -> RunData:
         except Exception as exc:  # pyarrow raises its own error types for a damaged file
             raise ValueError(f"{file} is not a readable Parquet file: {exc}") from exc
     scenario_yaml = _require(run_dir, SCENARIO).read_text(encoding="utf-8")
-    return RunData(path=run_dir, summary=summary, timeseries=frames[TIMESERIES], jobs=frames[JOBS], meta=meta,
-                   scenario_yaml=scenario_yaml)
+    return RunData(
+        path=run_dir,
+        summary=summary,
+        timeseries=frames[TIMESERIES],
+        jobs=frames[JOBS],
+        meta=meta,
+        scenario_yaml=scenario_yaml,
+    )
 
 
 def rerender(path: str | Path) -> None:

@@ -140,8 +140,9 @@ def legend_below(fig: Figure, axes: Sequence[Axes] | Axes, ncols: int = 4) -> No
                 handles.append(h)
                 labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)),
-                   fontsize="small", frameon=False)
+        fig.legend(
+            handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)), fontsize="small", frameon=False
+        )
 
 
 def bar_labels(ax: Axes, bars: BarContainer, values: Sequence[float], unit: str = "") -> None:
@@ -150,8 +151,15 @@ def bar_labels(ax: Axes, bars: BarContainer, values: Sequence[float], unit: str 
         if not np.isfinite(value):
             continue
         top = rect.get_y() + rect.get_height()
-        ax.annotate(f"{sig(value)}{(' ' + unit) if unit else ''}", (rect.get_x() + rect.get_width() / 2, top),
-                    ha="center", va="bottom", fontsize="small", xytext=(0, 2), textcoords="offset points")
+        ax.annotate(
+            f"{sig(value)}{(' ' + unit) if unit else ''}",
+            (rect.get_x() + rect.get_width() / 2, top),
+            ha="center",
+            va="bottom",
+            fontsize="small",
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     ax.margins(y=0.12)
 
 

@@ -45,8 +45,17 @@ PlotFn = Callable[[Mapping[str, Any], pd.DataFrame, pd.DataFrame], bytes | None]
 inference services)."""
 
 _WAIT_FLOOR_S = 1.0  # waits below this are drawn at it on the log axis (log(0) has no place)
-_WAIT_TICKS = ((1.0, "1 s"), (10.0, "10 s"), (60.0, "1 min"), (600.0, "10 min"), (3600.0, "1 h"),
-               (6 * 3600.0, "6 h"), (86400.0, "1 d"), (7 * 86400.0, "1 w"), (30 * 86400.0, "30 d"))
+_WAIT_TICKS = (
+    (1.0, "1 s"),
+    (10.0, "10 s"),
+    (60.0, "1 min"),
+    (600.0, "10 min"),
+    (3600.0, "1 h"),
+    (6 * 3600.0, "6 h"),
+    (86400.0, "1 d"),
+    (7 * 86400.0, "1 w"),
+    (30 * 86400.0, "30 d"),
+)
 
 
 def _new_axes(title: str, ylabel: str, height_in: float = 3.8) -> tuple[Figure, Axes]:
@@ -86,8 +95,7 @@ def power_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.Da
     names = [c for c in _clusters(summary) if f"it_power_mw.{c}" in timeseries.columns]
     if len(names) > 1:
         for c in names:
-            style.steps(ax, edges, timeseries[f"it_power_mw.{c}"], label=f"IT, {c}", linewidth=0.9,
-                        linestyle="--")
+            style.steps(ax, edges, timeseries[f"it_power_mw.{c}"], label=f"IT, {c}", linewidth=0.9, linestyle="--")
     ax.set_ylim(bottom=0)
     return _finish_time_plot(fig, ax, summary, edges)
 
@@ -154,8 +162,9 @@ def wait_cdf_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd
     started at once. Jobs never started are counted in the legend; they cannot be placed on the curve (their
     wait is at least the time left in the run).
     """
-    fig, ax = _new_axes("Wait from submission to start, by job class", "jobs started within the wait (%)",
-                        height_in=4.2)
+    fig, ax = _new_axes(
+        "Wait from submission to start, by job class", "jobs started within the wait (%)", height_in=4.2
+    )
     ax.set_xlabel("wait (log scale)")
     if len(jobs) == 0 or not {"start_s", "wait_s"} <= set(jobs.columns):
         return style.no_data(fig, ax, "no jobs submitted")
@@ -177,11 +186,17 @@ def wait_cdf_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd
         y = 100.0 * np.arange(1, n + 1) / n
         at_once = 100.0 * float((waits_s < _WAIT_FLOOR_S).sum()) / n
         label = f"{name}: {n:,} started, {at_once:.0f} % at once" + (f", {never:,} never" if never else "")
-        ax.step(np.concatenate(([x[0]], x, [top])), np.concatenate(([0.0], y, [100.0])), where="post",
-                label=label)
+        ax.step(np.concatenate(([x[0]], x, [top])), np.concatenate(([0.0], y, [100.0])), where="post", label=label)
     if hi < _WAIT_FLOOR_S:
-        ax.text(0.5, 0.5, "every job that started did so within a second of its submission",
-                transform=ax.transAxes, ha="center", va="center", color="0.3")
+        ax.text(
+            0.5,
+            0.5,
+            "every job that started did so within a second of its submission",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="0.3",
+        )
     ax.set_xscale("log")
     ax.set_xlim(_WAIT_FLOOR_S * 0.8, top)
     ticks = [(t, lab) for t, lab in _WAIT_TICKS if t <= top]
@@ -207,8 +222,10 @@ def _energy_split(summary: Mapping[str, Any]) -> list[tuple[str, float, str]]:
     parts = [("training\n(IT)", training, "tab:blue")]
     if "inference_it_mwh" in energy:
         parts.append(("inference\n(IT)", inference, "tab:purple"))
-    parts += [("idle GPUs\nand nodes (IT)", max(idle, 0.0), "tab:gray"),
-              ("facility overhead\n(PUE)", max(overhead, 0.0), "tab:red")]
+    parts += [
+        ("idle GPUs\nand nodes (IT)", max(idle, 0.0), "tab:gray"),
+        ("facility overhead\n(PUE)", max(overhead, 0.0), "tab:red"),
+    ]
     return parts
 
 
@@ -223,9 +240,15 @@ def energy_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.D
     x = np.arange(len(parts))
     bars = ax.bar(x, [v for _, v, _ in parts], color=[c for _, _, c in parts], width=0.6)
     for rect, (_, value, _) in zip(bars, parts, strict=True):
-        ax.annotate(f"{sig(value)} MWh ({100.0 * value / total:.1f} %)",
-                    (rect.get_x() + rect.get_width() / 2, rect.get_height()), ha="center", va="bottom",
-                    fontsize="small", xytext=(0, 2), textcoords="offset points")
+        ax.annotate(
+            f"{sig(value)} MWh ({100.0 * value / total:.1f} %)",
+            (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize="small",
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
     ax.set_xticks(x, [name for name, _, _ in parts])
     ax.set_ylim(0, max(v for _, v, _ in parts) * 1.18 or 1.0)
     ax.grid(True, axis="y", alpha=0.3)
@@ -260,8 +283,9 @@ PLOTS: tuple[PlotSpec, ...] = (
 """Every plot of the report, in page order."""
 
 
-def render_plots(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame,
-                 specs: tuple[PlotSpec, ...] = PLOTS) -> dict[str, bytes]:
+def render_plots(
+    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, specs: tuple[PlotSpec, ...] = PLOTS
+) -> dict[str, bytes]:
     """Draw every plot in ``specs``: ``{name: PNG bytes}`` in page order."""
     drawn = {spec.name: spec.draw(summary, timeseries, jobs) for spec in specs}
     return {name: png for name, png in drawn.items() if png is not None}

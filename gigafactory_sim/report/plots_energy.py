@@ -41,8 +41,9 @@ def plot_power_vs_cap(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs
         cmap = ListedColormap(colormaps[_THROTTLE_CMAP](np.linspace(0.15, 1.0, 256)))
         norm = Normalize(0.0, 100.0 * max(float(frac.max()), 1e-9))
         for i in np.flatnonzero(frac > 0):
-            ax.axvspan(edges[i], edges[i + 1], color=cmap(norm(100.0 * float(frac[i]))), alpha=_SHADE_ALPHA, lw=0,
-                       zorder=0)
+            ax.axvspan(
+                edges[i], edges[i + 1], color=cmap(norm(100.0 * float(frac[i]))), alpha=_SHADE_ALPHA, lw=0, zorder=0
+            )
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01, fraction=0.04, alpha=_SHADE_ALPHA)
         bar.set_label("GPUs throttled (%): the shading")
     style.steps(ax, edges, ts["facility_power_mw"], lw=0.8, color="tab:gray", label="facility power")
@@ -102,10 +103,16 @@ def plot_energy_budget(summary: Mapping[str, Any], timeseries: pd.DataFrame, job
         ax.bar(pos, budget, color="none", edgecolor="tab:red", lw=1.2, label="budget")
         ax.bar(pos, used, width=0.6, color="tab:blue", label="used")
         for i, p in enumerate(periods):
-            ax.annotate(f"{sig(used[i])} ({p['used_fraction']:.0%})", (pos[i], used[i]), ha="center",
-                        va="bottom", fontsize="small", xytext=(0, 2), textcoords="offset points")
-        ax.set_xticks(pos, [f"from {lab}" for lab in labels], rotation=30 if len(periods) > 6 else 0,
-                      fontsize="small")
+            ax.annotate(
+                f"{sig(used[i])} ({p['used_fraction']:.0%})",
+                (pos[i], used[i]),
+                ha="center",
+                va="bottom",
+                fontsize="small",
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+        ax.set_xticks(pos, [f"from {lab}" for lab in labels], rotation=30 if len(periods) > 6 else 0, fontsize="small")
         ax.set_ylabel({"t": "t CO2", "mwh": "MWh", "eur": "EUR"}.get(unit, b["unit"]))
         ax.set_title(f"{str(b['kind']).capitalize()} budget per {b['per']} ({b['pacing']} pacing)")
         ax.set_ylim(0, max(float(budget.max()), float(used.max())) * 1.15 or 1.0)
@@ -118,12 +125,13 @@ def plot_energy_budget(summary: Mapping[str, Any], timeseries: pd.DataFrame, job
 _PALETTE = {"training": "tab:blue", "inference": "tab:purple", "idle": "tab:gray"}
 
 
-def plot_carbon_cost_by_class(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame
-                              ) -> bytes | None:
+def plot_carbon_cost_by_class(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes | None:
     """Carbon (t CO2) and electricity cost (EUR) by workload class: training, inference, idle capacity; each
     bar labelled with its value, so a small class still reads."""
-    wanted = (("carbon", "by_class_t", "total_t", "Carbon", "t CO2"),
-              ("cost", "by_class_eur", "total_eur", "Electricity cost", "EUR"))
+    wanted = (
+        ("carbon", "by_class_t", "total_t", "Carbon", "t CO2"),
+        ("cost", "by_class_eur", "total_eur", "Electricity cost", "EUR"),
+    )
     panels = [w for w in wanted if isinstance(summary.get(w[0]), Mapping) and summary[w[0]].get(w[1])]
     if not panels:
         return None

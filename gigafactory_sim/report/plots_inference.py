@@ -30,9 +30,7 @@ def _steps(values: pd.Series) -> np.ndarray:
     return np.append(v, v[-1])
 
 
-def demand_vs_capacity_png(
-    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame
-) -> bytes | None:
+def demand_vs_capacity_png(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes | None:
     """Per service: offered demand, requests served and serving capacity (requests/s), replicas on a second
     axis."""
     services = _services(summary, timeseries)
@@ -43,8 +41,14 @@ def demand_vs_capacity_png(
     axes = fig.subplots(len(services), 1, sharex=True, squeeze=False)[:, 0]
     twins = []
     for ax, name in zip(axes, services, strict=True):
-        ax.fill_between(edges, _steps(timeseries[f"infer_capacity_rps.{name}"]), step="post", alpha=0.25,
-                        color="tab:green", label="capacity of serving replicas")
+        ax.fill_between(
+            edges,
+            _steps(timeseries[f"infer_capacity_rps.{name}"]),
+            step="post",
+            alpha=0.25,
+            color="tab:green",
+            label="capacity of serving replicas",
+        )
         style.steps(ax, edges, timeseries[f"infer_demand_rps.{name}"], color="tab:blue", label="demand")
         style.steps(ax, edges, timeseries[f"infer_served_rps.{name}"], color="tab:orange", lw=0.8, label="served")
         ax.set_ylabel("requests/s")
@@ -54,8 +58,15 @@ def demand_vs_capacity_png(
         style.thousands(ax)
         twin = ax.twinx()
         twins.append(twin)
-        style.steps(twin, edges, timeseries[f"infer_replicas.{name}"], color="0.35", lw=0.7, ls="--",
-                    label="replicas (right axis)")
+        style.steps(
+            twin,
+            edges,
+            timeseries[f"infer_replicas.{name}"],
+            color="0.35",
+            lw=0.7,
+            ls="--",
+            label="replicas (right axis)",
+        )
         twin.set_ylabel("replicas")
         twin.set_ylim(bottom=0, top=max(1.0, float(timeseries[f"infer_replicas.{name}"].max()) * 1.15))
         style.counts(twin)
@@ -79,9 +90,15 @@ def gpus_by_use_png(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: 
     idle = np.maximum(total - training - inference, 0.0)
     fig = style.new_figure(4.0)
     ax = fig.add_subplot()
-    ax.stackplot(edges, np.append(inference, inference[-1]), np.append(training, training[-1]),
-                 np.append(idle, idle[-1]), labels=["inference", "training", "idle"],
-                 colors=["tab:purple", "tab:blue", "lightgrey"], step="post")
+    ax.stackplot(
+        edges,
+        np.append(inference, inference[-1]),
+        np.append(training, training[-1]),
+        np.append(idle, idle[-1]),
+        labels=["inference", "training", "idle"],
+        colors=["tab:purple", "tab:blue", "lightgrey"],
+        step="post",
+    )
     ax.set_ylim(0, total)
     ax.set_ylabel("GPUs")
     ax.set_title("GPUs by use (interval means)")

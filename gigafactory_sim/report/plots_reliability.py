@@ -19,8 +19,7 @@ __all__ = ["goodput_vs_job_size", "interruptions_over_time"]
 PARTS = ("productive", "checkpoints", "restarts", "redone work", "waiting after interruptions")
 
 
-def interruptions_over_time(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame
-                            ) -> bytes | None:
+def interruptions_over_time(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes | None:
     """Job interruptions per UTC day by cluster (bars) and the daily mean of nodes down (line)."""
     edges = style.time_edges(timeseries)
     if "interruptions" not in timeseries.columns or "reliability" not in summary or edges is None:
@@ -46,8 +45,15 @@ def interruptions_over_time(summary: Mapping[str, Any], timeseries: pd.DataFrame
     ax.set_title(f"{rel['interruptions']:,} job interruptions from {rel['node_failures']:,} node failures")
     ax.grid(alpha=0.3, axis="y")
     twin = ax.twinx()
-    twin.plot(centres, daily["down"] / daily["dt"], color="black", lw=1.2, marker="o", markersize=3,
-              label="nodes down (daily mean, right axis)")
+    twin.plot(
+        centres,
+        daily["down"] / daily["dt"],
+        color="black",
+        lw=1.2,
+        marker="o",
+        markersize=3,
+        label="nodes down (daily mean, right axis)",
+    )
     twin.set_ylabel("nodes down (daily mean)")
     twin.set_ylim(bottom=0)
     style.counts(ax)
@@ -58,8 +64,7 @@ def interruptions_over_time(summary: Mapping[str, Any], timeseries: pd.DataFrame
     return style.png(fig)
 
 
-def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame
-                        ) -> bytes | None:
+def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes | None:
     """Left: where the GPU-time of jobs of each size went, from first start to end (GPU-weighted):
     productive (the ETTR), checkpoints, restarts, redone work, waiting in the queue after interruptions.
     Right: job MTBF by size, measured, against the model's 1 / (nodes x rate)."""
@@ -69,11 +74,21 @@ def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jo
     if started.empty:
         return None
     wall = started["productive_gpu_h"] / started["ettr"]
-    parts = pd.DataFrame({
-        "gpus": started["gpus"], "wall": wall, "productive": started["productive_gpu_h"],
-        "checkpoints": started["checkpoint_gpu_h"], "restarts": started["restart_gpu_h"],
-        "redone work": started["lost_gpu_h"], "waiting after interruptions": wall - started["run_gpu_h"],
-    }).groupby("gpus").sum()
+    parts = (
+        pd.DataFrame(
+            {
+                "gpus": started["gpus"],
+                "wall": wall,
+                "productive": started["productive_gpu_h"],
+                "checkpoints": started["checkpoint_gpu_h"],
+                "restarts": started["restart_gpu_h"],
+                "redone work": started["lost_gpu_h"],
+                "waiting after interruptions": wall - started["run_gpu_h"],
+            }
+        )
+        .groupby("gpus")
+        .sum()
+    )
     fig = style.new_figure(4.6, 11.0)
     ax, ax2 = fig.subplots(1, 2)
     x = np.arange(len(parts))
@@ -96,12 +111,12 @@ def goodput_vs_job_size(summary: Mapping[str, Any], timeseries: pd.DataFrame, jo
         for k, cluster in enumerate(sorted({r["cluster"] for r in rows})):
             color = f"C{k}"
             mine = [r for r in rows if r["cluster"] == cluster]
-            ax2.loglog([r["gpus"] for r in mine], [r["mtbf_h"] for r in mine], "o", color=color,
-                       label=f"measured, {cluster}")
+            ax2.loglog(
+                [r["gpus"] for r in mine], [r["mtbf_h"] for r in mine], "o", color=color, label=f"measured, {cluster}"
+            )
             model = [(r["gpus"], r["expected_mtbf_h"]) for r in mine if r["expected_mtbf_h"] is not None]
             if model:
-                ax2.loglog(*zip(*model, strict=True), "-", lw=1, color=color,
-                           label=f"1 / (nodes x rate), {cluster}")
+                ax2.loglog(*zip(*model, strict=True), "-", lw=1, color=color, label=f"1 / (nodes x rate), {cluster}")
         ax2.set_xlabel("job size (GPUs)")
         ax2.set_ylabel("job MTBF (hours)")
         ax2.set_title("Job MTBF vs size")

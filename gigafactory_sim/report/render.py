@@ -47,6 +47,7 @@ def _subtitle(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> str:
 
 # --- Markdown --------------------------------------------------------------------------------------------
 
+
 def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
@@ -64,8 +65,9 @@ def _md_card(card: Card) -> str:
     return f"- **{card.title}**{mark}: {figures}." + (f" {card.note}" if card.note else "")
 
 
-def render_markdown(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame,
-                    plots: Mapping[str, str]) -> str:
+def render_markdown(
+    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots: Mapping[str, str]
+) -> str:
     """The report as Markdown; ``plots`` maps a plot name to its path relative to the report, e.g.
     ``plots/power.png``."""
     lines = [f"# {_title(summary)}", ""]
@@ -124,8 +126,9 @@ def _html_table(table: Table) -> str:
         return ' class="n"' if table.aligned(i) else ""
 
     head = "".join(f"<th{cls(i)}>{_esc(h)}</th>" for i, h in enumerate(table.headers))
-    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{_esc(c)}</td>" for i, c in enumerate(row)) + "</tr>"
-                   for row in table.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{cls(i)}>{_esc(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in table.rows
+    )
     return f"<h3>{_esc(table.title)}</h3>\n<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -144,16 +147,18 @@ def _html_section(section: Section, plots_png: Mapping[str, bytes]) -> list[str]
     for name in section.plots:
         caption = _CAPTIONS.get(name, name)
         data = base64.b64encode(plots_png[name]).decode("ascii")
-        parts.append(f'<figure id="plot-{_esc(name)}"><img alt="{_esc(caption)}" '
-                     f'src="data:image/png;base64,{data}"><figcaption>{_esc(caption)}</figcaption></figure>')
+        parts.append(
+            f'<figure id="plot-{_esc(name)}"><img alt="{_esc(caption)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{_esc(caption)}</figcaption></figure>'
+        )
     parts.append("</section>")
     return parts
 
 
-def render_html(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame,
-                plots_png: Mapping[str, bytes]) -> str:
-    """The report as one self-contained HTML page; ``plots_png`` (name -> PNG bytes) is inlined as data URIs.
-    """
+def render_html(
+    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots_png: Mapping[str, bytes]
+) -> str:
+    """The report as one self-contained HTML page; ``plots_png`` (name -> PNG bytes) is inlined as data URIs."""
     title = _title(summary)
     sections = build_sections(summary, jobs, list(plots_png))
     parts = [

@@ -80,13 +80,13 @@ class Section:
 
 # --- custom tables ----------------------------------------------------------------------------------------
 
+
 def _jobs_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list[Table], set[str]]:
     table = source_table(jobs)
     return ([table] if table else []), set()
 
 
-def _records_table(title: str, records: Sequence[Mapping[str, Any]], columns: Sequence[Row], prefix: str
-                   ) -> Table:
+def _records_table(title: str, records: Sequence[Mapping[str, Any]], columns: Sequence[Row], prefix: str) -> Table:
     rows = [[format_value(rec.get(key), f"{prefix}.{key}") for _, key in columns] for rec in records]
     return Table(title, [label for label, _ in columns], rows, [False] + [True] * (len(columns) - 1))
 
@@ -95,9 +95,16 @@ def _mtbf_table(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list[Ta
     records = get(summary, "reliability.job_mtbf_by_size")
     if not isinstance(records, list) or not records:
         return [], set()
-    columns = (("cluster", "cluster"), ("GPUs", "gpus"), ("nodes", "nodes"), ("jobs", "jobs"),
-               ("run time", "run_h"), ("failure interruptions", "failure_interruptions"),
-               ("job MTBF", "mtbf_h"), ("model 1 / (nodes × rate)", "expected_mtbf_h"))
+    columns = (
+        ("cluster", "cluster"),
+        ("GPUs", "gpus"),
+        ("nodes", "nodes"),
+        ("jobs", "jobs"),
+        ("run time", "run_h"),
+        ("failure interruptions", "failure_interruptions"),
+        ("job MTBF", "mtbf_h"),
+        ("model 1 / (nodes × rate)", "expected_mtbf_h"),
+    )
     used = {f"reliability.job_mtbf_by_size.{i}.{k}" for i, rec in enumerate(records) for k in rec}
     return [_records_table("Job MTBF by size", records, columns, "reliability.job_mtbf_by_size")], used
 
@@ -114,20 +121,34 @@ def _budget_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list
         used |= {f"budgets.{i}.{k}" for k in b if k != "periods"}
         unit = str(b.get("unit", "")).lower()
         title = f"{str(b.get('kind', '')).capitalize()} budget per {b.get('per', 'period')}"
-        head = [["pacing", str(b.get("pacing", MISSING))], ["kept in every period", format_value(b.get("kept"))],
-                ["most of a period's budget used", format_value(b.get("max_used_fraction"), "fraction")]]
+        head = [
+            ["pacing", str(b.get("pacing", MISSING))],
+            ["kept in every period", format_value(b.get("kept"))],
+            ["most of a period's budget used", format_value(b.get("max_used_fraction"), "fraction")],
+        ]
         tables.append(Table(title, ["figure", "value"], head))
         periods = [p for p in b.get("periods", []) if isinstance(p, Mapping)]
         used |= {f"budgets.{i}.periods.{j}.{k}" for j, p in enumerate(periods) for k in p}
-        rows = [[str(p.get("start", ""))[:16].replace("T", " "), str(p.get("end", ""))[:16].replace("T", " "),
-                 format_value(p.get(f"budget_{unit}"), f"x.budget_{unit}"),
-                 format_value(p.get(f"used_{unit}"), f"x.used_{unit}"),
-                 format_value(p.get("used_fraction"), "used_fraction"),
-                 format_value(p.get("power_blocked_gpu_h"), "power_blocked_gpu_h"),
-                 format_value(p.get("work_slowed_gpu_h"), "work_slowed_gpu_h")] for p in periods]
-        tables.append(Table(f"{title}: periods (UTC)", ["from", "to", "budget", "used", "used share",
-                                                        "work held back", "work slowed"], rows,
-                            [False, False, True, True, True, True, True]))
+        rows = [
+            [
+                str(p.get("start", ""))[:16].replace("T", " "),
+                str(p.get("end", ""))[:16].replace("T", " "),
+                format_value(p.get(f"budget_{unit}"), f"x.budget_{unit}"),
+                format_value(p.get(f"used_{unit}"), f"x.used_{unit}"),
+                format_value(p.get("used_fraction"), "used_fraction"),
+                format_value(p.get("power_blocked_gpu_h"), "power_blocked_gpu_h"),
+                format_value(p.get("work_slowed_gpu_h"), "work_slowed_gpu_h"),
+            ]
+            for p in periods
+        ]
+        tables.append(
+            Table(
+                f"{title}: periods (UTC)",
+                ["from", "to", "budget", "used", "used share", "work held back", "work slowed"],
+                rows,
+                [False, False, True, True, True, True, True],
+            )
+        )
     return tables, used
 
 
@@ -141,16 +162,30 @@ def _statistics_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[
     if isinstance(span, list | tuple) and len(span) == 2:
         span_txt = f"{format_value(span[0], 's')} to {format_value(span[1], 's')} after the start"
     rule = {"none": "none", "fixed": "fixed duration", "mser5": "MSER-5 (automatic)"}.get(
-        str(stats.get("warmup_rule")), str(stats.get("warmup_rule", MISSING)))
-    tables = [Table("Warm-up and the span measured", ["figure", "value"], [
-        ["warm-up excluded", format_value(stats.get("warmup_s"), "warmup_s")], ["warm-up rule", rule],
-        ["span of the steady-state figures", span_txt]])]
+        str(stats.get("warmup_rule")), str(stats.get("warmup_rule", MISSING))
+    )
+    tables = [
+        Table(
+            "Warm-up and the span measured",
+            ["figure", "value"],
+            [
+                ["warm-up excluded", format_value(stats.get("warmup_s"), "warmup_s")],
+                ["warm-up rule", rule],
+                ["span of the steady-state figures", span_txt],
+            ],
+        )
+    ]
     steady = stats.get("steady")
     if isinstance(steady, Mapping):
         flat = flatten(steady)
         used |= {f"statistics.steady.{k}" for k, _ in flat}
-        tables.append(Table("Steady state (warm-up excluded)", ["figure", "value"],
-                            [[humanise(k), format_value(v, k)] for k, v in flat]))
+        tables.append(
+            Table(
+                "Steady state (warm-up excluded)",
+                ["figure", "value"],
+                [[humanise(k), format_value(v, k)] for k, v in flat],
+            )
+        )
     means = stats.get("batch_means")
     if isinstance(means, Mapping) and means:
         rows = []
@@ -160,11 +195,23 @@ def _statistics_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[
             used |= {f"statistics.batch_means.{kpi}.{k}" for k in m}
             lo, hi = m.get("ci95_low"), m.get("ci95_high")
             ci = f"{format_value(lo, kpi)} – {format_value(hi, kpi)}" if lo is not None else MISSING
-            rows.append([humanise(str(kpi)), format_value(m.get("mean"), kpi), ci, format_value(m.get("batches")),
-                         format_value(m.get("lag1_autocorr"))])
-        tables.append(Table("Confidence from batch means (one run)",
-                            ["figure", "mean", "95 % confidence interval", "batches", "lag-1 correlation"],
-                            rows, [False, True, True, True, True]))
+            rows.append(
+                [
+                    humanise(str(kpi)),
+                    format_value(m.get("mean"), kpi),
+                    ci,
+                    format_value(m.get("batches")),
+                    format_value(m.get("lag1_autocorr")),
+                ]
+            )
+        tables.append(
+            Table(
+                "Confidence from batch means (one run)",
+                ["figure", "mean", "95 % confidence interval", "batches", "lag-1 correlation"],
+                rows,
+                [False, True, True, True, True],
+            )
+        )
     return tables, used
 
 
@@ -172,161 +219,323 @@ def _statistics_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[
 
 SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec(
-        "statistics", "Steady-state statistics", ("statistics",), custom=(_statistics_tables,),
-        intro="Figures measured after the warm-up, with confidence intervals from batch means of this run."),
+        "statistics",
+        "Steady-state statistics",
+        ("statistics",),
+        custom=(_statistics_tables,),
+        intro="Figures measured after the warm-up, with confidence intervals from batch means of this run.",
+    ),
     SectionSpec(
-        "utilisation", "GPUs and jobs", ("gpus_total", "utilisation", "jobs", "wait_s", "clusters"),
+        "utilisation",
+        "GPUs and jobs",
+        ("gpus_total", "utilisation", "jobs", "wait_s", "clusters"),
         blocks=(
-            Group("GPU utilisation (share of GPU-time over the run)", (
-                ("GPUs", "gpus_total"),
-                ("allocated (held by jobs or replicas)", "utilisation.allocated_fraction"),
-                ("busy (doing work)", "utilisation.busy_fraction"),
-                ("held by training", "utilisation.training_allocated_fraction"),
-                ("GPU-time allocated", "utilisation.allocated_gpu_h"),
-                ("GPU-time busy", "utilisation.busy_gpu_h"))),
-            Group("Jobs", (
-                ("submitted", "jobs.submitted"), ("started", "jobs.started"), ("completed", "jobs.completed"),
-                ("failed", "jobs.failed"), ("running at the end", "jobs.running_at_end"),
-                ("queued at the end", "jobs.queued_at_end"), ("running on average", "jobs.mean_running"),
-                ("queued on average", "jobs.mean_queued"))),
-            Group("Wait from submission to start (jobs that started)", (
-                ("mean", "wait_s.mean"), ("median", "wait_s.p50"), ("95th percentile", "wait_s.p95"),
-                ("99th percentile", "wait_s.p99"), ("longest", "wait_s.max"))),
-            Entities("Clusters", "clusters", (
-                ("GPUs", "gpus"), ("allocated", "allocated_fraction"), ("busy", "busy_fraction"),
-                ("IT energy", "it_mwh"), ("of which training", "training_mwh"),
-                ("of which inference", "inference_mwh"), ("GPU-time serving inference", "inference_fraction")),
-                header="cluster"),
+            Group(
+                "GPU utilisation (share of GPU-time over the run)",
+                (
+                    ("GPUs", "gpus_total"),
+                    ("allocated (held by jobs or replicas)", "utilisation.allocated_fraction"),
+                    ("busy (doing work)", "utilisation.busy_fraction"),
+                    ("held by training", "utilisation.training_allocated_fraction"),
+                    ("GPU-time allocated", "utilisation.allocated_gpu_h"),
+                    ("GPU-time busy", "utilisation.busy_gpu_h"),
+                ),
+            ),
+            Group(
+                "Jobs",
+                (
+                    ("submitted", "jobs.submitted"),
+                    ("started", "jobs.started"),
+                    ("completed", "jobs.completed"),
+                    ("failed", "jobs.failed"),
+                    ("running at the end", "jobs.running_at_end"),
+                    ("queued at the end", "jobs.queued_at_end"),
+                    ("running on average", "jobs.mean_running"),
+                    ("queued on average", "jobs.mean_queued"),
+                ),
+            ),
+            Group(
+                "Wait from submission to start (jobs that started)",
+                (
+                    ("mean", "wait_s.mean"),
+                    ("median", "wait_s.p50"),
+                    ("95th percentile", "wait_s.p95"),
+                    ("99th percentile", "wait_s.p99"),
+                    ("longest", "wait_s.max"),
+                ),
+            ),
+            Entities(
+                "Clusters",
+                "clusters",
+                (
+                    ("GPUs", "gpus"),
+                    ("allocated", "allocated_fraction"),
+                    ("busy", "busy_fraction"),
+                    ("IT energy", "it_mwh"),
+                    ("of which training", "training_mwh"),
+                    ("of which inference", "inference_mwh"),
+                    ("GPU-time serving inference", "inference_fraction"),
+                ),
+                header="cluster",
+            ),
         ),
-        custom=(_jobs_tables,), plots=("utilisation", "gpus_by_use", "queue", "wait_cdf"), always=True),
+        custom=(_jobs_tables,),
+        plots=("utilisation", "gpus_by_use", "queue", "wait_cdf"),
+        always=True,
+    ),
     SectionSpec(
-        "energy", "Power and energy", ("energy", "power"),
+        "energy",
+        "Power and energy",
+        ("energy", "power"),
         blocks=(
-            Group("Energy over the run", (
-                ("facility (IT × PUE)", "energy.facility_mwh"), ("IT", "energy.it_mwh"),
-                ("IT, training", "energy.training_it_mwh"), ("IT, inference", "energy.inference_it_mwh"),
-                ("IT, idle GPUs and nodes", "energy.idle_it_mwh"), ("PUE", "energy.pue"))),
-            Group("Power (interval means)", (
-                ("peak facility power", "power.peak_facility_mw"), ("mean facility power", "power.mean_facility_mw"),
-                ("peak IT power", "power.peak_it_mw"), ("mean IT power", "power.mean_it_mw"),
-                ("peak reached", "power.peak_at_s"))),
+            Group(
+                "Energy over the run",
+                (
+                    ("facility (IT × PUE)", "energy.facility_mwh"),
+                    ("IT", "energy.it_mwh"),
+                    ("IT, training", "energy.training_it_mwh"),
+                    ("IT, inference", "energy.inference_it_mwh"),
+                    ("IT, idle GPUs and nodes", "energy.idle_it_mwh"),
+                    ("PUE", "energy.pue"),
+                ),
+            ),
+            Group(
+                "Power (interval means)",
+                (
+                    ("peak facility power", "power.peak_facility_mw"),
+                    ("mean facility power", "power.mean_facility_mw"),
+                    ("peak IT power", "power.peak_it_mw"),
+                    ("mean IT power", "power.mean_it_mw"),
+                    ("peak reached", "power.peak_at_s"),
+                ),
+            ),
         ),
-        plots=("power", "energy")),
+        plots=("power", "energy"),
+    ),
     SectionSpec(
-        "power_cap", "Power cap", ("power_cap",),
-        blocks=(Group("The cap and how it was kept", (
-            ("hard cap, lowest", "power_cap.hard_cap_min_mw"), ("hard cap, highest", "power_cap.hard_cap_max_mw"),
-            ("peak grid draw", "power_cap.peak_grid_import_mw"), ("hard cap kept", "power_cap.hard_cap_kept"),
-            ("largest excess over the hard cap", "power_cap.max_excess_over_hard_cap_mw"),
-            ("energy drawn above the hard cap", "power_cap.energy_over_hard_cap_mwh"),
-            ("largest excess over the effective cap", "power_cap.max_excess_over_effective_cap_mw"),
-            ("GPU-time throttled", "power_cap.throttled_gpu_h"),
-            ("work lost to lower clocks", "power_cap.work_slowed_gpu_h"),
-            ("work held back by admission", "power_cap.power_blocked_gpu_h"),
-            ("admission refusals", "power_cap.admission_refusals"),
-            ("jobs suspended", "power_cap.jobs_suspended"),
-            ("work suspended", "power_cap.work_suspended_gpu_h"),
-            ("policies, in order", "power_cap.policies")), skip_missing=True),),
-        plots=("power_vs_cap",)),
-    SectionSpec("budgets", "Energy, carbon and cost budgets", ("budgets",), custom=(_budget_tables,),
-                plots=("energy_budget",)),
-    SectionSpec(
-        "grid", "Grid, carbon and cost", ("grid", "carbon", "cost"),
+        "power_cap",
+        "Power cap",
+        ("power_cap",),
         blocks=(
-            Group("Grid and on-site generation", (
-                ("grid zone", "grid.zone"), ("facility energy", "grid.facility_mwh"),
-                ("drawn from the grid", "grid.grid_import_mwh"), ("peak grid draw", "grid.peak_grid_import_mw"),
-                ("peak facility power", "grid.peak_facility_mw"), ("effective PUE", "grid.pue_effective"),
-                ("on-site solar", "grid.solar_mw"), ("on-site wind", "grid.wind_mw"),
-                ("renewables available", "grid.renewable_available_mwh"),
-                ("renewables used", "grid.renewable_used_mwh"),
-                ("share of renewables used on site", "grid.self_consumption_fraction"),
-                ("renewable share of facility energy", "grid.renewable_share"))),
-            Group("Carbon (location-based)", (
-                ("emitted", "carbon.total_t"), ("training", "carbon.by_class_t.training"),
-                ("inference", "carbon.by_class_t.inference"), ("idle capacity", "carbon.by_class_t.idle"),
-                ("intensity of the energy drawn", "carbon.intensity_g_per_kwh"),
-                ("mean grid intensity", "carbon.mean_grid_intensity_g_per_kwh"),
-                ("carbon-weighted utilisation (> 1: load in dirtier hours)",
-                 "carbon.carbon_weighted_utilisation"))),
-            Group("Electricity cost", (
-                ("total", "cost.total_eur"), ("training", "cost.by_class_eur.training"),
-                ("inference", "cost.by_class_eur.inference"), ("idle capacity", "cost.by_class_eur.idle"),
-                ("price paid", "cost.price_paid_eur_per_mwh"), ("mean price", "cost.mean_price_eur_per_mwh"),
-                ("price-weighted utilisation (> 1: load in dearer hours)", "cost.price_weighted_utilisation"),
-                ("average per GPU-hour", "cost.average_eur_per_gpu_h"),
-                ("marginal per GPU-hour", "cost.marginal_eur_per_gpu_h"))),
+            Group(
+                "The cap and how it was kept",
+                (
+                    ("hard cap, lowest", "power_cap.hard_cap_min_mw"),
+                    ("hard cap, highest", "power_cap.hard_cap_max_mw"),
+                    ("peak grid draw", "power_cap.peak_grid_import_mw"),
+                    ("hard cap kept", "power_cap.hard_cap_kept"),
+                    ("largest excess over the hard cap", "power_cap.max_excess_over_hard_cap_mw"),
+                    ("energy drawn above the hard cap", "power_cap.energy_over_hard_cap_mwh"),
+                    ("largest excess over the effective cap", "power_cap.max_excess_over_effective_cap_mw"),
+                    ("GPU-time throttled", "power_cap.throttled_gpu_h"),
+                    ("work lost to lower clocks", "power_cap.work_slowed_gpu_h"),
+                    ("work held back by admission", "power_cap.power_blocked_gpu_h"),
+                    ("admission refusals", "power_cap.admission_refusals"),
+                    ("jobs suspended", "power_cap.jobs_suspended"),
+                    ("work suspended", "power_cap.work_suspended_gpu_h"),
+                    ("policies, in order", "power_cap.policies"),
+                ),
+                skip_missing=True,
+            ),
         ),
-        plots=("power_vs_cap", "carbon_cost_by_class", "energy_budget")),
+        plots=("power_vs_cap",),
+    ),
     SectionSpec(
-        "deferral", "Deferral of flexible jobs", ("deferral",),
-        blocks=(Group("Deferral", (
-            ("signal", "deferral.signal"), ("rule", "deferral.rule"), ("flexible jobs", "deferral.flexible_jobs"),
-            ("jobs deferred", "deferral.jobs_deferred"), ("mean delay", "deferral.mean_delay_h"),
-            ("work deferred", "deferral.gpu_h_deferred"), ("deadlines missed", "deferral.deadline_misses"),
-            ("still held at the end", "deferral.held_at_end"))),)),
+        "budgets", "Energy, carbon and cost budgets", ("budgets",), custom=(_budget_tables,), plots=("energy_budget",)
+    ),
     SectionSpec(
-        "inference", "Inference services", ("inference",),
+        "grid",
+        "Grid, carbon and cost",
+        ("grid", "carbon", "cost"),
         blocks=(
-            Group("Serving in the facility", (
-                ("GPU-time serving", "inference.gpu_h"), ("IT energy serving", "inference.it_mwh"),
-                ("training jobs preempted", "inference.training_preemptions"),
-                ("training work lost to preemption", "inference.training_lost_gpu_h"),
-                ("GPU-time: training", "inference.facility_gpu_h.training"),
-                ("GPU-time: inference", "inference.facility_gpu_h.inference"),
-                ("GPU-time: idle", "inference.facility_gpu_h.idle"),
-                ("IT energy: training", "inference.facility_energy_it_mwh.training"),
-                ("IT energy: inference", "inference.facility_energy_it_mwh.inference"),
-                ("IT energy: idle", "inference.facility_energy_it_mwh.idle"))),
-            Entities("Services: traffic and capacity", "inference.services", (
-                ("model", "model"), ("fidelity", "fidelity"), ("GPUs per replica", "gpus_per_replica"),
-                ("clusters", "clusters"), ("requests offered", "requests.offered"),
-                ("requests served", "requests.served"), ("not served", "requests.not_served_fraction"),
-                ("rejected", "requests.rejected"), ("output tokens per second", "tokens.output_per_s"),
-                ("replicas on average", "replicas.mean"), ("GPU-time", "replicas.gpu_h"),
-                ("replica utilisation", "utilisation"),
-                ("capacity per replica", "capacity_per_replica_rps"),
-                ("replica-hours short", "replicas.unmet_replica_h")), header="service"),
-            Entities("Services: latency against the objectives", "inference.services", (
-                ("objective quantile", "slo.quantile"), ("requests within every objective", "slo.attainment"),
-                ("objectives met", "slo.met"), ("TTFT objective", "slo.ttft_s"),
-                ("TTFT, median", "latency.ttft_p50_s"), ("TTFT, 99th percentile", "latency.ttft_p99_s"),
-                ("TPOT objective", "slo.tpot_s"), ("TPOT, mean", "latency.mean_tpot_s"),
-                ("end-to-end objective", "slo.e2e_s"), ("end-to-end, median", "latency.e2e_p50_s"),
-                ("end-to-end, 99th percentile", "latency.e2e_p99_s"),
-                ("latency estimated (fluid model)", "latency.estimated")), header="service"),
-            Entities("Services: energy and everything else", "inference.services", (
-                ("GPU energy per output token", "energy.gpu_j_per_output_token"),
-                ("IT energy per request", "energy.it_wh_per_request"), ("IT energy", "energy.it_kwh"),
-                ("GPU energy", "energy.gpu_kwh")), header="service"),
+            Group(
+                "Grid and on-site generation",
+                (
+                    ("grid zone", "grid.zone"),
+                    ("facility energy", "grid.facility_mwh"),
+                    ("drawn from the grid", "grid.grid_import_mwh"),
+                    ("peak grid draw", "grid.peak_grid_import_mw"),
+                    ("peak facility power", "grid.peak_facility_mw"),
+                    ("effective PUE", "grid.pue_effective"),
+                    ("on-site solar", "grid.solar_mw"),
+                    ("on-site wind", "grid.wind_mw"),
+                    ("renewables available", "grid.renewable_available_mwh"),
+                    ("renewables used", "grid.renewable_used_mwh"),
+                    ("share of renewables used on site", "grid.self_consumption_fraction"),
+                    ("renewable share of facility energy", "grid.renewable_share"),
+                ),
+            ),
+            Group(
+                "Carbon (location-based)",
+                (
+                    ("emitted", "carbon.total_t"),
+                    ("training", "carbon.by_class_t.training"),
+                    ("inference", "carbon.by_class_t.inference"),
+                    ("idle capacity", "carbon.by_class_t.idle"),
+                    ("intensity of the energy drawn", "carbon.intensity_g_per_kwh"),
+                    ("mean grid intensity", "carbon.mean_grid_intensity_g_per_kwh"),
+                    ("carbon-weighted utilisation (> 1: load in dirtier hours)", "carbon.carbon_weighted_utilisation"),
+                ),
+            ),
+            Group(
+                "Electricity cost",
+                (
+                    ("total", "cost.total_eur"),
+                    ("training", "cost.by_class_eur.training"),
+                    ("inference", "cost.by_class_eur.inference"),
+                    ("idle capacity", "cost.by_class_eur.idle"),
+                    ("price paid", "cost.price_paid_eur_per_mwh"),
+                    ("mean price", "cost.mean_price_eur_per_mwh"),
+                    ("price-weighted utilisation (> 1: load in dearer hours)", "cost.price_weighted_utilisation"),
+                    ("average per GPU-hour", "cost.average_eur_per_gpu_h"),
+                    ("marginal per GPU-hour", "cost.marginal_eur_per_gpu_h"),
+                ),
+            ),
         ),
-        plots=("inference_demand",)),
+        plots=("power_vs_cap", "carbon_cost_by_class", "energy_budget"),
+    ),
     SectionSpec(
-        "reliability", "Failures and goodput", ("reliability",),
+        "deferral",
+        "Deferral of flexible jobs",
+        ("deferral",),
         blocks=(
-            Group("Failures", (
-                ("node failures", "reliability.node_failures"), ("job interruptions", "reliability.interruptions"),
-                ("jobs failed (out of retries)", "reliability.failed_jobs"))),
-            Group("Goodput", (
-                ("ETTR (productive share of training time)", "reliability.ettr.overall"),
-                ("GPU-time lost", "reliability.gpu_h.lost_total"),
-                ("share of GPU-time lost", "reliability.lost_fraction"),
-                ("GPU-time held by running jobs", "reliability.gpu_h.run"),
-                ("productive", "reliability.gpu_h.productive"),
-                ("work redone after failures", "reliability.gpu_h.lost_work"),
-                ("restarts", "reliability.gpu_h.restarts"), ("checkpoints", "reliability.gpu_h.checkpoints"),
-                ("energy lost", "reliability.energy_mwh.lost_total"),
-                ("energy lost, share of training energy", "reliability.energy_mwh.lost_fraction_of_training"))),
-            Entities("ETTR by job size (GPUs)", "reliability.ettr.by_size_class", (
-                ("jobs", "jobs"), ("ETTR", "ettr"), ("interruptions", "interruptions")),
-                header="job size (GPUs)", across=False),
-            Group("Checkpointing", (
-                ("policy", "reliability.checkpointing.policy"),
-                ("checkpoint cost", "reliability.checkpointing.cost_s"),
-                ("restart overhead", "reliability.checkpointing.restart_overhead_s"),
-                ("retries allowed", "reliability.checkpointing.max_retries"))),
+            Group(
+                "Deferral",
+                (
+                    ("signal", "deferral.signal"),
+                    ("rule", "deferral.rule"),
+                    ("flexible jobs", "deferral.flexible_jobs"),
+                    ("jobs deferred", "deferral.jobs_deferred"),
+                    ("mean delay", "deferral.mean_delay_h"),
+                    ("work deferred", "deferral.gpu_h_deferred"),
+                    ("deadlines missed", "deferral.deadline_misses"),
+                    ("still held at the end", "deferral.held_at_end"),
+                ),
+            ),
         ),
-        custom=(_mtbf_table,), plots=("interruptions", "goodput_vs_size")),
+    ),
+    SectionSpec(
+        "inference",
+        "Inference services",
+        ("inference",),
+        blocks=(
+            Group(
+                "Serving in the facility",
+                (
+                    ("GPU-time serving", "inference.gpu_h"),
+                    ("IT energy serving", "inference.it_mwh"),
+                    ("training jobs preempted", "inference.training_preemptions"),
+                    ("training work lost to preemption", "inference.training_lost_gpu_h"),
+                    ("GPU-time: training", "inference.facility_gpu_h.training"),
+                    ("GPU-time: inference", "inference.facility_gpu_h.inference"),
+                    ("GPU-time: idle", "inference.facility_gpu_h.idle"),
+                    ("IT energy: training", "inference.facility_energy_it_mwh.training"),
+                    ("IT energy: inference", "inference.facility_energy_it_mwh.inference"),
+                    ("IT energy: idle", "inference.facility_energy_it_mwh.idle"),
+                ),
+            ),
+            Entities(
+                "Services: traffic and capacity",
+                "inference.services",
+                (
+                    ("model", "model"),
+                    ("fidelity", "fidelity"),
+                    ("GPUs per replica", "gpus_per_replica"),
+                    ("clusters", "clusters"),
+                    ("requests offered", "requests.offered"),
+                    ("requests served", "requests.served"),
+                    ("not served", "requests.not_served_fraction"),
+                    ("rejected", "requests.rejected"),
+                    ("output tokens per second", "tokens.output_per_s"),
+                    ("replicas on average", "replicas.mean"),
+                    ("GPU-time", "replicas.gpu_h"),
+                    ("replica utilisation", "utilisation"),
+                    ("capacity per replica", "capacity_per_replica_rps"),
+                    ("replica-hours short", "replicas.unmet_replica_h"),
+                ),
+                header="service",
+            ),
+            Entities(
+                "Services: latency against the objectives",
+                "inference.services",
+                (
+                    ("objective quantile", "slo.quantile"),
+                    ("requests within every objective", "slo.attainment"),
+                    ("objectives met", "slo.met"),
+                    ("TTFT objective", "slo.ttft_s"),
+                    ("TTFT, median", "latency.ttft_p50_s"),
+                    ("TTFT, 99th percentile", "latency.ttft_p99_s"),
+                    ("TPOT objective", "slo.tpot_s"),
+                    ("TPOT, mean", "latency.mean_tpot_s"),
+                    ("end-to-end objective", "slo.e2e_s"),
+                    ("end-to-end, median", "latency.e2e_p50_s"),
+                    ("end-to-end, 99th percentile", "latency.e2e_p99_s"),
+                    ("latency estimated (fluid model)", "latency.estimated"),
+                ),
+                header="service",
+            ),
+            Entities(
+                "Services: energy and everything else",
+                "inference.services",
+                (
+                    ("GPU energy per output token", "energy.gpu_j_per_output_token"),
+                    ("IT energy per request", "energy.it_wh_per_request"),
+                    ("IT energy", "energy.it_kwh"),
+                    ("GPU energy", "energy.gpu_kwh"),
+                ),
+                header="service",
+            ),
+        ),
+        plots=("inference_demand",),
+    ),
+    SectionSpec(
+        "reliability",
+        "Failures and goodput",
+        ("reliability",),
+        blocks=(
+            Group(
+                "Failures",
+                (
+                    ("node failures", "reliability.node_failures"),
+                    ("job interruptions", "reliability.interruptions"),
+                    ("jobs failed (out of retries)", "reliability.failed_jobs"),
+                ),
+            ),
+            Group(
+                "Goodput",
+                (
+                    ("ETTR (productive share of training time)", "reliability.ettr.overall"),
+                    ("GPU-time lost", "reliability.gpu_h.lost_total"),
+                    ("share of GPU-time lost", "reliability.lost_fraction"),
+                    ("GPU-time held by running jobs", "reliability.gpu_h.run"),
+                    ("productive", "reliability.gpu_h.productive"),
+                    ("work redone after failures", "reliability.gpu_h.lost_work"),
+                    ("restarts", "reliability.gpu_h.restarts"),
+                    ("checkpoints", "reliability.gpu_h.checkpoints"),
+                    ("energy lost", "reliability.energy_mwh.lost_total"),
+                    ("energy lost, share of training energy", "reliability.energy_mwh.lost_fraction_of_training"),
+                ),
+            ),
+            Entities(
+                "ETTR by job size (GPUs)",
+                "reliability.ettr.by_size_class",
+                (("jobs", "jobs"), ("ETTR", "ettr"), ("interruptions", "interruptions")),
+                header="job size (GPUs)",
+                across=False,
+            ),
+            Group(
+                "Checkpointing",
+                (
+                    ("policy", "reliability.checkpointing.policy"),
+                    ("checkpoint cost", "reliability.checkpointing.cost_s"),
+                    ("restart overhead", "reliability.checkpointing.restart_overhead_s"),
+                    ("retries allowed", "reliability.checkpointing.max_retries"),
+                ),
+            ),
+        ),
+        custom=(_mtbf_table,),
+        plots=("interruptions", "goodput_vs_size"),
+    ),
 )
 """Every known section, in page order."""
 
@@ -405,8 +614,11 @@ def build_sections(summary: Mapping[str, Any], jobs: pd.DataFrame, plots: Sequen
         tables: list[Table] = []
         last_of = {b.key: i for i, b in enumerate(spec.blocks) if isinstance(b, Entities)}
         for i, block in enumerate(spec.blocks):
-            table = (_group_table(block, summary, used) if isinstance(block, Group)
-                     else _entities_table(block, summary, used, extra=last_of[block.key] == i))
+            table = (
+                _group_table(block, summary, used)
+                if isinstance(block, Group)
+                else _entities_table(block, summary, used, extra=last_of[block.key] == i)
+            )
             if table is not None:
                 tables.append(table)
         for custom in spec.custom:

@@ -55,18 +55,26 @@ def _utilisation(summary: Mapping[str, Any]) -> Card:
     steady = steady_value(summary, key)
     whole = _f(summary, key)
     if steady is None:
-        return Card("Utilisation", [("GPUs allocated", whole), ("GPUs busy", _f(summary, "utilisation.busy_fraction"))],
-                    "Share of GPU-time over the whole run.")
+        return Card(
+            "Utilisation",
+            [("GPUs allocated", whole), ("GPUs busy", _f(summary, "utilisation.busy_fraction"))],
+            "Share of GPU-time over the whole run.",
+        )
     warmup = _num(get(summary, "statistics.warmup_s")) or 0.0
     rule = get(summary, "statistics.warmup_rule")
     how = {"mser5": " (chosen by MSER-5)", "fixed": ""}.get(str(rule), "")
-    note = (f"After a warm-up of {human_duration(warmup)}{how}; {whole} over the whole run." if warmup > 0
-            else f"No warm-up excluded; {whole} over the whole run.")
+    note = (
+        f"After a warm-up of {human_duration(warmup)}{how}; {whole} over the whole run."
+        if warmup > 0
+        else f"No warm-up excluded; {whole} over the whole run."
+    )
     means = get(summary, "statistics.batch_means")
     ci = (means.get(key) or get(means, key) or means.get("allocated_fraction")) if isinstance(means, Mapping) else None
     if isinstance(ci, Mapping) and ci.get("ci95_low") is not None:
-        note += (f" 95 % confidence interval {format_value(ci['ci95_low'], key)} – "
-                 f"{format_value(ci.get('ci95_high'), key)} (batch means).")
+        note += (
+            f" 95 % confidence interval {format_value(ci['ci95_low'], key)} – "
+            f"{format_value(ci.get('ci95_high'), key)} (batch means)."
+        )
     figures = [("GPUs allocated, steady state", format_value(steady, key))]
     busy = steady_value(summary, "utilisation.busy_fraction")
     if busy is not None:
@@ -77,14 +85,19 @@ def _utilisation(summary: Mapping[str, Any]) -> Card:
 def _jobs(summary: Mapping[str, Any]) -> Card:
     queued = _num(get(summary, "jobs.queued_at_end")) or 0.0
     note = "Every job submitted was started." if queued == 0 else f"{int(queued):,} jobs still queued at the end."
-    return Card("Jobs", [("completed", _f(summary, "jobs.completed")),
-                         ("wait, 95th percentile", _f(summary, "wait_s.p95"))],
-                f"{_f(summary, 'jobs.submitted')} submitted. {note}", "" if queued == 0 else WARN)
+    return Card(
+        "Jobs",
+        [("completed", _f(summary, "jobs.completed")), ("wait, 95th percentile", _f(summary, "wait_s.p95"))],
+        f"{_f(summary, 'jobs.submitted')} submitted. {note}",
+        "" if queued == 0 else WARN,
+    )
 
 
 def _power(summary: Mapping[str, Any]) -> Card:
-    figures = [("peak facility power", _f(summary, "power.peak_facility_mw")),
-               ("mean facility power", _f(summary, "power.mean_facility_mw"))]
+    figures = [
+        ("peak facility power", _f(summary, "power.peak_facility_mw")),
+        ("mean facility power", _f(summary, "power.mean_facility_mw")),
+    ]
     note, status = "", ""
     if "grid" in summary:
         figures.append(("peak grid draw", _f(summary, "grid.peak_grid_import_mw")))
@@ -108,22 +121,33 @@ def _power(summary: Mapping[str, Any]) -> Card:
 
 def _energy(summary: Mapping[str, Any]) -> Card:
     figures = [("facility energy", _f(summary, "energy.facility_mwh")), ("IT energy", _f(summary, "energy.it_mwh"))]
-    return Card("Energy", figures, f"PUE {_f(summary, 'energy.pue')}; idle GPUs and nodes used "
-                                   f"{_f(summary, 'energy.idle_it_mwh')} of the IT energy.")
+    return Card(
+        "Energy",
+        figures,
+        f"PUE {_f(summary, 'energy.pue')}; idle GPUs and nodes used "
+        f"{_f(summary, 'energy.idle_it_mwh')} of the IT energy.",
+    )
 
 
 def _carbon(summary: Mapping[str, Any]) -> Card:
     zone = get(summary, "grid.zone")
     where = f" on the {zone} grid" if zone else ""
-    return Card("Carbon", [("emitted", _f(summary, "carbon.total_t")),
-                           ("intensity of energy drawn", _f(summary, "carbon.intensity_g_per_kwh"))],
-                f"Location-based{where}; grid mean {_f(summary, 'carbon.mean_grid_intensity_g_per_kwh')}.")
+    return Card(
+        "Carbon",
+        [
+            ("emitted", _f(summary, "carbon.total_t")),
+            ("intensity of energy drawn", _f(summary, "carbon.intensity_g_per_kwh")),
+        ],
+        f"Location-based{where}; grid mean {_f(summary, 'carbon.mean_grid_intensity_g_per_kwh')}.",
+    )
 
 
 def _cost(summary: Mapping[str, Any]) -> Card:
-    return Card("Electricity cost", [("total", _f(summary, "cost.total_eur")),
-                                     ("price paid", _f(summary, "cost.price_paid_eur_per_mwh"))],
-                f"Mean market price {_f(summary, 'cost.mean_price_eur_per_mwh')}.")
+    return Card(
+        "Electricity cost",
+        [("total", _f(summary, "cost.total_eur")), ("price paid", _f(summary, "cost.price_paid_eur_per_mwh"))],
+        f"Mean market price {_f(summary, 'cost.mean_price_eur_per_mwh')}.",
+    )
 
 
 def _slo_text(svc: Mapping[str, Any]) -> str:
@@ -157,12 +181,17 @@ def _inference(summary: Mapping[str, Any]) -> Card:
 
 
 def _reliability(summary: Mapping[str, Any]) -> Card:
-    return Card("Failures and goodput", [("ETTR", _f(summary, "reliability.ettr.overall")),
-                                         ("GPU-time lost", _f(summary, "reliability.gpu_h.lost_total"))],
-                f"{_f(summary, 'reliability.interruptions')} job interruptions from "
-                f"{_f(summary, 'reliability.node_failures')} node failures; "
-                f"{_f(summary, 'reliability.lost_fraction')} of GPU-time lost to redone work, restarts and "
-                f"checkpoints.")
+    return Card(
+        "Failures and goodput",
+        [
+            ("ETTR", _f(summary, "reliability.ettr.overall")),
+            ("GPU-time lost", _f(summary, "reliability.gpu_h.lost_total")),
+        ],
+        f"{_f(summary, 'reliability.interruptions')} job interruptions from "
+        f"{_f(summary, 'reliability.node_failures')} node failures; "
+        f"{_f(summary, 'reliability.lost_fraction')} of GPU-time lost to redone work, restarts and "
+        f"checkpoints.",
+    )
 
 
 def _budgets(summary: Mapping[str, Any]) -> Card:
@@ -174,24 +203,42 @@ def _budgets(summary: Mapping[str, Any]) -> Card:
         kept = b.get("kept")
         broken |= kept is False
         most = format_value(b.get("max_used_fraction"), "fraction")
-        figures.append((f"{b.get('kind', '')} budget per {b.get('per', 'period')}",
-                        f"{'kept' if kept else 'exceeded'}, at most {most} used"))
+        figures.append(
+            (
+                f"{b.get('kind', '')} budget per {b.get('per', 'period')}",
+                f"{'kept' if kept else 'exceeded'}, at most {most} used",
+            )
+        )
     return Card("Budgets", figures, "", WARN if broken else OK)
 
 
 def _deferral(summary: Mapping[str, Any]) -> Card:
     misses = _num(get(summary, "deferral.deadline_misses")) or 0.0
-    return Card("Deferral", [("jobs deferred", _f(summary, "deferral.jobs_deferred")),
-                             ("mean delay", _f(summary, "deferral.mean_delay_h"))],
-                f"{_f(summary, 'deferral.deadline_misses')} deadlines missed of "
-                f"{_f(summary, 'deferral.flexible_jobs')} flexible jobs, following the "
-                f"{get(summary, 'deferral.signal') or ''} signal.",
-                WARN if misses else OK)
+    return Card(
+        "Deferral",
+        [
+            ("jobs deferred", _f(summary, "deferral.jobs_deferred")),
+            ("mean delay", _f(summary, "deferral.mean_delay_h")),
+        ],
+        f"{_f(summary, 'deferral.deadline_misses')} deadlines missed of "
+        f"{_f(summary, 'deferral.flexible_jobs')} flexible jobs, following the "
+        f"{get(summary, 'deferral.signal') or ''} signal.",
+        WARN if misses else OK,
+    )
 
 
-_CARDS = (("utilisation", _utilisation), ("jobs", _jobs), ("power", _power), ("energy", _energy),
-          ("carbon", _carbon), ("cost", _cost), ("inference", _inference), ("reliability", _reliability),
-          ("budgets", _budgets), ("deferral", _deferral))
+_CARDS = (
+    ("utilisation", _utilisation),
+    ("jobs", _jobs),
+    ("power", _power),
+    ("energy", _energy),
+    ("carbon", _carbon),
+    ("cost", _cost),
+    ("inference", _inference),
+    ("reliability", _reliability),
+    ("budgets", _budgets),
+    ("deferral", _deferral),
+)
 
 
 def story(summary: Mapping[str, Any]) -> list[Card]:

@@ -51,8 +51,7 @@ def get(summary: Mapping[str, Any], dotted: str) -> Any:
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """``{"a": {"b": 1}, "c": 2}`` -> ``[("a.b", 1), ("c", 2)]``; lists of mappings get indices (``a.0.b``).
-    """
+    """``{"a": {"b": 1}, "c": 2}`` -> ``[("a.b", 1), ("c", 2)]``; lists of mappings get indices (``a.0.b``)."""
     out: list[tuple[str, Any]] = []
     for k, v in data.items():
         key = f"{prefix}{k}"
@@ -79,11 +78,26 @@ def source_table(jobs: pd.DataFrame) -> Table | None:
         waits = g.loc[started, "wait_s"]
         mean_wait = human_duration(float(waits.mean())) if len(waits) else MISSING
         p95_wait = human_duration(float(waits.quantile(0.95))) if len(waits) else MISSING
-        rows.append([*(str(n) for n in names), f"{len(g):,}", f"{int(started.sum()):,}",
-                     f"{int((g['state'] == 'completed').sum()):,}", mean_wait, p95_wait,
-                     sig(float(g["work_gpu_h"].sum()))])
-    headers = [*(["source", "class"] if len(keys) == 2 else ["source"]), "submitted", "started", "completed",
-               "mean wait", "p95 wait", "work (GPU-h)"]
+        rows.append(
+            [
+                *(str(n) for n in names),
+                f"{len(g):,}",
+                f"{int(started.sum()):,}",
+                f"{int((g['state'] == 'completed').sum()):,}",
+                mean_wait,
+                p95_wait,
+                sig(float(g["work_gpu_h"].sum())),
+            ]
+        )
+    headers = [
+        *(["source", "class"] if len(keys) == 2 else ["source"]),
+        "submitted",
+        "started",
+        "completed",
+        "mean wait",
+        "p95 wait",
+        "work (GPU-h)",
+    ]
     return Table("Jobs by source and class", headers, rows, [False] * len(keys) + [True] * 6)
 
 

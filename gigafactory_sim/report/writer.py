@@ -33,8 +33,15 @@ from gigafactory_sim.report.files import (
 )
 from gigafactory_sim.result import RunResult
 
-__all__ = ["pid_alive", "remove_stale_temps", "remove_stale_temps_under", "run_status", "to_json", "write_failure",
-           "write_run"]
+__all__ = [
+    "pid_alive",
+    "remove_stale_temps",
+    "remove_stale_temps_under",
+    "run_status",
+    "to_json",
+    "write_failure",
+    "write_run",
+]
 
 
 def _jsonable(obj: Any) -> Any:
@@ -58,8 +65,9 @@ def _jsonable(obj: Any) -> Any:
 
 def to_json(obj: Any) -> str:
     """``obj`` as strict JSON (indent 2, keys in given order, NaN -> null); unknown objects as ``str``."""
-    return json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False, ensure_ascii=False,
-                      default=str) + "\n"
+    return (
+        json.dumps(_jsonable(obj), indent=2, sort_keys=False, allow_nan=False, ensure_ascii=False, default=str) + "\n"
+    )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -133,8 +141,11 @@ def remove_stale_temps_under(root: Path, depth: int = 4) -> list[Path]:
         removed += remove_stale_temps(folder)
         if level < depth:
             try:
-                stack += [(p, level + 1) for p in folder.iterdir()
-                          if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+                stack += [
+                    (p, level + 1)
+                    for p in folder.iterdir()
+                    if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+                ]
             except OSError:
                 continue
     return removed
@@ -199,8 +210,9 @@ def _temp_dir(where: Path) -> Path:
     return tmp
 
 
-def write_run(result: RunResult, out_dir: Path, *, meta: dict[str, Any], status: str = "completed",
-              replace: bool = False) -> Path:
+def write_run(
+    result: RunResult, out_dir: Path, *, meta: dict[str, Any], status: str = "completed", replace: bool = False
+) -> Path:
     """Write ``result`` as a run directory at ``out_dir`` and return its path.
 
     ``out_dir`` may be absent or an empty directory (replaced); a non-empty one raises
@@ -217,10 +229,12 @@ def write_run(result: RunResult, out_dir: Path, *, meta: dict[str, Any], status:
         _write_text(tmp / SUMMARY, to_json(result.summary))
         _write_parquet(result.timeseries, tmp / TIMESERIES)
         _write_parquet(result.jobs, tmp / JOBS)
-        _write_text(tmp / SCENARIO, yaml.safe_dump(result.scenario.model_dump(mode="json"), sort_keys=False,
-                                                   allow_unicode=True))
-        _write_files(tmp, report_files(result.summary, result.timeseries, result.jobs,
-                                       plots=result.scenario.report.plots))
+        _write_text(
+            tmp / SCENARIO, yaml.safe_dump(result.scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        )
+        _write_files(
+            tmp, report_files(result.summary, result.timeseries, result.jobs, plots=result.scenario.report.plots)
+        )
         _write_text(tmp / RUN, to_json({**meta, "status": status}))
         _publish(tmp, where, replace)
     except BaseException:
@@ -229,8 +243,9 @@ def write_run(result: RunResult, out_dir: Path, *, meta: dict[str, Any], status:
     return target
 
 
-def write_failure(out_dir: Path, meta: dict[str, Any], error: str, *, status: str = "failed",
-                  replace: bool = False) -> Path:
+def write_failure(
+    out_dir: Path, meta: dict[str, Any], error: str, *, status: str = "failed", replace: bool = False
+) -> Path:
     """Record a failed (or ``interrupted``) run: ``out_dir/run.json`` with ``meta``, ``"status"`` and
     ``"error"``, published whole like a run directory.
 

@@ -8,8 +8,18 @@ nodes; the meter integrates each (watts -> joules, GPUs -> GPU-seconds).
 from __future__ import annotations
 
 __all__ = [
-    "CLUSTER", "ENERGY_DERIVED", "ENERGY_SIGNALS", "INFER_CLUSTER", "INFER_POWER", "INFER_SERVICE", "POWER",
-    "QUEUED_JOBS", "RELIABILITY", "RUNNING_JOBS", "TRAIN_POWER", "per",
+    "CLUSTER",
+    "ENERGY_DERIVED",
+    "ENERGY_SIGNALS",
+    "INFER_CLUSTER",
+    "INFER_POWER",
+    "INFER_SERVICE",
+    "POWER",
+    "QUEUED_JOBS",
+    "RELIABILITY",
+    "RUNNING_JOBS",
+    "TRAIN_POWER",
+    "per",
 ]
 
 # core, per cluster: training and idle power (W), GPUs held by training jobs and GPUs doing their work
@@ -30,13 +40,30 @@ INFER_SERVICE = ("infer_demand_rps", "infer_capacity_rps", "infer_served_rps", "
 
 # energy system: integrals derived at flush points (see energy/accounting.py) and piecewise-constant signals
 ENERGY_DERIVED = (
-    "facility_w", "grid_import_w", "renewable_used_w", "carbon_g_per_s", "cost_eur_per_s",
-    "training_carbon_g_per_s", "training_cost_eur_per_s", "busy_x_carbon", "busy_x_price", "over_cap_w",
-    "inference_carbon_g_per_s", "inference_cost_eur_per_s",
+    "facility_w",
+    "grid_import_w",
+    "renewable_used_w",
+    "carbon_g_per_s",
+    "cost_eur_per_s",
+    "training_carbon_g_per_s",
+    "training_cost_eur_per_s",
+    "busy_x_carbon",
+    "busy_x_price",
+    "over_cap_w",
+    "inference_carbon_g_per_s",
+    "inference_cost_eur_per_s",
 )
 ENERGY_SIGNALS = (
-    "renewable_w", "carbon_g_per_kwh", "price_eur_per_mwh", "cap_w", "hard_cap_w", "pue_a",
-    "throttled_gpus", "slowed_gpus", "deferred_jobs", "power_blocked_gpus",
+    "renewable_w",
+    "carbon_g_per_kwh",
+    "price_eur_per_mwh",
+    "cap_w",
+    "hard_cap_w",
+    "pue_a",
+    "throttled_gpus",
+    "slowed_gpus",
+    "deferred_jobs",
+    "power_blocked_gpus",
 )
 
 

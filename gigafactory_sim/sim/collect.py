@@ -74,11 +74,13 @@ def collect(sim: Simulation) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]
     return jobs, timeseries, summary
 
 
-def _facility_power(run: Finished) -> tuple[FacilityPower, bool]:
-    """The facility power source, and whether it is the constant PUE of the scenario."""
+def _facility_power(run: Finished) -> FacilityPower:
+    """The feature that provides facility power, or IT power x the scenario's constant PUE."""
     if run.hooks.facility_power is not None:
-        return run.hooks.facility_power, False
-    return ConstantPue(float(run.scenario.facility.pue)), True  # type: ignore[arg-type]
+        return run.hooks.facility_power
+    pue = run.scenario.facility.pue
+    assert isinstance(pue, int | float), "a varying PUE is the energy feature's"
+    return ConstantPue(float(pue))
 
 
 def _extra_it(run: Finished, c: int) -> list[str]:
@@ -130,7 +132,7 @@ def timeseries_table(run: Finished) -> pd.DataFrame:
             data[f"it_power_mw.{name}"] = (cluster_w[c] + x) / W_PER_MW
             extra_w += x
         it_w += extra_w
-    source, _ = _facility_power(run)
+    source = _facility_power(run)
     data["it_power_mw"] = it_w / W_PER_MW
     data["facility_power_mw"] = source.facility_w(means, it_w) / W_PER_MW
     data["training_power_mw"] = train_w / W_PER_MW
@@ -186,8 +188,7 @@ def _percentiles(x: np.ndarray) -> dict[str, float | None]:
     if len(x) == 0:
         return {"mean": None, "p50": None, "p95": None, "p99": None, "max": None}
     p50, p95, p99 = np.percentile(x, [50, 95, 99])
-    return {"mean": float(x.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99),
-            "max": float(x.max())}
+    return {"mean": float(x.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(x.max())}
 
 
 def summarise(run: Finished, jobs: pd.DataFrame) -> dict[str, Any]:
@@ -229,8 +230,9 @@ def summarise(run: Finished, jobs: pd.DataFrame) -> dict[str, Any]:
         idle_j += c_it - c_train - c_extra
         alloc_gs += c_alloc
         busy_gs += c_busy
-    source, constant = _facility_power(run)
+    source = _facility_power(run)
     facility_j = source.facility_j(it_j)
+    pue = source.pue if isinstance(source, ConstantPue) else (facility_j / it_j if it_j else None)
     started = jobs["start_s"].notna().to_numpy()
     waits = jobs["wait_s"].to_numpy()[started]
     state = jobs["state"].to_numpy()
@@ -251,8 +253,7 @@ def summarise(run: Finished, jobs: pd.DataFrame) -> dict[str, Any]:
             "facility_mwh": facility_j / J_PER_MWH,
             "training_it_mwh": train_j / J_PER_MWH,
             "idle_it_mwh": idle_j / J_PER_MWH,
-            "pue": float(run.scenario.facility.pue) if constant else  # type: ignore[arg-type]
-            (facility_j / it_j if it_j else None),
+            "pue": pue,
         },
         "power": {
             "peak_it_mw": run.meter.peak_it_w / W_PER_MW,

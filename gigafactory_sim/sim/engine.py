@@ -43,8 +43,12 @@ ProgressFn = Callable[[float, float], None]
 class Simulation:
     """One run of one prepared scenario. Build, then :meth:`run` once."""
 
-    def __init__(self, prepared: Prepared, progress: ProgressFn | None = None,
-                 probes: Sequence[Callable[[EngineOps], object]] = ()) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        progress: ProgressFn | None = None,
+        probes: Sequence[Callable[[EngineOps], object]] = (),
+    ) -> None:
         """``probes``: extra hook objects built from the engine's API after the scenario's features (to observe
         passes, starts and stops without touching the model: tests and instrumentation)."""
         scenario = prepared.scenario
@@ -73,7 +77,8 @@ class Simulation:
         names = facility.cluster_names
         self._source_clusters: list[tuple[int, ...]] = [
             tuple(names.index(n) for n in names_) if names_ else tuple(range(len(names)))
-            for names_ in self.jobs.source_clusters]
+            for names_ in self.jobs.source_clusters
+        ]
         self._stop_requested = False
         self.stopped_at_s: float | None = None  # set when request_stop ended the run before its horizon
         self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks, features'

@@ -46,7 +46,8 @@ class PowerTable:
         self.total_gpus = [c.nodes * c.gpus_per_node for c in cfgs]
         self.gpu_profiles: list[GpuProfile] = [catalogue[c.gpu] for c in cfgs]
         self.power_models: list[GpuPowerModel] = [
-            c.power_model.build(p) for c, p in zip(cfgs, self.gpu_profiles, strict=True)]
+            c.power_model.build(p) for c, p in zip(cfgs, self.gpu_profiles, strict=True)
+        ]
         parked = scenario.power.unallocated_gpu_state == "parked"
         self.context_idle_w = [m.idle_w for m in self.power_models]
         self.unallocated_w = [m.idle_w * (PARKED_OVER_CONTEXT if parked else 1.0) for m in self.power_models]
@@ -59,20 +60,25 @@ class PowerTable:
 
     def ceiling_it_w(self) -> float:
         """IT power with every GPU busy at its board limit."""
-        return sum(n * (max(m.limit_w, self.context_idle_w[c]) + self.node_busy_w_per_gpu[c])
-                   for c, (n, m) in enumerate(zip(self.total_gpus, self.power_models, strict=True)))
+        return sum(
+            n * (max(m.limit_w, self.context_idle_w[c]) + self.node_busy_w_per_gpu[c])
+            for c, (n, m) in enumerate(zip(self.total_gpus, self.power_models, strict=True))
+        )
 
     def busy_gpu_marginal_w(self, c: int, load: float) -> float:
         """IT power one GPU of cluster ``c`` adds when it goes from unallocated to busy at ``load``."""
-        return (self.power_models[c].power_w(load) + self.node_busy_w_per_gpu[c] - self.unallocated_w[c]
-                - self.node_idle_w_per_gpu[c])
+        return (
+            self.power_models[c].power_w(load)
+            + self.node_busy_w_per_gpu[c]
+            - self.unallocated_w[c]
+            - self.node_idle_w_per_gpu[c]
+        )
 
 
 class Facility:
     """Shared state of one run (see the module docstring). Cluster ``c`` is an index into every list."""
 
-    def __init__(self, scenario: Scenario, jobs: JobTable, meter_extra: list[str],
-                 it_extra: list[list[str]]) -> None:
+    def __init__(self, scenario: Scenario, jobs: JobTable, meter_extra: list[str], it_extra: list[list[str]]) -> None:
         """``meter_extra``: the features' meter channels; ``it_extra[c]``: those of them that are IT power on
         cluster ``c`` (inference's GPUs, say)."""
         catalogue = scenario.gpu_catalogue()
@@ -87,7 +93,8 @@ class Facility:
         loads = sorted({*jobs.source_load, scenario.power.training_gpu_load})
         self.groups: list[dict[float, SpeedGroup]] = [
             {load: SpeedGroup(c, load, group_speed(profile, model, ref, load), model.power_w(load)) for load in loads}
-            for c, (profile, model) in enumerate(zip(self.gpu_profiles, self.power_models, strict=True))]
+            for c, (profile, model) in enumerate(zip(self.gpu_profiles, self.power_models, strict=True))
+        ]
         self.context_idle_w = power.context_idle_w
         self.unallocated_w = power.unallocated_w
         self.node_busy_w_per_gpu = power.node_busy_w_per_gpu
@@ -99,12 +106,15 @@ class Facility:
         names = channels.per(channels.CLUSTER, self.cluster_names)
         names += [channels.QUEUED_JOBS, channels.RUNNING_JOBS]
         names += channels.per(channels.RELIABILITY, self.cluster_names)
-        self.meter = Meter(names + meter_extra, channels.per(channels.POWER, self.cluster_names)
-                           + [n for names_c in it_extra for n in names_c])
+        self.meter = Meter(
+            names + meter_extra,
+            channels.per(channels.POWER, self.cluster_names) + [n for names_c in it_extra for n in names_c],
+        )
         index = self.meter.index
         self.extra_it_idx = [[index[n] for n in names_c] for names_c in it_extra]
-        self.ch = [{ch: index[f"{ch}.{c}"] for ch in (*channels.CLUSTER, *channels.RELIABILITY)}
-                   for c in self.cluster_names]
+        self.ch = [
+            {ch: index[f"{ch}.{c}"] for ch in (*channels.CLUSTER, *channels.RELIABILITY)} for c in self.cluster_names
+        ]
         self.ch_queued = index[channels.QUEUED_JOBS]
         self.ch_running = index[channels.RUNNING_JOBS]
 

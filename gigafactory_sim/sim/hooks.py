@@ -39,9 +39,15 @@ class Hooks:
     def add(self, feature: object) -> None:
         self.features.append(feature)
         lists: list[tuple[type, list[Any]]] = [
-            (ArrivalGate, self.arrival_gates), (StartGate, self.start_gates), (RunObserver, self.run_observers),
-            (RateObserver, self.rate_observers), (PowerWatcher, self.power_watchers), (Process, self.processes),
-            (ItContributor, self.it_contributors), (ResultContributor, self.results)]
+            (ArrivalGate, self.arrival_gates),
+            (StartGate, self.start_gates),
+            (RunObserver, self.run_observers),
+            (RateObserver, self.rate_observers),
+            (PowerWatcher, self.power_watchers),
+            (Process, self.processes),
+            (ItContributor, self.it_contributors),
+            (ResultContributor, self.results),
+        ]
         for protocol, hooks in lists:
             if isinstance(feature, protocol):
                 hooks.append(feature)

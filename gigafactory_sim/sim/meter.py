@@ -3,7 +3,7 @@
 Every state change first calls :meth:`Meter.advance` with the current time, which adds ``value x elapsed`` for
 every channel, then sets new values. Energy is therefore the exact integral of power, never a sum of samples.
 The peak of the IT power is taken over segments of positive length, so same-instant transients (a job ending
-and another starting at the same time) never count. """
+and another starting at the same time) never count."""
 
 from __future__ import annotations
 

@@ -23,8 +23,19 @@ if TYPE_CHECKING:
     from gigafactory_sim.sim.state import Job, SpeedGroup
 
 __all__ = [
-    "ArrivalGate", "EngineOps", "FacilityPower", "ItContributor", "Outcome", "PowerWatcher", "Process",
-    "RateObserver", "RestartRule", "ResultContributor", "RunObserver", "RunView", "StartGate",
+    "ArrivalGate",
+    "EngineOps",
+    "FacilityPower",
+    "ItContributor",
+    "Outcome",
+    "PowerWatcher",
+    "Process",
+    "RateObserver",
+    "RestartRule",
+    "ResultContributor",
+    "RunObserver",
+    "RunView",
+    "StartGate",
 ]
 
 Outcome = Literal["completed", "failed", "suspended", "interrupted"]

@@ -33,8 +33,21 @@ class Job:
     """A training job while it is in the system."""
 
     __slots__ = (
-        "alloc", "cluster", "e_start_j", "extra_s", "gpus", "gpus_held", "group", "idx", "load", "priority",
-        "run", "start_s", "submit_s", "v_finish", "work_s",
+        "alloc",
+        "cluster",
+        "e_start_j",
+        "extra_s",
+        "gpus",
+        "gpus_held",
+        "group",
+        "idx",
+        "load",
+        "priority",
+        "run",
+        "start_s",
+        "submit_s",
+        "v_finish",
+        "work_s",
     )
 
     def __init__(self, idx: int, submit_s: float, gpus: int, work_s: float, priority: int, load: float) -> None:
@@ -58,8 +71,19 @@ class Job:
 class SpeedGroup:
     """Running jobs of one cluster sharing speed and per-GPU power."""
 
-    __slots__ = ("busy_gpus", "cluster", "e_gpu_j", "gpu_power_w", "load", "low_gpus", "running", "speed", "t_s",
-                 "timer", "v")
+    __slots__ = (
+        "busy_gpus",
+        "cluster",
+        "e_gpu_j",
+        "gpu_power_w",
+        "load",
+        "low_gpus",
+        "running",
+        "speed",
+        "t_s",
+        "timer",
+        "v",
+    )
 
     def __init__(self, cluster: int, load: float, speed: float, gpu_power_w: float) -> None:
         self.cluster = cluster

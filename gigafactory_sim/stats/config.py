@@ -21,6 +21,8 @@ class StatisticsConfig(StrictModel):
     """
 
     warmup: Duration | Literal["auto"] = Field(
-        default=0.0, description="warm-up cut before steady-state figures: a duration, or auto (MSER-5)")
-    batches: int = Field(default=20, ge=2, le=1000,
-                         description="non-overlapping batches of the steady span for batch-means CIs")
+        default=0.0, description="warm-up cut before steady-state figures: a duration, or auto (MSER-5)"
+    )
+    batches: int = Field(
+        default=20, ge=2, le=1000, description="non-overlapping batches of the steady span for batch-means CIs"
+    )

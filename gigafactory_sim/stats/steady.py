@@ -51,12 +51,18 @@ def mser5(series: np.ndarray, batch_rows: int = MSER_BATCH_ROWS) -> dict[str, An
         tail = means[d:]
         stats[d] = float(np.sum((tail - tail.mean()) ** 2)) / len(tail) ** 2
     d_best = int(np.argmin(stats))  # first minimum: the shortest cut among equals
-    return dict(rows=d_best * batch_rows, batches=b, truncated_batches=d_best, statistic=float(stats[d_best]),
-                 at_limit=d_best == b // 2 and b // 2 > 0)
+    return dict(
+        rows=d_best * batch_rows,
+        batches=b,
+        truncated_batches=d_best,
+        statistic=float(stats[d_best]),
+        at_limit=d_best == b // 2 and b // 2 > 0,
+    )
 
 
-def batch_means(values: np.ndarray, weights_s: np.ndarray, n_batches: int, *,
-                fraction: bool = False) -> dict[str, float | int | None]:
+def batch_means(
+    values: np.ndarray, weights_s: np.ndarray, n_batches: int, *, fraction: bool = False
+) -> dict[str, float | int | None]:
     """Mean and 95 % Student-t interval from ``n_batches`` non-overlapping batches of whole rows.
 
     ``values`` are interval means with durations ``weights_s``; the batches have equal row counts (rows left
@@ -113,11 +119,16 @@ def _warmup_rows(scenario: Scenario, t_start: np.ndarray, allocated: np.ndarray)
     if warmup == "auto":
         choice = mser5(allocated)
         rows = int(choice["rows"])
-        out: dict[str, Any] = {"rows": rows, "warmup_rule": "mser5",
-                               "mser5": {"batch_intervals": MSER_BATCH_ROWS, **choice}}
+        out: dict[str, Any] = {
+            "rows": rows,
+            "warmup_rule": "mser5",
+            "mser5": {"batch_intervals": MSER_BATCH_ROWS, **choice},
+        }
         if choice["at_limit"]:
-            out["note"] = ("MSER-5 chose the end of the first half: the series has not settled; "
-                           "run longer or use initial_state: steady")
+            out["note"] = (
+                "MSER-5 chose the end of the first half: the series has not settled; "
+                "run longer or use initial_state: steady"
+            )
         return out
     requested = float(warmup)
     rows = int(np.argmin(np.abs(t_start - requested)))  # nearest row boundary (ties: the earlier one)
@@ -125,8 +136,10 @@ def _warmup_rows(scenario: Scenario, t_start: np.ndarray, allocated: np.ndarray)
     if requested > 0:
         out["warmup_requested_s"] = requested
         if float(t_start[rows]) != requested:
-            out["note"] = (f"warm-up {requested:g} s rounded to the report-interval grid: {float(t_start[rows]):g} s, "
-                           "so every figure stays an exact interval mean")
+            out["note"] = (
+                f"warm-up {requested:g} s rounded to the report-interval grid: {float(t_start[rows]):g} s, "
+                "so every figure stays an exact interval mean"
+            )
     return out
 
 
@@ -167,13 +180,20 @@ def statistics_section(scenario: Scenario, timeseries: pd.DataFrame, jobs: pd.Da
             "allocated_gpu_h": mean(allocated) * duration / 3600.0,
             "busy_gpu_h": mean(busy) * duration / 3600.0,
         },
-        "clusters": {c: {"allocated_fraction": mean(a) / gpus[c], "busy_fraction": mean(b) / gpus[c]}
-                     for c, (a, b) in per_cluster.items()},
-        "energy": {"it_mwh": mean(it_mw) * duration * 1e6 / J_PER_MWH,
-                   "facility_mwh": mean(fac_mw) * duration * 1e6 / J_PER_MWH},
-        "power": {"mean_it_mw": mean(it_mw), "mean_facility_mw": mean(fac_mw),
-                  "peak_interval_it_mw": float(it_mw[span].max()),
-                  "peak_interval_facility_mw": float(fac_mw[span].max())},
+        "clusters": {
+            c: {"allocated_fraction": mean(a) / gpus[c], "busy_fraction": mean(b) / gpus[c]}
+            for c, (a, b) in per_cluster.items()
+        },
+        "energy": {
+            "it_mwh": mean(it_mw) * duration * 1e6 / J_PER_MWH,
+            "facility_mwh": mean(fac_mw) * duration * 1e6 / J_PER_MWH,
+        },
+        "power": {
+            "mean_it_mw": mean(it_mw),
+            "mean_facility_mw": mean(fac_mw),
+            "peak_interval_it_mw": float(it_mw[span].max()),
+            "peak_interval_facility_mw": float(fac_mw[span].max()),
+        },
         "jobs": _job_figures(jobs, span_start, span_end),
     }
     steady["jobs"]["mean_queued"] = mean(timeseries["queued_jobs_mean"].to_numpy(dtype=float))
@@ -200,16 +220,26 @@ def statistics_section(scenario: Scenario, timeseries: pd.DataFrame, jobs: pd.Da
         **cut,
         "span_s": [span_start, span_end],
         "steady": steady,
-        "batching": {"batches": k, "batch_intervals": m, "batch_s": float(np.median((t_end - t_start)[span])) * m,
-                     "span_s": [float(t_start[r + skip]), span_end], "dropped_intervals": skip},
-        "batch_means": {name: batch_means(x[span], dt, cfg.batches, fraction=frac)
-                        for name, (x, frac) in series.items()},
+        "batching": {
+            "batches": k,
+            "batch_intervals": m,
+            "batch_s": float(np.median((t_end - t_start)[span])) * m,
+            "span_s": [float(t_start[r + skip]), span_end],
+            "dropped_intervals": skip,
+        },
+        "batch_means": {
+            name: batch_means(x[span], dt, cfg.batches, fraction=frac) for name, (x, frac) in series.items()
+        },
     }
-    worst = max((abs(v["lag1_autocorr"]) for v in section["batch_means"].values()
-                 if v["lag1_autocorr"] is not None), default=0.0)
+    worst = max(
+        (abs(v["lag1_autocorr"]) for v in section["batch_means"].values() if v["lag1_autocorr"] is not None),
+        default=0.0,
+    )
     if worst > LAG1_WARNING:
-        section["batching"]["note"] = (f"batch means are correlated (|lag-1| up to {worst:.2f}): the intervals are "
-                                       "too narrow; run longer or use fewer, longer batches")
+        section["batching"]["note"] = (
+            f"batch means are correlated (|lag-1| up to {worst:.2f}): the intervals are "
+            "too narrow; run longer or use fewer, longer batches"
+        )
     if scenario.initial_state == "steady":
         section["warm_start_jobs"] = int((jobs["source"] == WARM_START_SOURCE).sum())
     return section
@@ -228,8 +258,12 @@ def _job_figures(jobs: pd.DataFrame, start_s: float, end_s: float) -> dict[str, 
         started = arrival & (started_at >= start_s) & (started_at <= end_s)
         done = completed & (ended_at >= start_s) & (ended_at <= end_s)
     waited = submitted & ~np.isnan(started_at)
-    return {"submitted": int(submitted.sum()), "started": int(started.sum()), "completed": int(done.sum()),
-            "wait_s": _percentiles((started_at - submit)[waited])}
+    return {
+        "submitted": int(submitted.sum()),
+        "started": int(started.sum()),
+        "completed": int(done.sum()),
+        "wait_s": _percentiles((started_at - submit)[waited]),
+    }
 
 
 def _completions_per_row(jobs: pd.DataFrame, t_start: np.ndarray, t_end: np.ndarray) -> np.ndarray:

@@ -31,8 +31,15 @@ def build_jobs(scenario: Scenario, streams: RandomStreams) -> JobTable:
         rng = streams.get(f"workload.training.{source.name}")
         field_path = f"workload.training.{i}"
         if isinstance(source, TraceTraining):
-            batch = source.build(rng, horizon_s, scenario.start, default_load, base_dir=scenario.base_dir,
-                                 field_path=field_path, reference_peak_tflops=reference_peak_tflops(scenario))
+            batch = source.build(
+                rng,
+                horizon_s,
+                scenario.start,
+                default_load,
+                base_dir=scenario.base_dir,
+                field_path=field_path,
+                reference_peak_tflops=reference_peak_tflops(scenario),
+            )
         else:
             batch = source.build(rng, horizon_s, scenario.start, default_load)
         allowed = batch.clusters or tuple(clusters)
@@ -42,12 +49,20 @@ def build_jobs(scenario: Scenario, streams: RandomStreams) -> JobTable:
             k = int(too_big[0])
             lines = batch.extra.get("line")
             line = int(lines[k]) if lines is not None else None
-            file = (str(resolve_data_path(source.path, scenario.base_dir)) if isinstance(source, TraceTraining)
-                    else scenario.source_file)
-            problems.append(InputProblem(
-                file=file, line=line, field=f"{field_path} (gpus)",
-                message=f"{len(too_big)} job(s) larger than any cluster they may use; the first asks "
-                        f"{int(batch.gpus[k])} GPUs, the largest cluster has {largest}"))
+            file = (
+                str(resolve_data_path(source.path, scenario.base_dir))
+                if isinstance(source, TraceTraining)
+                else scenario.source_file
+            )
+            problems.append(
+                InputProblem(
+                    file=file,
+                    line=line,
+                    field=f"{field_path} (gpus)",
+                    message=f"{len(too_big)} job(s) larger than any cluster they may use; the first asks "
+                    f"{int(batch.gpus[k])} GPUs, the largest cluster has {largest}",
+                )
+            )
         batches.append(batch)
     if problems:
         raise ScenarioError(problems)

@@ -39,18 +39,32 @@ def default_llm_mix() -> list[JobClass]:
     """The default LLM-era mix (shares of arrivals); run times are at reference speed."""
     day = 86400.0
     return [
-        JobClass(name="small", share=0.75,
-                 sizes=ChoiceSizes(gpus=[1, 2, 4, 8], weights=[0.4, 0.15, 0.15, 0.3]),
-                 duration=LogNormalDuration(median=1800.0, sigma=1.5, min=60.0, max=3 * day)),
-        JobClass(name="medium", share=0.22,
-                 sizes=ChoiceSizes(gpus=[16, 32, 64, 128, 256], weights=[0.3, 0.25, 0.2, 0.15, 0.1]),
-                 duration=LogNormalDuration(median=4 * 3600.0, sigma=1.2, min=600.0, max=7 * day)),
-        JobClass(name="large", share=0.028, priority=1,
-                 sizes=ChoiceSizes(gpus=[512, 1024, 2048], weights=[0.5, 0.35, 0.15]),
-                 duration=LogNormalDuration(median=1 * day, sigma=1.0, min=3600.0, max=21 * day)),
-        JobClass(name="frontier", share=0.002, priority=2,
-                 sizes=ChoiceSizes(gpus=[4096, 8192, 16384], weights=[0.5, 0.35, 0.15]),
-                 duration=LogNormalDuration(median=14 * day, sigma=0.5, min=2 * day, max=60 * day)),
+        JobClass(
+            name="small",
+            share=0.75,
+            sizes=ChoiceSizes(gpus=[1, 2, 4, 8], weights=[0.4, 0.15, 0.15, 0.3]),
+            duration=LogNormalDuration(median=1800.0, sigma=1.5, min=60.0, max=3 * day),
+        ),
+        JobClass(
+            name="medium",
+            share=0.22,
+            sizes=ChoiceSizes(gpus=[16, 32, 64, 128, 256], weights=[0.3, 0.25, 0.2, 0.15, 0.1]),
+            duration=LogNormalDuration(median=4 * 3600.0, sigma=1.2, min=600.0, max=7 * day),
+        ),
+        JobClass(
+            name="large",
+            share=0.028,
+            priority=1,
+            sizes=ChoiceSizes(gpus=[512, 1024, 2048], weights=[0.5, 0.35, 0.15]),
+            duration=LogNormalDuration(median=1 * day, sigma=1.0, min=3600.0, max=21 * day),
+        ),
+        JobClass(
+            name="frontier",
+            share=0.002,
+            priority=2,
+            sizes=ChoiceSizes(gpus=[4096, 8192, 16384], weights=[0.5, 0.35, 0.15]),
+            duration=LogNormalDuration(median=14 * day, sigma=0.5, min=2 * day, max=60 * day),
+        ),
     ]
 
 
@@ -63,7 +77,8 @@ class SyntheticTraining(StrictModel):
     classes: list[JobClass] = Field(default_factory=default_llm_mix, min_length=1)
     tenants: int = Field(default=20, gt=0, description="jobs are spread uniformly over this many tenants")
     gpu_load: float | None = Field(
-        default=None, gt=0, le=1, description="offered load per GPU; default power.training_gpu_load")
+        default=None, gt=0, le=1, description="offered load per GPU; default power.training_gpu_load"
+    )
     clusters: list[str] | None = Field(default=None, description="clusters this stream may use (default: all)")
 
     @model_validator(mode="after")
@@ -101,7 +116,12 @@ class SyntheticTraining(StrictModel):
         tenant_ids = tenant_rng.integers(0, self.tenants, size=n)
         tenants = [f"{self.name}-t{k:03d}" for k in tenant_ids.tolist()]
         return JobBatch(
-            submit_s=times, gpus=gpus, work_s=work, priority=prio, tenant=tenants, source=self.name,
+            submit_s=times,
+            gpus=gpus,
+            work_s=work,
+            priority=prio,
+            tenant=tenants,
+            source=self.name,
             gpu_load=self.gpu_load if self.gpu_load is not None else default_load,
             clusters=tuple(self.clusters) if self.clusters else None,
             job_class=[self.classes[k].name for k in cls.tolist()],

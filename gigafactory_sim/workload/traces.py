@@ -36,7 +36,7 @@ MAX_JOB_GPUS = 1_000_000_000
 def resolve_data_path(path: str, base_dir: Path) -> Path:
     """A path in a scenario: ``builtin:NAME`` is a file shipped in the package; others are relative to the file."""
     if path.startswith(BUILTIN_PREFIX):
-        return Path(str(resources.files("gigafactory_sim") / "data" / path[len(BUILTIN_PREFIX):]))
+        return Path(str(resources.files("gigafactory_sim") / "data" / path[len(BUILTIN_PREFIX) :]))
     p = Path(path).expanduser()
     return p if p.is_absolute() else (base_dir / p)
 
@@ -82,16 +82,26 @@ class TraceTraining(StrictModel):
             raise ScenarioError.single(str(path), f"{field_path}.path", f"cannot parse CSV: {exc}") from None
         raw.index = raw.index + 2  # file line numbers (header is line 1)
         if self.format == "philly":
-            raw = raw.rename(columns={"num_gpus": "gpus", "duration": "duration_s", "timestamp": "submit_time",
-                                      "cluster": "tenant"})
+            raw = raw.rename(
+                columns={"num_gpus": "gpus", "duration": "duration_s", "timestamp": "submit_time", "cluster": "tenant"}
+            )
         return self._to_batch(raw, str(path), field_path, horizon_s, start, default_load, reference_peak_tflops)
 
-    def _to_batch(self, raw: pd.DataFrame, file: str, field_path: str, horizon_s: float, start: datetime,
-                  default_load: float, reference_peak_tflops: float) -> JobBatch:
+    def _to_batch(
+        self,
+        raw: pd.DataFrame,
+        file: str,
+        field_path: str,
+        horizon_s: float,
+        start: datetime,
+        default_load: float,
+        reference_peak_tflops: float,
+    ) -> JobBatch:
         def fail(column: str, lines: list[int], what: str) -> ScenarioError:
             shown = ", ".join(str(x) for x in lines)
-            return ScenarioError.single(file, f"{field_path} (column {column!r})",
-                                        f"{what} at line(s) {shown}", line=lines[0])
+            return ScenarioError.single(
+                file, f"{field_path} (column {column!r})", f"{what} at line(s) {shown}", line=lines[0]
+            )
 
         def numeric(column: str) -> pd.Series:
             values = pd.to_numeric(raw[column], errors="coerce")
@@ -107,8 +117,9 @@ class TraceTraining(StrictModel):
             ok = parsed.notna()
             if not ok.all():
                 raise fail("submit_time", _bad_rows(parsed, ok), "not a timestamp")
-            origin = pd.Timestamp(start).tz_convert("UTC") if pd.Timestamp(start).tzinfo else \
-                pd.Timestamp(start, tz="UTC")
+            origin = (
+                pd.Timestamp(start).tz_convert("UTC") if pd.Timestamp(start).tzinfo else pd.Timestamp(start, tz="UTC")
+            )
             submit = (parsed - origin).dt.total_seconds()
         else:
             raise ScenarioError.single(file, field_path, "the trace needs a 'submit_s' or 'submit_time' column")
@@ -117,8 +128,7 @@ class TraceTraining(StrictModel):
         gpus = numeric("gpus")
         bad = (gpus <= 0) | (gpus != np.floor(gpus)) | (gpus > MAX_JOB_GPUS)
         if bad.any():
-            raise fail("gpus", _bad_rows(gpus, ~bad),
-                       f"GPUs must be a positive whole number, at most {MAX_JOB_GPUS:,}")
+            raise fail("gpus", _bad_rows(gpus, ~bad), f"GPUs must be a positive whole number, at most {MAX_JOB_GPUS:,}")
         if "duration_s" in raw.columns:
             work = numeric("duration_s")
         elif "work_gpu_h" in raw.columns:
@@ -131,12 +141,16 @@ class TraceTraining(StrictModel):
             work = numeric("flops") / (gpus * reference_peak_tflops * 1e12 * mfu)
         else:
             raise ScenarioError.single(
-                file, field_path, "the trace needs 'duration_s', 'work_gpu_h' or 'flops' with 'mfu' columns")
+                file, field_path, "the trace needs 'duration_s', 'work_gpu_h' or 'flops' with 'mfu' columns"
+            )
         bad_work = (work <= 0) | ~np.isfinite(work.to_numpy(dtype=float))
         if bad_work.any():
             raise fail("work", _bad_rows(work, ~bad_work), "job work/duration must be positive")
-        priority = numeric("priority").astype(np.int64) if "priority" in raw.columns else \
-            pd.Series(self.priority, index=raw.index)
+        priority = (
+            numeric("priority").astype(np.int64)
+            if "priority" in raw.columns
+            else pd.Series(self.priority, index=raw.index)
+        )
         tenant = raw["tenant"].astype(str) if "tenant" in raw.columns else pd.Series(self.name, index=raw.index)
 
         order = np.argsort(submit.to_numpy(), kind="stable")
@@ -145,8 +159,9 @@ class TraceTraining(StrictModel):
             submit_arr = submit_arr - submit_arr[0]
         elif len(submit_arr) and submit_arr[0] < 0:
             line = int(submit.index[order[0]])
-            raise ScenarioError.single(file, f"{field_path} (submit)", "job submitted before the scenario start",
-                                       line=line)
+            raise ScenarioError.single(
+                file, f"{field_path} (submit)", "job submitted before the scenario start", line=line
+            )
         submit_arr = submit_arr * self.time_scale
         keep = submit_arr < horizon_s
         return JobBatch(

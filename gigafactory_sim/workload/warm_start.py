@@ -62,7 +62,8 @@ def _run_s_per_work_s(scenario: Scenario, source: SyntheticTraining, clusters: l
         else:
             model = c.power_model.build(catalogue[c.gpu])
             speed = (catalogue[c.gpu].dense_bf16_tflops * model.speed(load)) / (
-                ref.dense_bf16_tflops * ref.power_model.speed(load))
+                ref.dense_bf16_tflops * ref.power_model.speed(load)
+            )
         out += c.gpus / total / speed
     return out
 
@@ -76,8 +77,9 @@ def _held_gpus(gpus: np.ndarray, gpus_per_node: int) -> np.ndarray:
 class _Pool:
     """Candidate jobs in progress at t = 0 for one source, and their resampling weights."""
 
-    def __init__(self, scenario: Scenario, source: SyntheticTraining, clusters: list[str],
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self, scenario: Scenario, source: SyntheticTraining, clusters: list[str], rng: np.random.Generator
+    ) -> None:
         class_rng, age_rng, *class_rngs = rng.spawn(2 + 2 * len(source.classes))
         shares = np.array([c.share for c in source.classes], dtype=float)
         self.cls = class_rng.choice(len(source.classes), size=POOL_JOBS, p=shares / shares.sum())
@@ -119,8 +121,7 @@ def warm_start_batches(scenario: Scenario, streams: RandomStreams) -> list[JobBa
     all_clusters = [c.name for c in scenario.facility.clusters]
     sources = [s for s in scenario.workload.training if isinstance(s, SyntheticTraining)]
     allowed = {s.name: list(s.clusters) if s.clusters else all_clusters for s in sources}
-    pools = {s.name: _Pool(scenario, s, allowed[s.name], streams.get(f"workload.warm_start.{s.name}"))
-             for s in sources}
+    pools = {s.name: _Pool(scenario, s, allowed[s.name], streams.get(f"workload.warm_start.{s.name}")) for s in sources}
     offered = {n: p.expected_gpus() for n, p in pools.items()}
     factors = _capacity_factors(scenario, allowed, offered)
     default_load = scenario.power.training_gpu_load
@@ -128,13 +129,19 @@ def warm_start_batches(scenario: Scenario, streams: RandomStreams) -> list[JobBa
     for s in sources:
         pool = pools[s.name]
         pick = _draw(pool, offered[s.name] * factors[s.name], streams.get(f"workload.warm_start.{s.name}.draw"))
-        batches.append(JobBatch(
-            submit_s=np.zeros(len(pick)), gpus=pool.gpus[pick], work_s=pool.work_s[pick] * (1.0 - pool.done[pick]),
-            priority=pool.priority[pick], tenant=[f"{WARM_START_SOURCE}-{s.name}"] * len(pick),
-            source=WARM_START_SOURCE, gpu_load=s.gpu_load if s.gpu_load is not None else default_load,
-            clusters=tuple(s.clusters) if s.clusters else None,
-            job_class=[s.classes[k].name for k in pool.cls[pick].tolist()],
-        ))
+        batches.append(
+            JobBatch(
+                submit_s=np.zeros(len(pick)),
+                gpus=pool.gpus[pick],
+                work_s=pool.work_s[pick] * (1.0 - pool.done[pick]),
+                priority=pool.priority[pick],
+                tenant=[f"{WARM_START_SOURCE}-{s.name}"] * len(pick),
+                source=WARM_START_SOURCE,
+                gpu_load=s.gpu_load if s.gpu_load is not None else default_load,
+                clusters=tuple(s.clusters) if s.clusters else None,
+                job_class=[s.classes[k].name for k in pool.cls[pick].tolist()],
+            )
+        )
     return batches
 
 
