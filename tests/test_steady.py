@@ -62,6 +62,11 @@ def test_batch_means_interval_and_lag1() -> None:
     # time-weighted batch means; fractions clipped to [0, 1]
     near_one = batch_means(np.clip(1.0 - np.abs(rng.normal(0, 0.05, 200)), 0, 1), np.ones(200), 4, fraction=True)
     assert near_one["ci95_high"] <= 1.0
+    # counts and powers never get a negative bound: a rarely non-empty queue
+    sparse = np.zeros(200)
+    sparse[::97] = 5.0
+    assert batch_means(sparse, np.ones(200), 20)["ci95_low"] < 0.0  # unclipped, the bound goes negative
+    assert batch_means(sparse, np.ones(200), 20, nonnegative=True)["ci95_low"] == 0.0
     flat = batch_means(np.array([1.0, 3.0]), np.array([3.0, 1.0]), 1)
     assert flat["mean"] == pytest.approx(1.5) and flat["ci95_low"] is None
 

@@ -61,14 +61,15 @@ def mser5(series: np.ndarray, batch_rows: int = MSER_BATCH_ROWS) -> dict[str, An
 
 
 def batch_means(
-    values: np.ndarray, weights_s: np.ndarray, n_batches: int, *, fraction: bool = False
+    values: np.ndarray, weights_s: np.ndarray, n_batches: int, *, fraction: bool = False, nonnegative: bool = False
 ) -> dict[str, float | int | None]:
     """Mean and 95 % Student-t interval from ``n_batches`` non-overlapping batches of whole rows.
 
     ``values`` are interval means with durations ``weights_s``; the batches have equal row counts (rows left
     over are dropped from the start of the series, just after the warm-up) and each batch mean is time-weighted.
     ``lag1_autocorr`` is the lag-1 correlation of the batch means (near 0: the batches are long enough to be
-    treated as independent). ``fraction``: the interval is clipped to [0, 1].
+    treated as independent). ``fraction``: the interval is clipped to [0, 1]; ``nonnegative``: to [0, inf) (counts,
+    powers).
     """
     from gigafactory_sim.analysis.stats import student_t_quantile  # lazy: analysis imports the API
 
@@ -88,6 +89,8 @@ def batch_means(
     low, high = mean - half, mean + half
     if fraction:
         low, high = max(low, 0.0), min(high, 1.0)
+    elif nonnegative:
+        low = max(low, 0.0)
     dev = y - mean
     denom = float(np.sum(dev**2))
     lag1 = float(np.sum(dev[1:] * dev[:-1]) / denom) if denom > 0 else None
@@ -228,7 +231,8 @@ def statistics_section(scenario: Scenario, timeseries: pd.DataFrame, jobs: pd.Da
             "dropped_intervals": skip,
         },
         "batch_means": {
-            name: batch_means(x[span], dt, cfg.batches, fraction=frac) for name, (x, frac) in series.items()
+            name: batch_means(x[span], dt, cfg.batches, fraction=frac, nonnegative=True)
+            for name, (x, frac) in series.items()
         },
     }
     worst = max(
