@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import BarContainer
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, num2date
 from matplotlib.figure import Figure
@@ -48,8 +49,14 @@ def new_figure(height_in: float = 3.8, width_in: float = WIDTH_IN) -> Figure:
 
 
 def png(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes, drawn once.
+
+    ``Figure.savefig`` draws a figure with a layout engine twice (a first pass with drawing disabled, to settle
+    the constrained layout, then the real one); the Agg canvas's ``print_png`` draws it once, running the
+    layout in that draw. The bytes are the same (checked on every plot of the base run) for about a fifth less
+    time per plot."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    FigureCanvasAgg(fig).print_png(buf, metadata={"Software": None})
     return buf.getvalue()
 
 
