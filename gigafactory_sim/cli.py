@@ -202,6 +202,14 @@ def run(
     ] = False,
     max_memory: MaxMemory = None,
     max_events: MaxEvents = None,
+    no_report: Annotated[
+        bool,
+        typer.Option(
+            "--no-report",
+            help="Write the data and run.json only, no report.md/html or plots (`gigafactory-sim report RUN_DIR` "
+            "renders them later)",
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario and write its run directory (summary, tables, report).
 
@@ -248,7 +256,8 @@ def run(
                 sim = Simulation(prepared, progress=on_tick)
                 with stopper.simulating(sim):
                     result = execute(sim)
-                progress.update(task, description=f"writing the report of {sc.name}", sim="tables, plots, pages")
+                what, parts = ("tables", "tables") if no_report else ("report", "tables, plots, pages")
+                progress.update(task, description=f"writing the {what} of {sc.name}", sim=parts)
             meta["wall_s"] = time.perf_counter() - t0
             meta.update(result.meta)
             status = "completed"
@@ -260,7 +269,7 @@ def run(
                     "simulated_s": stopper.stopped_at_s,
                     "horizon_s": sc.horizon_s,
                 }
-            path = write_run(result, out_dir, meta=meta, status=status, replace=replace)
+            path = write_run(result, out_dir, meta=meta, status=status, replace=replace, report=not no_report)
         except KeyboardInterrupt:  # a second signal, or one before the simulation started: no tables
             signum = stopper.signum or 2
             meta["wall_s"] = time.perf_counter() - t0

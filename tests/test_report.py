@@ -172,6 +172,39 @@ def test_plots_off_writes_no_plots(result_no_plots: RunResult, tmp_path: Path) -
     assert "![" not in (out / "report.md").read_text()
 
 
+def test_run_no_report_writes_the_data_only_and_report_renders_it_later(tmp_path: Path) -> None:
+    """``run --no-report`` writes the data and run.json, no page and no plot; ``report RUN_DIR`` then renders
+    the same pages and plots as a run that wrote its report at once."""
+    from typer.testing import CliRunner
+
+    from gigafactory_sim.cli import app
+
+    runner = CliRunner()
+    args = ["--seed", "3", "--set", "horizon=2h", "-q"]
+    full, bare = tmp_path / "full", tmp_path / "bare"
+    assert runner.invoke(app, ["run", str(SCENARIO), "--out", str(full), *args]).exit_code == 0
+    res = runner.invoke(app, ["run", str(SCENARIO), "--out", str(bare), "--no-report", *args])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in bare.iterdir()) == sorted(DATA_FILES)
+    for name in DATA_FILES[:-1]:  # run.json differs in its wall time
+        assert (bare / name).read_bytes() == (full / name).read_bytes(), name
+    assert json.loads((bare / "run.json").read_text())["status"] == "completed"
+    res = runner.invoke(app, ["report", str(bare)])
+    assert res.exit_code == 0, res.output
+    for name in REPORT_FILES:
+        assert (bare / name).read_bytes() == (full / name).read_bytes(), name
+    pngs = sorted(p.name for p in (full / "plots").iterdir())
+    assert pngs == sorted(f"{name}.png" for name in DRAWN)
+    assert sorted(p.name for p in (bare / "plots").iterdir()) == pngs
+
+
+def test_rerender_of_a_run_without_report_keeps_plots_off(result_no_plots: RunResult, tmp_path: Path) -> None:
+    out = write_run(result_no_plots, tmp_path / "run", meta=META, report=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted(DATA_FILES)
+    rerender(out)
+    assert (out / "report.html").is_file() and not (out / "plots").exists()
+
+
 # --- write_failure ------------------------------------------------------------------------------------------
 
 

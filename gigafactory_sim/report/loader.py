@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from gigafactory_sim.report.files import (
     JOBS,
     PLOTS_DIR,
+    REPORT_MD,
     RUN,
     SCENARIO,
     SUMMARY,
@@ -89,11 +91,27 @@ def rerender(path: str | Path) -> None:
     """Rebuild ``plots/*.png``, ``report.md`` and ``report.html`` of a completed run from its stored data.
 
     Each file is replaced atomically. Plots are redrawn when the run has a ``plots/`` folder (runs written
-    with ``report.plots: false`` have none and stay without). Plot files no longer drawn are left in place.
+    with ``report.plots: false`` have none and stay without). A run written without its report (``run
+    --no-report``: no ``report.md`` yet) gets plots when its scenario's ``report.plots`` is true. Plot files no
+    longer drawn are left in place.
     """
     run = load_run(path)
-    with_plots = (run.path / PLOTS_DIR).is_dir()
+    if (run.path / REPORT_MD).exists():
+        with_plots = (run.path / PLOTS_DIR).is_dir()
+    else:
+        with_plots = _scenario_plots(run.scenario_yaml)
     for rel, data in report_files(run.summary, run.timeseries, run.jobs, plots=with_plots).items():
         target = run.path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(target, data)
+
+
+def _scenario_plots(scenario_yaml: str) -> bool:
+    """``report.plots`` of a stored ``scenario.resolved.yaml`` (true when absent, as in the schema)."""
+    try:
+        scenario = yaml.safe_load(scenario_yaml)
+    except yaml.YAMLError:
+        return True
+    report = scenario.get("report") if isinstance(scenario, dict) else None
+    plots = report.get("plots", True) if isinstance(report, dict) else True
+    return plots is not False

@@ -211,7 +211,13 @@ def _temp_dir(where: Path) -> Path:
 
 
 def write_run(
-    result: RunResult, out_dir: Path, *, meta: dict[str, Any], status: str = "completed", replace: bool = False
+    result: RunResult,
+    out_dir: Path,
+    *,
+    meta: dict[str, Any],
+    status: str = "completed",
+    replace: bool = False,
+    report: bool = True,
 ) -> Path:
     """Write ``result`` as a run directory at ``out_dir`` and return its path.
 
@@ -219,7 +225,9 @@ def write_run(
     :class:`FileExistsError` before anything is written, unless ``replace`` and it is a run directory (then it
     is replaced whole, once the new one is complete). ``run.json`` is ``meta`` plus ``"status": status``
     (``interrupted`` for the partial tables of a stopped run). Plots are drawn unless the scenario's
-    ``report.plots`` is false.
+    ``report.plots`` is false. Without ``report`` only the data and ``run.json`` are written (no
+    ``report.md``/``report.html``, no plots, matplotlib never imported);
+    :func:`gigafactory_sim.report.loader.rerender` renders them later.
     """
     target = Path(out_dir)
     where = target.absolute()
@@ -232,9 +240,10 @@ def write_run(
         _write_text(
             tmp / SCENARIO, yaml.safe_dump(result.scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
         )
-        _write_files(
-            tmp, report_files(result.summary, result.timeseries, result.jobs, plots=result.scenario.report.plots)
-        )
+        if report:
+            _write_files(
+                tmp, report_files(result.summary, result.timeseries, result.jobs, plots=result.scenario.report.plots)
+            )
         _write_text(tmp / RUN, to_json({**meta, "status": status}))
         _publish(tmp, where, replace)
     except BaseException:
