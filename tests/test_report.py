@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import gigafactory_sim as g
-from gigafactory_sim.report import RunData, load_run, rerender, write_failure, write_run
+from gigafactory_sim.report import RunData, load_run, plot_style, rerender, write_failure, write_run
 from gigafactory_sim.report import writer as writer_mod
 from gigafactory_sim.report.format import format_value, humanise
 from gigafactory_sim.report.plot_style import _span_text, warmup_s
@@ -490,6 +490,34 @@ def test_wait_cdf_is_drawn_per_job_class(result: RunResult) -> None:
     groups = _wait_groups(result.jobs)
     assert [name for name, _ in groups] == sorted(result.jobs["job_class"].unique())
     assert sum(len(g) for _, g in groups) == len(result.jobs)
+
+
+def test_throttle_shading_is_one_artist_drawn_as_the_spans_were() -> None:
+    """``spans`` shades every throttled interval with one collection; the PNG is the one a patch per
+    interval (``axvspan``, as before) gives, pixel for pixel."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    edges = np.datetime64("2024-06-03T00:00") + np.arange(201) * np.timedelta64(15, "m")
+    share = np.where(np.arange(200) % 3 == 0, np.linspace(0.0, 40.0, 200), 0.0)
+    cmap, norm = colormaps["Purples"], Normalize(0.0, 40.0)
+
+    def draw(one_artist: bool) -> tuple[bytes, int]:
+        fig = plot_style.new_figure()
+        ax = fig.add_subplot()
+        if one_artist:
+            plot_style.spans(ax, edges, share, cmap, norm, alpha=0.55, zorder=0)
+        else:
+            for i in np.flatnonzero(share > 0):
+                ax.axvspan(edges[i], edges[i + 1], color=cmap(norm(share[i])), alpha=0.55, lw=0, zorder=0)
+        plot_style.steps(ax, edges, np.sin(np.arange(200) / 9.0))
+        plot_style.time_axis(ax, edges)
+        return plot_style.png(fig), len(ax.patches) + len(ax.collections)
+
+    one, artists = draw(True)
+    many, patches = draw(False)
+    assert (artists, patches) == (1, int((share > 0).sum()))
+    assert one == many
 
 
 def test_time_plots_shade_the_warm_up(result: RunResult) -> None:

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.container import BarContainer
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, num2date
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num, num2date
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -33,6 +35,7 @@ __all__ = [
     "no_data",
     "png",
     "shade_warmup",
+    "spans",
     "steps",
     "thousands",
     "time_axis",
@@ -110,6 +113,34 @@ def steps(ax: Axes, edges: np.ndarray, values: pd.Series | np.ndarray, **kwargs:
     """Interval means drawn as steps spanning each interval."""
     v = np.asarray(values, dtype=float)
     ax.step(edges, np.append(v, v[-1]), where="post", **kwargs)
+
+
+def spans(
+    ax: Axes, edges: np.ndarray, values: np.ndarray, cmap: Colormap, norm: Normalize, **kwargs: Any
+) -> PolyCollection | None:
+    """Shade each interval whose value is above zero over the whole height of the axes, coloured by ``cmap``
+    at ``norm(value)``: one collection for every interval (as many ``axvspan`` patches would draw, at the cost
+    of one artist instead of thousands in a long throttled run)."""
+    shaded = np.flatnonzero(np.asarray(values, dtype=float) > 0)
+    if not len(shaded):
+        return None
+    x = date2num(edges)
+    x0, x1 = x[shaded], x[shaded + 1]
+    verts = np.stack(
+        [
+            np.column_stack([x0, np.zeros_like(x0)]),
+            np.column_stack([x0, np.ones_like(x0)]),
+            np.column_stack([x1, np.ones_like(x0)]),
+            np.column_stack([x1, np.zeros_like(x0)]),
+        ],
+        axis=1,
+    )
+    colours = cmap(norm(np.asarray(values, dtype=float)[shaded]))
+    collection = PolyCollection(
+        verts, facecolors=colours, edgecolors="none", linewidths=0, transform=ax.get_xaxis_transform(), **kwargs
+    )
+    ax.add_collection(collection, autolim=False)
+    return collection
 
 
 def _span_text(first: pd.Timestamp, last: pd.Timestamp) -> str:

@@ -40,10 +40,7 @@ def plot_power_vs_cap(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs
         frac = ts["throttled_fraction"].to_numpy(dtype=float)
         cmap = ListedColormap(colormaps[_THROTTLE_CMAP](np.linspace(0.15, 1.0, 256)))
         norm = Normalize(0.0, 100.0 * max(float(frac.max()), 1e-9))
-        for i in np.flatnonzero(frac > 0):
-            ax.axvspan(
-                edges[i], edges[i + 1], color=cmap(norm(100.0 * float(frac[i]))), alpha=_SHADE_ALPHA, lw=0, zorder=0
-            )
+        style.spans(ax, edges, 100.0 * frac, cmap, norm, alpha=_SHADE_ALPHA, zorder=0)
         bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01, fraction=0.04, alpha=_SHADE_ALPHA)
         bar.set_label("GPUs throttled (%): the shading")
     style.steps(ax, edges, ts["facility_power_mw"], lw=0.8, color="tab:gray", label="facility power")
