@@ -186,6 +186,8 @@ def wait_cdf_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd
         y = 100.0 * np.arange(1, n + 1) / n
         at_once = 100.0 * float((waits_s < _WAIT_FLOOR_S).sum()) / n
         label = f"{name}: {n:,} started, {at_once:.0f} % at once" + (f", {never:,} never" if never else "")
+        last = np.append(x[1:] != x[:-1], True)  # equal waits: only the top of each riser (the same steps)
+        x, y = x[last], y[last]
         ax.step(np.concatenate(([x[0]], x, [top])), np.concatenate(([0.0], y, [100.0])), where="post", label=label)
     if hi < _WAIT_FLOOR_S:
         ax.text(
