@@ -126,18 +126,11 @@ def spans(
         return None
     x = date2num(edges)
     x0, x1 = x[shaded], x[shaded + 1]
-    verts = np.stack(
-        [
-            np.column_stack([x0, np.zeros_like(x0)]),
-            np.column_stack([x0, np.ones_like(x0)]),
-            np.column_stack([x1, np.ones_like(x0)]),
-            np.column_stack([x1, np.zeros_like(x0)]),
-        ],
-        axis=1,
-    )
+    bottom, top = np.zeros_like(x0), np.ones_like(x0)
+    corners = np.stack([x0, bottom, x0, top, x1, top, x1, bottom], axis=1).reshape(-1, 4, 2)  # axes-tall boxes
     colours = cmap(norm(np.asarray(values, dtype=float)[shaded]))
     collection = PolyCollection(
-        verts, facecolors=colours, edgecolors="none", linewidths=0, transform=ax.get_xaxis_transform(), **kwargs
+        list(corners), facecolors=colours, edgecolors="none", linewidths=0, transform=ax.get_xaxis_transform(), **kwargs
     )
     ax.add_collection(collection, autolim=False)
     return collection
