@@ -148,7 +148,7 @@ def test_crash_mid_write_leaves_nothing_behind(
     result: RunResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written_before_crash: list[str] = []
-    real = writer_mod._write_parquet
+    real = writer_mod.write_parquet
 
     def crash_on_jobs(frame: pd.DataFrame, path: Path) -> None:
         if path.name == "jobs.parquet":
@@ -156,7 +156,7 @@ def test_crash_mid_write_leaves_nothing_behind(
         real(frame, path)
         written_before_crash.append(path.name)
 
-    monkeypatch.setattr(writer_mod, "_write_parquet", crash_on_jobs)
+    monkeypatch.setattr(writer_mod, "write_parquet", crash_on_jobs)
     out = tmp_path / "run"
     with pytest.raises(OSError, match="disk full"):
         write_run(result, out, meta=META)

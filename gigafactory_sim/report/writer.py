@@ -74,7 +74,7 @@ def _write_text(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, engine="pyarrow", index=False)
 
 
@@ -235,8 +235,8 @@ def write_run(
     tmp = _temp_dir(where)
     try:
         _write_text(tmp / SUMMARY, to_json(result.summary))
-        _write_parquet(result.timeseries, tmp / TIMESERIES)
-        _write_parquet(result.jobs, tmp / JOBS)
+        write_parquet(result.timeseries, tmp / TIMESERIES)
+        write_parquet(result.jobs, tmp / JOBS)
         _write_text(
             tmp / SCENARIO, yaml.safe_dump(result.scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
         )
