@@ -40,6 +40,7 @@ __all__ = [
     "run_status",
     "to_json",
     "write_failure",
+    "write_parquet",
     "write_run",
 ]
 
