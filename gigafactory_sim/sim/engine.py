@@ -73,7 +73,10 @@ class Simulation:
             for g in groups.values():
                 g.timer = Timer(self.env, partial(self._on_completion, g))
         self._dirty: set[int] = set()
-        self._pass_pending = False
+        self._pass_pending = False  # a pass is due: a zero-delay event, or inline at the end of this handler
+        self._pass_inline = False  # the due pass runs at the end of the engine's handler now running
+        self._in_handler = False  # an engine-owned event handler (arrival, completion, pass) is running
+        self._next_arrival = 0
         names = facility.cluster_names
         self._source_clusters: list[tuple[int, ...]] = [
             tuple(names.index(n) for n in names_) if names_ else tuple(range(len(names)))
@@ -122,7 +125,14 @@ class Simulation:
         self._dirty.add(c)
         if not self._pass_pending:
             self._pass_pending = True
-            self.env.timeout(0).callbacks.append(self._run_passes)
+            env = self.env
+            if self._in_handler and env.peek() > env.now:
+                # No other event is due now, so a zero-delay pass event would be the very next one SimPy runs
+                # (events this handler schedules from here on come after it): run it inline at the handler's
+                # end instead, in the same order, without an event.
+                self._pass_inline = True
+            else:
+                env.timeout(0).callbacks.append(self._on_pass_event)
 
     def route_and_enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
         c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
@@ -236,19 +246,40 @@ class Simulation:
 
     # -- arrivals and routing --------------------------------------------------------------------------------
     def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+        """Starts the arrivals at the run's start (a process, so the first batch keeps its place among the
+        processes started at time 0); each later batch is one timeout per distinct submit time."""
+        jobs = self.jobs
+        self._submit_s = jobs.submit_s.tolist()
+        self._job_gpus = jobs.gpus.tolist()
+        self._job_work = jobs.work_s.tolist()
+        self._job_prio = jobs.priority.tolist()
+        self._job_source = jobs.source_idx.tolist()
+        self._arrive(None)
+        return
+        yield
+
+    def _arrive(self, _event: simpy.Event | None) -> None:
+        """Submit every job due now, then wait for the next submit time (one event per distinct time)."""
         env = self.env
-        submit = self.jobs.submit_s.tolist()
-        gpus = self.jobs.gpus.tolist()
-        work = self.jobs.work_s.tolist()
-        prio = self.jobs.priority.tolist()
-        source = self.jobs.source_idx.tolist()
-        loads = self.jobs.source_load
-        for i in range(len(submit)):
-            t = submit[i]
-            while t > env.now:  # a second step when now + (t - now) rounds below t
-                yield env.timeout(t - env.now)
-            job = Job(i, t, gpus[i], work[i], prio[i], loads[source[i]])
-            self._submit(job, self._source_clusters[source[i]])
+        now = env.now
+        submit = self._submit_s
+        n = len(submit)
+        i = self._next_arrival
+        if i < n and submit[i] <= now:
+            self._in_handler = True
+            gpus, work, prio, source = self._job_gpus, self._job_work, self._job_prio, self._job_source
+            loads = self.jobs.source_load
+            clusters = self._source_clusters
+            while i < n and submit[i] <= now:
+                t = submit[i]
+                job = Job(i, t, gpus[i], work[i], prio[i], loads[source[i]])
+                i += 1
+                self._next_arrival = i
+                self._submit(job, clusters[source[i - 1]])
+        if i < n:  # (a second step when now + (t - now) rounds below t)
+            env.timeout(submit[i] - now).callbacks.append(self._arrive)
+        if self._in_handler:
+            self._end_handler()
 
     def _route(self, job: Job, allowed: tuple[int, ...]) -> int:
         """The allowed cluster with the least committed share (allocated + queued GPUs over its size)."""
@@ -273,7 +304,19 @@ class Simulation:
         self.route_and_enqueue(job, allowed)
 
     # -- scheduling passes -----------------------------------------------------------------------------------
-    def _run_passes(self, _event: simpy.Event) -> None:
+    def _end_handler(self) -> None:
+        """End of an engine-owned handler: run the pass it made due inline (see :meth:`request_pass`)."""
+        while self._pass_inline:
+            self._pass_inline = False
+            self._run_passes()
+        self._in_handler = False
+
+    def _on_pass_event(self, _event: simpy.Event) -> None:
+        self._in_handler = True
+        self._run_passes()
+        self._end_handler()
+
+    def _run_passes(self) -> None:
         self._pass_pending = False
         self.n_events += 1
         now = self.env.now
@@ -322,6 +365,7 @@ class Simulation:
         timer.arm(max((group.running[0][0] - group.v) / group.speed, 0.0))
 
     def _on_completion(self, group: SpeedGroup) -> None:
+        self._in_handler = True
         self.n_events += 1
         now = self.env.now
         self.meter.advance(now)
@@ -332,6 +376,7 @@ class Simulation:
         self.facility.refresh(group.cluster)
         self.facility.set_counts()
         self.request_pass(group.cluster)
+        self._end_handler()
 
     # -- report ticks ----------------------------------------------------------------------------------------
     def _ticks(self) -> Generator[simpy.Event, Any, None]:
