@@ -145,9 +145,13 @@ class Simulation:
             obs.on_enqueue(job, c)
         key = self._scheduler.order_key(job)
         keys = f.queue_keys[c]
-        pos = bisect.bisect_right(keys, key)
-        keys.insert(pos, key)
-        f.queues[c].insert(pos, job)
+        if not keys or not key < keys[-1]:  # the common case: behind every waiting job (bisect_right's place)
+            keys.append(key)
+            f.queues[c].append(job)
+        else:
+            pos = bisect.bisect_right(keys, key)
+            keys.insert(pos, key)
+            f.queues[c].insert(pos, job)
         f.queued_gpus[c] += job.gpus
         f.n_queued += 1
         f.set_counts()
@@ -162,10 +166,10 @@ class Simulation:
         group = f.groups[c][job.load]
         group.advance(now)
         job.group = group
-        job.start_s = now
         job.e_start_j = group.e_gpu_j
-        if np.isnan(f.rec_start_s[job.idx]):
+        if job.start_s < 0.0:  # its first start (a restarted job keeps its first start time)
             f.rec_start_s[job.idx] = now
+        job.start_s = now
         f.rec_cluster[job.idx] = c
         f.rec_state[job.idx] = RUNNING
         f.n_running += 1
@@ -296,7 +300,10 @@ class Simulation:
 
     def _submit(self, job: Job, allowed: tuple[int, ...]) -> None:
         self.n_events += 1
-        self.meter.advance(self.env.now)
+        meter = self.meter
+        now = self.env.now
+        if now > meter.t_s:
+            meter.advance(now)
         self.facility.n_submitted += 1
         for gate in self._arrival_gates:
             if gate.hold(job, allowed):
@@ -320,9 +327,11 @@ class Simulation:
         self._pass_pending = False
         self.n_events += 1
         now = self.env.now
-        self.meter.advance(now)
+        meter = self.meter
+        if now > meter.t_s:  # (inline after an arrival or a completion, the meter is there already)
+            meter.advance(now)
         f = self.facility
-        dirty = sorted(self._dirty)
+        dirty = sorted(self._dirty) if len(self._dirty) > 1 else list(self._dirty)
         self._dirty.clear()
         gates = self._gates
         for c in dirty:
@@ -346,9 +355,12 @@ class Simulation:
         f = self.facility
         queue = f.queues[c]
         keys = f.queue_keys[c]
-        i = bisect.bisect_left(keys, self._scheduler.order_key(job))
-        while queue[i] is not job:
-            i += 1
+        if queue[0] is job:  # the common case: the head starts
+            i = 0
+        else:
+            i = bisect.bisect_left(keys, self._scheduler.order_key(job))
+            while queue[i] is not job:
+                i += 1
         del queue[i]
         del keys[i]
         f.queued_gpus[c] -= job.gpus

@@ -13,6 +13,8 @@ import numpy as np
 
 __all__ = ["Meter", "SegmentProbe"]
 
+_sum = np.add.reduce  # what ndarray.sum calls, without its Python wrapper (the same sum)
+
 
 class SegmentProbe(Protocol):
     """Derives quantities that are not linear in the channels (e.g. renewable self-consumption, cap excess).
@@ -36,6 +38,11 @@ class Meter:
         self.integral = np.zeros(len(names))
         self.it_power_names = list(it_power_names)
         self._it_idx = np.array([self.index[n] for n in it_power_names], dtype=np.int64)
+        self._it: slice | np.ndarray = self._it_idx  # a slice when the channels are adjacent: the same sum, no copy
+        if len(self._it_idx) and np.array_equal(
+            self._it_idx, np.arange(self._it_idx[0], self._it_idx[0] + len(self._it_idx))
+        ):
+            self._it = slice(int(self._it_idx[0]), int(self._it_idx[0]) + len(self._it_idx))
         self.t_s = 0.0
         self.peak_it_w = 0.0
         self.peak_it_at_s = 0.0
@@ -53,8 +60,9 @@ class Meter:
     def advance(self, now_s: float) -> None:
         dt = now_s - self.t_s
         if dt > 0.0:
-            self.integral += self.values * dt
-            it_w = float(self.values[self._it_idx].sum())
+            values = self.values
+            self.integral += values * dt
+            it_w = float(_sum(values[self._it]))
             if self.probe is not None:
                 self.probe.segment(it_w, self.t_s, dt)
             if it_w > self.peak_it_w:
@@ -63,7 +71,7 @@ class Meter:
             self.t_s = now_s
 
     def it_power_w(self) -> float:
-        return float(self.values[self._it_idx].sum())
+        return float(_sum(self.values[self._it]))
 
     def snapshot(self) -> np.ndarray:
         if self.probe is not None:
