@@ -161,8 +161,9 @@ class Simulation:
         f = self.facility
         now = self.env.now
         self._dequeue(job, c)
-        job.alloc = f.clusters[c].allocate(job.gpus)
-        job.gpus_held = sum(k for _, k in job.alloc)
+        st = f.clusters[c]
+        job.alloc = alloc = st.allocate(job.gpus)
+        job.gpus_held = alloc[0][1] if len(alloc) == 1 else len(alloc) * st.gpus_per_node  # (gangs: whole nodes)
         group = f.groups[c][job.load]
         group.advance(now)
         job.group = group
@@ -380,7 +381,9 @@ class Simulation:
         self._in_handler = True
         self.n_events += 1
         now = self.env.now
-        self.meter.advance(now)
+        meter = self.meter
+        if now > meter.t_s:
+            meter.advance(now)
         group.advance(now)
         for job in group.due():
             self._stop(job, "completed", "", now)
