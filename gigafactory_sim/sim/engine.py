@@ -275,12 +275,25 @@ class Simulation:
             gpus, work, prio, source = self._job_gpus, self._job_work, self._job_prio, self._job_source
             loads = self.jobs.source_load
             clusters = self._source_clusters
+            meter = self.meter
+            if now > meter.t_s:
+                meter.advance(now)
+            f = self.facility
+            gates = self._arrival_gates
             while i < n and submit[i] <= now:
-                t = submit[i]
-                job = Job(i, t, gpus[i], work[i], prio[i], loads[source[i]])
+                s = source[i]
+                job = Job(i, submit[i], gpus[i], work[i], prio[i], loads[s])
                 i += 1
                 self._next_arrival = i
-                self._submit(job, clusters[source[i - 1]])
+                self.n_events += 1
+                f.n_submitted += 1
+                allowed = clusters[s]
+                if gates and any(gate.hold(job, allowed) for gate in gates):
+                    continue  # a gate holds it (it enqueues the job later)
+                if len(allowed) == 1:
+                    self.enqueue(job, allowed[0])
+                else:
+                    self.enqueue(job, self._route(job, allowed))
         if i < n:  # (a second step when now + (t - now) rounds below t)
             env.timeout(submit[i] - now).callbacks.append(self._arrive)
         if self._in_handler:
@@ -298,18 +311,6 @@ class Simulation:
             if score < best_score:
                 best, best_score = c, score
         return best
-
-    def _submit(self, job: Job, allowed: tuple[int, ...]) -> None:
-        self.n_events += 1
-        meter = self.meter
-        now = self.env.now
-        if now > meter.t_s:
-            meter.advance(now)
-        self.facility.n_submitted += 1
-        for gate in self._arrival_gates:
-            if gate.hold(job, allowed):
-                return
-        self.route_and_enqueue(job, allowed)
 
     # -- scheduling passes -----------------------------------------------------------------------------------
     def _end_handler(self) -> None:
