@@ -333,16 +333,24 @@ class Simulation:
         if now > meter.t_s:  # (inline after an arrival or a completion, the meter is there already)
             meter.advance(now)
         f = self.facility
-        dirty = sorted(self._dirty) if len(self._dirty) > 1 else list(self._dirty)
-        self._dirty.clear()
+        queues = f.queues
         gates = self._gates
+        dirty_set = self._dirty
+        if len(dirty_set) == 1:
+            dirty = [dirty_set.pop()]
+            if not gates and not queues[dirty[0]]:
+                return  # nothing waits and no gate is told: the pass has nothing to do
+        else:
+            dirty = sorted(dirty_set)
+            dirty_set.clear()
+        select = self._scheduler.select
         for c in dirty:
-            if not f.queues[c]:
+            if not queues[c]:
                 continue
             view = f.views[c]
             view.now_s = now
             started = False
-            for job in self._scheduler.select(view):
+            for job in select(view):
                 if gates and not all(g.admit(job, c) for g in gates):  # type: ignore[arg-type]
                     break  # a gate refuses (its added power does not fit under the cap): stop this pass
                 self.start(job, c)  # type: ignore[arg-type]
