@@ -397,9 +397,15 @@ class Simulation:
         for job in group.due():
             self._stop(job, "completed", "", now)
         self._schedule_completion(group)
-        self.facility.refresh(group.cluster)
-        self.facility.set_counts()
-        self.request_pass(group.cluster)
+        f = self.facility
+        c = group.cluster
+        f.refresh(c)
+        f.set_counts()
+        if not f.queues[c] and not self._pass_pending and not self._gates and self.env.peek() > now:
+            self.n_events += 1  # the pass request_pass would run inline next has nothing to do (see _run_passes)
+            self._in_handler = False
+            return
+        self.request_pass(c)
         self._end_handler()
 
     # -- report ticks ----------------------------------------------------------------------------------------
