@@ -296,6 +296,8 @@ class Simulation:
                     self.enqueue(job, self._route(job, allowed))
         if i < n:  # (a second step when now + (t - now) rounds below t)
             env.timeout(submit[i] - now).callbacks.append(self._arrive)
+        else:  # every job is in: drop the columns (the report is built after the run, in the same process)
+            self._submit_s = self._job_gpus = self._job_work = self._job_prio = self._job_source = []
         if self._in_handler:
             self._end_handler()
 
