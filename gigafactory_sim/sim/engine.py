@@ -160,7 +160,12 @@ class Simulation:
     def start(self, job: Job, c: int) -> None:
         f = self.facility
         now = self.env.now
-        self._dequeue(job, c)
+        queue = f.queues[c]
+        i = 0 if queue[0] is job else self._queue_index(job, c)  # (the head, in the common case)
+        del queue[i]
+        del f.queue_keys[c][i]
+        f.queued_gpus[c] -= job.gpus
+        f.n_queued -= 1
         st = f.clusters[c]
         job.alloc = alloc = st.allocate(job.gpus)
         job.gpus_held = alloc[0][1] if len(alloc) == 1 else len(alloc) * st.gpus_per_node  # (gangs: whole nodes)
@@ -363,20 +368,13 @@ class Simulation:
         for gate in gates:
             gate.after_pass(now, dirty)
 
-    def _dequeue(self, job: Job, c: int) -> None:
-        f = self.facility
-        queue = f.queues[c]
-        keys = f.queue_keys[c]
-        if queue[0] is job:  # the common case: the head starts
-            i = 0
-        else:
-            i = bisect.bisect_left(keys, self._scheduler.order_key(job))
-            while queue[i] is not job:
-                i += 1
-        del queue[i]
-        del keys[i]
-        f.queued_gpus[c] -= job.gpus
-        f.n_queued -= 1
+    def _queue_index(self, job: Job, c: int) -> int:
+        """Where a waiting ``job`` is in cluster ``c``'s queue."""
+        queue = self.facility.queues[c]
+        i = bisect.bisect_left(self.facility.queue_keys[c], self._scheduler.order_key(job))
+        while queue[i] is not job:
+            i += 1
+        return i
 
     # -- completions -----------------------------------------------------------------------------------------
     def _schedule_completion(self, group: SpeedGroup) -> None:
