@@ -98,7 +98,9 @@ class EasyBackfillScheduler:
         if len(queue) < 2:
             return
         head = queue[0]
-        memo = self._memos.setdefault(id(view), _Memo())
+        memo = self._memos.get(id(view))
+        if memo is None:  # (not setdefault: that would build a memo on every pass)
+            memo = self._memos[id(view)] = _Memo()
         if memo.head_idx != head.idx or memo.disruptions != view.disruptions:
             memo.shadow_s, memo.extra_nodes = reservation(view, head)
             memo.head_idx, memo.disruptions = head.idx, view.disruptions

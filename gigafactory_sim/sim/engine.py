@@ -73,7 +73,10 @@ class Simulation:
             for g in groups.values():
                 g.timer = Timer(self.env, partial(self._on_completion, g))
         self._dirty: set[int] = set()
-        self._pass_pending = False
+        self._pass_pending = False  # a pass is due: a zero-delay event, or inline at the end of this handler
+        self._pass_inline = False  # the due pass runs at the end of the engine's handler now running
+        self._in_handler = False  # an engine-owned event handler (arrival, completion, pass) is running
+        self._next_arrival = 0
         names = facility.cluster_names
         self._source_clusters: list[tuple[int, ...]] = [
             tuple(names.index(n) for n in names_) if names_ else tuple(range(len(names)))
@@ -122,7 +125,14 @@ class Simulation:
         self._dirty.add(c)
         if not self._pass_pending:
             self._pass_pending = True
-            self.env.timeout(0).callbacks.append(self._run_passes)
+            env = self.env
+            if self._in_handler and env.peek() > env.now:
+                # No other event is due now, so a zero-delay pass event would be the very next one SimPy runs
+                # (events this handler schedules from here on come after it): run it inline at the handler's
+                # end instead, in the same order, without an event.
+                self._pass_inline = True
+            else:
+                env.timeout(0).callbacks.append(self._on_pass_event)
 
     def route_and_enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
         c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
@@ -135,9 +145,13 @@ class Simulation:
             obs.on_enqueue(job, c)
         key = self._scheduler.order_key(job)
         keys = f.queue_keys[c]
-        pos = bisect.bisect_right(keys, key)
-        keys.insert(pos, key)
-        f.queues[c].insert(pos, job)
+        if not keys or not key < keys[-1]:  # the common case: behind every waiting job (bisect_right's place)
+            keys.append(key)
+            f.queues[c].append(job)
+        else:
+            pos = bisect.bisect_right(keys, key)
+            keys.insert(pos, key)
+            f.queues[c].insert(pos, job)
         f.queued_gpus[c] += job.gpus
         f.n_queued += 1
         f.set_counts()
@@ -146,16 +160,22 @@ class Simulation:
     def start(self, job: Job, c: int) -> None:
         f = self.facility
         now = self.env.now
-        self._dequeue(job, c)
-        job.alloc = f.clusters[c].allocate(job.gpus)
-        job.gpus_held = sum(k for _, k in job.alloc)
+        queue = f.queues[c]
+        i = 0 if queue[0] is job else self._queue_index(job, c)  # (the head, in the common case)
+        del queue[i]
+        del f.queue_keys[c][i]
+        f.queued_gpus[c] -= job.gpus
+        f.n_queued -= 1
+        st = f.clusters[c]
+        job.alloc = alloc = st.allocate(job.gpus)
+        job.gpus_held = alloc[0][1] if len(alloc) == 1 else len(alloc) * st.gpus_per_node  # (gangs: whole nodes)
         group = f.groups[c][job.load]
         group.advance(now)
         job.group = group
-        job.start_s = now
         job.e_start_j = group.e_gpu_j
-        if np.isnan(f.rec_start_s[job.idx]):
+        if job.start_s < 0.0:  # its first start (a restarted job keeps its first start time)
             f.rec_start_s[job.idx] = now
+        job.start_s = now
         f.rec_cluster[job.idx] = c
         f.rec_state[job.idx] = RUNNING
         f.n_running += 1
@@ -236,19 +256,55 @@ class Simulation:
 
     # -- arrivals and routing --------------------------------------------------------------------------------
     def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+        """Starts the arrivals at the run's start (a process, so the first batch keeps its place among the
+        processes started at time 0); each later batch is one timeout per distinct submit time."""
+        jobs = self.jobs
+        self._submit_s = jobs.submit_s.tolist()
+        self._job_gpus = jobs.gpus.tolist()
+        self._job_work = jobs.work_s.tolist()
+        self._job_prio = jobs.priority.tolist()
+        self._job_source = jobs.source_idx.tolist()
+        self._arrive(None)
+        return
+        yield
+
+    def _arrive(self, _event: simpy.Event | None) -> None:
+        """Submit every job due now, then wait for the next submit time (one event per distinct time)."""
         env = self.env
-        submit = self.jobs.submit_s.tolist()
-        gpus = self.jobs.gpus.tolist()
-        work = self.jobs.work_s.tolist()
-        prio = self.jobs.priority.tolist()
-        source = self.jobs.source_idx.tolist()
-        loads = self.jobs.source_load
-        for i in range(len(submit)):
-            t = submit[i]
-            while t > env.now:  # a second step when now + (t - now) rounds below t
-                yield env.timeout(t - env.now)
-            job = Job(i, t, gpus[i], work[i], prio[i], loads[source[i]])
-            self._submit(job, self._source_clusters[source[i]])
+        now = env.now
+        submit = self._submit_s
+        n = len(submit)
+        i = self._next_arrival
+        if i < n and submit[i] <= now:
+            self._in_handler = True
+            gpus, work, prio, source = self._job_gpus, self._job_work, self._job_prio, self._job_source
+            loads = self.jobs.source_load
+            clusters = self._source_clusters
+            meter = self.meter
+            if now > meter.t_s:
+                meter.advance(now)
+            f = self.facility
+            gates = self._arrival_gates
+            while i < n and submit[i] <= now:
+                s = source[i]
+                job = Job(i, submit[i], gpus[i], work[i], prio[i], loads[s])
+                i += 1
+                self._next_arrival = i
+                self.n_events += 1
+                f.n_submitted += 1
+                allowed = clusters[s]
+                if gates and any(gate.hold(job, allowed) for gate in gates):
+                    continue  # a gate holds it (it enqueues the job later)
+                if len(allowed) == 1:
+                    self.enqueue(job, allowed[0])
+                else:
+                    self.enqueue(job, self._route(job, allowed))
+        if i < n:  # (a second step when now + (t - now) rounds below t)
+            env.timeout(submit[i] - now).callbacks.append(self._arrive)
+        else:  # every job is in: drop the columns (the report is built after the run, in the same process)
+            self._submit_s = self._job_gpus = self._job_work = self._job_prio = self._job_source = []
+        if self._in_handler:
+            self._end_handler()
 
     def _route(self, job: Job, allowed: tuple[int, ...]) -> int:
         """The allowed cluster with the least committed share (allocated + queued GPUs over its size)."""
@@ -263,32 +319,45 @@ class Simulation:
                 best, best_score = c, score
         return best
 
-    def _submit(self, job: Job, allowed: tuple[int, ...]) -> None:
-        self.n_events += 1
-        self.meter.advance(self.env.now)
-        self.facility.n_submitted += 1
-        for gate in self._arrival_gates:
-            if gate.hold(job, allowed):
-                return
-        self.route_and_enqueue(job, allowed)
-
     # -- scheduling passes -----------------------------------------------------------------------------------
-    def _run_passes(self, _event: simpy.Event) -> None:
+    def _end_handler(self) -> None:
+        """End of an engine-owned handler: run the pass it made due inline (see :meth:`request_pass`)."""
+        while self._pass_inline:
+            self._pass_inline = False
+            self._run_passes()
+        self._in_handler = False
+
+    def _on_pass_event(self, _event: simpy.Event) -> None:
+        self._in_handler = True
+        self._run_passes()
+        self._end_handler()
+
+    def _run_passes(self) -> None:
         self._pass_pending = False
         self.n_events += 1
         now = self.env.now
-        self.meter.advance(now)
+        meter = self.meter
+        if now > meter.t_s:  # (inline after an arrival or a completion, the meter is there already)
+            meter.advance(now)
         f = self.facility
-        dirty = sorted(self._dirty)
-        self._dirty.clear()
+        queues = f.queues
         gates = self._gates
+        dirty_set = self._dirty
+        if len(dirty_set) == 1:
+            dirty = [dirty_set.pop()]
+            if not gates and not queues[dirty[0]]:
+                return  # nothing waits and no gate is told: the pass has nothing to do
+        else:
+            dirty = sorted(dirty_set)
+            dirty_set.clear()
+        select = self._scheduler.select
         for c in dirty:
-            if not f.queues[c]:
+            if not queues[c]:
                 continue
             view = f.views[c]
             view.now_s = now
             started = False
-            for job in self._scheduler.select(view):
+            for job in select(view):
                 if gates and not all(g.admit(job, c) for g in gates):  # type: ignore[arg-type]
                     break  # a gate refuses (its added power does not fit under the cap): stop this pass
                 self.start(job, c)  # type: ignore[arg-type]
@@ -299,17 +368,13 @@ class Simulation:
         for gate in gates:
             gate.after_pass(now, dirty)
 
-    def _dequeue(self, job: Job, c: int) -> None:
-        f = self.facility
-        queue = f.queues[c]
-        keys = f.queue_keys[c]
-        i = bisect.bisect_left(keys, self._scheduler.order_key(job))
+    def _queue_index(self, job: Job, c: int) -> int:
+        """Where a waiting ``job`` is in cluster ``c``'s queue."""
+        queue = self.facility.queues[c]
+        i = bisect.bisect_left(self.facility.queue_keys[c], self._scheduler.order_key(job))
         while queue[i] is not job:
             i += 1
-        del queue[i]
-        del keys[i]
-        f.queued_gpus[c] -= job.gpus
-        f.n_queued -= 1
+        return i
 
     # -- completions -----------------------------------------------------------------------------------------
     def _schedule_completion(self, group: SpeedGroup) -> None:
@@ -322,16 +387,26 @@ class Simulation:
         timer.arm(max((group.running[0][0] - group.v) / group.speed, 0.0))
 
     def _on_completion(self, group: SpeedGroup) -> None:
+        self._in_handler = True
         self.n_events += 1
         now = self.env.now
-        self.meter.advance(now)
+        meter = self.meter
+        if now > meter.t_s:
+            meter.advance(now)
         group.advance(now)
         for job in group.due():
             self._stop(job, "completed", "", now)
         self._schedule_completion(group)
-        self.facility.refresh(group.cluster)
-        self.facility.set_counts()
-        self.request_pass(group.cluster)
+        f = self.facility
+        c = group.cluster
+        f.refresh(c)
+        f.set_counts()
+        if not f.queues[c] and not self._pass_pending and not self._gates and self.env.peek() > now:
+            self.n_events += 1  # the pass request_pass would run inline next has nothing to do (see _run_passes)
+            self._in_handler = False
+            return
+        self.request_pass(c)
+        self._end_handler()
 
     # -- report ticks ----------------------------------------------------------------------------------------
     def _ticks(self) -> Generator[simpy.Event, Any, None]:

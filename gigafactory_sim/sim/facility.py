@@ -115,6 +115,13 @@ class Facility:
         self.ch = [
             {ch: index[f"{ch}.{c}"] for ch in (*channels.CLUSTER, *channels.RELIABILITY)} for c in self.cluster_names
         ]
+        self._core_ch = [
+            tuple(
+                ch[n]
+                for n in ("gpu_train_w", "gpu_idle_w", "node_train_w", "node_idle_w", "allocated_gpus", "busy_gpus")
+            )
+            for ch in self.ch
+        ]
         self.ch_queued = index[channels.QUEUED_JOBS]
         self.ch_running = index[channels.RUNNING_JOBS]
 
@@ -158,13 +165,13 @@ class Facility:
         the inference feature."""
         st = self.clusters[c]
         v = self.meter.values
-        ch = self.ch[c]
         busy = 0
         gpu_train = 0.0
         groups = self.groups[c]
         for g in groups.values():
-            busy += g.busy_gpus
-            gpu_train += g.busy_gpus * g.gpu_power_w
+            b = g.busy_gpus
+            busy += b
+            gpu_train += b * g.gpu_power_w
         allocated = st.allocated_gpus - self.infer_held[c]
         gpu_train += (allocated - busy) * self.context_idle_w[c]
         low = self.low_gpus[c]
@@ -176,13 +183,15 @@ class Facility:
                     saving += g.low_gpus * (g.gpu_power_w - p_low)
             gpu_train -= saving
         unallocated = st.total_gpus - st.down_nodes * st.gpus_per_node - allocated - self.infer_active[c]
-        v[ch["gpu_train_w"]] = gpu_train
-        v[ch["gpu_idle_w"]] = unallocated * self.unallocated_w[c]
-        v[ch["node_train_w"]] = allocated * self.node_busy_w_per_gpu[c]
-        v[ch["node_idle_w"]] = unallocated * self.node_idle_w_per_gpu[c]
-        v[ch["allocated_gpus"]] = allocated
-        v[ch["busy_gpus"]] = busy
+        i_train, i_idle, i_node_train, i_node_idle, i_allocated, i_busy = self._core_ch[c]
+        v[i_train] = gpu_train
+        v[i_idle] = unallocated * self.unallocated_w[c]
+        v[i_node_train] = allocated * self.node_busy_w_per_gpu[c]
+        v[i_node_idle] = unallocated * self.node_idle_w_per_gpu[c]
+        v[i_allocated] = allocated
+        v[i_busy] = busy
         if self.tracks_outages:
+            ch = self.ch[c]
             v[ch["down_nodes"]] = st.down_nodes
             v[ch["ckpt_gpus"]] = low
 

@@ -13,6 +13,9 @@ import numpy as np
 
 __all__ = ["Meter", "SegmentProbe"]
 
+_sum = np.add.reduce  # what ndarray.sum calls, without its Python wrapper (the same sum)
+_BATCH = 512  # segments kept before they are integrated
+
 
 class SegmentProbe(Protocol):
     """Derives quantities that are not linear in the channels (e.g. renewable self-consumption, cap excess).
@@ -27,45 +30,115 @@ class SegmentProbe(Protocol):
 
 
 class Meter:
-    """Channels of piecewise-constant values and their running integrals (value x seconds)."""
+    """Channels of piecewise-constant values and their running integrals (value x seconds).
+
+    Without a probe, segments are kept as rows (the values and the length) and integrated in batches, with the
+    very same floating-point operations as one segment at a time (each ``value x dt``, added in order), so the
+    integrals and the peak are identical; :attr:`integral`, the peak and :meth:`snapshot` integrate what is kept
+    first. With a probe every segment is integrated at once (the probe sees each in order)."""
 
     def __init__(self, names: list[str], it_power_names: list[str]) -> None:
         self.names = list(names)
         self.index = {n: i for i, n in enumerate(self.names)}
         self.values = np.zeros(len(names))
-        self.integral = np.zeros(len(names))
+        self._integral = np.zeros(len(names))
         self.it_power_names = list(it_power_names)
         self._it_idx = np.array([self.index[n] for n in it_power_names], dtype=np.int64)
+        self._it: slice | np.ndarray = self._it_idx  # a slice when the channels are adjacent: the same sum, no copy
+        if len(self._it_idx) and np.array_equal(
+            self._it_idx, np.arange(self._it_idx[0], self._it_idx[0] + len(self._it_idx))
+        ):
+            self._it = slice(int(self._it_idx[0]), int(self._it_idx[0]) + len(self._it_idx))
         self.t_s = 0.0
-        self.peak_it_w = 0.0
-        self.peak_it_at_s = 0.0
+        self._peak_it_w = 0.0
+        self._peak_it_at_s = 0.0
         self.probe: SegmentProbe | None = None
+        self._rows = np.empty((_BATCH, len(names)))  # kept segments: values, length, start
+        self._dts = np.empty(_BATCH)
+        self._t0s = np.empty(_BATCH)
+        self._k = 0
+
+    @property
+    def integral(self) -> np.ndarray:
+        """Running integrals up to :attr:`t_s` (value x seconds per channel; updated in place)."""
+        if self._k:
+            self._flush()
+        return self._integral
+
+    @property
+    def peak_it_w(self) -> float:
+        """Largest IT power over segments of positive length so far."""
+        if self._k:
+            self._flush()
+        return self._peak_it_w
+
+    @property
+    def peak_it_at_s(self) -> float:
+        """Start of the first segment at :attr:`peak_it_w`."""
+        if self._k:
+            self._flush()
+        return self._peak_it_at_s
 
     def add_channels(self, names: list[str]) -> list[int]:
         """Append channels (value 0, integral 0); returns their indices. Call before the first snapshot."""
+        if self._k:
+            self._flush()
         first = len(self.names)
         self.names += names
         self.index.update({n: first + i for i, n in enumerate(names)})
         self.values = np.concatenate([self.values, np.zeros(len(names))])
-        self.integral = np.concatenate([self.integral, np.zeros(len(names))])
+        self._integral = np.concatenate([self._integral, np.zeros(len(names))])
+        self._rows = np.empty((_BATCH, len(self.names)))
         return list(range(first, first + len(names)))
 
     def advance(self, now_s: float) -> None:
         dt = now_s - self.t_s
         if dt > 0.0:
-            self.integral += self.values * dt
-            it_w = float(self.values[self._it_idx].sum())
-            if self.probe is not None:
-                self.probe.segment(it_w, self.t_s, dt)
-            if it_w > self.peak_it_w:
-                self.peak_it_w = it_w
-                self.peak_it_at_s = self.t_s
+            if self.probe is None:
+                k = self._k
+                self._rows[k] = self.values
+                self._dts[k] = dt
+                self._t0s[k] = self.t_s
+                self._k = k + 1
+                if k + 1 == _BATCH:
+                    self._flush()
+                self.t_s = now_s
+                return
+            if self._k:
+                self._flush()
+            values = self.values
+            self._integral += values * dt
+            it_w = float(_sum(values[self._it]))
+            self.probe.segment(it_w, self.t_s, dt)
+            if it_w > self._peak_it_w:
+                self._peak_it_w = it_w
+                self._peak_it_at_s = self.t_s
             self.t_s = now_s
 
+    def _flush(self) -> None:
+        """Integrate the kept segments: the same products, added to the integrals in the same order."""
+        k = self._k
+        self._k = 0
+        rows = self._rows[:k]
+        acc = np.empty((k + 1, rows.shape[1]))
+        acc[0] = self._integral
+        np.multiply(rows, self._dts[:k, None], out=acc[1:])
+        np.add.accumulate(acc, axis=0, out=acc)  # sequential: ((I + p1) + p2) + ..., as one segment at a time
+        self._integral[:] = acc[k]
+        if isinstance(self._it, slice):  # row by row, the same sums as one segment at a time
+            it_w = _sum(rows[:, self._it], axis=1)
+        else:  # (a gathered copy may be summed in another order: one row at a time, as before)
+            it_w = np.array([_sum(row[self._it]) for row in rows])
+        j = int(np.argmax(it_w))  # the first segment at the largest power: where strict '>' in order stops
+        if it_w[j] > self._peak_it_w:
+            self._peak_it_w = float(it_w[j])
+            self._peak_it_at_s = float(self._t0s[j])
+
     def it_power_w(self) -> float:
-        return float(self.values[self._it_idx].sum())
+        return float(_sum(self.values[self._it]))
 
     def snapshot(self) -> np.ndarray:
+        integral = self.integral
         if self.probe is not None:
-            self.probe.flush(self.integral, self.t_s)
-        return self.integral.copy()
+            self.probe.flush(integral, self.t_s)
+        return integral.copy()

@@ -22,6 +22,7 @@ class EngineClusterView:
         self.now_s = 0.0
         self.gpus_per_node = state.gpus_per_node
         self.disruptions = 0  # bumped by the engine when running jobs' expected ends move (speed, interruption)
+        self.fits = state.fits  # the cluster's own method: schedulers call it in their inner loops
 
     @property
     def queue(self) -> Sequence[Job]:
@@ -46,9 +47,6 @@ class EngineClusterView:
     @property
     def whole_free_nodes(self) -> int:
         return len(self._state.buckets[self._state.gpus_per_node])
-
-    def fits(self, gpus: int) -> bool:
-        return self._state.fits(gpus)
 
     def expected_duration_s(self, job: JobView) -> float:
         speed = self._groups[job.load].speed
