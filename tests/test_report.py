@@ -531,3 +531,13 @@ def test_time_axis_names_the_range_in_utc() -> None:
     assert _span_text(pd.Timestamp("2024-06-03"), pd.Timestamp("2024-06-04 23:59")) == "3–4 June 2024"
     assert _span_text(pd.Timestamp("2024-06-28"), pd.Timestamp("2024-07-02")) == "28 June – 2 July 2024"
     assert _span_text(pd.Timestamp("2024-06-03 01:00"), pd.Timestamp("2024-06-03 07:00")) == "3 June 2024"
+
+
+def test_a_stopped_runs_page_says_it_is_partial(result_no_plots: RunResult) -> None:
+    summary = result_no_plots.summary
+    assert "Partial run" not in render_markdown(summary, result_no_plots.timeseries, result_no_plots.jobs, {})
+    stopped = {**summary, "partial": {"simulated_s": 7200.0, "horizon_s": 86400.0, "signal": "SIGTERM"}}
+    md = render_markdown(stopped, result_no_plots.timeseries, result_no_plots.jobs, {})
+    html = render_html(stopped, result_no_plots.timeseries, result_no_plots.jobs, {})
+    for page in (md, html):
+        assert "Partial run: stopped by SIGTERM after 2 h of the 24 h planned" in page

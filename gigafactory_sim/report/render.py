@@ -45,6 +45,18 @@ def _subtitle(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> str:
     return " · ".join(parts)
 
 
+def _partial_note(summary: Mapping[str, Any]) -> str | None:
+    """The warning a stopped run's page opens with: what stopped it and the span its figures cover."""
+    partial = summary.get("partial")
+    if not isinstance(partial, Mapping):
+        return None
+    reached = format_value(partial.get("simulated_s"), "simulated_s")
+    planned = format_value(partial.get("horizon_s"), "horizon_s")
+    signal = partial.get("signal") or "a signal"
+    return (f"Partial run: stopped by {signal} after {reached} of the {planned} planned. Every figure covers "
+            f"the simulated time up to the stop.")
+
+
 # --- Markdown --------------------------------------------------------------------------------------------
 
 
@@ -74,6 +86,9 @@ def render_markdown(
     sub = _subtitle(summary, timeseries)
     if sub:
         lines += [sub, ""]
+    note = _partial_note(summary)
+    if note:
+        lines += [f"> **{note}**", ""]
     lines += ["## The run at a glance", ""]
     lines += [_md_card(card) for card in story(summary)]
     for section in build_sections(summary, jobs, list(plots)):
@@ -99,6 +114,7 @@ h1 { margin: 0 0 0.2rem; font-size: 1.7rem; }
 h2 { margin: 2.2rem 0 0.6rem; border-bottom: 1px solid #d0d7de; padding-bottom: 0.3rem; }
 h3 { margin: 1.2rem 0 0.4rem; font-size: 1rem; }
 .sub { color: #57606a; margin: 0 0 1rem; }
+.partial { background: #fff8c5; border-left: 4px solid #bf8700; padding: 0.5rem 0.75rem; margin: 0 0 1rem; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 0.7rem; }
 .card { border: 1px solid #d0d7de; border-left: 4px solid #8c959f; border-radius: 6px; padding: 0.55rem 0.8rem;
         background: #f6f8fa; min-width: 0; }
@@ -176,6 +192,9 @@ def render_html(
     sub = _subtitle(summary, timeseries)
     if sub:
         parts.append(f'<p class="sub">{_esc(sub)}</p>')
+    note = _partial_note(summary)
+    if note:
+        parts.append(f'<p class="partial"><strong>{_esc(note)}</strong></p>')
     parts.append('<section id="story" class="cards">')
     parts += [_html_card(card) for card in story(summary)]
     parts.append("</section>")
