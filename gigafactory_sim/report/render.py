@@ -53,8 +53,10 @@ def _partial_note(summary: Mapping[str, Any]) -> str | None:
     reached = format_value(partial.get("simulated_s"), "simulated_s")
     planned = format_value(partial.get("horizon_s"), "horizon_s")
     signal = partial.get("signal") or "a signal"
-    return (f"Partial run: stopped by {signal} after {reached} of the {planned} planned. Every figure covers "
-            f"the simulated time up to the stop.")
+    return (
+        f"Partial run: stopped by {signal} after {reached} of the {planned} planned. Every figure covers "
+        f"the simulated time up to the stop."
+    )
 
 
 # --- Markdown --------------------------------------------------------------------------------------------
