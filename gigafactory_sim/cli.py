@@ -20,6 +20,7 @@ from rich.table import Table
 
 from gigafactory_sim.api import execute
 from gigafactory_sim.cli_support import OutProblem, Stopper, check_out_dir, exit_code_for
+from gigafactory_sim.cli_tables import kpi_table, rows_table
 from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
@@ -55,58 +56,6 @@ def load_or_exit(path: Path, overrides: list[str]) -> Scenario:
     except ScenarioError as exc:
         report_problems(exc)
         raise typer.Exit(2) from None
-
-
-def kpi_table(summary: dict[str, Any], title: str) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("KPI")
-    table.add_column("value", justify="right")
-    util = summary["utilisation"]
-    energy = summary["energy"]
-    power = summary["power"]
-    jobs = summary["jobs"]
-    wait = summary["wait_s"]
-
-    def hours(x: float | None) -> str:
-        return "-" if x is None else f"{x / 3600:.2f} h"
-
-    rows = [
-        ("GPUs", f"{summary['gpus_total']:,}"),
-        ("horizon", f"{summary['horizon_s'] / 86400:.2f} d"),
-        ("GPUs allocated", f"{util['allocated_fraction']:.1%}"),
-        ("GPUs busy", f"{util['busy_fraction']:.1%}"),
-        ("IT energy", f"{energy['it_mwh']:,.1f} MWh"),
-        ("facility energy", f"{energy['facility_mwh']:,.1f} MWh"),
-        ("peak facility power", f"{power['peak_facility_mw']:,.2f} MW"),
-        ("mean facility power", f"{power['mean_facility_mw']:,.2f} MW"),
-        ("jobs submitted / completed", f"{jobs['submitted']:,} / {jobs['completed']:,}"),
-        ("jobs running / queued at end", f"{jobs['running_at_end']:,} / {jobs['queued_at_end']:,}"),
-        ("wait p50 / p95 / p99", f"{hours(wait['p50'])} / {hours(wait['p95'])} / {hours(wait['p99'])}"),
-    ]
-    if "carbon" in summary:
-        rows.append(("carbon (location-based)", f"{summary['carbon']['total_t']:,.0f} t CO2"))
-    if "cost" in summary:
-        rows.append(("electricity cost", f"EUR {summary['cost']['total_eur']:,.0f}"))
-    if "inference" in summary:
-        inf = summary["inference"]
-        rows.append(
-            (
-                "inference GPU-hours / training lost to preemption",
-                f"{inf['gpu_h']:,.0f} / {inf['training_lost_gpu_h']:,.0f}",
-            )
-        )
-        for name, svc in inf["services"].items():
-            slo = svc["slo"]
-            rows.append((f"  {name}: SLO attainment", f"{slo['attainment']:.1%} ({'met' if slo['met'] else 'missed'})"))
-    if "reliability" in summary:
-        rel = summary["reliability"]
-        ettr = rel["ettr"].get("overall") if isinstance(rel.get("ettr"), dict) else rel.get("ettr")
-        rows.append(("interruptions / lost GPU-time", f"{rel['interruptions']:,} / {rel['lost_fraction']:.1%}"))
-        if isinstance(ettr, int | float):
-            rows.append(("effective training time ratio", f"{ettr:.3f}"))
-    for k, v in rows:
-        table.add_row(k, v)
-    return table
 
 
 MaxMemory = Annotated[
@@ -385,15 +334,6 @@ def schema() -> None:
 # -- analysis commands (compare, sweep, report) are registered below ------------------------------------------
 
 
-def _rows_table(rows: list[list[str]], title: str) -> Table:
-    table = Table(title=title, header_style="bold")
-    for i, name in enumerate(rows[0]):
-        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
-    for row in rows[1:]:
-        table.add_row(*row)
-    return table
-
-
 def _fail(message: str, code: int = 2) -> typer.Exit:
     from rich.markup import escape
 
@@ -443,7 +383,7 @@ def compare(
         raise typer.Exit(2) from None
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    out_console.print(_rows_table(comparison_rows(comparison), f"baseline: {comparison.baseline.label}"))
+    out_console.print(rows_table(comparison_rows(comparison), f"baseline: {comparison.baseline.label}"))
     for note in comparison.notes:
         out_console.print(f"[yellow]not comparable:[/] {note}", highlight=False)
     path = write_comparison(comparison, out_dir)
@@ -543,7 +483,7 @@ def sweep(
     except Exception as exc:  # e.g. the Dask scheduler cannot be reached
         raise _fail(f"{type(exc).__name__}: {exc}", 1) from None
     if not quiet and plan.metric in set(result.aggregate["metric"]):
-        out_console.print(_rows_table(metric_rows(result, plan.metric), plan.metric))
+        out_console.print(rows_table(metric_rows(result, plan.metric), plan.metric))
     if result.skipped:
         out_console.print(f"{result.skipped} run(s) already done, skipped", highlight=False)
     out_console.print(f"sweep written to {out_dir}", highlight=False)
