@@ -90,6 +90,19 @@ def check_cost_or_exit(sc: Scenario, max_memory: str | None, max_events: float |
         raise typer.Exit(2) from None
 
 
+def progress_bar(detail: str, quiet: bool) -> Progress:
+    """The command line's progress bar on stderr: description, bar, ``detail`` (a rich column template), time."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn(detail),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    )
+
+
 def prepare_or_exit(sc: Scenario) -> Prepared:
     """Prepare the run (traces and series are read, every build-time check made); input problems exit 2 with
     their lines."""
@@ -185,15 +198,7 @@ def run(
         prepared = prepare_or_exit(sc)  # input problems surface here, before anything is written
         sim: Simulation | None = None
         try:
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.fields[sim]}"),
-                TimeElapsedColumn(),
-                console=err_console,
-                disable=quiet,
-                transient=True,
-            ) as progress:
+            with progress_bar("{task.fields[sim]}", quiet) as progress:
                 task = progress.add_task(f"simulating {sc.name}", total=sc.horizon_s, sim="")
 
                 def on_tick(now_s: float, horizon_s: float) -> None:
@@ -362,14 +367,7 @@ def compare(
     if out_dir.exists() and any(out_dir.iterdir()):
         raise _fail(f"{out_dir} exists and is not empty")
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[sim]}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as progress:
+        with progress_bar("{task.fields[sim]}", quiet=False) as progress:
             tasks: dict[str, Any] = {}
 
             def on_tick(path: str, now_s: float, horizon_s: float) -> None:
@@ -462,15 +460,7 @@ def sweep(
         highlight=False,
     )
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} runs"),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=quiet,
-            transient=True,
-        ) as progress:
+        with progress_bar("{task.completed}/{task.total} runs", quiet) as progress:
             task = progress.add_task(f"sweep {plan.name}", total=plan.n_runs)
             result = run_sweep(
                 plan, out_dir, executor, progress=lambda done, total: progress.update(task, completed=done), meta=meta

@@ -18,7 +18,6 @@ from gigafactory_sim.energy.system import EnergySystem
 from gigafactory_sim.inference.prepare import prepare_inference
 from gigafactory_sim.inference.runtime import InferenceRuntime, inference_channels
 from gigafactory_sim.reliability.runtime import Reliability, prepare_reliability
-from gigafactory_sim.sim.facility import PowerTable
 
 if TYPE_CHECKING:
     from gigafactory_sim.config.scenario import Scenario
@@ -50,7 +49,7 @@ FEATURES: tuple[Feature, ...] = (
         "inference",
         lambda sc, jobs: prepare_inference(sc),
         InferenceRuntime,
-        lambda sc, services: inference_channels(PowerTable(sc).cluster_names, services),
+        lambda sc, services: inference_channels([c.name for c in sc.facility.clusters], services),
     ),
 )
 
