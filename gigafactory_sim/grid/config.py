@@ -5,19 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.errors import InputProblem, ScenarioError
+from gigafactory_sim.grid.formats import FORMAT_KINDS
 from gigafactory_sim.grid.signals import SERIES_KINDS, Signal, load_signal
 from gigafactory_sim.workload.traces import BUILTIN_PREFIX, resolve_data_path
 
 __all__ = ["GridConfig", "GridSignals", "Renewables", "SeriesSource"]
 
 
+SeriesFormat = Literal["long", "electricitymaps", "entsoe"]
+
+
 class SeriesSource(StrictModel):
-    """One series: a CSV long table (``time_utc``, ``zone``, value column) or the shipped 2020 extract."""
+    """One series: a CSV long table (``time_utc``, ``zone``, value column), an Electricity Maps or ENTSO-E
+    export as downloaded (``format:``, see :mod:`gigafactory_sim.grid.formats`), or the shipped 2020 extract."""
 
     path: str | None = Field(
         default=None,
@@ -27,6 +33,34 @@ class SeriesSource(StrictModel):
     zone: str | None = Field(default=None, description="zone to select; default grid.zone")
     column: str | None = Field(default=None, description="value column; default the series' own")
     year: int | None = Field(default=None, description="use only this calendar year (UTC) of the file")
+    format: SeriesFormat = Field(
+        default="long",
+        description="file layout: long (time_utc, zone, value column), electricitymaps (hourly carbon export), "
+        "entsoe (Transparency Platform day-ahead prices CSV)",
+    )
+    intensity: Literal["direct", "lifecycle"] = Field(
+        default="direct",
+        description="format electricitymaps: the direct (operational) or lifecycle (LCA) carbon intensity column",
+    )
+
+    @model_validator(mode="after")
+    def _intensity_needs_electricitymaps(self) -> SeriesSource:
+        if "intensity" in self.model_fields_set and self.format != "electricitymaps":
+            raise ValueError(
+                f"intensity is read from an Electricity Maps export (format: electricitymaps), not {self.format}"
+            )
+        if self.format != "long" and self.path is None:
+            raise ValueError(f"format {self.format} reads a file you downloaded; give its path")
+        return self
+
+
+def _check_format(kind: str, src: SeriesSource | None) -> None:
+    """A layout that only holds another kind of series (an ENTSO-E price file as grid.carbon) is an error."""
+    if src is None:
+        return
+    kinds = FORMAT_KINDS[src.format]
+    if kinds is not None and kind not in kinds:
+        raise ValueError(f"format {src.format} holds {' or '.join(sorted(kinds))} series, not {kind}")
 
 
 class Renewables(StrictModel):
@@ -36,6 +70,12 @@ class Renewables(StrictModel):
     wind_mw: float = Field(default=0.0, ge=0)
     solar: SeriesSource = Field(default_factory=SeriesSource, description="solar capacity factors (solar_cf)")
     wind: SeriesSource = Field(default_factory=SeriesSource, description="wind capacity factors (wind_cf)")
+
+    @field_validator("solar", "wind")
+    @classmethod
+    def _format_fits(cls, v: SeriesSource, info: object) -> SeriesSource:
+        _check_format(str(getattr(info, "field_name", "")), v)
+        return v
 
 
 class GridConfig(StrictModel):
@@ -56,6 +96,7 @@ class GridConfig(StrictModel):
         name = str(getattr(info, "field_name", ""))
         if v is not None and v.path is None and SERIES_KINDS[name].builtin is None:
             raise ValueError(f"there is no shipped {name} series; give its path")
+        _check_format(name, v)
         return v
 
     def sources(self) -> dict[str, SeriesSource]:
@@ -120,6 +161,8 @@ def load_grid(cfg: GridConfig, default_zone: str, start: datetime, horizon_s: fl
                 horizon_s=horizon_s,
                 loop_year=cfg.loop_year,
                 field=field,
+                fmt=src.format,
+                intensity=src.intensity,
             )
         except ScenarioError as exc:  # go on: report every series' problems at once
             problems += exc.problems

@@ -23,6 +23,14 @@ import numpy as np
 import pandas as pd
 
 from gigafactory_sim.errors import InputProblem, ScenarioError
+from gigafactory_sim.grid.formats import (
+    FORMAT_KINDS,
+    FORMATS,
+    FormatProblem,
+    ParsedSeries,
+    SeriesRequest,
+    read_table,
+)
 
 __all__ = ["SERIES_KINDS", "SeriesKind", "Signal", "load_signal", "loop_offset_s", "read_series"]
 
@@ -125,93 +133,167 @@ SERIES_KINDS: dict[str, SeriesKind] = {
 
 
 def _lines(index: pd.Index | np.ndarray, limit: int = 5) -> str:
-    rows = [int(i) + 2 for i in list(index)[:limit]]  # header is line 1
+    """The physical lines of rows (their index), the first ``limit`` of them."""
+    rows = [int(i) for i in list(index)[:limit]]
     more = f" (and {len(index) - limit} more)" if len(index) > limit else ""
     return ", ".join(str(r) for r in rows) + more
 
 
-def read_series(
-    path: Path, kind: str, zone: str | None, column: str | None, year: int | None, field: str
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Read and validate one zone's series: ``(unix times s, values, step s)``, evenly spaced."""
-    spec = SERIES_KINDS[kind]
-    col = column or spec.column
-    file = str(path)
+@dataclass(frozen=True)
+class _Series:
+    """A validated series: unix times (s), values, the step (s) and each row's physical line."""
 
-    def fail(message: str, line: int | None = None, sub: str = "path") -> ScenarioError:
-        return ScenarioError([InputProblem(file=file, line=line, field=f"{field}.{sub}", message=message)])
+    unix_s: np.ndarray
+    values: np.ndarray
+    step_s: float
+    lines: np.ndarray
 
+
+class _Fail:
+    """Builds the :class:`ScenarioError` of one series: its file and scenario field, a line and sub-field."""
+
+    def __init__(self, file: str, field: str) -> None:
+        self.file = file
+        self.field = field
+
+    def __call__(self, message: str, line: int | None = None, sub: str = "path") -> ScenarioError:
+        return ScenarioError([InputProblem(file=self.file, line=line, field=f"{self.field}.{sub}", message=message)])
+
+
+def _parse(path: Path, kind: str, fmt: str, request: SeriesRequest, fail: _Fail) -> ParsedSeries:
+    """Read the file and run the layout's parser (file, layout and zone problems raised here)."""
+    if fmt not in FORMATS:
+        raise fail(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}", sub="format")
     if not path.is_file():
         raise fail("series file not found")
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        raw = read_table(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, OSError) as exc:
         raise fail(f"cannot parse CSV: {exc}") from None
-    if "time_utc" not in raw.columns:
-        raise fail(f"no time_utc column; columns: {', '.join(raw.columns)}", line=1)
-    if col not in raw.columns:
-        stem = col.split("_")[0]
-        near = [c for c in raw.columns if c.split("_")[0] == stem]
-        msg = f"no {col} column ({spec.unit})"
-        if near:
-            msg += f"; found {', '.join(near)}: wrong unit? {spec.hint}"
-        raise fail(msg + f"; columns: {', '.join(raw.columns)}", line=1, sub="column")
-    if "zone" in raw.columns:
-        zones = sorted(set(raw["zone"]))
-        if zone is None:
-            if len(zones) > 1:
-                raise fail(f"the file holds several zones ({', '.join(zones)}); name one", sub="zone")
-        else:
-            if zone not in zones:
-                raise fail(f"no zone {zone!r} in the file; zones: {', '.join(zones)}", sub="zone")
-            raw = raw[raw["zone"] == zone]
-    times = pd.to_datetime(raw["time_utc"], utc=True, errors="coerce", format="ISO8601")
-    bad = raw.index[times.isna()]
+    kinds = FORMAT_KINDS[fmt]
+    if kinds is not None and kind not in kinds:
+        raise fail(
+            f"format {fmt} holds {' or '.join(sorted(kinds))} series, not {kind}; this series takes format long"
+            + (" or entsoe" if kind == "price" else " or electricitymaps" if kind == "carbon" else ""),
+            line=1,
+            sub="format",
+        )
+    try:
+        return FORMATS[fmt](raw, request)
+    except FormatProblem as exc:
+        raise fail(exc.message, line=exc.line, sub=exc.sub) from None
+
+
+def _check_rows(parsed: ParsedSeries, year: int | None, fail: _Fail) -> tuple[pd.Series, pd.Series]:
+    """Times and values parsed, the year selected, sorted, without duplicates: ``(UTC times, values)``."""
+    frame, col = parsed.frame, parsed.value_column
+    times, values = frame["time"], frame["value"]
+    bad = frame.index[times.isna().to_numpy()]
     if len(bad):
-        raise fail(f"bad time_utc at line(s) {_lines(bad)} (ISO 8601 expected)", line=int(bad[0]) + 2)
-    values = pd.to_numeric(raw[col], errors="coerce")
-    bad = raw.index[values.isna()]
+        raise fail(f"bad {parsed.time_column} at line(s) {_lines(bad)} ({parsed.time_expected})", line=int(bad[0]))
+    bad = frame.index[values.isna().to_numpy()]
     if len(bad):
-        raise fail(f"missing or non-numeric {col} at line(s) {_lines(bad)}", line=int(bad[0]) + 2)
+        raise fail(f"missing or non-numeric {col} at line(s) {_lines(bad)}", line=int(bad[0]))
     if year is not None:
         keep = (times.dt.year == year).to_numpy()
         if not keep.any():
-            raise fail(f"no rows in year {year}", sub="year")
+            first = int(frame.index[0]) if len(frame) else None
+            raise fail(f"no rows in year {year}", line=first, sub="year")
         times, values = times[keep], values[keep]
     order = np.argsort(times.to_numpy(), kind="stable")
     times, values = times.iloc[order], values.iloc[order]
     dup = times.index[times.duplicated(keep="first").to_numpy()]
     if len(dup):
-        raise fail(f"duplicate times at line(s) {_lines(dup)}", line=int(dup[0]) + 2)
+        raise fail(f"duplicate times at line(s) {_lines(dup)}", line=int(dup[0]))
+    return times, values
+
+
+def _check_values(values: pd.Series, kind: str, col: str, fail: _Fail) -> None:
+    """Values inside the kind's plausible range and not in a likely wrong unit."""
+    spec = SERIES_KINDS[kind]
     if spec.low is not None and (values < spec.low).any():
         bad = values.index[(values < spec.low).to_numpy()]
-        raise fail(f"{col} below {spec.low:g} at line(s) {_lines(bad)}: {spec.hint}", line=int(bad[0]) + 2)
+        raise fail(f"{col} below {spec.low:g} at line(s) {_lines(bad)}: {spec.hint}", line=int(bad[0]))
     if spec.high is not None and (values > spec.high).any():
         bad = values.index[(values > spec.high).to_numpy()]
-        raise fail(f"{col} above {spec.high:g} at line(s) {_lines(bad)}: {spec.hint}", line=int(bad[0]) + 2)
+        raise fail(f"{col} above {spec.high:g} at line(s) {_lines(bad)}: {spec.hint}", line=int(bad[0]))
+    first = int(values.index[0]) if len(values) else None
     if kind == "carbon" and len(values) and values.max() < 2.0:
-        raise fail(f"{col} never reaches 2 g/kWh: wrong unit? {spec.hint}", sub="column")
+        raise fail(f"{col} never reaches 2 g/kWh: wrong unit? {spec.hint}", line=first, sub="column")
     if kind == "price" and len(values) and values.abs().max() < 1.0:
-        raise fail(f"{col} stays within +-1: wrong unit? {spec.hint}", sub="column")
+        raise fail(f"{col} stays within +-1: wrong unit? {spec.hint}", line=first, sub="column")
+
+
+def _check_steps(times: pd.Series, gap_note: str, fail: _Fail) -> tuple[np.ndarray, float]:
+    """Evenly spaced rows, hourly or finer: ``(unix times s, step s)``."""
     unix = (times.dt.tz_convert(UTC) - pd.Timestamp(0, tz=UTC)).dt.total_seconds().to_numpy()
     if len(unix) < 2:
-        raise fail("a series needs at least two rows")
+        raise fail("a series needs at least two rows", line=int(times.index[0]) if len(times) else None)
     diffs = np.diff(unix)
     steps, counts = np.unique(diffs, return_counts=True)
     step = float(steps[np.argmax(counts)])
     if step > 3600.0:
-        raise fail(f"rows are {step / 3600:g} h apart; hourly or finer is needed")
+        raise fail(f"rows are {step / 3600:g} h apart; hourly or finer is needed", line=int(times.index[1]))
     odd = np.flatnonzero(diffs != step)
     if len(odd):
         k = int(odd[0])
-        where = values.index[odd + 1]
+        where = times.index[odd + 1]
         raise fail(
             f"rows not evenly spaced every {step:g} s: {len(odd)} gap(s) or irregular step(s), the "
             f"first between {times.iloc[k].isoformat()} and {times.iloc[k + 1].isoformat()} (line(s) "
-            f"{_lines(where)})",
-            line=int(where[0]) + 2,
+            f"{_lines(where)}){gap_note}",
+            line=int(where[0]),
         )
-    return unix, values.to_numpy(dtype=float), step
+    return unix, step
+
+
+def _read(
+    path: Path,
+    kind: str,
+    zone: str | None,
+    column: str | None,
+    year: int | None,
+    field: str,
+    fmt: str,
+    intensity: str,
+) -> _Series:
+    spec = SERIES_KINDS[kind]
+    fail = _Fail(str(path), field)
+    request = SeriesRequest(
+        kind=kind,
+        zone=zone,
+        column=column,
+        default_column=spec.column,
+        unit=spec.unit,
+        hint=spec.hint,
+        intensity=intensity,
+        zone_aliases=spec.aliases,
+    )
+    parsed = _parse(path, kind, fmt, request, fail)
+    times, values = _check_rows(parsed, year, fail)
+    _check_values(values, kind, parsed.value_column, fail)
+    unix, step = _check_steps(times, parsed.gap_note, fail)
+    return _Series(unix, values.to_numpy(dtype=float), step, times.index.to_numpy(dtype=int))
+
+
+def read_series(
+    path: Path,
+    kind: str,
+    zone: str | None,
+    column: str | None,
+    year: int | None,
+    field: str,
+    *,
+    fmt: str = "long",
+    intensity: str = "direct",
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Read and validate one zone's series: ``(unix times s, values, step s)``, evenly spaced.
+
+    ``fmt`` is the file's layout (a key of :data:`~gigafactory_sim.grid.formats.FORMATS`); ``intensity``
+    picks the direct or life-cycle column of an Electricity Maps export.
+    """
+    s = _read(path, kind, zone, column, year, field, fmt, intensity)
+    return s.unix_s, s.values, s.step_s
 
 
 def loop_offset_s(start: datetime, block_start_unix: float) -> float:
@@ -235,10 +317,15 @@ def load_signal(
     horizon_s: float,
     loop_year: bool,
     field: str,
+    fmt: str = "long",
+    intensity: str = "direct",
 ) -> Signal:
-    """The signal of ``kind`` for ``[start, start + horizon_s)``, validated (see the module docstring)."""
+    """The signal of ``kind`` for ``[start, start + horizon_s)``, validated (see the module docstring); ``fmt``
+    and ``intensity`` as in :func:`read_series`."""
     spec = SERIES_KINDS[kind]
-    unix, values, step = read_series(path, kind, zone, column, year, field)
+    series = _read(path, kind, zone, column, year, field, fmt, intensity)
+    unix, values, step = series.unix_s, series.values, series.step_s
+    first_line, last_line = int(series.lines[0]), int(series.lines[-1])
     t0 = start.timestamp()
     t_end = t0 + horizon_s
     first, last_end = unix[0], unix[-1] + step
@@ -249,7 +336,9 @@ def load_signal(
                 str(path),
                 f"{field}.path",
                 f"loop_year needs a series spanning one year (365 or 366 days); "
-                f"this one spans {span / DAY_S:.2f} days (select one with `year:`)",
+                f"this one spans {span / DAY_S:.2f} days, lines {first_line} to {last_line} (select one with "
+                f"`year:`)",
+                line=last_line,
             )
         n = len(values)
         offset = loop_offset_s(start, first)
@@ -267,8 +356,10 @@ def load_signal(
         raise ScenarioError.single(
             str(path),
             f"{field}.path",
-            f"the series covers {iso(first)} to {iso(last_end)}, not the simulated {iso(t0)} to "
-            f"{iso(t_end)}; move `start`, shorten `horizon`, or set grid.loop_year: true to repeat one year",
+            f"the series covers {iso(first)} (line {first_line}) to {iso(last_end)} (line {last_line}), not the "
+            f"simulated {iso(t0)} to {iso(t_end)}; move `start`, shorten `horizon`, or set grid.loop_year: true to "
+            f"repeat one year",
+            line=first_line if first > t0 else last_line,
         )
     i0 = int(np.searchsorted(unix, t0, side="right")) - 1
     i1 = int(np.searchsorted(unix, t_end, side="left"))
