@@ -113,8 +113,9 @@ def _zone_lines(zones: pd.Series) -> str:
     return ", ".join(f"{z} (from line {line})" for z, line in first.items())
 
 
-def select_zone(raw: pd.DataFrame, zones: pd.Series, req: SeriesRequest) -> pd.DataFrame:
-    """The rows of the requested zone (``zones`` holds each row's zone); a file of one zone needs no name."""
+def select_zone(raw: pd.DataFrame, zones: pd.Series, req: SeriesRequest, aliases: bool = False) -> pd.DataFrame:
+    """The rows of the requested zone (``zones`` holds each row's zone); a file of one zone needs no name.
+    With ``aliases`` a zone missing from the file may be read under its alias (DE as the DE-LU bidding zone)."""
     names = sorted(set(zones))
     if req.zone is None:
         if len(names) > 1:
@@ -124,7 +125,7 @@ def select_zone(raw: pd.DataFrame, zones: pd.Series, req: SeriesRequest) -> pd.D
             )
         return raw
     zone = req.zone
-    if zone not in names:
+    if zone not in names and aliases:
         zone = dict(req.zone_aliases).get(zone, zone)
     if zone not in names:
         first = int(raw.index[0]) if len(raw) else HEADER_LINE
@@ -264,11 +265,11 @@ def _entsoe_zone(raw: pd.DataFrame, req: SeriesRequest) -> pd.DataFrame:
     """The zone from an ``Area`` column (``BZN|FR`` per row) or a ``BZN|FR`` header (the older export)."""
     area = _find(raw, "Area")
     if area is not None:
-        return select_zone(raw, raw[area].str.strip().str.replace(r"^BZN\|", "", regex=True), req)
+        return select_zone(raw, raw[area].str.strip().str.replace(r"^BZN\|", "", regex=True), req, aliases=True)
     bzn = [str(c) for c in raw.columns if str(c).upper().startswith("BZN|")]
     if len(bzn) == 1:
         zones = pd.Series(bzn[0][4:], index=raw.index)
-        return select_zone(raw, zones, req)
+        return select_zone(raw, zones, req, aliases=True)
     return raw
 
 

@@ -2,10 +2,12 @@
 
 A series is read from a CSV long table like ``../shared/data/grid/``: ``time_utc`` (ISO 8601, UTC; a naive
 time is taken as UTC), an optional ``zone`` column, and a value column whose name carries its unit
-(``carbon_g_per_kwh``, ``price_eur_per_mwh``, ``temperature_c``, ``solar_cf``, ``wind_cf``, ``power_cap_mw``).
-A row's value holds from its time until the next row's time (hour-start convention). Validation reports, with
-file and line: unknown zone, bad time, duplicate times, rows not evenly spaced (gaps), a step longer than an
-hour, values out of range or in the wrong unit, and a series that does not cover the simulated
+(``carbon_g_per_kwh``, ``price_eur_per_mwh``, ``temperature_c``, ``solar_cf``, ``wind_cf``, ``power_cap_mw``),
+or from an Electricity Maps carbon export or an ENTSO-E day-ahead price export as downloaded (``fmt``; the
+layouts are parsed in :mod:`gigafactory_sim.grid.formats`). A row's value holds from its time until the next
+row's time (hour-start convention). Validation, the same for every layout, reports with file, physical line and
+field: unknown zone, bad time, duplicate times, rows not evenly spaced (gaps), a step longer than an hour,
+values out of range or in the wrong unit, and a series that does not cover the simulated
 ``[start, start + horizon)``. With ``loop_year`` a series spanning exactly one year (365 or 366 days) is
 repeated; see :func:`loop_offset_s` for how it is aligned.
 
