@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.federation.collect import collect_federation
+from gigafactory_sim.federation.config import Federation
+from gigafactory_sim.federation.prepare import PreparedFederation, prepare_federation
+from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.prepare import Prepared, prepare
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.sim.collect import collect
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps
 
-__all__ = ["execute", "run"]
+__all__ = ["build", "execute", "prepare_any", "run"]
 
 
 def run(
-    scenario: Scenario | Prepared,
+    scenario: Scenario | Prepared | Federation | PreparedFederation,
     progress: ProgressFn | None = None,
     probes: Sequence[Callable[[EngineOps], object]] = (),
 ) -> RunResult:
@@ -27,24 +32,56 @@ def run(
     engine's API (:class:`~gigafactory_sim.sim.ops.EngineOps`), that observe the run.
     """
     t0 = time.perf_counter()
-    prepared = scenario if isinstance(scenario, Prepared) else prepare(scenario)
-    return execute(Simulation(prepared, progress, probes), t0)
+    if isinstance(scenario, Federation):
+        return execute(build(prepare_federation(scenario), progress, probes), t0)
+    if isinstance(scenario, Scenario):
+        return execute(build(prepare(scenario), progress, probes), t0)
+    return execute(build(scenario, progress, probes), t0)
 
 
-def execute(sim: Simulation, t0: float | None = None) -> RunResult:
-    """Run a built :class:`Simulation` and collect its results (keep ``sim`` to inspect its state after)."""
+def build(
+    prepared: Prepared | PreparedFederation,
+    progress: ProgressFn | None = None,
+    probes: Sequence[Callable[[EngineOps], object]] = (),
+) -> Simulation | FederationRun:
+    """The engine of a prepared scenario: one :class:`Simulation`, or a federation's :class:`FederationRun`."""
+    if isinstance(prepared, PreparedFederation):
+        return FederationRun(prepared, progress, probes)
+    return Simulation(prepared, progress, probes)
+
+
+def prepare_any(scenario: Scenario | Federation) -> Prepared | PreparedFederation:
+    """:func:`~gigafactory_sim.prepare.prepare` a single site, or prepare a federation."""
+    return prepare_federation(scenario) if isinstance(scenario, Federation) else prepare(scenario)
+
+
+def execute(sim: Simulation | FederationRun, t0: float | None = None) -> RunResult:
+    """Run a built :class:`Simulation` (or :class:`FederationRun`) and collect its results (keep ``sim`` to
+    inspect its state after)."""
     t0 = time.perf_counter() if t0 is None else t0
     t_build = time.perf_counter() - t0
     sim.run()
     t_run = time.perf_counter() - t0 - t_build
+    if isinstance(sim, FederationRun):
+        result = collect_federation(sim)
+        result.meta["performance"] = _performance(sim, t0, t_build, t_run)
+        return result
     jobs, timeseries, summary = collect(sim)
-    performance = {  # wall-clock figures live beside the results, not in the deterministic summary
+    return RunResult(
+        scenario=sim.scenario,
+        summary=summary,
+        timeseries=timeseries,
+        jobs=jobs,
+        meta={"performance": _performance(sim, t0, t_build, t_run)},
+    )
+
+
+def _performance(sim: Simulation | FederationRun, t0: float, t_build: float, t_run: float) -> dict[str, Any]:
+    """Wall-clock figures: they live beside the results, not in the deterministic summary."""
+    return {
         "wall_s": time.perf_counter() - t0,
         "build_s": t_build,
         "simulate_s": t_run,
         "events": sim.n_events,
         "events_per_s": sim.n_events / t_run if t_run > 0 else None,
     }
-    return RunResult(
-        scenario=sim.scenario, summary=summary, timeseries=timeseries, jobs=jobs, meta={"performance": performance}
-    )

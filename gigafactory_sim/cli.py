@@ -18,14 +18,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gigafactory_sim.api import execute
+from gigafactory_sim.api import build, execute, prepare_any
 from gigafactory_sim.cli_support import OutProblem, Stopper, check_out_dir, exit_code_for
 from gigafactory_sim.cli_tables import kpi_table, rows_table
 from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
+from gigafactory_sim.federation.config import Federation
+from gigafactory_sim.federation.prepare import PreparedFederation
+from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
-from gigafactory_sim.prepare import Prepared, prepare
+from gigafactory_sim.prepare import Prepared
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.runmeta import base_meta
 from gigafactory_sim.sim.engine import Simulation
@@ -50,7 +53,7 @@ def report_problems(exc: ScenarioError) -> None:
         err_console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
 
 
-def load_or_exit(path: Path, overrides: list[str]) -> Scenario:
+def load_or_exit(path: Path, overrides: list[str]) -> Scenario | Federation:
     try:
         return load_scenario(path, overrides)
     except ScenarioError as exc:
@@ -75,7 +78,7 @@ MaxEvents = Annotated[
 ]
 
 
-def check_cost_or_exit(sc: Scenario, max_memory: str | None, max_events: float | None) -> None:
+def check_cost_or_exit(sc: Scenario | Federation, max_memory: str | None, max_events: float | None) -> None:
     """Refuse (exit 2, the estimate and how to raise the limit) a run beyond its limits."""
     from gigafactory_sim.estimate import Limits, check_limits
 
@@ -103,13 +106,13 @@ def progress_bar(detail: str, quiet: bool) -> Progress:
     )
 
 
-def prepare_or_exit(sc: Scenario) -> Prepared:
+def prepare_or_exit(sc: Scenario | Federation) -> Prepared | PreparedFederation:
     """Prepare the run (traces and series are read, every build-time check made); input problems exit 2 with
     their lines."""
     from gigafactory_sim.config.loader import locate_problems
 
     try:
-        return prepare(sc)
+        return prepare_any(sc)
     except ScenarioError as exc:
         report_problems(locate_problems(exc, sc))
         raise typer.Exit(2) from None
@@ -196,7 +199,7 @@ def run(
     stopper = Stopper()
     with stopper.installed():
         prepared = prepare_or_exit(sc)  # input problems surface here, before anything is written
-        sim: Simulation | None = None
+        sim: Simulation | FederationRun | None = None
         try:
             with progress_bar("{task.fields[sim]}", quiet) as progress:
                 task = progress.add_task(f"simulating {sc.name}", total=sc.horizon_s, sim="")
@@ -207,7 +210,7 @@ def run(
 
                 if stopper.signum is not None:
                     raise KeyboardInterrupt  # a signal while building: nothing simulated
-                sim = Simulation(prepared, progress=on_tick)
+                sim = build(prepared, progress=on_tick)
                 with stopper.simulating(sim):
                     result = execute(sim)
                 what, parts = ("tables", "tables") if no_report else ("report", "tables, plots, pages")
@@ -276,7 +279,7 @@ def validate(
 
     failed = False
     for path in scenarios:
-        sc: Scenario | None = None
+        sc: Scenario | Federation | None = None
         try:
             sc = load_scenario(path, list(set_ or []))
             try:
@@ -284,7 +287,7 @@ def validate(
             except ValueError as exc:
                 raise _fail(f"--max-memory: {exc}") from None
             check_limits(sc, limits)
-            prepare(sc)  # reads traces and series and runs every build-time check; simulates nothing
+            prepare_any(sc)  # reads traces and series and runs every build-time check; simulates nothing
         except ScenarioError as exc:
             failed = True
             report_problems(exc if sc is None else locate_problems(exc, sc))

@@ -21,8 +21,9 @@ from typing import IO
 from pydantic import ByteSize, TypeAdapter
 
 from gigafactory_sim.config.limits import LimitsConfig
-from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.config.scenario import Facility, Scenario, ScenarioBase
 from gigafactory_sim.errors import InputProblem, ScenarioError
+from gigafactory_sim.federation.config import Federation
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
@@ -58,7 +59,7 @@ class Limits:
 
     @classmethod
     def resolve(
-        cls, scenario: Scenario | None, max_memory: str | None = None, max_events: float | None = None
+        cls, scenario: ScenarioBase | None, max_memory: str | None = None, max_events: float | None = None
     ) -> Limits:
         """Command line over the scenario's ``limits:`` over the defaults. ``max_memory`` like ``16GB``."""
         cfg: LimitsConfig | None = scenario.limits if scenario is not None else None
@@ -151,7 +152,14 @@ def _safe(value: float) -> float:
     return math.inf if math.isnan(value) else value
 
 
-def estimate(scenario: Scenario) -> Estimate:
+def _facilities(scenario: Scenario | Federation) -> list[tuple[str, Facility]]:
+    """Each facility of the scenario with the field path it is under."""
+    if isinstance(scenario, Federation):
+        return [(f"sites.{k}.facility", site.facility) for k, site in enumerate(scenario.sites)]
+    return [("facility", scenario.facility)]
+
+
+def estimate(scenario: Scenario | Federation) -> Estimate:
     """The expected size of running ``scenario`` (reads only trace row counts, never builds the model)."""
     from gigafactory_sim.inference.demand import ConstantDemand, DiurnalDemand, TraceDemand
     from gigafactory_sim.workload.arrivals import DiurnalArrivals
@@ -206,11 +214,12 @@ def estimate(scenario: Scenario) -> Estimate:
                 2.0 * ticks,
                 BYTES_PER_REQUEST * stored + 200.0 * ticks,
             )
-    for i, cluster in enumerate(scenario.facility.clusters):
-        failures = scenario.facility.failures_of(cluster)
+    facilities = _facilities(scenario)
+    for at, facility, i, cluster in ((at, f, i, c) for at, f in facilities for i, c in enumerate(f.clusters)):
+        failures = facility.failures_of(cluster)
         if failures is None:
             continue
-        where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
+        where = f"{at}.clusters.{i}.failures" if cluster.failures is not None else f"{at}.failures"
         n = _safe(failures.rate_per_node_s(cluster.gpus_per_node) * cluster.nodes * horizon)
         est.add(where, f"{_count(n)} node failures", EVENTS_PER_FAILURE * n, 100.0 * n)
         for j, window in enumerate(failures.maintenance):
@@ -223,12 +232,13 @@ def estimate(scenario: Scenario) -> Estimate:
             )
     rows = _safe(horizon / scenario.report.interval)
     est.report_rows = rows
-    channels = 6 * len(scenario.facility.clusters) + 30 + 8 * len(scenario.workload.inference)
+    n_clusters = sum(len(f.clusters) for _, f in facilities)
+    channels = 6 * n_clusters + 30 * len(facilities) + 8 * len(scenario.workload.inference)
     est.add("report.interval", f"{_count(rows)} report rows of {channels} columns", rows, rows * channels * 8.0 * 4)
     return est
 
 
-def check_limits(scenario: Scenario, limits: Limits, file: str | None = None) -> Estimate:
+def check_limits(scenario: Scenario | Federation, limits: Limits, file: str | None = None) -> Estimate:
     """:func:`estimate` ``scenario``; raise :class:`ScenarioError` (every limit exceeded, with the estimate,
     the field that dominates it and how to raise the limit) if it is beyond ``limits``."""
     from gigafactory_sim.config.loader import locate_problems

@@ -15,9 +15,11 @@ import yaml
 from pydantic import ValidationError
 
 from gigafactory_sim.config.safe_yaml import MAX_DEPTH, YamlRejected, load_checked
-from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.config.scenario import Scenario, ScenarioBase
+from gigafactory_sim.config.semantics import semantic_problems
 from gigafactory_sim.errors import InputProblem, ScenarioError
-from gigafactory_sim.inference.checks import inference_problems
+from gigafactory_sim.federation.checks import federation_problems
+from gigafactory_sim.federation.config import Federation
 from gigafactory_sim.units import FROM_FILE
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "parse_scenario_text",
     "semantic_problems",
 ]
+
 
 MAX_SCENARIO_BYTES = 10_000_000
 """Largest scenario file read (shipped ones are under 10 kB; data belongs in trace and series files)."""
@@ -106,68 +109,9 @@ def apply_override(doc: dict[str, Any], assignment: str) -> list[str | int]:
     return parts
 
 
-def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
-    """Cross-field checks pydantic cannot do per field: ``(field path, message)`` pairs."""
-    problems: list[tuple[str, str]] = []
-    catalogue = scenario.gpu_catalogue()
-    known = ", ".join(sorted(catalogue))
-    for i, cluster in enumerate(scenario.facility.clusters):
-        if cluster.gpu not in catalogue:
-            problems.append((f"facility.clusters.{i}.gpu", f"unknown GPU {cluster.gpu!r}; known: {known}"))
-    ref = scenario.workload.reference_gpu
-    if ref is not None and ref not in catalogue:
-        problems.append(("workload.reference_gpu", f"unknown GPU {ref!r}; known: {known}"))
-    clusters = {c.name: c for c in scenario.facility.clusters}
-    for i, source in enumerate(scenario.workload.training):
-        allowed = source.clusters or list(clusters)
-        for j, name in enumerate(source.clusters or []):
-            if name not in clusters:
-                problems.append(
-                    (
-                        f"workload.training.{i}.clusters.{j}",
-                        f"no cluster named {name!r}; clusters: {', '.join(clusters)}",
-                    )
-                )
-        allowed_sizes = [clusters[n].gpus for n in allowed if n in clusters]
-        largest = max(allowed_sizes, default=0)
-        if allowed_sizes and hasattr(source, "classes"):
-            for j, job_class in enumerate(source.classes):
-                biggest = job_class.sizes.max_gpus()
-                if biggest > largest:
-                    problems.append(
-                        (
-                            f"workload.training.{i}.classes.{j}.sizes",
-                            f"jobs of {biggest} GPUs are larger than any cluster they may use "
-                            f"(largest: {largest} GPUs)",
-                        )
-                    )
-    problems.extend(inference_problems(scenario))
-    for i, cluster in enumerate(scenario.facility.clusters):
-        failures = scenario.facility.failures_of(cluster)
-        if failures is not None and failures.hot_spares >= cluster.nodes:
-            where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
-            message = (
-                f"{failures.hot_spares} hot spares leave no node to schedule on cluster "
-                f"{cluster.name!r} ({cluster.nodes} nodes)"
-            )
-            problems.append((f"{where}.hot_spares", message))
-    for i, cluster in enumerate(scenario.facility.clusters):
-        failures = scenario.facility.failures_of(cluster)
-        where = f"facility.clusters.{i}.failures" if cluster.failures is not None else "facility.failures"
-        for j, window in enumerate(failures.maintenance if failures is not None else []):
-            if window.nodes > cluster.nodes:
-                problems.append(
-                    (
-                        f"{where}.maintenance.{j}.nodes",
-                        f"maintenance of {window.nodes} nodes at a time; cluster {cluster.name!r} has {cluster.nodes}",
-                    )
-                )
-    if scenario.report.interval > scenario.horizon_s:
-        problems.append(("report.interval", "the report interval is longer than the horizon"))
-    return problems
-
-
-def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), base_dir: Path | None = None) -> Scenario:
+def parse_scenario_text(
+    text: str, file: str, overrides: Sequence[str] = (), base_dir: Path | None = None
+) -> Scenario | Federation:
     """Validate scenario YAML ``text``; raise :class:`ScenarioError` with every problem."""
     try:
         doc, root = load_checked(text)
@@ -192,8 +136,9 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
                 return f"--set {o}", None
         return file, _node_line(root, loc)
 
+    model: type[Scenario] | type[Federation] = Federation if "sites" in doc else Scenario
     try:
-        scenario = Scenario.model_validate(doc, context={FROM_FILE: True})
+        scenario = model.model_validate(doc, context={FROM_FILE: True})
     except ValidationError as exc:
         problems = []
         for loc, err in _relevant_errors(doc, exc):
@@ -207,7 +152,8 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
         raise ScenarioError(problems) from None
     except RecursionError:  # pragma: no cover - load_checked bounds the depth first
         raise ScenarioError.single(file, "", "the document is nested too deeply") from None
-    semantic = semantic_problems(scenario)
+    scenario.locate(file, base_dir or Path(file).resolve().parent, _field_lines(root), tuple(override_paths))
+    semantic = semantic_problems(scenario) if isinstance(scenario, Scenario) else federation_problems(scenario)
     if semantic:
         problems = []
         for dotted, message in semantic:
@@ -215,7 +161,6 @@ def parse_scenario_text(text: str, file: str, overrides: Sequence[str] = (), bas
             f, line = where(path)
             problems.append(InputProblem(file=f, line=line, field=dotted, message=message))
         raise ScenarioError(problems)
-    scenario.locate(file, base_dir or Path(file).resolve().parent, _field_lines(root), tuple(override_paths))
     return scenario
 
 
@@ -241,7 +186,7 @@ def _field_lines(root: yaml.Node | None) -> dict[str, int]:
     return lines
 
 
-def locate_problems(exc: ScenarioError, scenario: Scenario) -> ScenarioError:
+def locate_problems(exc: ScenarioError, scenario: ScenarioBase) -> ScenarioError:
     """``exc`` with a line added to each problem in ``scenario``'s own file that lacks one (problems found while
     building the simulation name the field, not the line); fields set by ``--set`` are attributed to it."""
     lines = scenario.field_lines
@@ -317,7 +262,7 @@ def _relevant_errors(doc: Any, exc: ValidationError) -> list[tuple[list[str | in
     return kept
 
 
-def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario | Federation:
     """Read, override and validate a scenario file; raise :class:`ScenarioError` on any problem."""
     p = Path(path)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -34,6 +34,7 @@ __all__ = [
     "PowerConfig",
     "ReportConfig",
     "Scenario",
+    "ScenarioBase",
     "Workload",
 ]
 
@@ -175,8 +176,9 @@ class ReportConfig(StrictModel):
         return v
 
 
-class Scenario(StrictModel):
-    """A whole scenario: a facility, its workload, its policies, and what to report."""
+class ScenarioBase(StrictModel):
+    """What every scenario file has, one facility or a federation of sites: identity, time, seed, scheduling,
+    training power, checkpoints, reports, statistics and limits; and where the file came from."""
 
     name: str | None = None
     description: str = ""
@@ -184,19 +186,10 @@ class Scenario(StrictModel):
     start: datetime = datetime(2024, 1, 1, tzinfo=UTC)
     horizon: Duration
     gpu_profiles: list[GpuProfile] = Field(default_factory=list)
-    facility: Facility
-    workload: Workload = Field(default_factory=Workload)
     scheduler: SchedulerConfig = Field(default_factory=EasyBackfillConfig)
     power: PowerConfig = Field(default_factory=PowerConfig)
-    grid: GridConfig | None = Field(default=None, description="the site's grid zone and time series")
-    energy: EnergyConfig | None = Field(default=None, description="power cap, budgets and power policies")
     checkpointing: CheckpointConfig | None = None
     report: ReportConfig = Field(default_factory=ReportConfig)
-    initial_state: Literal["empty", "steady"] = Field(
-        default="empty",
-        description="empty: the facility starts idle; steady: pre-filled with running jobs drawn "
-        "from the workload (README, 'Steady state and confidence')",
-    )
     statistics: StatisticsConfig | None = Field(
         default=None, description="steady-state figures after a warm-up, with batch-means confidence intervals"
     )
@@ -231,7 +224,7 @@ class Scenario(StrictModel):
         base_dir: Path,
         field_lines: dict[str, int] | None = None,
         override_paths: tuple[str, ...] = (),
-    ) -> Scenario:
+    ) -> Self:
         """Record where the scenario came from (the loader calls it); returns ``self``."""
         self._source_file = source_file
         self._base_dir = base_dir
@@ -252,7 +245,7 @@ class Scenario(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _warmup_inside_horizon(self) -> Scenario:
+    def _warmup_inside_horizon(self) -> Self:
         warmup = self.statistics.warmup if self.statistics is not None else "auto"
         if warmup != "auto" and float(warmup) >= float(self.horizon):
             raise ValueError(
@@ -268,3 +261,17 @@ class Scenario(StrictModel):
         from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
 
         return {**BUILTIN_GPUS, **{p.name: p for p in self.gpu_profiles}}
+
+
+class Scenario(ScenarioBase):
+    """A whole scenario of one facility: the facility, its workload, its grid and energy policies."""
+
+    facility: Facility
+    workload: Workload = Field(default_factory=Workload)
+    grid: GridConfig | None = Field(default=None, description="the site's grid zone and time series")
+    energy: EnergyConfig | None = Field(default=None, description="power cap, budgets and power policies")
+    initial_state: Literal["empty", "steady"] = Field(
+        default="empty",
+        description="empty: the facility starts idle; steady: pre-filled with running jobs drawn "
+        "from the workload (README, 'Steady state and confidence')",
+    )

@@ -42,6 +42,9 @@ class SeriesSource(StrictModel):
         default="direct",
         description="format electricitymaps: the direct (operational) or lifecycle (LCA) carbon intensity column",
     )
+    constant: float | None = Field(
+        default=None, description="a constant value in the series' unit instead of a file (e.g. a contract price)"
+    )
 
     @model_validator(mode="after")
     def _intensity_needs_electricitymaps(self) -> SeriesSource:
@@ -49,6 +52,8 @@ class SeriesSource(StrictModel):
             raise ValueError(
                 f"intensity is read from an Electricity Maps export (format: electricitymaps), not {self.format}"
             )
+        if self.constant is not None and (self.path is not None or self.format != "long"):
+            raise ValueError("give either a constant or a file (path, format), not both")
         if self.format != "long" and self.path is None:
             raise ValueError(f"format {self.format} reads a file you downloaded; give its path")
         return self
@@ -94,8 +99,14 @@ class GridConfig(StrictModel):
     @classmethod
     def _has_source(cls, v: SeriesSource | None, info: object) -> SeriesSource | None:
         name = str(getattr(info, "field_name", ""))
-        if v is not None and v.path is None and SERIES_KINDS[name].builtin is None:
-            raise ValueError(f"there is no shipped {name} series; give its path")
+        spec = SERIES_KINDS[name]
+        if v is not None and v.constant is not None:
+            low, high = spec.low, spec.high
+            if (low is not None and v.constant < low) or (high is not None and v.constant > high):
+                raise ValueError(f"constant {v.constant:g} is out of range: {spec.hint}")
+            return v
+        if v is not None and v.path is None and spec.builtin is None:
+            raise ValueError(f"there is no shipped {name} series; give its path or a constant")
         _check_format(name, v)
         return v
 
@@ -145,6 +156,9 @@ def load_grid(cfg: GridConfig, default_zone: str, start: datetime, horizon_s: fl
     signals: dict[str, Signal] = {}
     problems: list[InputProblem] = []
     for kind, src in cfg.sources().items():
+        if src.constant is not None:
+            signals[kind] = Signal.constant(kind, SERIES_KINDS[kind].unit, src.constant)
+            continue
         path, shipped = resolve_series_path(kind, src, base_dir)
         zone = src.zone or cfg.zone or default_zone
         if shipped:

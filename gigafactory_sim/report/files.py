@@ -23,6 +23,7 @@ __all__ = [
     "REPORT_MD",
     "RUN",
     "SCENARIO",
+    "SITES_DIR",
     "SUMMARY",
     "TIMESERIES",
     "atomic_write",
@@ -37,6 +38,8 @@ RUN = "run.json"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
+SITES_DIR = "sites"
+"""A federation's run directory holds each site's own data and report in ``sites/<name>/``."""
 
 
 def report_files(

@@ -27,6 +27,7 @@ from gigafactory_sim.report.files import (
     JOBS,
     RUN,
     SCENARIO,
+    SITES_DIR,
     SUMMARY,
     TIMESERIES,
     report_files,
@@ -211,6 +212,17 @@ def _temp_dir(where: Path) -> Path:
     return tmp
 
 
+def _write_site(folder: Path, result: RunResult, report: bool) -> None:
+    folder.mkdir(parents=True)
+    _write_text(folder / SUMMARY, to_json(result.summary))
+    write_parquet(result.timeseries, folder / TIMESERIES)
+    write_parquet(result.jobs, folder / JOBS)
+    if report:
+        _write_files(
+            folder, report_files(result.summary, result.timeseries, result.jobs, plots=result.scenario.report.plots)
+        )
+
+
 def write_run(
     result: RunResult,
     out_dir: Path,
@@ -245,6 +257,8 @@ def write_run(
             _write_files(
                 tmp, report_files(result.summary, result.timeseries, result.jobs, plots=result.scenario.report.plots)
             )
+        for name, site in result.sites.items():  # a federation: each site's own data and report
+            _write_site(tmp / SITES_DIR / name, site, report)
         _write_text(tmp / RUN, to_json({**meta, "status": status}))
         _publish(tmp, where, replace)
     except BaseException:

@@ -48,14 +48,19 @@ class Simulation:
         prepared: Prepared,
         progress: ProgressFn | None = None,
         probes: Sequence[Callable[[EngineOps], object]] = (),
+        env: simpy.Environment | None = None,
     ) -> None:
         """``probes``: extra hook objects built from the engine's API after the scenario's features (to observe
-        passes, starts and stops without touching the model: tests and instrumentation)."""
+        passes, starts and stops without touching the model: tests and instrumentation).
+
+        ``env``: a clock shared with other sites (a federation); the site's jobs then come from outside, one
+        :meth:`submit` each, instead of from its own arrivals, and :meth:`start_processes` / :meth:`finish_run` replace
+        :meth:`run`."""
         scenario = prepared.scenario
         self.scenario = scenario
         self.horizon_s = scenario.horizon_s
         self.progress = progress
-        self.env = simpy.Environment()
+        self.env = simpy.Environment() if env is None else env
         self.streams = RandomStreams(scenario.seed)
         self.jobs = prepared.jobs
         self._scheduler: Scheduler = scenario.scheduler.build()
@@ -306,6 +311,37 @@ class Simulation:
         if self._in_handler:
             self._end_handler()
 
+    def submit(self, i: int) -> None:
+        """Submit row ``i`` of the site's job table now (a federation's placement calls it, between
+        :meth:`begin_submissions` and :meth:`end_submissions`; the scheduling pass they make due runs at the end)."""
+        jobs = self.jobs
+        s = int(jobs.source_idx[i])
+        job = Job(
+            i,
+            float(jobs.submit_s[i]),
+            int(jobs.gpus[i]),
+            float(jobs.work_s[i]),
+            int(jobs.priority[i]),
+            jobs.source_load[s],
+        )
+        self.n_events += 1
+        self.facility.n_submitted += 1
+        allowed = self._source_clusters[s]
+        if self._arrival_gates and any(gate.hold(job, allowed) for gate in self._arrival_gates):
+            return
+        self.enqueue(job, allowed[0] if len(allowed) == 1 else self._route(job, allowed))
+
+    def begin_submissions(self) -> None:
+        """An outside handler starts submitting jobs now (see :meth:`submit`)."""
+        self._in_handler = True
+        now = self.env.now
+        if now > self.meter.t_s:
+            self.meter.advance(now)
+
+    def end_submissions(self) -> None:
+        if self._in_handler:
+            self._end_handler()
+
     def _route(self, job: Job, allowed: tuple[int, ...]) -> int:
         """The allowed cluster with the least committed share (allocated + queued GPUs over its size)."""
         f = self.facility
@@ -448,11 +484,21 @@ class Simulation:
 
     def run(self) -> None:
         self.env.process(self._arrivals())
+        self.start_processes()
+        self.env.run(until=self.horizon_s)
+        self.finish_run(self.horizon_s)
+
+    def start_processes(self) -> None:
+        """Start the report ticks and the features' processes (the arrivals are :meth:`run`'s, or outside)."""
         self.env.process(self._ticks())
         for p in self.hooks.processes:
             p.start()
-        self.env.run(until=self.horizon_s)
-        now = self.horizon_s  # the time reached (earlier than the scenario's horizon after request_stop)
+
+    def finish_run(self, now: float) -> None:
+        """Close every figure at ``now``, the time reached (earlier than the horizon after a stop)."""
+        if now < self.horizon_s:
+            self.stopped_at_s = now
+        self.horizon_s = now
         if self.ticks[-1][0] >= now and now > 0:
             self.ticks.pop()  # a report tick at the time reached: the final row below replaces it
         self.meter.advance(now)

@@ -56,6 +56,29 @@ class JobTable:
     def __len__(self) -> int:
         return len(self.submit_s)
 
+    @classmethod
+    def blank(cls, like: JobTable, source_clusters: list[tuple[str, ...] | None]) -> JobTable:
+        """A table of ``len(like)`` empty rows with ``like``'s sources and names, to be filled row by row
+        (:meth:`copy_row`) as jobs are placed at a site; ``source_clusters`` are the site's own."""
+        t = cls([])
+        n = len(like)
+        t.sources, t.source_load = like.sources, like.source_load
+        t.source_clusters = source_clusters
+        t.tenant_names, t.class_names = like.tenant_names, like.class_names
+        t.submit_s = np.zeros(n)
+        t.gpus = np.zeros(n, dtype=np.int64)
+        t.work_s = np.zeros(n)
+        t.priority = np.zeros(n, dtype=np.int64)
+        t.source_idx = np.zeros(n, dtype=np.int32)
+        t.tenant_idx = np.zeros(n, dtype=np.int32)
+        t.class_idx = np.zeros(n, dtype=np.int32)
+        return t
+
+    def copy_row(self, row: int, src: JobTable, i: int) -> None:
+        """Set row ``row`` to job ``i`` of ``src`` (a table with the same sources and names)."""
+        for name in ("submit_s", "gpus", "work_s", "priority", "source_idx", "tenant_idx", "class_idx"):
+            getattr(self, name)[row] = getattr(src, name)[i]
+
 
 def _codes(values: list[str], order: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Distinct names and, per job in submit order, the index of its name."""

@@ -1,0 +1,265 @@
+"""A federation's run: every site's engine on one SimPy clock, the placement of each training job as it
+arrives, and the data transfers placement starts.
+
+Events are per job (one arrival batch per distinct submit time, one transfer end, then the site's own events) and
+per report interval of each site; no process per site per job. Each site is a full
+:class:`~gigafactory_sim.sim.engine.Simulation` (its features, caps and budgets act on it alone); the federation
+submits a job to a site the instant it is placed there, or when its dataset has arrived over the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+import simpy
+
+from gigafactory_sim.federation.network import Network, Transfer
+from gigafactory_sim.federation.placement import Candidate, build_placement
+from gigafactory_sim.federation.prepare import PreparedFederation, SourcePlan
+from gigafactory_sim.grid.signals import Signal
+from gigafactory_sim.sim.engine import ProgressFn, Simulation
+from gigafactory_sim.sim.ops import EngineOps, Outcome
+from gigafactory_sim.sim.state import Job, SpeedGroup
+from gigafactory_sim.units import J_PER_MWH
+
+__all__ = ["FederationRun", "LoadBook"]
+
+
+class LoadBook:
+    """Queued and running work per cluster of one site, kept from the engine's run hooks, for placement's
+    estimates: GPU-seconds queued, and the GPU-weighted expected ends of the running jobs."""
+
+    def __init__(self, ops: EngineOps) -> None:
+        f = ops.facility
+        self.facility = f
+        n_c = len(f.clusters)
+        self.speed = [{load: g.speed for load, g in groups.items()} for groups in f.groups]  # at the board limit
+        self.queued_gs = [0.0] * n_c
+        self.run_end_gs = [0.0] * n_c  # sum of gpus x expected end over running jobs
+        self.run_gpus = [0] * n_c
+        n = len(f.jobs)
+        self._queued = np.zeros(n)
+        self._end = np.zeros(n)
+
+    def on_enqueue(self, job: Job, c: int) -> None:
+        w = job.gpus * job.work_s / self.speed[c][job.load]
+        self._queued[job.idx] = w
+        self.queued_gs[c] += w
+
+    def on_start(self, job: Job, group: SpeedGroup, now: float) -> None:
+        c = group.cluster
+        self.queued_gs[c] -= self._queued[job.idx]
+        end = now + job.work_s / self.speed[c][job.load]
+        self._end[job.idx] = end
+        self.run_end_gs[c] += job.gpus * end
+        self.run_gpus[c] += job.gpus
+
+    def on_stop(self, job: Job, outcome: Outcome, cause: str, energy_j: float) -> None:
+        c = job.cluster
+        self.run_end_gs[c] -= job.gpus * self._end[job.idx]
+        self.run_gpus[c] -= job.gpus
+
+    def wait_s(self, c: int, gpus: int, now: float) -> float:
+        """Estimated wait of a job of ``gpus`` GPUs sent to cluster ``c`` now: none if it fits at once behind an
+        empty queue, else the queued and the running work drained at the cluster's size."""
+        f = self.facility
+        st = f.clusters[c]
+        if not f.queues[c] and st.total_gpus - st.allocated_gpus >= gpus:
+            return 0.0
+        running_left = max(self.run_end_gs[c] - now * self.run_gpus[c], 0.0)
+        return (max(self.queued_gs[c], 0.0) + running_left) / st.total_gpus
+
+
+def _mean(signal: Signal | None, t0: float, t1: float) -> float:
+    if signal is None:
+        return 0.0
+    if t1 <= t0:
+        return signal.at(t0)
+    return signal.integral(t0, t1) / (t1 - t0)
+
+
+class FederationRun:
+    """One run of a prepared federation. Build, then :meth:`run` once."""
+
+    def __init__(
+        self,
+        prepared: PreparedFederation,
+        progress: ProgressFn | None = None,
+        probes: Sequence[Callable[[EngineOps], object]] = (),
+    ) -> None:
+        fed = prepared.scenario
+        self.prepared = prepared
+        self.scenario = fed
+        self.horizon_s = fed.horizon_s
+        self.env = env = simpy.Environment()
+        self.books: list[LoadBook] = []
+
+        def book(ops: EngineOps) -> LoadBook:
+            b = LoadBook(ops)
+            self.books.append(b)
+            return b
+
+        self.sites = [
+            Simulation(p, progress if k == 0 else None, (book, *probes), env=env) for k, p in enumerate(prepared.sites)
+        ]
+        self.network = Network(env, fed.site_names, fed.network.links)
+        self.policy = build_placement(fed.placement)
+        jobs = prepared.jobs
+        n = len(jobs)
+        self.rec_site = np.full(n, -1, dtype=np.int32)
+        self.rec_local = np.full(n, -1, dtype=np.int64)
+        self.rec_delivered_s = np.full(n, np.nan)
+        self.rec_transfer_gb = np.zeros(n)
+        self.rec_egress_eur = np.zeros(n)
+        self.local_to_global: list[list[int]] = [[] for _ in self.sites]
+        self.n_submitted = 0
+        self._next = 0
+        self._stop_requested = False
+        self.stopped_at_s: float | None = None
+        self._energy_w_per_gpu = [self._site_w_per_gpu(s) for s in self.sites]
+
+    @staticmethod
+    def _site_w_per_gpu(site: Simulation) -> list[dict[float, float]]:
+        """Facility watts per busy GPU of each cluster and load: GPU at its board limit, node share, PUE."""
+        pue = site.scenario.facility.pue
+        factor = float(pue) if isinstance(pue, int | float) else 1.0
+        f = site.facility
+        return [
+            {load: (g.gpu_power_w + f.node_busy_w_per_gpu[c]) * factor for load, g in groups.items()}
+            for c, groups in enumerate(f.groups)
+        ]
+
+    # -- placement -------------------------------------------------------------------------------------------
+    def candidates(self, i: int, now: float) -> list[Candidate]:
+        """The allowed sites where job ``i`` fits, with its estimates there."""
+        jobs = self.prepared.jobs
+        s = int(jobs.source_idx[i])
+        plan: SourcePlan = self.prepared.sources[s]
+        gpus = int(jobs.gpus[i])
+        load = jobs.source_load[s]
+        out = []
+        for k in plan.allowed:
+            if plan.largest_gpus[k] < gpus:
+                continue
+            site = self.sites[k]
+            f = site.facility
+            book = self.books[k]
+            names = plan.clusters[k]
+            cs = [c for c, n in enumerate(f.cluster_names) if names is None or n in names]
+            cs = [c for c in cs if f.clusters[c].total_gpus >= gpus]
+            wait, c_best = min((book.wait_s(c, gpus, now), c) for c in cs)
+            transfer = 0.0 if k == plan.home else self.network.estimate_s(plan.home, k, plan.dataset_gb)
+            run_s = float(jobs.work_s[i]) / book.speed[c_best][load]
+            t0 = now + transfer + wait
+            signals = self.prepared.signals[k]
+            total = sum(f.clusters[c].total_gpus for c in cs)
+            committed = sum(f.clusters[c].allocated_gpus + f.queued_gpus[c] for c in cs)
+            out.append(
+                Candidate(
+                    site=k,
+                    home=k == plan.home,
+                    committed_share=committed / total,
+                    start_delay_s=transfer + wait,
+                    transfer_s=transfer,
+                    egress_eur=0.0 if k == plan.home else self.network.egress_eur(plan.home, k, plan.dataset_gb),
+                    carbon_g_per_kwh=_mean(signals.carbon, t0, t0 + run_s),
+                    price_eur_per_mwh=_mean(signals.price, t0, t0 + run_s),
+                    energy_mwh=gpus * run_s * self._energy_w_per_gpu[k][c_best][load] / J_PER_MWH,
+                )
+            )
+        return out
+
+    def _place(self, i: int, now: float, opened: list[int]) -> None:
+        jobs = self.prepared.jobs
+        plan = self.prepared.sources[int(jobs.source_idx[i])]
+        options = self.candidates(i, now)
+        choice = self.policy.choose(options)
+        k = choice.site
+        if not any(c.site == k for c in options):  # a policy may only return one of the candidates
+            raise RuntimeError(f"placement {self.scenario.placement.kind} chose a site it was not offered")
+        self.rec_site[i] = k
+        self.n_submitted += 1
+        if k != plan.home and plan.dataset_gb > 0:
+            self.rec_transfer_gb[i] = plan.dataset_gb
+            tr = self.network.send(plan.home, k, plan.dataset_gb, partial(self._delivered, i))
+            self.rec_egress_eur[i] = tr.egress_eur
+            return
+        if k not in opened:
+            opened.append(k)
+            self.sites[k].begin_submissions()
+        self._submit(i, k)
+
+    def _submit(self, i: int, k: int) -> None:
+        local = len(self.local_to_global[k])
+        self.local_to_global[k].append(i)
+        self.rec_local[i] = local
+        self.rec_delivered_s[i] = self.env.now
+        site = self.sites[k]
+        site.jobs.copy_row(local, self.prepared.jobs, i)
+        site.submit(local)
+
+    def _delivered(self, i: int, tr: Transfer) -> None:
+        site = self.sites[tr.dst]
+        site.begin_submissions()
+        self._submit(i, tr.dst)
+        site.end_submissions()
+
+    # -- arrivals --------------------------------------------------------------------------------------------
+    def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+        self._submit_s = self.prepared.jobs.submit_s.tolist()
+        self._arrive(None)
+        return
+        yield
+
+    def _arrive(self, _event: simpy.Event | None) -> None:
+        env = self.env
+        now = env.now
+        submit = self._submit_s
+        n = len(submit)
+        i = self._next
+        opened: list[int] = []
+        while i < n and submit[i] <= now:
+            self._place(i, now, opened)
+            i += 1
+        self._next = i
+        if i < n:
+            env.timeout(submit[i] - now).callbacks.append(self._arrive)
+        for k in opened:
+            self.sites[k].end_submissions()
+
+    # -- run -------------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop the run at its next event (safe from a signal handler); every site closes at the time reached."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        event = simpy.Event(self.env)
+        event.callbacks.append(self._stop_now)
+        event.succeed()
+
+    def _stop_now(self, _event: simpy.Event) -> None:
+        now = self.env.now
+        if now <= 0.0:
+            self.env.timeout(min(1.0, self.horizon_s / 2)).callbacks.append(self._stop_now)
+            return
+        if now < self.horizon_s:
+            self.stopped_at_s = now
+            raise simpy.core.StopSimulation(None)
+
+    @property
+    def n_events(self) -> int:
+        return sum(s.n_events for s in self.sites) + self.n_submitted + len(self.network.transfers)
+
+    def run(self) -> None:
+        self.env.process(self._arrivals())
+        for site in self.sites:
+            site.start_processes()
+        self.env.run(until=self.horizon_s)
+        now = self.stopped_at_s if self.stopped_at_s is not None else self.horizon_s
+        self.horizon_s = now
+        self.network.finish(now)
+        for site in self.sites:
+            site.finish_run(now)
