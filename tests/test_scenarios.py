@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import gigafactory_sim as g
+from gigafactory_sim.federation.config import Federation
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))
 
@@ -24,7 +25,7 @@ def test_scenario_validates_and_runs_short(path: Path) -> None:
     result = g.run(scenario)
     s = result.summary
     assert s["horizon_s"] == 6 * 3600
-    assert s["gpus_total"] == full.facility.gpus
+    assert s["gpus_total"] == (full.gpus if isinstance(full, Federation) else full.facility.gpus)
     assert 0.0 <= s["utilisation"]["allocated_fraction"] <= 1.0
     assert s["energy"]["facility_mwh"] >= s["energy"]["it_mwh"] > 0
     jobs = s["jobs"]
@@ -32,6 +33,9 @@ def test_scenario_validates_and_runs_short(path: Path) -> None:
         "failed", 0
     )
     assert len(result.timeseries) == 6
+    if isinstance(full, Federation):
+        assert s["residency"]["violations"] == 0
+        assert len(result.jobs) == jobs["submitted"]
 
 
 def test_base_is_a_gigafactory() -> None:

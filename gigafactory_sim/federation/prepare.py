@@ -69,12 +69,12 @@ def _source_plans(fed: Federation) -> list[SourcePlan]:
 
 
 def _site_problem(fed: Federation, k: int, p: InputProblem) -> InputProblem:
-    if p.file != fed.source_file or not p.field:
+    if not p.field:
         return p
     field, _, rest = p.field.partition(" ")
     mapped = site_field(fed, k, field)
     line = p.line
-    parts = mapped.split(".")
+    parts = mapped.split(".") if p.file == fed.source_file else []
     while line is None and parts:
         line = fed.field_lines.get(".".join(parts))
         parts.pop()

@@ -1,0 +1,447 @@
+"""Federations of sites: transfers against the fluid formula, residency never broken, every job accounted for
+once, a one-site federation equal to the same facility alone, and bad input named with file, line and field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import simpy
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import gigafactory_sim as g
+from gigafactory_sim.cli import app
+from gigafactory_sim.config.loader import parse_scenario_text
+from gigafactory_sim.errors import ScenarioError
+from gigafactory_sim.federation.config import Federation, Link, Residency, Site
+from gigafactory_sim.federation.network import Network
+from gigafactory_sim.federation.placement import PLACEMENTS, Candidate
+from gigafactory_sim.federation.residency import allows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _site(name: str, country: str, nodes: int = 16, operator: str = "eu_controlled", assurance: int = 3) -> dict:
+    return {
+        "name": name,
+        "country": country,
+        "sovereignty": {"operator": operator, "assurance": assurance},
+        "facility": {"pue": 1.2, "clusters": [{"name": "h200", "gpu": "H200-SXM", "nodes": nodes}]},
+    }
+
+
+def _source(name: str, rate: float, residency: dict | None = None, home: str | None = None, gb: float = 0.0) -> dict:
+    src: dict[str, Any] = {
+        "kind": "synthetic",
+        "name": name,
+        "arrivals": {"kind": "poisson", "rate_per_hour": rate},
+        "classes": [
+            {
+                "name": "mixed",
+                "share": 1.0,
+                "sizes": {"kind": "choice", "gpus": [1, 8, 32]},
+                "duration": {"kind": "lognormal", "median": "1h", "sigma": 1.0, "max": "1d"},
+            }
+        ],
+    }
+    if residency is not None:
+        src["residency"] = residency
+    if home is not None:
+        src["home"] = home
+    if gb:
+        src["data"] = {"dataset_gb": gb}
+    return src
+
+
+def _federation(**extra: Any) -> dict:
+    doc = {
+        "name": "fed-test",
+        "seed": 3,
+        "start": "2020-06-01T00:00:00Z",
+        "horizon": "1d",
+        "report": {"interval": "1h", "plots": False},
+        "sites": [
+            _site("paris", "FR", assurance=4),
+            _site("berlin", "DE"),
+            _site("cph", "DK", operator="third_country"),
+        ],
+        "network": {
+            "links": [
+                {"between": ["paris", "berlin"], "bandwidth_gbps": 100, "latency_ms": 5, "egress_eur_per_gb": 0.02},
+                {"between": ["paris", "cph"], "bandwidth_gbps": 50, "latency_ms": 10, "egress_eur_per_gb": 0.05},
+                {"between": ["berlin", "cph"], "bandwidth_gbps": 50, "latency_ms": 8, "egress_eur_per_gb": 0.05},
+            ]
+        },
+        "workload": {
+            "training": [
+                _source("health", 20, {"countries": ["FR"], "min_assurance": 4}, "paris", 500),
+                _source("research", 40, {"eu_only": True, "operator": "eu_controlled"}, "berlin", 200),
+                _source("open", 30, None, "cph", 100),
+            ]
+        },
+        "placement": {"kind": "least_loaded"},
+    }
+    doc.update(extra)
+    return doc
+
+
+def _load(doc: dict, tmp_path: Path | None = None) -> Federation | g.Scenario:
+    text = yaml.safe_dump(doc, sort_keys=False)
+    if tmp_path is not None:
+        path = tmp_path / "fed.yaml"
+        path.write_text(text)
+        return g.load_scenario(path)
+    return parse_scenario_text(text, "fed.yaml", base_dir=ROOT)
+
+
+# -- the network: exact fluid transfers ------------------------------------------------------------------------
+def _network(bandwidth_gbps: float = 80.0, latency_ms: float = 20.0) -> tuple[simpy.Environment, Network]:
+    env = simpy.Environment()
+    link = Link(between=("a", "b"), bandwidth_gbps=bandwidth_gbps, latency_ms=latency_ms, egress_eur_per_gb=0.07)
+    return env, Network(env, ["a", "b"], [link])
+
+
+def test_one_transfer_takes_size_over_bandwidth_plus_latency() -> None:
+    env, net = _network(80.0, 20.0)  # 80 Gb/s = 10 GB/s
+    ends: list[float] = []
+    net.send(0, 1, 250.0, lambda tr: ends.append(env.now))
+    env.run()
+    assert ends == [pytest.approx(250.0 / 10.0 + 0.020, rel=1e-12)]
+    assert net.transfers[0].egress_eur == pytest.approx(250.0 * 0.07, rel=1e-15)
+    assert net.alone_s(0, 1, 250.0) == pytest.approx(25.02, rel=1e-12)
+
+
+def test_two_transfers_share_a_link_fairly() -> None:
+    """100 GB at t=0 and 50 GB at t=2 s on 10 GB/s: alone until 2 s (20 GB sent), then 5 GB/s each; the 50 GB
+    one ends at 2 + 50/5 = 12 s (the first has 80 - 50 = 30 GB left, alone again: 12 + 3 = 15 s); + latency."""
+    env, net = _network(80.0, 0.0)
+    ends: dict[str, float] = {}
+    net.send(0, 1, 100.0, lambda tr: ends.__setitem__("big", env.now))
+    env.timeout(2.0).callbacks.append(lambda _e: net.send(0, 1, 50.0, lambda tr: ends.__setitem__("small", env.now)))
+    env.run()
+    assert ends["small"] == pytest.approx(12.0, rel=1e-12)
+    assert ends["big"] == pytest.approx(15.0, rel=1e-12)
+
+
+def test_the_two_directions_of_a_link_do_not_share() -> None:
+    env, net = _network(80.0, 0.0)
+    ends: list[float] = []
+    net.send(0, 1, 100.0, lambda tr: ends.append(env.now))
+    net.send(1, 0, 100.0, lambda tr: ends.append(env.now))
+    env.run()
+    assert ends == [pytest.approx(10.0), pytest.approx(10.0)]
+
+
+def test_equal_transfers_started_together_end_together_at_n_times_alone() -> None:
+    env, net = _network(8.0, 5.0)  # 1 GB/s
+    ends: list[float] = []
+    for _ in range(4):
+        net.send(0, 1, 10.0, lambda tr: ends.append(env.now))
+    env.run()
+    assert ends == [pytest.approx(40.005, rel=1e-12)] * 4
+
+
+# -- residency and placement -----------------------------------------------------------------------------------
+def test_residency_rules() -> None:
+    fr = Site.model_validate(_site("paris", "FR", assurance=4))
+    dk3 = Site.model_validate(_site("cph", "DK", operator="third_country", assurance=2))
+    ch = Site.model_validate(_site("zurich", "CH"))
+    assert allows(Residency(countries=["FR"]), fr) and not allows(Residency(countries=["FR"]), dk3)
+    assert allows(Residency(eu_only=True), dk3) and not allows(Residency(eu_only=True), ch)
+    assert not allows(Residency(operator="eu_controlled"), dk3)
+    assert not allows(Residency(min_assurance=3), dk3) and allows(Residency(min_assurance=4), fr)
+
+
+def _cand(site: int, **kw: float) -> Candidate:
+    base = dict(
+        committed_share=0.5,
+        start_delay_s=100.0,
+        transfer_s=0.0,
+        egress_eur=0.0,
+        carbon_g_per_kwh=300.0,
+        price_eur_per_mwh=50.0,
+        energy_mwh=1.0,
+    )
+    base.update(kw)
+    return Candidate(site=site, home=site == 0, **base)  # type: ignore[arg-type]
+
+
+def test_each_policy_picks_its_best_candidate() -> None:
+    cands = [
+        _cand(0),
+        _cand(1, committed_share=0.1),
+        _cand(2, start_delay_s=1.0),
+        _cand(3, carbon_g_per_kwh=20.0),
+        _cand(4, price_eur_per_mwh=10.0),
+    ]
+    from gigafactory_sim.federation.config import (
+        CarbonAwarePlacement,
+        EarliestStartPlacement,
+        HomePlacement,
+        LeastLoadedPlacement,
+        PriceAwarePlacement,
+        WeightedPlacement,
+    )
+
+    picks = {
+        kind: PLACEMENTS[kind](cfg).choose(cands).site
+        for kind, cfg in [
+            ("home", HomePlacement()),
+            ("least_loaded", LeastLoadedPlacement()),
+            ("earliest_start", EarliestStartPlacement()),
+            ("carbon_aware", CarbonAwarePlacement()),
+            ("price_aware", PriceAwarePlacement()),
+            ("weighted", WeightedPlacement(wait=0.0, carbon=1.0, cost=0.0)),
+        ]
+    }
+    assert picks == {
+        "home": 0,
+        "least_loaded": 1,
+        "earliest_start": 2,
+        "carbon_aware": 3,
+        "price_aware": 4,
+        "weighted": 3,
+    }
+
+
+def test_egress_counts_in_price_aware_choice() -> None:
+    cheap_power_dear_data = _cand(1, price_eur_per_mwh=10.0, egress_eur=100.0)
+    assert PLACEMENTS["price_aware"](None).choose([_cand(0), cheap_power_dear_data]).site == 0  # type: ignore[arg-type]
+
+
+def test_carbon_aware_never_picks_the_greener_site_the_rules_forbid() -> None:
+    """Copenhagen (DK, 2020: 239 g/kWh) is forbidden to the research jobs (third-country operator); the German
+    grid is dirtier (384 g/kWh), the French cleaner (54). Make the forbidden site by far the cleanest (a
+    constant 1 g/kWh) and check no research job ever lands there, while unrestricted jobs do go there."""
+    doc = _federation(placement={"kind": "carbon_aware"})
+    doc["sites"][0]["grid"] = {"carbon": {"constant": 300.0}}
+    doc["sites"][1]["grid"] = {"carbon": {"constant": 400.0}}
+    doc["sites"][2]["grid"] = {"carbon": {"constant": 1.0}}
+    r = g.run(_load(doc))
+    jobs = r.jobs
+    research = jobs[jobs["source"] == "research"]
+    assert len(research) > 0 and set(research["site"]) <= {"paris", "berlin"}
+    assert (research["site"] == "paris").mean() > 0.5  # the cleaner of the allowed two, mostly
+    assert (jobs[jobs["source"] == "open"]["site"] == "cph").mean() > 0.5
+    assert set(jobs[jobs["source"] == "health"]["site"]) == {"paris"}
+    assert r.summary["residency"]["violations"] == 0
+
+
+# -- invariants over random federations ------------------------------------------------------------------------
+COUNTRIES = ["FR", "DE", "FI", "DK", "CH", "NO"]
+POLICIES = ["home", "least_loaded", "earliest_start", "carbon_aware", "price_aware", "weighted"]
+
+
+@st.composite
+def federations(draw: st.DrawFn) -> dict:
+    n = draw(st.integers(2, 4))
+    sites = [
+        _site(
+            f"s{k}",
+            draw(st.sampled_from(COUNTRIES)),
+            nodes=draw(st.integers(4, 12)),
+            operator=draw(st.sampled_from(["eu_controlled", "third_country"])),
+            assurance=draw(st.integers(1, 4)),
+        )
+        for k in range(n)
+    ]
+    for s in sites:
+        s["grid"] = {"carbon": {"constant": draw(st.floats(10, 800))}, "price": {"constant": draw(st.floats(-20, 200))}}
+    links = [
+        {"between": [f"s{a}", f"s{b}"], "bandwidth_gbps": draw(st.floats(1, 400)), "latency_ms": draw(st.floats(0, 30))}
+        for a in range(n)
+        for b in range(a + 1, n)
+    ]
+    sources = []
+    eu = {"FR", "DE", "FI", "DK"}
+    for j in range(draw(st.integers(1, 3))):
+        anchor = sites[draw(st.integers(0, n - 1))]  # a site the rules will allow (so most federations run)
+        residency: dict[str, Any] = {}
+        if draw(st.booleans()):
+            others = draw(st.lists(st.sampled_from(COUNTRIES), max_size=2, unique=True))
+            residency["countries"] = sorted({anchor["country"], *others})
+        if anchor["country"] in eu and draw(st.booleans()):
+            residency["eu_only"] = True
+        if anchor["sovereignty"]["operator"] == "eu_controlled" and draw(st.booleans()):
+            residency["operator"] = "eu_controlled"
+        residency["min_assurance"] = draw(st.integers(1, anchor["sovereignty"]["assurance"]))
+        gb = draw(st.sampled_from([0.0, 50.0, 5000.0]))
+        sources.append(_source(f"w{j}", draw(st.floats(2, 40)), residency, gb=gb))
+    doc = _federation(sites=sites, network={"links": links}, placement={"kind": draw(st.sampled_from(POLICIES))})
+    doc["horizon"] = "8h"
+    doc["workload"] = {"training": sources}
+    return doc
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(federations())
+def test_no_job_runs_where_its_residency_forbids_and_each_is_counted_once(doc: dict) -> None:
+    try:
+        fed = _load(doc)
+    except ScenarioError as exc:  # a residency no site satisfies is refused, by name
+        assert all("residency" in p.field or "clusters" in p.field for p in exc.problems), exc
+        return
+    assert isinstance(fed, Federation)
+    r = g.run(fed)
+    jobs = r.jobs
+    assert jobs["job_id"].is_unique
+    prepared = g.api.prepare_any(fed)
+    assert len(jobs) == len(prepared.jobs)  # type: ignore[arg-type]  # every job, once, across sites
+    sites = {s.name: s for s in fed.sites}
+    sources = {s.name: s for s in fed.workload.training}
+    for source, site in zip(jobs["source"], jobs["site"], strict=True):
+        assert allows(sources[source].residency, sites[site]), (source, site)
+    per_site = sum(len(x.jobs) for x in r.sites.values())
+    assert per_site + int((jobs["state"] == "in_transfer").sum()) == len(jobs)
+    assert r.summary["residency"]["violations"] == 0
+
+
+# -- one site = the facility alone -----------------------------------------------------------------------------
+def test_one_site_federation_is_the_single_facility() -> None:
+    flat = yaml.safe_load((ROOT / "scenarios" / "quickstart.yaml").read_text())
+    fed = {k: v for k, v in flat.items() if k not in ("facility",)}
+    facility = dict(flat["facility"])
+    name, country = facility.pop("name"), facility.pop("country")
+    fed["sites"] = [{"name": name, "country": country, "facility": facility}]
+    fed["workload"] = copy.deepcopy(flat["workload"])
+    a = g.run(parse_scenario_text(yaml.safe_dump(flat), "flat.yaml", base_dir=ROOT))
+    b = g.run(parse_scenario_text(yaml.safe_dump(fed), "fed.yaml", base_dir=ROOT))
+    site = b.sites[name]
+    pd.testing.assert_frame_equal(a.jobs, site.jobs)
+    pd.testing.assert_frame_equal(a.timeseries, site.timeseries)
+    cols = [c for c in a.jobs.columns if c != "job_id"]
+    pd.testing.assert_frame_equal(a.jobs[cols], b.jobs[cols])
+    assert b.summary["energy"]["it_mwh"] == a.summary["energy"]["it_mwh"]
+    assert b.summary["utilisation"]["allocated_fraction"] == pytest.approx(
+        a.summary["utilisation"]["allocated_fraction"], rel=1e-12
+    )
+
+
+def test_same_seed_same_federation() -> None:
+    doc = _federation(placement={"kind": "weighted"})
+    a, b = g.run(_load(doc)), g.run(_load(doc))
+    pd.testing.assert_frame_equal(a.jobs, b.jobs)
+    assert a.summary == b.summary
+
+
+def test_data_moves_cost_time_and_egress() -> None:
+    """Jobs placed away from home wait for their dataset: at least size / bandwidth + latency, and pay egress."""
+    doc = _federation(placement={"kind": "least_loaded"})
+    r = g.run(_load(doc))
+    moved = r.jobs[r.jobs["transfer_gb"] > 0]
+    assert len(moved) > 0
+    assert (moved["site"] != moved["home_site"]).all()
+    bw_gb_s = {
+        frozenset(("paris", "berlin")): 100 / 8,
+        frozenset(("paris", "cph")): 50 / 8,
+        frozenset(("berlin", "cph")): 50 / 8,
+    }
+    lat = {
+        frozenset(("paris", "berlin")): 0.005,
+        frozenset(("paris", "cph")): 0.010,
+        frozenset(("berlin", "cph")): 0.008,
+    }
+    for row in moved.itertuples():
+        key = frozenset((row.site, row.home_site))
+        assert row.transfer_s >= row.transfer_gb / bw_gb_s[key] + lat[key] - 1e-9
+    egress = {
+        frozenset(("paris", "berlin")): 0.02,
+        frozenset(("paris", "cph")): 0.05,
+        frozenset(("berlin", "cph")): 0.05,
+    }
+    expected = sum(row.transfer_gb * egress[frozenset((row.site, row.home_site))] for row in moved.itertuples())
+    assert r.summary["network"]["egress_eur"] == pytest.approx(expected, rel=1e-12)
+    assert r.summary["cost"]["egress_eur"] == pytest.approx(expected, rel=1e-12)
+    started = moved[moved["start_s"].notna()]
+    assert (started["start_s"] >= started["delivered_s"]).all()
+
+
+def test_home_placement_moves_nothing() -> None:
+    r = g.run(_load(_federation(placement={"kind": "home"})))
+    assert (r.jobs["site"] == r.jobs["home_site"]).all()
+    assert r.summary["network"]["transfers"] == 0
+
+
+def test_eu_federation_scenario_keeps_every_rule() -> None:
+    fed = g.load_scenario(ROOT / "scenarios" / "eu-federation.yaml", ["horizon=1d"])
+    r = g.run(fed)
+    s = r.summary
+    assert s["residency"]["violations"] == 0
+    assert set(s["sites"]) == {"paris", "frankfurt", "helsinki", "copenhagen"}
+    health = r.jobs[r.jobs["source"] == "health"]
+    assert set(health["site"]) == {"paris"}
+    research = r.jobs[r.jobs["source"] == "research"]
+    assert "copenhagen" not in set(research["site"])
+    routes = [row for row in s["residency"]["rows"] if row["workload"].startswith("inference:")]
+    assert {row["region"] for row in routes} == {"FR", "DE", "IT", "FI"}
+    assert all(row["site"] != "copenhagen" for row in routes)
+
+
+# -- bad input -------------------------------------------------------------------------------------------------
+def _problems(doc: dict, tmp_path: Path) -> list[Any]:
+    with pytest.raises(ScenarioError) as info:
+        _load(doc, tmp_path)
+    return info.value.problems
+
+
+def test_a_residency_no_site_satisfies_is_named(tmp_path: Path) -> None:
+    doc = _federation()
+    doc["workload"]["training"][0]["residency"] = {"countries": ["IT"]}
+    doc["workload"]["training"][0].pop("home")
+    (p,) = _problems(doc, tmp_path)
+    assert p.field == "workload.training.0.residency" and p.line is not None and p.file.endswith("fed.yaml")
+    assert "health" in p.message and "countries" in p.message
+
+
+def test_unknown_sites_in_links_and_matrix(tmp_path: Path) -> None:
+    doc = _federation()
+    doc["network"]["links"][0]["between"] = ["paris", "lyon"]
+    doc["network"]["regions"] = {"FR": {"paris": 2, "milan": 9}}
+    fields = {p.field for p in _problems(doc, tmp_path)}
+    assert {"network.links.0.between.1", "network.regions.FR.milan"} <= fields
+
+
+def test_a_missing_link_for_a_transfer_is_named(tmp_path: Path) -> None:
+    doc = _federation()
+    doc["network"]["links"] = doc["network"]["links"][:1]  # paris-berlin only
+    problems = _problems(doc, tmp_path)
+    assert any(p.field == "workload.training.2.data.dataset_gb" and "cph" in p.message and p.line for p in problems)
+
+
+def test_duplicate_site_names(tmp_path: Path) -> None:
+    doc = _federation()
+    doc["sites"][2]["name"] = "paris"
+    problems = _problems(doc, tmp_path)
+    assert [p.field for p in problems] == ["sites.2.name"] and problems[0].line is not None
+
+
+def test_a_site_series_problem_names_the_site_field(tmp_path: Path) -> None:
+    doc = _federation()
+    doc["sites"][1]["grid"] = {"carbon": {"path": "missing.csv"}}
+    with pytest.raises(ScenarioError) as info:
+        g.api.prepare_any(_load(doc, tmp_path))
+    assert any(p.field.startswith("sites.1.grid.carbon") for p in info.value.problems)
+
+
+def test_cli_exits_2_without_traceback(tmp_path: Path) -> None:
+    doc = _federation()
+    doc["sites"][2]["name"] = "paris"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "sites.2.name" in result.output and "Traceback" not in result.output
+
+
+def test_jobs_table_columns_are_complete() -> None:
+    r = g.run(_load(_federation()))
+    for col in ("job_id", "site", "home_site", "transfer_gb", "transfer_s", "egress_eur", "state", "wait_s"):
+        assert col in r.jobs.columns
+    assert np.all(r.jobs["job_id"].to_numpy() == np.arange(len(r.jobs)))
