@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import gigafactory_sim as g
+from gigafactory_sim.api import prepare_any
 from gigafactory_sim.cli import app
 from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.errors import ScenarioError
@@ -292,7 +293,7 @@ def test_no_job_runs_where_its_residency_forbids_and_each_is_counted_once(doc: d
     r = g.run(fed)
     jobs = r.jobs
     assert jobs["job_id"].is_unique
-    prepared = g.api.prepare_any(fed)
+    prepared = prepare_any(fed)
     assert len(jobs) == len(prepared.jobs)  # type: ignore[arg-type]  # every job, once, across sites
     sites = {s.name: s for s in fed.sites}
     sources = {s.name: s for s in fed.workload.training}
@@ -426,7 +427,7 @@ def test_a_site_series_problem_names_the_site_field(tmp_path: Path) -> None:
     doc = _federation()
     doc["sites"][1]["grid"] = {"carbon": {"path": "missing.csv"}}
     with pytest.raises(ScenarioError) as info:
-        g.api.prepare_any(_load(doc, tmp_path))
+        prepare_any(_load(doc, tmp_path))
     assert any(p.field.startswith("sites.1.grid.carbon") for p in info.value.problems)
 
 

@@ -9,6 +9,7 @@ submits a job to a site the instant it is placed there, or when its dataset has 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import Any
@@ -73,12 +74,31 @@ class LoadBook:
         return (max(self.queued_gs[c], 0.0) + running_left) / st.total_gpus
 
 
-def _mean(signal: Signal | None, t0: float, t1: float) -> float:
-    if signal is None:
-        return 0.0
-    if t1 <= t0:
-        return signal.at(t0)
-    return signal.integral(t0, t1) / (t1 - t0)
+class Forecast:
+    """A signal's exact mean over any window, from its running integral (a perfect forecast): O(log n)."""
+
+    __slots__ = ("_cum", "_times", "_values")
+
+    def __init__(self, signal: Signal) -> None:
+        self._times: list[float] = signal.times_s.tolist()
+        self._values: list[float] = signal.values.tolist()
+        cum = [0.0]
+        for k in range(1, len(self._times)):
+            cum.append(cum[-1] + self._values[k - 1] * (self._times[k] - self._times[k - 1]))
+        self._cum = cum
+
+    def _integral_to(self, t: float) -> float:
+        k = max(bisect.bisect_right(self._times, t) - 1, 0)
+        return self._cum[k] + self._values[k] * (t - self._times[k])
+
+    def mean(self, t0: float, t1: float) -> float:
+        if t1 <= t0:
+            return self._values[max(bisect.bisect_right(self._times, t0) - 1, 0)]
+        return (self._integral_to(t1) - self._integral_to(t0)) / (t1 - t0)
+
+
+def _forecast(signal: Signal | None) -> Forecast | None:
+    return None if signal is None else Forecast(signal)
 
 
 class FederationRun:
@@ -120,6 +140,8 @@ class FederationRun:
         self._stop_requested = False
         self.stopped_at_s: float | None = None
         self._energy_w_per_gpu = [self._site_w_per_gpu(s) for s in self.sites]
+        self._carbon = [_forecast(sig.carbon) for sig in prepared.signals]
+        self._price = [_forecast(sig.price) for sig in prepared.signals]
 
     @staticmethod
     def _site_w_per_gpu(site: Simulation) -> list[dict[float, float]]:
@@ -154,7 +176,7 @@ class FederationRun:
             transfer = 0.0 if k == plan.home else self.network.estimate_s(plan.home, k, plan.dataset_gb)
             run_s = float(jobs.work_s[i]) / book.speed[c_best][load]
             t0 = now + transfer + wait
-            signals = self.prepared.signals[k]
+            carbon, price = self._carbon[k], self._price[k]
             total = sum(f.clusters[c].total_gpus for c in cs)
             committed = sum(f.clusters[c].allocated_gpus + f.queued_gpus[c] for c in cs)
             out.append(
@@ -165,8 +187,8 @@ class FederationRun:
                     start_delay_s=transfer + wait,
                     transfer_s=transfer,
                     egress_eur=0.0 if k == plan.home else self.network.egress_eur(plan.home, k, plan.dataset_gb),
-                    carbon_g_per_kwh=_mean(signals.carbon, t0, t0 + run_s),
-                    price_eur_per_mwh=_mean(signals.price, t0, t0 + run_s),
+                    carbon_g_per_kwh=0.0 if carbon is None else carbon.mean(t0, t0 + run_s),
+                    price_eur_per_mwh=0.0 if price is None else price.mean(t0, t0 + run_s),
                     energy_mwh=gpus * run_s * self._energy_w_per_gpu[k][c_best][load] / J_PER_MWH,
                 )
             )
@@ -175,11 +197,15 @@ class FederationRun:
     def _place(self, i: int, now: float, opened: list[int]) -> None:
         jobs = self.prepared.jobs
         plan = self.prepared.sources[int(jobs.source_idx[i])]
-        options = self.candidates(i, now)
-        choice = self.policy.choose(options)
-        k = choice.site
-        if not any(c.site == k for c in options):  # a policy may only return one of the candidates
-            raise RuntimeError(f"placement {self.scenario.placement.kind} chose a site it was not offered")
+        gpus = int(jobs.gpus[i])
+        fits = [k for k in plan.allowed if plan.largest_gpus[k] >= gpus]
+        if len(fits) == 1:  # one allowed site where it fits: nothing to choose
+            k = fits[0]
+        else:
+            options = self.candidates(i, now)
+            k = self.policy.choose(options).site
+            if not any(c.site == k for c in options):  # a policy may only return one of the candidates
+                raise RuntimeError(f"placement {self.scenario.placement.kind} chose a site it was not offered")
         self.rec_site[i] = k
         self.n_submitted += 1
         if k != plan.home and plan.dataset_gb > 0:
