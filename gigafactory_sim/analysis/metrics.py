@@ -33,6 +33,7 @@ SIZE = "size"
 _INTENSIVE = re.compile(r"(^|\.|_)(fraction|share|pue|ratio|factor|pct|percent|intensity|per)(_|\.|$)|^wait_s\.")
 _DESCRIPTORS = frozenset({"gpus_total", "horizon_s"})
 _POWER_SUFFIXES = ("_mw", "_kw", "_w")
+_SITE_INTENSIVE = frozenset({"gpus", "assurance", "mean_wait_h"})
 
 
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -61,13 +62,16 @@ def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:
 def scales_with(metric: str) -> frozenset[str]:
     """What a flattened metric grows with: a subset of {:data:`HORIZON`, :data:`SIZE`}.
 
-    Descriptors (``gpus_total``, ``horizon_s``, a cluster's ``gpus``) and intensive quantities (fractions,
-    PUE, wait-time percentiles, intensities) return the empty set: they compare directly. Powers scale with
-    the facility; totals (energy, GPU-hours, counts, carbon mass, cost) with both. An unknown metric is
-    assumed to be a total, so a comparison says "not comparable" rather than divide silently.
+    Descriptors (``gpus_total``, ``horizon_s``, a cluster's or a federation site's ``gpus``) and intensive
+    quantities (fractions, PUE, wait-time percentiles and means, intensities) return the empty set: they
+    compare directly. Powers scale with the facility; totals (energy, GPU-hours, counts, carbon mass, cost)
+    with both. An unknown metric is assumed to be a total, so a comparison says "not comparable" rather than
+    divide silently.
     """
     leaf = metric.rsplit(".", 1)[-1]
     if metric in _DESCRIPTORS or (metric.startswith("clusters.") and leaf == "gpus"):
+        return frozenset()
+    if metric.startswith("sites.") and leaf in _SITE_INTENSIVE:  # a federation's site: its size, its mean wait
         return frozenset()
     if _INTENSIVE.search(metric):
         return frozenset()

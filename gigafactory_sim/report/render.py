@@ -4,6 +4,10 @@ Page order, for an operator: the story of the run (one card per feature: :mod:`g
 then one section per feature with its tables and plots (:mod:`gigafactory_sim.report.sections`). Both formats
 draw from the same content; the HTML has no external asset (inline CSS, PNGs as base64 ``data:`` URIs) and a
 single-column flow that reflows at any width, so no table can overprint another.
+
+A page is a :class:`Page` (title, subtitle, cards, sections, plot captions); :func:`page_markdown` and
+:func:`page_html` write any page in that look, so the federation's report
+(:mod:`gigafactory_sim.report.federation`) shares it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -21,9 +26,25 @@ from gigafactory_sim.report.sections import Section, build_sections
 from gigafactory_sim.report.story import Card, story
 from gigafactory_sim.report.tables import Table, period
 
-__all__ = ["render_html", "render_markdown"]
+__all__ = ["Page", "page_html", "page_markdown", "partial_note", "render_html", "render_markdown"]
 
 _CAPTIONS = {spec.name: spec.caption for spec in PLOTS}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A report page: its heading, the line under it, an optional warning, the first screen's cards, then its
+    sections; ``captions`` names each plot (by plot name)."""
+
+    title: str
+    subtitle: str
+    note: str | None
+    cards: list[Card]
+    sections: list[Section]
+    captions: Mapping[str, str]
+
+    def caption(self, name: str) -> str:
+        return self.captions.get(name, name)
 
 
 def _title(summary: Mapping[str, Any]) -> str:
@@ -45,7 +66,7 @@ def _subtitle(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> str:
     return " · ".join(parts)
 
 
-def _partial_note(summary: Mapping[str, Any]) -> str | None:
+def partial_note(summary: Mapping[str, Any]) -> str | None:
     """The warning a stopped run's page opens with: what stopped it and the span its figures cover."""
     partial = summary.get("partial")
     if not isinstance(partial, Mapping):
@@ -66,10 +87,18 @@ def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _md_link(table: Table, r: int, c: int, text: str) -> str:
+    href = table.links.get((r, c))
+    return f"[{_md_cell(text)}]({href})" if href else _md_cell(text)
+
+
 def _md_table(table: Table) -> list[str]:
     align = [" ---: " if table.aligned(i) else " --- " for i in range(len(table.headers))]
     lines = ["| " + " | ".join(_md_cell(h) for h in table.headers) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    lines += [
+        "| " + " | ".join(_md_link(table, r, c, cell) for c, cell in enumerate(row)) + " |"
+        for r, row in enumerate(table.rows)
+    ]
     return lines
 
 
@@ -79,21 +108,27 @@ def _md_card(card: Card) -> str:
     return f"- **{card.title}**{mark}: {figures}." + (f" {card.note}" if card.note else "")
 
 
-def render_markdown(
-    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots: Mapping[str, str]
-) -> str:
-    """The report as Markdown; ``plots`` maps a plot name to its path relative to the report, e.g.
-    ``plots/power.png``."""
-    lines = [f"# {_title(summary)}", ""]
-    sub = _subtitle(summary, timeseries)
-    if sub:
-        lines += [sub, ""]
-    note = _partial_note(summary)
-    if note:
-        lines += [f"> **{note}**", ""]
+def _page(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots: list[str]) -> Page:
+    return Page(
+        _title(summary),
+        _subtitle(summary, timeseries),
+        partial_note(summary),
+        story(summary),
+        build_sections(summary, jobs, plots),
+        _CAPTIONS,
+    )
+
+
+def page_markdown(page: Page, plots: Mapping[str, str]) -> str:
+    """``page`` as Markdown; ``plots`` maps a plot name to its path relative to the report."""
+    lines = [f"# {page.title}", ""]
+    if page.subtitle:
+        lines += [page.subtitle, ""]
+    if page.note:
+        lines += [f"> **{page.note}**", ""]
     lines += ["## The run at a glance", ""]
-    lines += [_md_card(card) for card in story(summary)]
-    for section in build_sections(summary, jobs, list(plots)):
+    lines += [_md_card(card) for card in page.cards]
+    for section in page.sections:
         lines += ["", f"## {section.title}"]
         if section.intro:
             lines += ["", section.intro]
@@ -101,9 +136,17 @@ def render_markdown(
             lines += ["", f"### {table.title}", ""]
             lines += _md_table(table)
         for name in section.plots:
-            caption = _CAPTIONS.get(name, name)
+            caption = page.caption(name)
             lines += ["", f"![{caption}]({plots[name]})", "", f"*{caption}*"]
     return "\n".join(lines) + "\n"
+
+
+def render_markdown(
+    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots: Mapping[str, str]
+) -> str:
+    """The report as Markdown; ``plots`` maps a plot name to its path relative to the report, e.g.
+    ``plots/power.png``."""
+    return page_markdown(_page(summary, timeseries, jobs, list(plots)), plots)
 
 
 # --- HTML ------------------------------------------------------------------------------------------------
@@ -144,8 +187,14 @@ def _html_table(table: Table) -> str:
         return ' class="n"' if table.aligned(i) else ""
 
     head = "".join(f"<th{cls(i)}>{_esc(h)}</th>" for i, h in enumerate(table.headers))
+
+    def cell(r: int, i: int, text: str) -> str:
+        href = table.links.get((r, i))
+        return f'<a href="{_esc(href)}">{_esc(text)}</a>' if href else _esc(text)
+
     body = "".join(
-        "<tr>" + "".join(f"<td{cls(i)}>{_esc(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in table.rows
+        "<tr>" + "".join(f"<td{cls(i)}>{cell(r, i, c)}</td>" for i, c in enumerate(row)) + "</tr>"
+        for r, row in enumerate(table.rows)
     )
     return f"<h3>{_esc(table.title)}</h3>\n<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -157,13 +206,13 @@ def _html_card(card: Card) -> str:
     return f'<div class="card{status}"><h3>{_esc(card.title)}</h3><dl>{figures}</dl>{note}</div>'
 
 
-def _html_section(section: Section, plots_png: Mapping[str, bytes]) -> list[str]:
+def _html_section(section: Section, plots_png: Mapping[str, bytes], page: Page) -> list[str]:
     parts = [f'<section id="{_esc(section.id)}">', f"<h2>{_esc(section.title)}</h2>"]
     if section.intro:
         parts.append(f"<p>{_esc(section.intro)}</p>")
     parts += [_html_table(t) for t in section.tables]
     for name in section.plots:
-        caption = _CAPTIONS.get(name, name)
+        caption = page.caption(name)
         data = base64.b64encode(plots_png[name]).decode("ascii")
         parts.append(
             f'<figure id="plot-{_esc(name)}"><img alt="{_esc(caption)}" '
@@ -173,36 +222,37 @@ def _html_section(section: Section, plots_png: Mapping[str, bytes]) -> list[str]
     return parts
 
 
-def render_html(
-    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots_png: Mapping[str, bytes]
-) -> str:
-    """The report as one self-contained HTML page; ``plots_png`` (name -> PNG bytes) is inlined as data URIs."""
-    title = _title(summary)
-    sections = build_sections(summary, jobs, list(plots_png))
+def page_html(page: Page, plots_png: Mapping[str, bytes]) -> str:
+    """``page`` as one self-contained HTML page; ``plots_png`` (name -> PNG bytes) is inlined as data URIs."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_esc(title)}</title>",
+        f"<title>{_esc(page.title)}</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
-        f"<h1>{_esc(title)}</h1>",
+        f"<h1>{_esc(page.title)}</h1>",
     ]
-    sub = _subtitle(summary, timeseries)
-    if sub:
-        parts.append(f'<p class="sub">{_esc(sub)}</p>')
-    note = _partial_note(summary)
-    if note:
-        parts.append(f'<p class="partial"><strong>{_esc(note)}</strong></p>')
+    if page.subtitle:
+        parts.append(f'<p class="sub">{_esc(page.subtitle)}</p>')
+    if page.note:
+        parts.append(f'<p class="partial"><strong>{_esc(page.note)}</strong></p>')
     parts.append('<section id="story" class="cards">')
-    parts += [_html_card(card) for card in story(summary)]
+    parts += [_html_card(card) for card in page.cards]
     parts.append("</section>")
-    links = "".join(f'<a href="#{_esc(s.id)}">{_esc(s.title)}</a>' for s in sections)
+    links = "".join(f'<a href="#{_esc(s.id)}">{_esc(s.title)}</a>' for s in page.sections)
     parts.append(f'<nav class="toc">{links}</nav>')
-    for section in sections:
-        parts += _html_section(section, plots_png)
+    for section in page.sections:
+        parts += _html_section(section, plots_png, page)
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"
+
+
+def render_html(
+    summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots_png: Mapping[str, bytes]
+) -> str:
+    """The report as one self-contained HTML page; ``plots_png`` (name -> PNG bytes) is inlined as data URIs."""
+    return page_html(_page(summary, timeseries, jobs, list(plots_png)), plots_png)

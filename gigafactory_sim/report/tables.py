@@ -29,12 +29,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Table:
-    """A titled table of already-formatted cells; ``numeric`` marks columns to right-align."""
+    """A titled table of already-formatted cells; ``numeric`` marks columns to right-align; ``links`` maps a
+    cell ``(row, column)`` to the address it links to (relative to the report)."""
 
     title: str
     headers: list[str]
     rows: list[list[str]]
     numeric: list[bool] = field(default_factory=list)
+    links: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def aligned(self, col: int) -> bool:
         return self.numeric[col] if col < len(self.numeric) else col > 0
