@@ -446,3 +446,17 @@ def test_jobs_table_columns_are_complete() -> None:
     for col in ("job_id", "site", "home_site", "transfer_gb", "transfer_s", "egress_eur", "state", "wait_s"):
         assert col in r.jobs.columns
     assert np.all(r.jobs["job_id"].to_numpy() == np.arange(len(r.jobs)))
+
+
+def test_forecast_mean_equals_the_signal_integral() -> None:
+    from gigafactory_sim.federation.runtime import Forecast
+    from gigafactory_sim.grid.signals import Signal
+
+    rng = np.random.default_rng(5)
+    times = np.concatenate(([-600.0], np.cumsum(rng.uniform(60, 7200, 200))))
+    sig = Signal("carbon", "g", times, rng.uniform(0, 800, len(times)))
+    f = Forecast(sig)
+    for t0, t1 in rng.uniform(-300, times[-1] + 5000, (300, 2)):
+        lo, hi = min(t0, t1), max(t0, t1)
+        assert f.mean(lo, hi) == pytest.approx(sig.integral(lo, hi) / (hi - lo), rel=1e-9, abs=1e-9)
+    assert f.mean(times[3], times[3]) == sig.at(times[3])

@@ -9,16 +9,14 @@ one entry in :data:`PLACEMENTS` (and its config in :mod:`gigafactory_sim.federat
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from gigafactory_sim.federation.config import PlacementConfig, WeightedPlacement
 
 __all__ = ["PLACEMENTS", "Candidate", "PlacementPolicy", "build_placement"]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One allowed site for one job, with the estimates made when the job arrives.
 
     ``start_delay_s``: the data transfer (at the link's current share) plus the estimated wait in the site's
@@ -46,6 +44,11 @@ class Candidate:
 
 
 class PlacementPolicy(Protocol):
+    needs: frozenset[str]
+    """The estimates it reads beyond the transfer, egress and energy: any of ``wait`` (the queue wait in
+    ``start_delay_s``), ``load`` (committed share), ``carbon``, ``price``; the others are left 0, so placement
+    costs only what the policy uses."""
+
     def choose(self, candidates: Sequence[Candidate]) -> Candidate:
         """One of ``candidates`` (never empty; in the scenario's site order)."""
         ...
@@ -58,6 +61,8 @@ def _first_min(candidates: Sequence[Candidate], key: Callable[[Candidate], tuple
 class Home:
     """The home site (or, when the job cannot fit there, the allowed site where it starts first)."""
 
+    needs = frozenset({"wait"})
+
     def choose(self, candidates: Sequence[Candidate]) -> Candidate:
         for c in candidates:
             if c.home:
@@ -66,21 +71,29 @@ class Home:
 
 
 class LeastLoaded:
+    needs = frozenset({"load"})
+
     def choose(self, candidates: Sequence[Candidate]) -> Candidate:
         return _first_min(candidates, lambda c: (c.committed_share, c.start_delay_s))
 
 
 class EarliestStart:
+    needs = frozenset({"wait", "load"})
+
     def choose(self, candidates: Sequence[Candidate]) -> Candidate:
         return _first_min(candidates, lambda c: (c.start_delay_s, c.committed_share))
 
 
 class CarbonAware:
+    needs = frozenset({"wait", "carbon"})
+
     def choose(self, candidates: Sequence[Candidate]) -> Candidate:
         return _first_min(candidates, lambda c: (c.carbon_g_per_kwh, c.start_delay_s))
 
 
 class PriceAware:
+    needs = frozenset({"wait", "price"})
+
     def choose(self, candidates: Sequence[Candidate]) -> Candidate:
         return _first_min(candidates, lambda c: (c.cost_eur, c.start_delay_s))
 
@@ -88,6 +101,8 @@ class PriceAware:
 class Weighted:
     """``wait x delay' + carbon x carbon' + cost x cost'``, each term scaled to 0-1 over the candidates
     (``(x - min) / (max - min)``; 0 when all are equal)."""
+
+    needs = frozenset({"wait", "carbon", "price"})
 
     def __init__(self, cfg: WeightedPlacement) -> None:
         self.weights = (cfg.wait, cfg.carbon, cfg.cost)

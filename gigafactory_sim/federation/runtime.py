@@ -12,14 +12,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import simpy
 
-from gigafactory_sim.federation.network import Network, Transfer
+from gigafactory_sim.federation.network import BYTES_PER_GB, Network, Pipe, Transfer
 from gigafactory_sim.federation.placement import Candidate, build_placement
-from gigafactory_sim.federation.prepare import PreparedFederation, SourcePlan
+from gigafactory_sim.federation.prepare import PreparedFederation
 from gigafactory_sim.grid.signals import Signal
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps, Outcome
@@ -64,11 +64,11 @@ class LoadBook:
         self.run_gpus[c] -= job.gpus
 
     def wait_s(self, c: int, gpus: int, now: float) -> float:
-        """Estimated wait of a job of ``gpus`` GPUs sent to cluster ``c`` now: none if it fits at once behind an
-        empty queue, else the queued and the running work drained at the cluster's size."""
+        """Estimated wait of a job of ``gpus`` GPUs sent to cluster ``c`` now: none if it fits beside the running
+        and the queued jobs, else the queued and the running work drained at the cluster's size."""
         f = self.facility
         st = f.clusters[c]
-        if not f.queues[c] and st.total_gpus - st.allocated_gpus >= gpus:
+        if st.total_gpus - st.allocated_gpus - f.queued_gpus[c] >= gpus:
             return 0.0
         running_left = max(self.run_end_gs[c] - now * self.run_gpus[c], 0.0)
         return (max(self.queued_gs[c], 0.0) + running_left) / st.total_gpus
@@ -99,6 +99,19 @@ class Forecast:
 
 def _forecast(signal: Signal | None) -> Forecast | None:
     return None if signal is None else Forecast(signal)
+
+
+class SiteOption(NamedTuple):
+    """An allowed site of a training source, as placement reads it: the clusters the source may use there,
+    the largest, whether it is home, the pipe its dataset would take (None: nothing to move), and the egress."""
+
+    site: int
+    clusters: tuple[int, ...]
+    largest_gpus: int
+    home: bool
+    pipe: Pipe | None
+    dataset_bytes: float
+    egress_eur: float
 
 
 class FederationRun:
@@ -140,6 +153,12 @@ class FederationRun:
         self._stop_requested = False
         self.stopped_at_s: float | None = None
         self._energy_w_per_gpu = [self._site_w_per_gpu(s) for s in self.sites]
+        self._needs = self.policy.needs
+        self._options = [self._site_options(s) for s in range(len(prepared.sources))]
+        jobs = prepared.jobs
+        self._job_source: list[int] = jobs.source_idx.tolist()
+        self._job_gpus: list[int] = jobs.gpus.tolist()
+        self._job_work: list[float] = jobs.work_s.tolist()
         self._carbon = [_forecast(sig.carbon) for sig in prepared.signals]
         self._price = [_forecast(sig.price) for sig in prepared.signals]
 
@@ -155,49 +174,82 @@ class FederationRun:
         ]
 
     # -- placement -------------------------------------------------------------------------------------------
-    def candidates(self, i: int, now: float) -> list[Candidate]:
-        """The allowed sites where job ``i`` fits, with its estimates there."""
-        jobs = self.prepared.jobs
-        s = int(jobs.source_idx[i])
-        plan: SourcePlan = self.prepared.sources[s]
-        gpus = int(jobs.gpus[i])
-        load = jobs.source_load[s]
+    def _site_options(self, s: int) -> list[SiteOption]:
+        """Each allowed site of source ``s`` with what placement reads of it, in the scenario's order."""
+        plan = self.prepared.sources[s]
         out = []
         for k in plan.allowed:
-            if plan.largest_gpus[k] < gpus:
-                continue
-            site = self.sites[k]
-            f = site.facility
-            book = self.books[k]
+            f = self.sites[k].facility
             names = plan.clusters[k]
-            cs = [c for c, n in enumerate(f.cluster_names) if names is None or n in names]
-            cs = [c for c in cs if f.clusters[c].total_gpus >= gpus]
-            wait, c_best = min((book.wait_s(c, gpus, now), c) for c in cs)
-            transfer = 0.0 if k == plan.home else self.network.estimate_s(plan.home, k, plan.dataset_gb)
-            run_s = float(jobs.work_s[i]) / book.speed[c_best][load]
+            cs = tuple(c for c, n in enumerate(f.cluster_names) if names is None or n in names)
+            away = k != plan.home
+            pipe = self.network.pipes[plan.home, k] if away and plan.dataset_gb > 0 else None
+            egress = self.network.egress_eur(plan.home, k, plan.dataset_gb) if pipe is not None else 0.0
+            out.append(SiteOption(k, cs, plan.largest_gpus[k], not away, pipe, plan.dataset_gb * BYTES_PER_GB, egress))
+        return out
+
+    def candidates(self, i: int, now: float) -> list[Candidate]:
+        """The allowed sites where job ``i`` fits, with its estimates there (those the policy reads; the others
+        are 0: the queue wait is left out unless ``wait`` is needed, the start delay is then the transfer)."""
+        s = self._job_source[i]
+        gpus = self._job_gpus[i]
+        work_s = self._job_work[i]
+        load = self.prepared.jobs.source_load[s]
+        needs = self._needs
+        wait_needed = "wait" in needs
+        load_needed = "load" in needs
+        out = []
+        for opt in self._options[s]:
+            if opt.largest_gpus < gpus:
+                continue
+            k, cs = opt.site, opt.clusters
+            f = self.sites[k].facility
+            book = self.books[k]
+            states = f.clusters
+            if len(cs) == 1:
+                c_best = cs[0]
+                wait = book.wait_s(c_best, gpus, now) if wait_needed else 0.0
+            elif wait_needed:
+                wait, c_best = min((book.wait_s(c, gpus, now), c) for c in cs if states[c].total_gpus >= gpus)
+            else:
+                wait, c_best = 0.0, next(c for c in cs if states[c].total_gpus >= gpus)
+            pipe = opt.pipe
+            # the transfer at the pipe's share now: (n + 1) x alone (Network.estimate_s)
+            transfer = (
+                0.0
+                if pipe is None
+                else opt.dataset_bytes * (len(pipe.active) + 1) / pipe.bandwidth_bytes_per_s + pipe.latency_s
+            )
+            run_s = work_s / book.speed[c_best][load]
             t0 = now + transfer + wait
-            carbon, price = self._carbon[k], self._price[k]
-            total = sum(f.clusters[c].total_gpus for c in cs)
-            committed = sum(f.clusters[c].allocated_gpus + f.queued_gpus[c] for c in cs)
+            committed_share = 0.0
+            if load_needed:
+                if len(cs) == 1:
+                    st = states[c_best]
+                    committed_share = (st.allocated_gpus + f.queued_gpus[c_best]) / st.total_gpus
+                else:
+                    total = sum(states[c].total_gpus for c in cs)
+                    committed_share = sum(states[c].allocated_gpus + f.queued_gpus[c] for c in cs) / total
+            carbon = self._carbon[k] if "carbon" in needs else None
+            price = self._price[k] if "price" in needs else None
             out.append(
                 Candidate(
-                    site=k,
-                    home=k == plan.home,
-                    committed_share=committed / total,
-                    start_delay_s=transfer + wait,
-                    transfer_s=transfer,
-                    egress_eur=0.0 if k == plan.home else self.network.egress_eur(plan.home, k, plan.dataset_gb),
-                    carbon_g_per_kwh=0.0 if carbon is None else carbon.mean(t0, t0 + run_s),
-                    price_eur_per_mwh=0.0 if price is None else price.mean(t0, t0 + run_s),
-                    energy_mwh=gpus * run_s * self._energy_w_per_gpu[k][c_best][load] / J_PER_MWH,
+                    k,
+                    opt.home,
+                    committed_share,
+                    transfer + wait,
+                    transfer,
+                    opt.egress_eur,
+                    0.0 if carbon is None else carbon.mean(t0, t0 + run_s),
+                    0.0 if price is None else price.mean(t0, t0 + run_s),
+                    gpus * run_s * self._energy_w_per_gpu[k][c_best][load] / J_PER_MWH,
                 )
             )
         return out
 
     def _place(self, i: int, now: float, opened: list[int]) -> None:
-        jobs = self.prepared.jobs
-        plan = self.prepared.sources[int(jobs.source_idx[i])]
-        gpus = int(jobs.gpus[i])
+        plan = self.prepared.sources[self._job_source[i]]
+        gpus = self._job_gpus[i]
         fits = [k for k in plan.allowed if plan.largest_gpus[k] >= gpus]
         if len(fits) == 1:  # one allowed site where it fits: nothing to choose
             k = fits[0]

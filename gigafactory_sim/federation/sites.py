@@ -76,7 +76,9 @@ def route_service(fed: Federation, svc: FederatedService) -> tuple[list[Route], 
     for region, share in regions.items():
         if share <= 0:
             continue
-        row = fed.network.regions.get(region, {})
+        row = fed.network.regions.get(region)
+        if row is None:  # no latencies given for the region: its users are local to the sites in that country
+            row = {site.name: 0.0 for site in fed.sites if site.jurisdiction == country_of(region)}
         options = sorted((row[names[k]] / 1000.0, k) for k in hosts if names[k] in row)
         fits = [(lat, k) for lat, k in options if ttft is None or 2.0 * lat < ttft]
         if not fits:
