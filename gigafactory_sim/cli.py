@@ -357,6 +357,13 @@ def compare(
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/compare-<UTC time>)")] = None,
     set_: SetOption = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="A label per run, in order. Repeatable.")] = None,
+    set_run: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set-run",
+            help="Override a field of one run only: N:dotted.path=value (N from 1, in the order given). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Compare runs against the first: a KPI table with deltas, and comparison.md/.html/.csv with plots."""
     from gigafactory_sim.analysis import compare as compare_runs
@@ -365,6 +372,12 @@ def compare(
 
     if label and len(label) != len(runs):
         raise _fail(f"{len(label)} --label for {len(runs)} runs")
+    own: dict[int, list[str]] = {}
+    for item in set_run or []:
+        index, sep, assignment = item.partition(":")
+        if not sep or not index.strip().isdigit() or not 1 <= int(index) <= len(runs):
+            raise _fail(f"--set-run {item!r}: give N:dotted.path=value with N from 1 to {len(runs)}")
+        own.setdefault(int(index) - 1, []).append(assignment)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out if out is not None else Path("runs") / f"compare-{stamp}"
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -378,7 +391,9 @@ def compare(
                     tasks[path] = progress.add_task(f"running {Path(path).name}", total=horizon_s, sim="")
                 progress.update(tasks[path], completed=now_s, sim=f"day {now_s / 86400:.1f} / {horizon_s / 86400:.1f}")
 
-            comparison = compare_runs(runs, labels=label, overrides=list(set_ or []), progress=on_tick)
+            comparison = compare_runs(
+                runs, labels=label, overrides=list(set_ or []), progress=on_tick, run_overrides=own
+            )
     except ScenarioError as exc:
         report_problems(exc)
         raise typer.Exit(2) from None

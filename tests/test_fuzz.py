@@ -110,7 +110,7 @@ def mutants(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
 
 
 def _gpus(scenario: Any) -> int:
-    return int(scenario.facility.gpus)
+    return int(scenario.gpus if hasattr(scenario, "sites") else scenario.facility.gpus)
 
 
 @settings(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,17 +232,21 @@ def compare(
     labels: Sequence[str] | None = None,
     overrides: Sequence[str] = (),
     progress: ScenarioProgress | None = None,
+    run_overrides: Mapping[int, Sequence[str]] | None = None,
 ) -> Comparison:
     """Compare ``runs`` (results, loaded runs, run directories or scenario files) against the first.
 
-    Scenario files are run in memory first, with ``overrides`` (``--set`` syntax), reporting to ``progress``.
+    Scenario files are run in memory first, with ``overrides`` (``--set`` syntax) and then the run's own
+    ``run_overrides[i]`` (``i`` from 0), reporting to ``progress``. So one file against itself with one field
+    changed is one call: ``compare([f, f], run_overrides={1: ["placement.kind=home"]})``.
     Returns a :class:`Comparison` whose ``table`` has the columns ``metric, run, value, baseline, delta,
     delta_pct, comparable, note``, its metrics ordered by how much they changed (largest relative change
     first). Moments in the run (``power.peak_at_s``) are shown but not differenced.
     """
     if not runs:
         raise ValueError("compare needs at least one run")
-    sides = [load_compared_run(item, overrides, progress) for item in runs]
+    own = run_overrides or {}
+    sides = [load_compared_run(item, [*overrides, *own.get(i, ())], progress) for i, item in enumerate(runs)]
     names = _unique(list(labels) if labels is not None else [s.label for s in sides])
     for side, name in zip(sides, names, strict=True):
         side.label = name

@@ -152,11 +152,10 @@ class Residency(StrictModel):
 
 
 class DataConfig(StrictModel):
-    """What a job must move to run away from home: its dataset (moved before it starts at another site) and its
-    checkpoint (reported; moved when a job migrates)."""
+    """What a job must move to run away from home: its dataset, moved from the home site over the link before
+    the job can start at another site."""
 
     dataset_gb: float = Field(default=0.0, ge=0, le=1e9)
-    checkpoint_gb: float = Field(default=0.0, ge=0, le=1e9)
 
 
 class _Placed(StrictModel):
@@ -248,7 +247,7 @@ class PriceAwarePlacement(StrictModel):
 
 class WeightedPlacement(StrictModel):
     """``weighted``: the allowed site with the lowest weighted score; each term (estimated start delay, carbon,
-    cost incl. egress) is scaled to 0-1 over the candidate sites before weighting."""
+    cost incl. egress) is divided by its largest magnitude over the candidate sites before weighting."""
 
     kind: Literal["weighted"] = "weighted"
     wait: float = Field(default=1.0, ge=0)

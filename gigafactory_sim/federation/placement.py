@@ -99,8 +99,9 @@ class PriceAware:
 
 
 class Weighted:
-    """``wait x delay' + carbon x carbon' + cost x cost'``, each term scaled to 0-1 over the candidates
-    (``(x - min) / (max - min)``; 0 when all are equal)."""
+    """``wait x d' + carbon x c' + cost x e'``: the start delay, the carbon and the cost (incl. egress), each
+    over its largest magnitude among the candidates (``x / max |x|``; 0 when all are 0), so a term keeps its
+    relative size: a 10 % carbon difference weighs a tenth of a wait of none against the longest."""
 
     needs = frozenset({"wait", "carbon", "price"})
 
@@ -109,16 +110,12 @@ class Weighted:
 
     def choose(self, candidates: Sequence[Candidate]) -> Candidate:
         terms = [(c.start_delay_s, c.carbon_kg, c.cost_eur) for c in candidates]
-        lows = [min(t[i] for t in terms) for i in range(3)]
-        spans = [max(t[i] for t in terms) - lows[i] for i in range(3)]
+        scales = [max(abs(t[k]) for t in terms) for k in range(3)]
 
         def score(i: int) -> float:
-            return sum(
-                w * ((terms[i][k] - lows[k]) / spans[k] if spans[k] > 0 else 0.0) for k, w in enumerate(self.weights)
-            )
+            return sum(w * (terms[i][k] / scales[k] if scales[k] > 0 else 0.0) for k, w in enumerate(self.weights))
 
-        best = min(range(len(candidates)), key=score)
-        return candidates[best]
+        return candidates[min(range(len(candidates)), key=score)]
 
 
 PLACEMENTS: dict[str, Callable[[PlacementConfig], PlacementPolicy]] = {

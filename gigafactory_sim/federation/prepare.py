@@ -24,14 +24,13 @@ __all__ = ["PreparedFederation", "SourcePlan", "prepare_federation"]
 @dataclass(frozen=True)
 class SourcePlan:
     """Where a training source's jobs may go: ``allowed`` sites (indices), its ``home``, the clusters each site
-    lets it use (None: all; absent: none there), the data it must move away from home."""
+    lets it use (None: all; absent: none there), the dataset it must move to run away from home."""
 
     allowed: tuple[int, ...]
     home: int
     clusters: dict[int, tuple[str, ...] | None]
     largest_gpus: dict[int, int]
     dataset_gb: float
-    checkpoint_gb: float
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,6 @@ def _source_plans(fed: Federation) -> list[SourcePlan]:
                 clusters=clusters,
                 largest_gpus=largest,
                 dataset_gb=src.data.dataset_gb,
-                checkpoint_gb=src.data.checkpoint_gb,
             )
         )
     return plans
