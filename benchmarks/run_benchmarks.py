@@ -1,17 +1,25 @@
-"""Benchmark the simulator core (not a unit test): wall time, peak RSS, events/s and jobs/s.
+"""Benchmark the simulator core (not a unit test): wall time, peak RSS, events/s and jobs/s; and the ratios.
 
     python benchmarks/run_benchmarks.py                  # benchmark-year and philly-replay
     python benchmarks/run_benchmarks.py scenarios/base.yaml
+    python benchmarks/run_benchmarks.py --ratios [--repeat 5] [--floor PATH --philly-csv PATH]
 
-Each scenario runs in a fresh process so that its peak RSS is its own. Targets on a 2-core machine:
-benchmark-year <= 120 s and <= 2 GB; philly-replay <= 5 s. Record the figures in README.md.
+Each scenario runs in a fresh process so that its peak RSS is its own. ``--ratios`` runs each pair of the
+README's performance targets alternately, ``--repeat`` times, and prints the median of the pairwise ratios:
+Philly (whole process and event loop) against the bare SimPy FIFO floor (``../shared/bench/floor_simpy_fifo.py``
+over the raw Philly CSV, when present: the floor lives outside the repository), power-capped and carbon-aware
+against base (simulation time, 5 days), and the four-site federation against base (7 days). Absolute times
+drift on a shared machine; ratios measured side by side do not. Record the figures in README.md.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +49,68 @@ print(json.dumps({
 """
 
 
+SIMULATE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import gigafactory_sim as g
+scenario = g.load_scenario(sys.argv[1], sys.argv[2:])
+result = g.run(scenario)
+print(json.dumps({"simulate_s": result.meta["performance"]["simulate_s"], "wall_s": time.perf_counter() - t0}))
+"""
+
+
+def _child(args: list[str]) -> dict[str, float]:
+    t0 = time.perf_counter()
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    wall = time.perf_counter() - t0
+    if args[1:3] == ["-m", "gigafactory_sim"]:  # the command line: only its wall time
+        return {"simulate_s": wall, "wall_s": wall}
+    if "sim_wall_s=" in out:  # the floor's own figures
+        loop = float(out.split("sim_wall_s=")[1].split()[0])
+        return {"simulate_s": loop, "wall_s": wall}
+    row = json.loads(out.strip().splitlines()[-1])
+    return {"simulate_s": float(row["simulate_s"]), "wall_s": wall}
+
+
+def _sim(path: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "-c", SIMULATE, str(path), *overrides]
+
+
+def ratios(repeat: int, floor: Path, philly_csv: Path) -> None:
+    """Median ratios of the README's performance targets, each pair run alternately ``repeat`` times."""
+    scen = ROOT / "scenarios"
+    pairs: list[tuple[str, list[str], list[str], str]] = []
+    if floor.is_file() and philly_csv.is_file():
+        out = Path(tempfile.mkdtemp(prefix="gfs-bench-")) / "philly"
+        cli = [sys.executable, "-m", "gigafactory_sim", "run", str(scen / "philly-replay.yaml"), "--quiet"]
+        cli += ["--set", "report.plots=false", "--overwrite", "--out", str(out)]
+        floor_cmd = [sys.executable, str(floor), str(philly_csv), "0", "2048"]
+        pairs += [
+            ("`run philly-replay.yaml` (plots off) / the floor, whole processes", cli, floor_cmd, "wall_s"),
+            ("Philly event loop / the floor's loop", _sim(scen / "philly-replay.yaml"), floor_cmd, "simulate_s"),
+        ]
+    else:
+        print(f"(no floor: {floor} or {philly_csv} missing; the Philly ratios are skipped)")
+    base5 = _sim(scen / "base.yaml", "horizon=5d")
+    pairs += [
+        ("power-capped / base, simulation, 5 d", _sim(scen / "power-capped.yaml", "horizon=5d"), base5, "simulate_s"),
+        ("carbon-aware / base, simulation, 5 d", _sim(scen / "carbon-aware.yaml", "horizon=5d"), base5, "simulate_s"),
+        (
+            "federation-4x100k / base, simulation, 7 d",
+            _sim(scen / "federation-4x100k.yaml", "horizon=7d"),
+            _sim(scen / "base.yaml", "horizon=7d"),
+            "simulate_s",
+        ),
+    ]
+    print("| comparison | median ratio | pairs |")
+    print("|---|---:|---:|")
+    for name, a, b, key in pairs:
+        values = []
+        for _ in range(repeat):
+            values.append(_child(a)[key] / _child(b)[key])
+        print(f"| {name} | {statistics.median(values):.2f} | {len(values)} |")
+
+
 def main(paths: list[Path]) -> None:
     rows = []
     for path in paths:
@@ -57,4 +127,13 @@ def main(paths: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    main([Path(p) for p in sys.argv[1:]] or DEFAULT)
+    args = sys.argv[1:]
+    if "--ratios" in args:
+        flags = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a.startswith("--") and a != "--ratios"}
+        ratios(
+            int(flags.get("--repeat", "5")),
+            Path(flags.get("--floor", ROOT.parent / "shared" / "bench" / "floor_simpy_fifo.py")),
+            Path(flags.get("--philly-csv", ROOT.parent / "shared" / "data" / "traces" / "philly" / "philly.csv")),
+        )
+    else:
+        main([Path(p) for p in args] or DEFAULT)

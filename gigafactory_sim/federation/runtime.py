@@ -159,6 +159,8 @@ class FederationRun:
         self._job_source: list[int] = jobs.source_idx.tolist()
         self._job_gpus: list[int] = jobs.gpus.tolist()
         self._job_work: list[float] = jobs.work_s.tolist()
+        self._job_prio: list[int] = jobs.priority.tolist()
+        self._submit_s: list[float] = jobs.submit_s.tolist()
         self._carbon = [_forecast(sig.carbon) for sig in prepared.signals]
         self._price = [_forecast(sig.price) for sig in prepared.signals]
 
@@ -277,7 +279,9 @@ class FederationRun:
         self.rec_delivered_s[i] = self.env.now
         site = self.sites[k]
         site.jobs.copy_row(local, self.prepared.jobs, i)
-        site.submit(local)
+        site.submit(
+            local, self._submit_s[i], self._job_gpus[i], self._job_work[i], self._job_prio[i], self._job_source[i]
+        )
 
     def _delivered(self, i: int, tr: Transfer) -> None:
         site = self.sites[tr.dst]
@@ -287,7 +291,6 @@ class FederationRun:
 
     # -- arrivals --------------------------------------------------------------------------------------------
     def _arrivals(self) -> Generator[simpy.Event, Any, None]:
-        self._submit_s = self.prepared.jobs.submit_s.tolist()
         self._arrive(None)
         return
         yield

@@ -311,19 +311,11 @@ class Simulation:
         if self._in_handler:
             self._end_handler()
 
-    def submit(self, i: int) -> None:
-        """Submit row ``i`` of the site's job table now (a federation's placement calls it, between
-        :meth:`begin_submissions` and :meth:`end_submissions`; the scheduling pass they make due runs at the end)."""
-        jobs = self.jobs
-        s = int(jobs.source_idx[i])
-        job = Job(
-            i,
-            float(jobs.submit_s[i]),
-            int(jobs.gpus[i]),
-            float(jobs.work_s[i]),
-            int(jobs.priority[i]),
-            jobs.source_load[s],
-        )
+    def submit(self, i: int, submit_s: float, gpus: int, work_s: float, priority: int, s: int) -> None:
+        """Submit row ``i`` of the site's job table now, the job of those figures from source ``s`` (a
+        federation's placement calls it, between :meth:`begin_submissions` and :meth:`end_submissions`; the
+        scheduling pass they make due runs at the end)."""
+        job = Job(i, submit_s, gpus, work_s, priority, self.jobs.source_load[s])
         self.n_events += 1
         self.facility.n_submitted += 1
         allowed = self._source_clusters[s]

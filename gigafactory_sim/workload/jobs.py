@@ -76,8 +76,13 @@ class JobTable:
 
     def copy_row(self, row: int, src: JobTable, i: int) -> None:
         """Set row ``row`` to job ``i`` of ``src`` (a table with the same sources and names)."""
-        for name in ("submit_s", "gpus", "work_s", "priority", "source_idx", "tenant_idx", "class_idx"):
-            getattr(self, name)[row] = getattr(src, name)[i]
+        self.submit_s[row] = src.submit_s[i]
+        self.gpus[row] = src.gpus[i]
+        self.work_s[row] = src.work_s[i]
+        self.priority[row] = src.priority[i]
+        self.source_idx[row] = src.source_idx[i]
+        self.tenant_idx[row] = src.tenant_idx[i]
+        self.class_idx[row] = src.class_idx[i]
 
 
 def _codes(values: list[str], order: np.ndarray) -> tuple[list[str], np.ndarray]:
