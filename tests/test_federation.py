@@ -460,3 +460,47 @@ def test_forecast_mean_equals_the_signal_integral() -> None:
         lo, hi = min(t0, t1), max(t0, t1)
         assert f.mean(lo, hi) == pytest.approx(sig.integral(lo, hi) / (hi - lo), rel=1e-9, abs=1e-9)
     assert f.mean(times[3], times[3]) == sig.at(times[3])
+
+
+def test_every_request_is_served_once_from_an_allowed_site() -> None:
+    """Each service's region shares sum to 1 and go to one allowed host each; the regions' requests add up to
+    what the hosts served, and the hosts' offered demand to the service's whole demand."""
+    fed = g.load_scenario(ROOT / "scenarios" / "eu-federation.yaml", ["horizon=1d"])
+    assert isinstance(fed, Federation)
+    prepared = prepare_any(fed)
+    r = g.run(prepared)
+    routes = prepared.routes  # type: ignore[union-attr]
+    svc = fed.workload.inference[0]
+    mine = [x for x in routes if x.service == svc.name]
+    assert sum(x.share for x in mine) == pytest.approx(1.0, rel=1e-12)
+    assert all(allows(svc.residency, fed.sites[x.site]) for x in mine)
+    rows = [row for row in r.summary["residency"]["rows"] if row["workload"] == f"inference:{svc.name}"]
+    served = {
+        name: s.summary["inference"]["services"][svc.name]["requests"]
+        for name, s in r.sites.items()
+        if "inference" in s.summary
+    }
+    assert sum(row["requests"] for row in rows) == pytest.approx(sum(x["served"] for x in served.values()), rel=1e-9)
+    offered = sum(x["offered"] for x in served.values())
+    edges = np.linspace(0.0, fed.horizon_s, 289)  # Simpson's rule per 5 minutes, as the fluid model integrates
+    expected = sum(svc.demand.expected_requests(a, b, fed.start) for a, b in zip(edges[:-1], edges[1:], strict=True))  # type: ignore[union-attr]
+    assert offered == pytest.approx(expected, rel=1e-6)
+
+
+def test_each_site_keeps_its_own_power_cap() -> None:
+    """A cap on one site binds that site alone: its grid draw stays under it, the others are untouched."""
+    doc = _federation(placement={"kind": "least_loaded"})
+    doc["horizon"] = "12h"
+    doc["sites"][1]["energy"] = {
+        "power_cap_mw": 0.1,
+        "policies": [{"kind": "admission"}, {"kind": "capping", "min_limit_fraction": 0.3}, {"kind": "preemption"}],
+    }
+    r = g.run(_load(doc))
+    berlin = r.sites["berlin"].summary
+    assert berlin["power_cap"]["hard_cap_kept"] is True
+    assert berlin["power_cap"]["peak_grid_import_mw"] <= 0.1 + 1e-9
+    binding = berlin["power_cap"]
+    assert binding["throttled_gpu_h"] + binding["power_blocked_gpu_h"] + binding["admission_refusals"] > 0  # it binds
+    assert "power_cap" not in r.sites["paris"].summary
+    assert r.summary["sites"]["berlin"]["hard_cap_mw"] == pytest.approx(0.1)
+    assert r.timeseries["grid_import_mw@berlin"].max() <= 0.1 + 1e-9
