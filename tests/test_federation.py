@@ -4,6 +4,7 @@ once, a one-site federation equal to the same facility alone, and bad input name
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -483,7 +484,7 @@ def test_every_request_is_served_once_from_an_allowed_site() -> None:
     assert sum(row["requests"] for row in rows) == pytest.approx(sum(x["served"] for x in served.values()), rel=1e-9)
     offered = sum(x["offered"] for x in served.values())
     edges = np.linspace(0.0, fed.horizon_s, 289)  # Simpson's rule per 5 minutes, as the fluid model integrates
-    expected = sum(svc.demand.expected_requests(a, b, fed.start) for a, b in zip(edges[:-1], edges[1:], strict=True))  # type: ignore[union-attr]
+    expected = sum(svc.demand.expected_requests(a, b, fed.start) for a, b in itertools.pairwise(edges))  # type: ignore[union-attr]
     assert offered == pytest.approx(expected, rel=1e-6)
 
 
