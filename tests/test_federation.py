@@ -505,3 +505,12 @@ def test_each_site_keeps_its_own_power_cap() -> None:
     assert "power_cap" not in r.sites["paris"].summary
     assert r.summary["sites"]["berlin"]["hard_cap_mw"] == pytest.approx(0.1)
     assert r.timeseries["grid_import_mw@berlin"].max() <= 0.1 + 1e-9
+
+
+def test_steady_state_figures_per_site() -> None:
+    fed = g.load_scenario(ROOT / "scenarios" / "eu-federation.yaml", ["horizon=1d", "statistics={warmup: 6h}"])
+    r = g.run(fed)
+    sites = r.summary["statistics"]["sites"]
+    assert set(sites) == {"paris", "frankfurt", "helsinki", "copenhagen"}
+    assert all(s["warmup_s"] == pytest.approx(6 * 3600) for s in sites.values())
+    assert sites["paris"] == r.sites["paris"].summary["statistics"]

@@ -282,6 +282,13 @@ def collect_federation(run: FederationRun) -> RunResult:
             "gpu_h": float(sum(x.get("gpu_h", 0.0) for x in inference if x is not None)),
             "training_preemptions": int(sum(x.get("training_preemptions", 0) for x in inference if x is not None)),
         }
+    steady = {
+        name: r.summary["statistics"]
+        for name, r in zip(fed.site_names, results, strict=True)
+        if "statistics" in r.summary
+    }
+    if steady:  # each site's steady-state figures, after its own warm-up (README, "Steady state and confidence")
+        summary["statistics"] = {"sites": steady}
     summary["sites"] = {name: _site_row(fed, k, results[k]) for k, name in enumerate(fed.site_names)}
     summary["residency"] = _audit(run, jobs, results)
     summary["network"] = net
