@@ -279,6 +279,10 @@ def federations(draw: st.DrawFn) -> dict:
     doc = _federation(sites=sites, network={"links": links}, placement={"kind": draw(st.sampled_from(POLICIES))})
     doc["horizon"] = "8h"
     doc["workload"] = {"training": sources}
+    if draw(st.booleans()):  # move running jobs too: they must stay within their residency
+        doc["migration"] = {"by": draw(st.sampled_from(["carbon", "price"])), "interval": "1h", "min_remaining": "10m"}
+        for src in sources:
+            src.setdefault("data", {})["checkpoint_gb"] = draw(st.sampled_from([0.0, 20.0]))
     return doc
 
 
@@ -300,7 +304,10 @@ def test_no_job_runs_where_its_residency_forbids_and_each_is_counted_once(doc: d
     sources = {s.name: s for s in fed.workload.training}
     for source, site in zip(jobs["source"], jobs["site"], strict=True):
         assert allows(sources[source].residency, sites[site]), (source, site)
-    per_site = sum(len(x.jobs) for x in r.sites.values())
+    for name, res in r.sites.items():  # every stay, migrated ones included
+        for source in set(res.jobs["source"]):
+            assert allows(sources[source].residency, sites[name]), (source, name)
+    per_site = sum(int((x.jobs["state"] != "migrated").sum()) for x in r.sites.values())
     assert per_site + int((jobs["state"] == "in_transfer").sum()) == len(jobs)
     assert r.summary["residency"]["violations"] == 0
 
@@ -450,7 +457,7 @@ def test_jobs_table_columns_are_complete() -> None:
 
 
 def test_forecast_mean_equals_the_signal_integral() -> None:
-    from gigafactory_sim.federation.runtime import Forecast
+    from gigafactory_sim.federation.forecast import Forecast
     from gigafactory_sim.grid.signals import Signal
 
     rng = np.random.default_rng(5)
@@ -514,3 +521,45 @@ def test_steady_state_figures_per_site() -> None:
     assert set(sites) == {"paris", "frankfurt", "helsinki", "copenhagen"}
     assert all(s["warmup_s"] == pytest.approx(6 * 3600) for s in sites.values())
     assert sites["paris"] == r.sites["paris"].summary["statistics"]
+
+
+# -- migration -------------------------------------------------------------------------------------------------
+def _migrating(**migration: Any) -> dict:
+    doc = _federation(placement={"kind": "home"})
+    doc["horizon"] = "3d"
+    for k, carbon in enumerate((50.0, 600.0, 300.0)):
+        doc["sites"][k]["grid"] = {"carbon": {"constant": carbon}}
+    for s in doc["workload"]["training"]:
+        s["classes"][0]["duration"] = {"kind": "lognormal", "median": "20h", "sigma": 0.5, "max": "3d"}
+        s["arrivals"]["rate_per_hour"] = 1.0
+        s["data"] = {"dataset_gb": 10, "checkpoint_gb": 100}
+    doc["migration"] = {"by": "carbon", "interval": "2h", "min_remaining": "4h", "min_gain": 0.2, **migration}
+    return doc
+
+
+def test_migration_moves_long_jobs_to_a_cleaner_allowed_site_and_keeps_their_work() -> None:
+    r = g.run(_load(_migrating()))
+    jobs = r.jobs
+    moved = jobs[jobs["migrations"] > 0]
+    assert r.summary["migration"]["moves"] == int(jobs["migrations"].sum()) > 0
+    assert jobs["job_id"].is_unique and r.summary["residency"]["violations"] == 0
+    carbon = {"paris": 50.0, "berlin": 600.0, "cph": 300.0}
+    stays = pd.concat([s.jobs.assign(site=name) for name, s in r.sites.items()], ignore_index=True)
+    work = dict(zip(jobs["job_id"], jobs["work_gpu_h"] / jobs["gpus"] * 3600.0, strict=True))
+    # each migrating job: its stays (same submit time and size at each site) in time order, to cleaner sites
+    for row in moved.itertuples():
+        seq = stays[(stays["submit_s"] == row.submit_s) & (stays["gpus"] == row.gpus)].sort_values("start_s")
+        assert len(seq) == row.migrations + 1
+        sites = list(seq["site"])
+        assert all(carbon[b] <= 0.8 * carbon[a] for a, b in itertools.pairwise(sites))
+        assert list(seq["state"])[:-1] == ["migrated"] * row.migrations
+        ends, starts = seq["end_s"].to_numpy()[:-1], seq["start_s"].to_numpy()[1:]
+        assert (starts >= ends + 100.0 / (100.0 / 8.0) - 1e-9).all()  # the 100 GB checkpoint crossed the link first
+        if row.state == "completed":  # no checkpointing: not a second of work lost or repeated (every GPU an H200)
+            ran = float((seq["end_s"] - seq["start_s"]).sum())
+            assert ran == pytest.approx(work[row.job_id], rel=1e-9)
+
+
+def test_no_migration_without_a_gain() -> None:
+    r = g.run(_load(_migrating(min_gain=0.95)))  # paris is 92 % below berlin, not 95 %
+    assert r.summary["migration"]["moves"] == 0

@@ -32,16 +32,21 @@ def _site_result(run: FederationRun, k: int) -> RunResult:
     return RunResult(scenario=sim.scenario, summary=summary, timeseries=ts, jobs=jobs)
 
 
-def _jobs(run: FederationRun, results: list[RunResult]) -> pd.DataFrame:
-    fed = run.scenario
-    names = np.array(fed.site_names, dtype=object)
+_PER_JOB = frozenset(
+    {"job_id", "priority", "gpus", "submit_s", "start_s", "end_s", "wait_s", "work_gpu_h", "stay", "delivered_s"}
+)
+
+
+def _stays(run: FederationRun, results: list[RunResult]) -> pd.DataFrame:
+    """Every stay of a job at a site (one per job, or one per site a migrating job ran at), and the jobs whose
+    data is still moving at the end, with the site they are bound for."""
+    names = np.array(run.scenario.site_names, dtype=object)
     frames = []
-    plans = run.prepared.sources
     for k, res in enumerate(results):
         j = res.jobs.copy()
-        glob = np.asarray(run.local_to_global[k], dtype=np.int64)[: len(j)]
-        j["job_id"] = glob
+        j["job_id"] = np.asarray(run.local_to_global[k], dtype=np.int64)[: len(j)]
         j.insert(1, "site", names[k])
+        j["stay"] = np.asarray(run.local_segment[k], dtype=np.int64)[: len(j)]
         frames.append(j)
     pending = np.flatnonzero((run.rec_site >= 0) & (run.rec_local < 0))  # placed, data still moving
     if len(pending):
@@ -59,13 +64,37 @@ def _jobs(run: FederationRun, results: list[RunResult]) -> pd.DataFrame:
                     "submit_s": jt.submit_s[pending],
                     "state": "in_transfer",
                     "work_gpu_h": jt.work_s[pending] * jt.gpus[pending] / S_PER_H,
+                    "stay": run.rec_migrations[pending],
                 }
             )
         )
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if len(out) == 0:
-        return out
-    out = out.sort_values("job_id", kind="stable").reset_index(drop=True)
+    if len(out):
+        out = out.sort_values(["job_id", "stay"], kind="stable").reset_index(drop=True)
+    return out
+
+
+def _one_row_per_job(stays: pd.DataFrame) -> pd.DataFrame:
+    """A job that migrated: its last stay, with its first start, the sum of every stay's figures (energy,
+    GPU-hours, interruptions) and its whole work."""
+    if stays["job_id"].is_unique:
+        return stays.drop(columns="stay")
+    by = stays.groupby("job_id", sort=True)
+    out = by.tail(1).set_index("job_id")
+    summed = [c for c in stays.columns if c not in _PER_JOB and pd.api.types.is_numeric_dtype(stays[c])]
+    out[summed] = by[summed].sum()
+    out["start_s"] = by["start_s"].min()
+    out["wait_s"] = out["start_s"] - out["submit_s"]
+    out["work_gpu_h"] = by["work_gpu_h"].first()  # its whole work, as submitted
+    return out.reset_index().drop(columns="stay")[list(stays.columns.drop("stay"))]
+
+
+def _jobs(run: FederationRun, stays: pd.DataFrame) -> pd.DataFrame:
+    if len(stays) == 0:
+        return stays
+    out = _one_row_per_job(stays)
+    names = np.array(run.scenario.site_names, dtype=object)
+    plans = run.prepared.sources
     ids = out["job_id"].to_numpy()
     src = run.prepared.jobs.source_idx[ids]
     out.insert(2, "home_site", names[np.array([plans[s].home for s in src.tolist()], dtype=np.int64)])
@@ -73,6 +102,9 @@ def _jobs(run: FederationRun, results: list[RunResult]) -> pd.DataFrame:
     out["transfer_gb"] = run.rec_transfer_gb[ids]
     out["transfer_s"] = np.where(out["transfer_gb"] > 0, out["delivered_s"] - out["submit_s"], 0.0)
     out["egress_eur"] = run.rec_egress_eur[ids]
+    if run.scenario.migration is not None:
+        out["migrations"] = run.rec_migrations[ids]
+        out["checkpoint_gb"] = run.rec_checkpoint_gb[ids]
     return out
 
 
@@ -138,7 +170,8 @@ def _site_row(fed: Federation, k: int, res: RunResult) -> dict[str, Any]:
 
 
 def _audit(run: FederationRun, jobs: pd.DataFrame, results: list[RunResult]) -> dict[str, Any]:
-    """Jobs, GPU-hours, requests and tokens by workload x site, and every placement checked against the rules
+    """Jobs (each stay: a job that migrated counts at every site it ran at), GPU-hours, requests and tokens by
+    workload x site, and every placement checked against the rules
     afresh (from the residency and the site's attributes, not from the plan placement used)."""
     fed = run.scenario
     names = fed.site_names
@@ -228,7 +261,8 @@ def collect_federation(run: FederationRun) -> RunResult:
     """The federation's result, with every site's own result in ``sites``."""
     fed = run.scenario
     results = [_site_result(run, k) for k in range(len(run.sites))]
-    jobs = _jobs(run, results)
+    stays = _stays(run, results)
+    jobs = _jobs(run, stays)
     timeseries = _timeseries(fed, results)
     horizon = run.horizon_s
     gpus_total = sum(int(r.summary["gpus_total"]) for r in results)
@@ -290,7 +324,14 @@ def collect_federation(run: FederationRun) -> RunResult:
     if steady:  # each site's steady-state figures, after its own warm-up (README, "Steady state and confidence")
         summary["statistics"] = {"sites": steady}
     summary["sites"] = {name: _site_row(fed, k, results[k]) for k, name in enumerate(fed.site_names)}
-    summary["residency"] = _audit(run, jobs, results)
+    summary["residency"] = _audit(run, stays, results)
+    if fed.migration is not None:
+        summary["migration"] = {
+            "by": fed.migration.by,
+            "moves": int(run.rec_migrations.sum()),
+            "jobs_moved": int((run.rec_migrations > 0).sum()),
+            "checkpoint_tb": float(run.rec_checkpoint_gb.sum()) / 1000.0,
+        }
     summary["network"] = net
     return RunResult(
         scenario=fed,

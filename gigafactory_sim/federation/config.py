@@ -16,6 +16,7 @@ from gigafactory_sim.config.scenario import Facility, ScenarioBase
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.grid.config import GridConfig
 from gigafactory_sim.inference.config import InferenceService
+from gigafactory_sim.units import Duration
 from gigafactory_sim.workload.synthetic import SyntheticTraining
 from gigafactory_sim.workload.traces import TraceTraining
 
@@ -28,6 +29,7 @@ __all__ = [
     "FederatedWorkload",
     "Federation",
     "Link",
+    "MigrationConfig",
     "Network",
     "PlacementConfig",
     "Residency",
@@ -153,9 +155,30 @@ class Residency(StrictModel):
 
 class DataConfig(StrictModel):
     """What a job must move to run away from home: its dataset, moved from the home site over the link before
-    the job can start at another site."""
+    the job can start at another site; and its checkpoint, moved over the link when it migrates."""
 
     dataset_gb: float = Field(default=0.0, ge=0, le=1e9)
+    checkpoint_gb: float = Field(default=0.0, ge=0, le=1e9)
+
+
+class MigrationConfig(StrictModel):
+    """Move long training jobs to a cleaner (``by: carbon``) or cheaper (``by: price``) allowed site while they
+    run. Every ``interval``, a running job with at least ``min_remaining`` of work left moves when another site
+    its residency allows, linked to its site, where it fits at once, has a mean intensity (or price) over the
+    rest of its run, after the checkpoint's transfer, at least ``min_gain`` below its site's. It stops with
+    its progress (from its last checkpoint when checkpointing is on), its checkpoint crosses the link, and it
+    resumes there."""
+
+    by: Literal["carbon", "price"] = "carbon"
+    interval: Duration = 6 * 3600.0
+    min_remaining: Duration = 12 * 3600.0
+    min_gain: float = Field(default=0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        if self.interval <= 0:
+            raise ValueError("interval must be positive")
+        return self
 
 
 class _Placed(StrictModel):
@@ -280,6 +303,7 @@ class Federation(ScenarioBase):
     network: Network = Field(default_factory=Network)
     workload: FederatedWorkload = Field(default_factory=FederatedWorkload)
     placement: PlacementConfig = Field(default_factory=HomePlacement)
+    migration: MigrationConfig | None = Field(default=None, description="move running jobs (off by default)")
 
     @property
     def site_names(self) -> list[str]:

@@ -31,6 +31,7 @@ class SourcePlan:
     clusters: dict[int, tuple[str, ...] | None]
     largest_gpus: dict[int, int]
     dataset_gb: float
+    checkpoint_gb: float
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def _source_plans(fed: Federation) -> list[SourcePlan]:
                 clusters=clusters,
                 largest_gpus=largest,
                 dataset_gb=src.data.dataset_gb,
+                checkpoint_gb=src.data.checkpoint_gb,
             )
         )
     return plans

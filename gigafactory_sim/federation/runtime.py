@@ -9,7 +9,6 @@ submits a job to a site the instant it is placed there, or when its dataset has 
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -17,10 +16,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import simpy
 
+from gigafactory_sim.federation.config import MigrationConfig
+from gigafactory_sim.federation.forecast import Forecast, forecast_of
+from gigafactory_sim.federation.migration import Destination, best_move
 from gigafactory_sim.federation.network import BYTES_PER_GB, Network, Pipe, Transfer
 from gigafactory_sim.federation.placement import Candidate, build_placement
 from gigafactory_sim.federation.prepare import PreparedFederation
-from gigafactory_sim.grid.signals import Signal
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import Job, SpeedGroup
@@ -74,33 +75,6 @@ class LoadBook:
         return (max(self.queued_gs[c], 0.0) + running_left) / st.total_gpus
 
 
-class Forecast:
-    """A signal's exact mean over any window, from its running integral (a perfect forecast): O(log n)."""
-
-    __slots__ = ("_cum", "_times", "_values")
-
-    def __init__(self, signal: Signal) -> None:
-        self._times: list[float] = signal.times_s.tolist()
-        self._values: list[float] = signal.values.tolist()
-        cum = [0.0]
-        for k in range(1, len(self._times)):
-            cum.append(cum[-1] + self._values[k - 1] * (self._times[k] - self._times[k - 1]))
-        self._cum = cum
-
-    def _integral_to(self, t: float) -> float:
-        k = max(bisect.bisect_right(self._times, t) - 1, 0)
-        return self._cum[k] + self._values[k] * (t - self._times[k])
-
-    def mean(self, t0: float, t1: float) -> float:
-        if t1 <= t0:
-            return self._values[max(bisect.bisect_right(self._times, t0) - 1, 0)]
-        return (self._integral_to(t1) - self._integral_to(t0)) / (t1 - t0)
-
-
-def _forecast(signal: Signal | None) -> Forecast | None:
-    return None if signal is None else Forecast(signal)
-
-
 class SiteOption(NamedTuple):
     """An allowed site of a training source, as placement reads it: the clusters the source may use there,
     the largest, whether it is home, the pipe its dataset would take (None: nothing to move), and the egress."""
@@ -147,6 +121,9 @@ class FederationRun:
         self.rec_delivered_s = np.full(n, np.nan)
         self.rec_transfer_gb = np.zeros(n)
         self.rec_egress_eur = np.zeros(n)
+        self.rec_checkpoint_gb = np.zeros(n)  # checkpoints moved by migrations
+        self.rec_migrations = np.zeros(n, dtype=np.int64)
+        self.local_segment: list[list[int]] = [[] for _ in self.sites]  # each site row: the job's n-th stay
         self.local_to_global: list[list[int]] = [[] for _ in self.sites]
         self.n_submitted = 0
         self._next = 0
@@ -154,15 +131,15 @@ class FederationRun:
         self.stopped_at_s: float | None = None
         self._energy_w_per_gpu = [self._site_w_per_gpu(s) for s in self.sites]
         self._needs = self.policy.needs
-        self._options = [self._site_options(s) for s in range(len(prepared.sources))]
+        self.options = [self._site_options(s) for s in range(len(prepared.sources))]
         jobs = prepared.jobs
-        self._job_source: list[int] = jobs.source_idx.tolist()
-        self._job_gpus: list[int] = jobs.gpus.tolist()
+        self.job_source: list[int] = jobs.source_idx.tolist()
+        self.job_gpus: list[int] = jobs.gpus.tolist()
         self._job_work: list[float] = jobs.work_s.tolist()
         self._job_prio: list[int] = jobs.priority.tolist()
         self._submit_s: list[float] = jobs.submit_s.tolist()
-        self._carbon = [_forecast(sig.carbon) for sig in prepared.signals]
-        self._price = [_forecast(sig.price) for sig in prepared.signals]
+        self.carbon_forecasts = [forecast_of(sig.carbon) for sig in prepared.signals]
+        self.price_forecasts = [forecast_of(sig.price) for sig in prepared.signals]
 
     @staticmethod
     def _site_w_per_gpu(site: Simulation) -> list[dict[float, float]]:
@@ -193,15 +170,15 @@ class FederationRun:
     def candidates(self, i: int, now: float) -> list[Candidate]:
         """The allowed sites where job ``i`` fits, with its estimates there (those the policy reads; the others
         are 0: the queue wait is left out unless ``wait`` is needed, the start delay is then the transfer)."""
-        s = self._job_source[i]
-        gpus = self._job_gpus[i]
+        s = self.job_source[i]
+        gpus = self.job_gpus[i]
         work_s = self._job_work[i]
         load = self.prepared.jobs.source_load[s]
         needs = self._needs
         wait_needed = "wait" in needs
         load_needed = "load" in needs
         out = []
-        for opt in self._options[s]:
+        for opt in self.options[s]:
             if opt.largest_gpus < gpus:
                 continue
             k, cs = opt.site, opt.clusters
@@ -232,8 +209,8 @@ class FederationRun:
                 else:
                     total = sum(states[c].total_gpus for c in cs)
                     committed_share = sum(states[c].allocated_gpus + f.queued_gpus[c] for c in cs) / total
-            carbon = self._carbon[k] if "carbon" in needs else None
-            price = self._price[k] if "price" in needs else None
+            carbon = self.carbon_forecasts[k] if "carbon" in needs else None
+            price = self.price_forecasts[k] if "price" in needs else None
             out.append(
                 Candidate(
                     k,
@@ -250,8 +227,8 @@ class FederationRun:
         return out
 
     def _place(self, i: int, now: float, opened: list[int]) -> None:
-        plan = self.prepared.sources[self._job_source[i]]
-        gpus = self._job_gpus[i]
+        plan = self.prepared.sources[self.job_source[i]]
+        gpus = self.job_gpus[i]
         fits = [k for k in plan.allowed if plan.largest_gpus[k] >= gpus]
         if len(fits) == 1:  # one allowed site where it fits: nothing to choose
             k = fits[0]
@@ -272,21 +249,110 @@ class FederationRun:
             self.sites[k].begin_submissions()
         self._submit(i, k)
 
-    def _submit(self, i: int, k: int) -> None:
+    def _submit(self, i: int, k: int, work_s: float | None = None) -> None:
+        """Job ``i`` joins site ``k``'s queue now (``work_s``: what is left of it after a migration)."""
         local = len(self.local_to_global[k])
         self.local_to_global[k].append(i)
+        self.local_segment[k].append(int(self.rec_migrations[i]))
         self.rec_local[i] = local
-        self.rec_delivered_s[i] = self.env.now
+        if np.isnan(self.rec_delivered_s[i]):
+            self.rec_delivered_s[i] = self.env.now
         site = self.sites[k]
         site.jobs.copy_row(local, self.prepared.jobs, i)
+        if work_s is not None:
+            site.jobs.work_s[local] = work_s
+            site.submit(local, self._submit_s[i], self.job_gpus[i], work_s, self._job_prio[i], self.job_source[i])
+            return
         site.submit(
-            local, self._submit_s[i], self._job_gpus[i], self._job_work[i], self._job_prio[i], self._job_source[i]
+            local, self._submit_s[i], self.job_gpus[i], self._job_work[i], self._job_prio[i], self.job_source[i]
         )
 
     def _delivered(self, i: int, tr: Transfer) -> None:
         site = self.sites[tr.dst]
         site.begin_submissions()
         self._submit(i, tr.dst)
+        site.end_submissions()
+
+    # -- migration -------------------------------------------------------------------------------------------
+    def _migrations(self, cfg: MigrationConfig) -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield self.env.timeout(cfg.interval)
+            self.check_migrations(cfg, self.env.now)
+
+    def check_migrations(self, cfg: MigrationConfig, now: float) -> None:
+        """Move every long running job that gains enough elsewhere (:mod:`gigafactory_sim.federation.migration`)."""
+        forecasts = self.carbon_forecasts if cfg.by == "carbon" else self.price_forecasts
+        for k, site in enumerate(self.sites):
+            here = forecasts[k]
+            if here is None:
+                continue
+            for job in list(site.facility.running()):
+                group = job.group
+                assert group is not None
+                group.advance(now)
+                left_v = job.v_finish - group.v  # reference-seconds of work left
+                if group.speed <= 0.0 or left_v / group.speed < cfg.min_remaining:
+                    continue
+                options = self._destinations(job.idx, k, left_v, forecasts)
+                dest = best_move(cfg, now, here, left_v / group.speed, options) if options else None
+                if dest is not None:
+                    self.migrate(job, k, dest.site)
+
+    def _destinations(
+        self, local: int, k: int, left_v: float, forecasts: list[Forecast | None]
+    ) -> list[tuple[Destination, Forecast]]:
+        """The allowed sites, other than ``k``, where the job fits at once, linked to ``k`` if it has a
+        checkpoint to move, and with a forecast."""
+        i = self.local_to_global[k][local]
+        s = self.job_source[i]
+        plan = self.prepared.sources[s]
+        gpus = self.job_gpus[i]
+        load = self.prepared.jobs.source_load[s]
+        out = []
+        for opt in self.options[s]:
+            k2 = opt.site
+            forecast = forecasts[k2]
+            if k2 == k or forecast is None or opt.largest_gpus < gpus:
+                continue
+            if plan.checkpoint_gb > 0 and not self.network.has_link(k, k2):
+                continue
+            f = self.sites[k2].facility
+            free = [
+                c
+                for c in opt.clusters
+                if f.clusters[c].total_gpus - f.clusters[c].allocated_gpus - f.queued_gpus[c] >= gpus
+            ]
+            if free:
+                transfer = self.network.estimate_s(k, k2, plan.checkpoint_gb)
+                out.append((Destination(k2, transfer, left_v / self.books[k2].speed[free[0]][load]), forecast))
+        return out
+
+    def migrate(self, job: Job, k: int, k2: int) -> None:
+        """Stop ``job`` at site ``k`` with its progress, move its checkpoint to ``k2``, and resume it there."""
+        site = self.sites[k]
+        c = job.cluster
+        site.begin_event()
+        site.stop(job, "migrated", "migration")
+        site.changed(c)
+        site.request_pass(c)
+        i = self.local_to_global[k][job.idx]
+        plan = self.prepared.sources[self.job_source[i]]
+        self.rec_migrations[i] += 1
+        self.rec_site[i] = k2
+        self.rec_local[i] = -1
+        if plan.checkpoint_gb > 0:
+            self.rec_checkpoint_gb[i] += plan.checkpoint_gb
+            tr = self.network.send(k, k2, plan.checkpoint_gb, partial(self._resumed, i, job.work_s))
+            self.rec_egress_eur[i] += tr.egress_eur
+            return
+        self._resumed(i, job.work_s, None, k2)
+
+    def _resumed(self, i: int, work_s: float, tr: Transfer | None, k2: int | None = None) -> None:
+        k = tr.dst if tr is not None else k2
+        assert k is not None
+        site = self.sites[k]
+        site.begin_submissions()
+        self._submit(i, k, work_s)
         site.end_submissions()
 
     # -- arrivals --------------------------------------------------------------------------------------------
@@ -338,6 +404,8 @@ class FederationRun:
         self.env.process(self._arrivals())
         for site in self.sites:
             site.start_processes()
+        if self.scenario.migration is not None:
+            self.env.process(self._migrations(self.scenario.migration))
         self.env.run(until=self.horizon_s)
         now = self.stopped_at_s if self.stopped_at_s is not None else self.horizon_s
         self.horizon_s = now

@@ -274,6 +274,9 @@ def summarise(run: Finished, jobs: pd.DataFrame) -> dict[str, Any]:
         "wait_s": _percentiles(waits),
         "clusters": clusters,
     }
+    migrated = int((state == "migrated").sum())
+    if migrated:  # (a federation moved them on: they went on at another site)
+        summary["jobs"]["migrated"] = migrated
     run.totals.update(it_j=it_j, training_j=train_j, idle_j=idle_j, training_allocated_gs=train_alloc_gs)
     for contributor in run.hooks.results:
         contributor.summary_sections(run, jobs, summary)

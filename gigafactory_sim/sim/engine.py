@@ -28,7 +28,7 @@ from gigafactory_sim.scheduling.base import Scheduler
 from gigafactory_sim.sim.facility import Facility
 from gigafactory_sim.sim.hooks import Hooks
 from gigafactory_sim.sim.ops import EngineOps, Outcome
-from gigafactory_sim.sim.state import COMPLETED, FAILED, QUEUED, RUNNING, Job, SpeedGroup
+from gigafactory_sim.sim.state import COMPLETED, FAILED, MIGRATED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.timer import Timer
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ class Simulation:
             rule = self.hooks.restart_rule
             if rule is not None:
                 work_s, lost_s = rule.remaining(job, outcome, now)
-            elif outcome == "suspended":
+            elif outcome == "suspended" or outcome == "migrated":
                 work_s = max(job.v_finish - group.v, 0.0)
             else:
                 lost_s = now - job.start_s
@@ -231,6 +231,10 @@ class Simulation:
             job.work_s = work_s
             f.rec_state[i] = QUEUED
             self.enqueue(job, c)
+        elif outcome == "migrated":
+            job.work_s = work_s
+            f.rec_state[i] = MIGRATED
+            f.rec_end_s[i] = now
         else:
             f.rec_state[i] = COMPLETED if completed else FAILED
             f.rec_end_s[i] = now

@@ -38,10 +38,11 @@ __all__ = [
     "StartGate",
 ]
 
-Outcome = Literal["completed", "failed", "suspended", "interrupted"]
+Outcome = Literal["completed", "failed", "suspended", "interrupted", "migrated"]
 """How a running job stops: it ``completed`` its work; it ``failed`` for good; it was ``suspended`` (keeps its
 progress unless a restart rule says otherwise) or ``interrupted`` (loses the work since its last restore point);
-the last two are requeued on their cluster at their old place."""
+the last two are requeued on their cluster at their old place. ``migrated``: it leaves the site with its
+progress (as ``suspended``) to go on elsewhere (a federation moves it); its remaining work is in ``job.work_s``."""
 
 
 class EngineOps(Protocol):

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Job", "RunPhases", "SpeedGroup"]
 
-QUEUED, RUNNING, COMPLETED, FAILED = 0, 1, 2, 3
-STATE_NAMES = {QUEUED: "queued", RUNNING: "running", COMPLETED: "completed", FAILED: "failed"}
+QUEUED, RUNNING, COMPLETED, FAILED, MIGRATED = 0, 1, 2, 3, 4
+STATE_NAMES = {QUEUED: "queued", RUNNING: "running", COMPLETED: "completed", FAILED: "failed", MIGRATED: "migrated"}
 
 
 class RunPhases(Protocol):
