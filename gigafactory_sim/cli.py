@@ -334,9 +334,14 @@ def gpus() -> None:
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    federation: Annotated[
+        bool, typer.Option("--federation", help="The schema of a federation file (`sites:`) instead of one site's")
+    ] = False,
+) -> None:
     """Print the JSON Schema of scenario files (for editor completion)."""
-    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+    model = Federation if federation else Scenario
+    typer.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
 # -- analysis commands (compare, sweep, report) are registered below ------------------------------------------

@@ -563,3 +563,12 @@ def test_migration_moves_long_jobs_to_a_cleaner_allowed_site_and_keeps_their_wor
 def test_no_migration_without_a_gain() -> None:
     r = g.run(_load(_migrating(min_gain=0.95)))  # paris is 92 % below berlin, not 95 %
     assert r.summary["migration"]["moves"] == 0
+
+
+def test_schema_of_a_federation_file() -> None:
+    import json
+
+    result = CliRunner().invoke(app, ["schema", "--federation"])
+    assert result.exit_code == 0
+    props = json.loads(result.output)["properties"]
+    assert {"sites", "network", "placement", "migration"} <= set(props) and "facility" not in props
