@@ -79,3 +79,16 @@ def test_jobs_table_names_each_jobs_class() -> None:
     assert set(research["job_class"]) <= {"small", "medium"}
     assert (research["job_class"] == "small").mean() > 0.6  # share 0.78 in the file
     assert set(jobs.loc[jobs["source"] == "pretraining", "job_class"]) <= {"large", "frontier"}
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_the_resolved_scenario_loads_back_the_same(path: Path, tmp_path: Path) -> None:
+    """``scenario.resolved.yaml`` (every default written out) is a valid scenario equal to the one it came from:
+    rerunning it reproduces the run."""
+    import yaml
+
+    scenario = g.load_scenario(path)
+    resolved = tmp_path / path.name
+    resolved.write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    again = g.load_scenario(resolved)
+    assert again.model_dump(mode="json") == scenario.model_dump(mode="json")

@@ -113,6 +113,10 @@ class Site(StrictModel):
                 f"facility.country ({self.facility.country}) differs from the site's country ({self.country}); "
                 "give the country once, on the site"
             )
+        # the site's name and country are its facility's (so a resolved scenario file says so, and loads back)
+        name = self.facility.name if "name" in self.facility.model_fields_set else self.name
+        self.facility = self.facility.model_copy(update={"country": self.country, "name": name})
+        self.facility.model_fields_set.update({"country", "name"})
         return self
 
 

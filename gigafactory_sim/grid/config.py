@@ -48,7 +48,7 @@ class SeriesSource(StrictModel):
 
     @model_validator(mode="after")
     def _intensity_needs_electricitymaps(self) -> SeriesSource:
-        if "intensity" in self.model_fields_set and self.format != "electricitymaps":
+        if self.intensity != "direct" and self.format != "electricitymaps":
             raise ValueError(
                 f"intensity is read from an Electricity Maps export (format: electricitymaps), not {self.format}"
             )
