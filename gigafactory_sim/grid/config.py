@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.eed.config import PpaConfig
 from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.grid.formats import FORMAT_KINDS
 from gigafactory_sim.grid.signals import SERIES_KINDS, Signal, load_signal
@@ -75,6 +76,14 @@ class Renewables(StrictModel):
     wind_mw: float = Field(default=0.0, ge=0)
     solar: SeriesSource = Field(default_factory=SeriesSource, description="solar capacity factors (solar_cf)")
     wind: SeriesSource = Field(default_factory=SeriesSource, description="wind capacity factors (wind_cf)")
+    ppa: list[PpaConfig] = Field(
+        default_factory=list, description="power-purchase agreements (off-site; counted in the EED report)"
+    )
+
+    def needs(self, profile: str) -> bool:
+        """Whether the capacity-factor series ``profile`` (solar, wind) is read: an on-site plant or a PPA uses it."""
+        on_site = self.solar_mw if profile == "solar" else self.wind_mw
+        return on_site > 0 or any(p.profile == profile for p in self.ppa)
 
     @field_validator("solar", "wind")
     @classmethod
@@ -117,9 +126,9 @@ class GridConfig(StrictModel):
             if src is not None:
                 out[kind] = src
         if self.renewables is not None:
-            if self.renewables.solar_mw > 0:
+            if self.renewables.needs("solar"):
                 out["solar"] = self.renewables.solar
-            if self.renewables.wind_mw > 0:
+            if self.renewables.needs("wind"):
                 out["wind"] = self.renewables.wind
         return out
 
