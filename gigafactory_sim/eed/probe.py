@@ -107,14 +107,14 @@ class EedProbe:
                     "year": year,
                     "from_s": float(p.year_edges_s[i]),
                     "to_s": float(p.year_edges_s[i + 1]),
-                    "e_dc_mwh": t["e_dc_j"][i] / _J_PER_MWH,
-                    "e_it_mwh": t["e_it_j"][i] / _J_PER_MWH,
-                    "w_in_m3": t["water_l"][i] / 1000.0 if p.cooling_kind is not None else None,
-                    "e_reuse_mwh": t["reuse_j"][i] / _J_PER_MWH,
-                    "e_res_onsite_mwh": t["onsite_used_j"][i] / _J_PER_MWH,
-                    "e_res_ppa_mwh": t["ppa_j"][i] / _J_PER_MWH,
-                    "e_res_hourly_matched_mwh": t["matched_hourly_j"][i] / _J_PER_MWH,
-                    "carbon_t": t["carbon_g"][i] / 1e6 if self.has_carbon else None,
+                    "e_dc_mwh": float(t["e_dc_j"][i] / _J_PER_MWH),
+                    "e_it_mwh": float(t["e_it_j"][i] / _J_PER_MWH),
+                    "w_in_m3": float(t["water_l"][i] / 1000.0) if p.cooling_kind is not None else None,
+                    "e_reuse_mwh": float(t["reuse_j"][i] / _J_PER_MWH),
+                    "e_res_onsite_mwh": float(t["onsite_used_j"][i] / _J_PER_MWH),
+                    "e_res_ppa_mwh": float(t["ppa_j"][i] / _J_PER_MWH),
+                    "e_res_hourly_matched_mwh": float(t["matched_hourly_j"][i] / _J_PER_MWH),
+                    "carbon_t": float(t["carbon_g"][i] / 1e6) if self.has_carbon else None,
                 }
             )
         return out
