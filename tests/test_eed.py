@@ -217,3 +217,25 @@ def test_cli_exit_2_on_bad_input(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["validate", str(path)])
     assert res.exit_code == 2
     assert "heat_reuse.recoverable_share" in res.output
+
+
+def test_federation_writes_each_site_and_a_combined_table(tmp_path: Path) -> None:
+    text = (ROOT / "scenarios" / "eu-federation.yaml").read_text()
+    anchor = "    sovereignty: {operator: eu_controlled, assurance: 4}   # e.g. SecNumCloud-qualified\n"
+    assert anchor in text
+    cooled = text.replace(
+        anchor, anchor + "    cooling: {kind: evaporative, temperature_c: 8}\n    eed: {name: paris-1}\n", 1
+    )
+    path = tmp_path / "fed.yaml"
+    path.write_text(cooled)
+    result = run(load_scenario(path, ["horizon=1d"]))
+    out = write_run(result, tmp_path / "run", meta={}, report=False)
+    combined = pd.read_csv(out / EED_CSV)
+    assert list(combined["site"]) == ["paris-1", "frankfurt", "helsinki", "copenhagen"]
+    for name in ("paris", "frankfurt", "helsinki", "copenhagen"):
+        own = pd.read_csv(out / "sites" / name / EED_CSV)
+        row = combined[combined["site"] == own["site"][0]]
+        assert float(row["e_dc_mwh"].iloc[0]) == float(own["e_dc_mwh"][0])
+        assert float(own["e_dc_mwh"][0]) == pytest.approx(result.sites[name].summary["energy"]["facility_mwh"])
+    assert combined["w_in_m3"].notna().tolist() == [True, False, False, False]  # only paris models its cooling
+    assert "eed" in result.sites["paris"].summary and "eed" not in result.sites["frankfurt"].summary
