@@ -239,3 +239,14 @@ def test_federation_writes_each_site_and_a_combined_table(tmp_path: Path) -> Non
         assert float(own["e_dc_mwh"][0]) == pytest.approx(result.sites[name].summary["energy"]["facility_mwh"])
     assert combined["w_in_m3"].notna().tolist() == [True, False, False, False]  # only paris models its cooling
     assert "eed" in result.sites["paris"].summary and "eed" not in result.sites["frankfurt"].summary
+
+
+def test_humidity_series_scales_the_water_curve() -> None:
+    base = "cooling: {kind: evaporative, temperature_c: 15}\ngrid: {humidity: {constant: RH}}"
+    plain = rows_of(site("cooling: {kind: evaporative, temperature_c: 15}"))[1][0]["wue_l_per_kwh"]
+    dry = rows_of(site(base.replace("RH", "0.4")))[1][0]["wue_l_per_kwh"]
+    humid = rows_of(site(base.replace("RH", "0.9")))[1][0]["wue_l_per_kwh"]
+    assert dry == pytest.approx(plain * (1 + 0.5 * (0.75 - 0.4)), rel=1e-12)
+    assert humid == pytest.approx(plain * (1 + 0.5 * (0.75 - 0.9)), rel=1e-12)
+    with pytest.raises(ScenarioError, match="out of range"):
+        parse_yaml(site(base.replace("RH", "75")))  # percent, not a fraction

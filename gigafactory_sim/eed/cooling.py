@@ -4,7 +4,7 @@ Registry: each cooling kind is one config class with ``kind``; :data:`CoolingCon
 listed. A kind gives two curves against the outdoor temperature ``T`` (degC):
 
 - :meth:`water_l_per_kwh` -- site water drawn per kWh of heat rejected (evaporation + blowdown), so WUE follows
-  the weather like the temperature PUE does;
+  the weather like the temperature PUE does (times :meth:`humidity_factor` when a humidity series is given);
 - :meth:`pue_model` -- the :class:`~gigafactory_sim.energy.pue.TemperaturePue` the kind implies (used unless the
   scenario gives ``facility.pue``).
 
@@ -39,11 +39,23 @@ LATENT_L_PER_KWH = 3.6 / 2.45
 
 
 class _Cooling(StrictModel):
-    """What every cooling kind has: a constant outdoor temperature for sites without a temperature series."""
+    """What every cooling kind has: a constant outdoor temperature for sites without a temperature series, and
+    how evaporation responds to humidity (used when ``grid.humidity`` gives a series): drier air than
+    ``reference_humidity`` evaporates more per kWh, ``x (1 + dry_air_gain x (reference - RH))``."""
 
     temperature_c: float | None = Field(
         default=None, description="constant outdoor temperature when grid.temperature is absent, degC"
     )
+    reference_humidity: float = Field(
+        default=0.75, ge=0.0, le=1.0, description="relative humidity the curve is for (Paris/Frankfurt annual ~0.75)"
+    )
+    dry_air_gain: float = Field(default=0.5, ge=0.0, le=5.0, description="water change per unit of humidity below it")
+
+    def humidity_factor(self, relative_humidity: float | None) -> float:
+        """Scale of the water curve at ``relative_humidity`` (1 without a humidity series)."""
+        if relative_humidity is None:
+            return 1.0
+        return max(1.0 + self.dry_air_gain * (self.reference_humidity - relative_humidity), 0.0)
 
 
 class ClosedLoopLiquid(_Cooling):

@@ -124,17 +124,23 @@ def _seg_temperatures(sc: Scenario, grid: GridSignals, starts: np.ndarray) -> np
     return grid.temperature.values[i]
 
 
-def _water(sc: Scenario, temps: np.ndarray | None, n: int) -> np.ndarray:
+def _water(sc: Scenario, grid: GridSignals, temps: np.ndarray | None, starts: np.ndarray) -> np.ndarray:
+    """Site water per J of heat rejected, per segment: the cooling curve at the temperature (and humidity)."""
     cooling = sc.cooling
+    n = len(starts)
     if cooling is None:
         return np.zeros(n)
+    scale = np.ones(n)
+    if grid.humidity is not None:
+        i = np.clip(np.searchsorted(grid.humidity.times_s, starts, side="right") - 1, 0, None)
+        scale = np.array([cooling.humidity_factor(float(rh)) for rh in grid.humidity.values[i]])
     if temps is None:
         if cooling.temperature_c is None:
             raise ScenarioError.single(
                 sc.source_file, "cooling", "cooling needs grid.temperature or cooling.temperature_c"
             )
-        return np.full(n, cooling.water_l_per_kwh(cooling.temperature_c) / J_PER_KWH)
-    return np.array([cooling.water_l_per_kwh(float(t)) for t in temps]) / J_PER_KWH
+        return scale * cooling.water_l_per_kwh(cooling.temperature_c) / J_PER_KWH
+    return scale * np.array([cooling.water_l_per_kwh(float(t)) for t in temps]) / J_PER_KWH
 
 
 def _demand(
@@ -185,7 +191,7 @@ def prepare_eed(
         year_edges_s=edges,
         seg_year=np.clip(np.searchsorted(edges, starts, side="right") - 1, 0, len(years) - 1),
         seg_hour=np.floor((t0 + starts) / 3600.0).astype(np.int64),
-        seg_water_l_per_j=_water(sc, temps, len(starts)),
+        seg_water_l_per_j=_water(sc, grid, temps, starts),
         seg_demand_w=_demand(hr, temps, demand, starts, sc),
         seg_onsite_w=seg_onsite_w,
         seg_ppa_w=_ppa(sc, grid, starts),

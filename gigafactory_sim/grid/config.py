@@ -102,9 +102,12 @@ class GridConfig(StrictModel):
     carbon: SeriesSource | None = Field(default=None, description="carbon intensity, gCO2/kWh")
     price: SeriesSource | None = Field(default=None, description="day-ahead price, EUR/MWh")
     temperature: SeriesSource | None = Field(default=None, description="outdoor temperature, degC (for PUE)")
+    humidity: SeriesSource | None = Field(
+        default=None, description="outdoor relative humidity, fraction 0-1 (for cooling water)"
+    )
     renewables: Renewables | None = None
 
-    @field_validator("carbon", "price", "temperature")
+    @field_validator("carbon", "price", "temperature", "humidity")
     @classmethod
     def _has_source(cls, v: SeriesSource | None, info: object) -> SeriesSource | None:
         name = str(getattr(info, "field_name", ""))
@@ -121,7 +124,7 @@ class GridConfig(StrictModel):
 
     def sources(self) -> dict[str, SeriesSource]:
         out: dict[str, SeriesSource] = {}
-        for kind in ("carbon", "price", "temperature"):
+        for kind in ("carbon", "price", "temperature", "humidity"):
             src = getattr(self, kind)
             if src is not None:
                 out[kind] = src
@@ -142,11 +145,12 @@ class GridSignals:
     temperature: Signal | None = None
     solar: Signal | None = None
     wind: Signal | None = None
+    humidity: Signal | None = None
     solar_mw: float = 0.0
     wind_mw: float = 0.0
 
     def all(self) -> list[Signal]:
-        sigs = (self.carbon, self.price, self.temperature, self.solar, self.wind)
+        sigs = (self.carbon, self.price, self.temperature, self.solar, self.wind, self.humidity)
         return [s for s in sigs if s is not None]
 
 
