@@ -51,7 +51,15 @@ DRAWN = [spec.name for spec in PLOTS if spec.name not in CONDITIONAL]
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 META = {"version": g.__version__, "seed": 1, "scenario": "quickstart", "command": "pytest"}
-DATA_FILES = ("summary.json", "timeseries.parquet", "jobs.parquet", "scenario.resolved.yaml", "run.json")
+DATA_FILES = (
+    "summary.json",
+    "timeseries.parquet",
+    "jobs.parquet",
+    "scenario.resolved.yaml",
+    "eed_report.json",  # the EU data-centre report (README, EED): data, written with the run
+    "eed_report.csv",
+    "run.json",
+)
 REPORT_FILES = ("report.md", "report.html")
 
 

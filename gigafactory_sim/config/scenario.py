@@ -10,6 +10,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.config.limits import LimitsConfig
+from gigafactory_sim.eed.config import EedIdentity, HeatReuseConfig
+from gigafactory_sim.eed.cooling import CoolingConfig
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.energy.pue import PueConfig
 from gigafactory_sim.gpus.catalogue import GpuProfile
@@ -270,6 +272,11 @@ class Scenario(ScenarioBase):
     workload: Workload = Field(default_factory=Workload)
     grid: GridConfig | None = Field(default=None, description="the site's grid zone and time series")
     energy: EnergyConfig | None = Field(default=None, description="power cap, budgets and power policies")
+    cooling: CoolingConfig | None = Field(
+        default=None, description="how heat is rejected: water per kWh and the PUE curve it implies (README, EED)"
+    )
+    heat_reuse: HeatReuseConfig | None = Field(default=None, description="waste heat delivered to a heat network")
+    eed: EedIdentity | None = Field(default=None, description="identity fields of the EU data-centre report")
     initial_state: Literal["empty", "steady"] = Field(
         default="empty",
         description="empty: the facility starts idle; steady: pre-filled with running jobs drawn "

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from gigafactory_sim.eed.probe import EedProbe
 from gigafactory_sim.sim import channels
 from gigafactory_sim.units import J_PER_KWH, J_PER_MWH
 
@@ -62,9 +63,12 @@ class Accounting:
         self._used_j = 0.0
         self._over_j = 0.0
         self._last = (0.0, 0.0, 0.0, 0.0, 0.0)  # (t, IT J, training IT J, busy GPU-s, inference IT J)
+        self.eed: EedProbe | None = None  # the EED figures, when the scenario models them
 
     def segment(self, it_w: float, t0_s: float, dt_s: float) -> None:
         fac = self.a * it_w + self.b_w
+        if self.eed is not None:
+            self.eed.segment(it_w, fac, dt_s)
         ren = self.renewable_w
         if fac < ren:
             self._used_j += fac * dt_s
@@ -123,3 +127,5 @@ class Accounting:
             integral[k] += x
         self._used_j = 0.0
         self._over_j = 0.0
+        if self.eed is not None:
+            self.eed.flush(integral)

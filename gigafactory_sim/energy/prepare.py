@@ -15,6 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from gigafactory_sim.config.scenario import Scenario
+from gigafactory_sim.eed.prepare import (
+    EedPlan,
+    eed_breakpoints,
+    eed_configured,
+    effective_pue,
+    heat_demand_signal,
+    prepare_eed,
+)
 from gigafactory_sim.energy.budgets import UNIT, Budget, WeightedPacing, full_period_s, period_edges
 from gigafactory_sim.energy.config import DailyCap, EnergyConfig, cap_signal
 from gigafactory_sim.energy.deferral import DeferralConfig
@@ -30,7 +38,10 @@ __all__ = ["EnergyPlan", "needs_energy_system", "prepare_energy"]
 
 def needs_energy_system(scenario: Scenario) -> bool:
     return (
-        scenario.grid is not None or scenario.energy is not None or not isinstance(scenario.facility.pue, int | float)
+        scenario.grid is not None
+        or scenario.energy is not None
+        or not isinstance(scenario.facility.pue, int | float)
+        or eed_configured(scenario)
     )
 
 
@@ -63,6 +74,7 @@ class EnergyPlan:
     deferral: DeferralConfig | None
     deferral_signal: Signal | None
     flexible_sources: set[int]
+    eed: EedPlan | None = None  # cooling water, heat reuse and renewable contracts (README, EED)
 
 
 def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | None:
@@ -113,7 +125,9 @@ def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | 
     hard_cap = cap_signal(cfg.power_cap_mw, sc.start, h, sc.base_dir) if cfg.power_cap_mw is not None else None
     signals = [*grid.all(), *([hard_cap] if hard_cap else [])]
     budgets = [Budget(b, period_edges(b.per, sc.start, h), np.zeros(0), 0.0) for b in cfg.budgets]
+    demand = heat_demand_signal(sc)
     pieces = [np.array([0.0, h])] + [s.breakpoints(h) for s in signals] + [b.edges for b in budgets]
+    pieces += eed_breakpoints(sc, demand)
     times = np.unique(np.concatenate(pieces))
     starts = times[:-1]
     seg_carbon = _at(grid.carbon, starts, 0.0)
@@ -123,12 +137,13 @@ def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | 
     )
     seg_hard_cap_w = _at(hard_cap, starts, math.inf)
     temps = _at(grid.temperature, starts, math.nan) if grid.temperature else None
+    pue = effective_pue(sc)
     try:
-        coeffs = [
-            pue_coefficients(sc.facility.pue, None if temps is None else float(temps[k])) for k in range(len(starts))
-        ]
+        coeffs = [pue_coefficients(pue, None if temps is None else float(temps[k])) for k in range(len(starts))]
     except ValueError as exc:
-        raise ScenarioError.single(sc.source_file, "facility.pue", str(exc)) from None
+        raise ScenarioError.single(
+            sc.source_file, "facility.pue" if pue is sc.facility.pue else "cooling", str(exc)
+        ) from None
     seg_a = np.array([c[0] for c in coeffs])
     seg_b = np.array([c[1] for c in coeffs])
 
@@ -160,6 +175,7 @@ def prepare_energy(scenario: Scenario, source_names: list[str]) -> EnergyPlan | 
         deferral,
         deferral_signal,
         flexible,
+        prepare_eed(sc, grid, times, seg_renewable_w, demand),
     )
 
 

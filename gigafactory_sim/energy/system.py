@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from gigafactory_sim.eed.probe import EED_CHANNELS, EedProbe, eed_columns
+from gigafactory_sim.eed.report import eed_section
 from gigafactory_sim.energy import results
 from gigafactory_sim.energy.accounting import Accounting
 from gigafactory_sim.energy.control import PowerControl
@@ -72,6 +74,9 @@ class EnergySystem:
             [n for n in meter.it_power_names if n.split(".", 1)[0] in channels.INFER_POWER],
         )
         meter.probe = self.acc
+        if plan.eed is not None:
+            meter.add_channels(list(EED_CHANNELS))
+            self.acc.eed = EedProbe(plan.eed, meter.index, self.grid.carbon is not None)
         limited = self.hard_cap is not None or bool(self.budgets)
         self.active = bool(self.enforcers or self.admission) and limited
         self.blocked: dict[int, float] = {}
@@ -93,6 +98,8 @@ class EnergySystem:
         acc.renewable_w = ctrl.renewable_w = float(plan.seg_renewable_w[k])
         acc.carbon_g_per_kwh = float(plan.seg_carbon[k])
         acc.price_eur_per_mwh = float(plan.seg_price[k])
+        if acc.eed is not None:
+            acc.eed.apply(k, acc.carbon_g_per_kwh)
         hard = float(plan.seg_hard_cap_w[k])
         cap = hard
         integral = self.ops.meter.integral
@@ -215,10 +222,15 @@ class EnergySystem:
 
     # -- ResultContributor -----------------------------------------------------------------------------------
     def timeseries_columns(self, run: RunView, times: np.ndarray, means: np.ndarray) -> dict[str, Any]:
-        return results.energy_columns(self, run, means, np.diff(times))
+        cols = results.energy_columns(self, run, means, np.diff(times))
+        if self.acc.eed is not None:
+            cols.update(eed_columns(run.meter.index, means, np.diff(times)))
+        return cols
 
     def job_columns(self, run: RunView) -> dict[str, np.ndarray]:
         return {}
 
     def summary_sections(self, run: RunView, jobs: pd.DataFrame, summary: dict[str, Any]) -> None:
         summary.update(results.energy_sections(self, run, jobs))
+        if self.acc.eed is not None:
+            summary["eed"] = eed_section(run.scenario, self.acc.eed.section())

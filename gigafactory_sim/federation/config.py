@@ -13,6 +13,8 @@ from pydantic import Field, model_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.config.scenario import Facility, ScenarioBase
+from gigafactory_sim.eed.config import EedIdentity, HeatReuseConfig
+from gigafactory_sim.eed.cooling import CoolingConfig
 from gigafactory_sim.energy.config import EnergyConfig
 from gigafactory_sim.grid.config import GridConfig
 from gigafactory_sim.inference.config import InferenceService
@@ -96,6 +98,9 @@ class Site(StrictModel):
     facility: Facility
     grid: GridConfig | None = None
     energy: EnergyConfig | None = None
+    cooling: CoolingConfig | None = None
+    heat_reuse: HeatReuseConfig | None = None
+    eed: EedIdentity | None = None
 
     @property
     def jurisdiction(self) -> str:

@@ -139,6 +139,9 @@ def site_scenario(fed: Federation, k: int) -> Scenario:
         workload=Workload(reference_gpu=fed.workload.reference_gpu, inference=_site_services(fed, k)),
         grid=site.grid,
         energy=site.energy,
+        cooling=site.cooling,
+        heat_reuse=site.heat_reuse,
+        eed=site.eed,
     )
     prefix = f"sites.{k}."
     lines = {key[len(prefix) :]: line for key, line in fed.field_lines.items() if key.startswith(prefix)}

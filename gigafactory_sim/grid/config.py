@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.eed.config import PpaConfig
 from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.grid.formats import FORMAT_KINDS
 from gigafactory_sim.grid.signals import SERIES_KINDS, Signal, load_signal
@@ -75,6 +76,14 @@ class Renewables(StrictModel):
     wind_mw: float = Field(default=0.0, ge=0)
     solar: SeriesSource = Field(default_factory=SeriesSource, description="solar capacity factors (solar_cf)")
     wind: SeriesSource = Field(default_factory=SeriesSource, description="wind capacity factors (wind_cf)")
+    ppa: list[PpaConfig] = Field(
+        default_factory=list, description="power-purchase agreements (off-site; counted in the EED report)"
+    )
+
+    def needs(self, profile: str) -> bool:
+        """Whether the capacity-factor series ``profile`` (solar, wind) is read: an on-site plant or a PPA uses it."""
+        on_site = self.solar_mw if profile == "solar" else self.wind_mw
+        return on_site > 0 or any(p.profile == profile for p in self.ppa)
 
     @field_validator("solar", "wind")
     @classmethod
@@ -93,9 +102,12 @@ class GridConfig(StrictModel):
     carbon: SeriesSource | None = Field(default=None, description="carbon intensity, gCO2/kWh")
     price: SeriesSource | None = Field(default=None, description="day-ahead price, EUR/MWh")
     temperature: SeriesSource | None = Field(default=None, description="outdoor temperature, degC (for PUE)")
+    humidity: SeriesSource | None = Field(
+        default=None, description="outdoor relative humidity, fraction 0-1 (for cooling water)"
+    )
     renewables: Renewables | None = None
 
-    @field_validator("carbon", "price", "temperature")
+    @field_validator("carbon", "price", "temperature", "humidity")
     @classmethod
     def _has_source(cls, v: SeriesSource | None, info: object) -> SeriesSource | None:
         name = str(getattr(info, "field_name", ""))
@@ -112,14 +124,14 @@ class GridConfig(StrictModel):
 
     def sources(self) -> dict[str, SeriesSource]:
         out: dict[str, SeriesSource] = {}
-        for kind in ("carbon", "price", "temperature"):
+        for kind in ("carbon", "price", "temperature", "humidity"):
             src = getattr(self, kind)
             if src is not None:
                 out[kind] = src
         if self.renewables is not None:
-            if self.renewables.solar_mw > 0:
+            if self.renewables.needs("solar"):
                 out["solar"] = self.renewables.solar
-            if self.renewables.wind_mw > 0:
+            if self.renewables.needs("wind"):
                 out["wind"] = self.renewables.wind
         return out
 
@@ -133,11 +145,12 @@ class GridSignals:
     temperature: Signal | None = None
     solar: Signal | None = None
     wind: Signal | None = None
+    humidity: Signal | None = None
     solar_mw: float = 0.0
     wind_mw: float = 0.0
 
     def all(self) -> list[Signal]:
-        sigs = (self.carbon, self.price, self.temperature, self.solar, self.wind)
+        sigs = (self.carbon, self.price, self.temperature, self.solar, self.wind, self.humidity)
         return [s for s in sigs if s is not None]
 
 

@@ -131,6 +131,10 @@ SERIES_KINDS: dict[str, SeriesKind] = {
         "capacity factors are fractions 0-1 (percent / 100)",
     ),
     "power_cap": SeriesKind("power_cap_mw", "MW", 0.0, None, None, "power caps are MW of facility grid draw"),
+    "humidity": SeriesKind(
+        "relative_humidity", "fraction", 0.0, 1.0, None, "relative humidity is a fraction 0-1 (percent / 100)"
+    ),
+    "heat_demand": SeriesKind("heat_demand_mw", "MW", 0.0, None, None, "heat demand is MW of heat (kW / 1000)"),
 }
 
 

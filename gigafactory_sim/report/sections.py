@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from gigafactory_sim.report.eed_tables import eed_tables
 from gigafactory_sim.report.format import MISSING, format_value, humanise
 from gigafactory_sim.report.tables import Table, flatten, get, source_table
 
@@ -393,6 +394,15 @@ SECTIONS: tuple[SectionSpec, ...] = (
             ),
         ),
         plots=("power_vs_cap", "carbon_cost_by_class", "energy_budget"),
+    ),
+    SectionSpec(
+        "eed",
+        "EU data-centre report (EED)",
+        ("eed",),
+        custom=(eed_tables,),
+        intro="Energy Efficiency Directive (EU) 2023/1791 Art. 12 / Annex VII and Delegated Regulation (EU) "
+        "2024/1364: energy, water, reused heat and renewables per calendar year, with the indicators; the same "
+        "figures as eed_report.json and eed_report.csv.",
     ),
     SectionSpec(
         "deferral",

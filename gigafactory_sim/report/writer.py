@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from gigafactory_sim.eed.report import eed_files, run_rows
 from gigafactory_sim.report.files import (
     JOBS,
     RUN,
@@ -212,15 +213,19 @@ def _temp_dir(where: Path) -> Path:
     return tmp
 
 
-def _write_site(folder: Path, result: RunResult, report: bool) -> None:
+def _write_site(folder: Path, result: RunResult, report: bool) -> list[dict[str, Any]]:
+    """Write one site's data and report; return its EED report rows."""
     folder.mkdir(parents=True)
     _write_text(folder / SUMMARY, to_json(result.summary))
+    rows = run_rows(result.scenario, result.summary, result.timeseries)
+    _write_files(folder, eed_files(rows))
     write_parquet(result.timeseries, folder / TIMESERIES)
     write_parquet(result.jobs, folder / JOBS)
     if report:
         _write_files(
             folder, report_files(result.summary, result.timeseries, result.jobs, plots=result.scenario.report.plots)
         )
+    return rows
 
 
 def write_run(
@@ -257,8 +262,12 @@ def write_run(
             _write_files(
                 tmp, report_files(result.summary, result.timeseries, result.jobs, plots=result.scenario.report.plots)
             )
-        for name, site in result.sites.items():  # a federation: each site's own data and report
-            _write_site(tmp / SITES_DIR / name, site, report)
+        site_rows = [  # a federation: each site's own data and report
+            row for name, site in result.sites.items() for row in _write_site(tmp / SITES_DIR / name, site, report)
+        ]
+        # the EU data-centre report: this site's, or a federation's combined table of every site
+        rows = site_rows if result.sites else run_rows(result.scenario, result.summary, result.timeseries)
+        _write_files(tmp, eed_files(rows))
         _write_text(tmp / RUN, to_json({**meta, "status": status}))
         _publish(tmp, where, replace)
     except BaseException:
