@@ -532,9 +532,9 @@ def plan_command(
 ) -> None:
     """Capacity planning: search the plan's design space for the design that meets its constraints at the
     lowest annualised cost (Optuna; rerunning with the same --out resumes or extends the study)."""
-    from gigafactory_sim.analysis import DaskExecutor, Executor, LocalExecutor
     import optuna
 
+    from gigafactory_sim.analysis import DaskExecutor, Executor, LocalExecutor
     from gigafactory_sim.planning import PlanMismatch, prepare_plan, run_plan
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -91,14 +91,20 @@ def _ends(var: IntVar | FloatVar | ChoiceVar) -> list[Any]:
 
 
 def _dry_kinds(plan: Plan) -> dict[str, str] | None:
-    """Metric kinds of a one-hour run of the design at the variables' first values, or None if it fails."""
+    """Metric kinds of a one-hour run of the design at the variables' first values, or None if it fails for a
+    reason other than its input (a :class:`ScenarioError` found while building it is raised)."""
     from gigafactory_sim.api import run
 
     first = [override_of(p, _ends(v)[0]) for p, v in plan.spec.file.variables.items()]
-    extra = ["horizon=1h", *(["statistics.warmup=0s"] if plan.spec.file.warmup is not None else [])]
+    warm = ["statistics.warmup=0s"] if plan.spec.file.warmup is not None else []
     try:
+        full = parse_scenario_text(plan.scenario_text, plan.scenario_file, [*plan.overrides, *first])
+        horizon_s = min(full.horizon_s, max(3600.0, 2 * full.report.interval))
+        extra = [f"horizon={horizon_s}s", *warm]
         sc = parse_scenario_text(plan.scenario_text, plan.scenario_file, [*plan.overrides, *first, *extra])
         return _kinds(run(sc).summary)
+    except ScenarioError:
+        raise
     except Exception:
         return None
 
@@ -155,7 +161,12 @@ def prepare_plan(path: str | Path) -> Plan:
     plan = Plan(
         spec, text, file, str(base_dir), fixed, [replication_seed(base.seed, r) for r in range(f.search.replications)]
     )
-    kinds = _dry_kinds(plan) if not problems else None
+    try:
+        kinds = _dry_kinds(plan) if not problems else None
+    except ScenarioError as exc:
+        raise ScenarioError(
+            [spec.problem("variables", f"the design at the variables' first values: {p}") for p in exc.problems]
+        ) from None
     if kinds is not None:
         for i, c in enumerate(spec.constraints):
             for metric in c.metrics:

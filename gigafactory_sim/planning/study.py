@@ -11,6 +11,7 @@ uninterrupted one; one killed inside a batch draws differently afterwards.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import warnings
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -101,8 +103,8 @@ def _sampler(plan: Plan, number: int) -> optuna.samplers.BaseSampler:
 
 
 def _make_sampler(kind: str, seed: int, trials: int, startup: int, plan: Plan) -> optuna.samplers.BaseSampler:
-    if kind == "grid":
-        return optuna.samplers.GridSampler(_grid_space(plan), seed=seed)
+    if kind == "grid":  # the points are enqueued in order (_grid_point); Optuna's GridSampler stops the study
+        return optuna.samplers.RandomSampler(seed=seed)
     if kind == "nsga2":
         population = max(2, min(20, trials // 3))
         return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=_violations)
@@ -131,6 +133,14 @@ def _grid_space(plan: Plan) -> dict[str, list[Any]]:
             n = math.floor((var.high - var.low) / step + 1e-9) if step else 0
             space[path] = [var.low + i * step for i in range(n + 1)]
     return space
+
+
+def _grid_point(plan: Plan, number: int) -> dict[str, Any]:
+    """Trial ``number``'s point of the grid: the grid's points in an order shuffled by the plan's seed."""
+    space = _grid_space(plan)
+    points = list(itertools.product(*space.values()))
+    order = np.random.default_rng(plan.spec.file.search.seed).permutation(len(points))
+    return dict(zip(space, points[int(order[number % len(points)])], strict=True))
 
 
 def grid_size(plan: Plan) -> int:
@@ -294,6 +304,8 @@ def run_trials(
         asked: list[optuna.Trial] = []
         for _ in range(min(batch, total - n_done)):
             study.sampler = _sampler(plan, len(study.trials))
+            if plan.spec.file.search.sampler == "grid":
+                study.enqueue_trial(_grid_point(plan, n_done + len(asked)))
             asked.append(study.ask(distributions))
         work = [(t, {p: _value_of(plan, p, t.params[p]) for p in distributions}) for t in asked]
         overrides = {t.number: [override_of(p, v) for p, v in params.items()] for t, params in work}
