@@ -17,7 +17,6 @@ from gigafactory_sim.cli import app
 from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.planning import capital_recovery_factor, prepare_plan, run_plan
-from gigafactory_sim.planning.output import trials_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

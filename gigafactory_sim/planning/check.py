@@ -158,6 +158,19 @@ def prepare_plan(path: str | Path) -> Plan:
                     problem = spec.problem(field, f"{json.dumps(value)}: {where}: {p.message}", line)
                     if problem not in problems:
                         problems.append(problem)
+    for i, design in enumerate(f.search.enqueue):
+        for key, value in design.items():
+            var = f.variables.get(key)
+            field = f"search.enqueue.{i}.{key}"
+            if var is None:
+                problems.append(spec.problem(field, f"{key} is not one of the variables"))
+            elif isinstance(var, ChoiceVar) and value not in var.choices:
+                problems.append(spec.problem(field, f"{value!r} is not one of the choices"))
+            elif not isinstance(var, ChoiceVar) and not (var.low <= value <= var.high):
+                problems.append(spec.problem(field, f"{value!r} is outside [{var.low}, {var.high}]"))
+        missing = [k for k in f.variables if k not in design]
+        if missing:
+            problems.append(spec.problem(f"search.enqueue.{i}", "gives no value for " + ", ".join(missing)))
     plan = Plan(
         spec, text, file, str(base_dir), fixed, [replication_seed(base.seed, r) for r in range(f.search.replications)]
     )

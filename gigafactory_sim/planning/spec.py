@@ -83,6 +83,9 @@ class Search(StrictModel):
     replications: int = Field(default=1, ge=1, le=1000, description="runs per trial, the same seeds in every trial")
     seed: int = Field(default=0, ge=0)
     startup_trials: int = Field(default=10, ge=1, description="random trials before TPE models the results")
+    enqueue: list[dict[str, Any]] = Field(
+        default_factory=list, description="designs tried first ({variable: value}), e.g. the scenario as written"
+    )
 
 
 class PlanFile(StrictModel):

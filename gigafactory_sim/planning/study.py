@@ -159,6 +159,15 @@ def _distributions(plan: Plan) -> dict[str, optuna.distributions.BaseDistributio
     return out
 
 
+def _stored(plan: Plan, design: dict[str, Any]) -> dict[str, Any]:
+    """A design's values as Optuna stores them (a choice that is not a primitive: its JSON text)."""
+    out = {}
+    for path, value in design.items():
+        var = plan.spec.file.variables[path]
+        out[path] = _choice_texts(var)[var.choices.index(value)] if isinstance(var, ChoiceVar) else value
+    return out
+
+
 def _value_of(plan: Plan, path: str, stored: Any) -> Any:
     var = plan.spec.file.variables[path]
     if isinstance(var, ChoiceVar):
@@ -304,8 +313,12 @@ def run_trials(
         asked: list[optuna.Trial] = []
         for _ in range(min(batch, total - n_done)):
             study.sampler = _sampler(plan, len(study.trials))
-            if plan.spec.file.search.sampler == "grid":
-                study.enqueue_trial(_grid_point(plan, n_done + len(asked)))
+            number = n_done + len(asked)
+            first = plan.spec.file.search.enqueue
+            if number < len(first):
+                study.enqueue_trial(_stored(plan, first[number]))
+            elif plan.spec.file.search.sampler == "grid":
+                study.enqueue_trial(_grid_point(plan, number - len(first)))
             asked.append(study.ask(distributions))
         work = [(t, {p: _value_of(plan, p, t.params[p]) for p in distributions}) for t in asked]
         overrides = {t.number: [override_of(p, v) for p, v in params.items()] for t, params in work}
