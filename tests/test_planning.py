@@ -234,3 +234,37 @@ def test_capital_recovery_factor() -> None:
     assert capital_recovery_factor(0.0, 5) == pytest.approx(0.2)
     # r = 7 %, n = 20: 0.07 * 1.07^20 / (1.07^20 - 1) = 0.09439
     assert capital_recovery_factor(0.07, 20) == pytest.approx(0.0943929, rel=1e-5)
+
+
+def test_two_objectives_give_a_pareto_front(quick_plan: Path, tmp_path: Path) -> None:
+    text = QUICK_PLAN.replace("objective: cost", "objective: [cost, carbon]").replace("sampler: tpe", "sampler: nsga2")
+    plan = prepare_plan(write(quick_plan.parent / "pareto.yaml", text))
+    result = run_plan(plan, tmp_path / "out", trials=6, best_run=False)
+    front = pd.read_csv(tmp_path / "out" / "pareto.csv")
+    feasible = [r for r in result.records if r.feasible and r.values]
+    assert len(front) >= 1 and bool(front["feasible"].all())
+    for _, row in front.iterrows():  # no feasible trial is better in both objectives
+        assert not any(
+            r.values[0] < row["cost"] and r.values[1] < row["carbon"] for r in feasible if r.values is not None
+        )
+    assert (tmp_path / "out" / "pareto.png").is_file()
+
+
+def test_constraint_confidence_bound() -> None:
+    from gigafactory_sim.planning.constraints import parse_constraint
+
+    c = parse_constraint("wait_s.p95 <= 1h")
+    assert c.limit == 3600.0 and c.metrics == ("wait_s.p95",)
+    flats = [{"wait_s.p95": 3000.0}, {"wait_s.p95": 3400.0}, {"wait_s.p95": 3200.0}]
+    on_mean = c.evaluate(flats)
+    assert on_mean.ok and on_mean.held == pytest.approx(3200.0)
+    bound = c.evaluate(flats, confidence=0.95)  # 3200 + t(0.95, 2) * 200 / sqrt(3) = 3200 + 2.92 * 115.5 = 3537
+    assert bound.ok and bound.held == pytest.approx(3200.0 + 2.919986 * 200.0 / math.sqrt(3), rel=1e-5)
+    assert not c.evaluate(flats, confidence=0.99).ok  # t(0.99, 2) = 6.96: the bound passes 1 h
+    steady = [{"wait_s.p95": 9e9, "statistics.steady.wait_s.p95": 100.0}]
+    assert c.evaluate(steady).ok  # the steady-state figure is read when there is one
+    ratio = parse_constraint("jobs.queued_at_end / jobs.submitted <= 5%")
+    assert ratio.evaluate([{"jobs.queued_at_end": 4.0, "jobs.submitted": 100.0}]).ok
+    assert not ratio.evaluate([{"jobs.queued_at_end": 6.0, "jobs.submitted": 100.0}]).ok
+    with pytest.raises(ValueError):
+        parse_constraint("wait_s.p95 <= soon")

@@ -160,14 +160,15 @@ def prepare_plan(path: str | Path) -> Plan:
                         problems.append(problem)
     for i, design in enumerate(f.search.enqueue):
         for key, value in design.items():
-            var = f.variables.get(key)
+            given = f.variables.get(key)
             field = f"search.enqueue.{i}.{key}"
-            if var is None:
+            if given is None:
                 problems.append(spec.problem(field, f"{key} is not one of the variables"))
-            elif isinstance(var, ChoiceVar) and value not in var.choices:
-                problems.append(spec.problem(field, f"{value!r} is not one of the choices"))
-            elif not isinstance(var, ChoiceVar) and not (var.low <= value <= var.high):
-                problems.append(spec.problem(field, f"{value!r} is outside [{var.low}, {var.high}]"))
+            elif isinstance(given, ChoiceVar):
+                if value not in given.choices:
+                    problems.append(spec.problem(field, f"{value!r} is not one of the choices"))
+            elif not isinstance(value, int | float) or not given.low <= value <= given.high:
+                problems.append(spec.problem(field, f"{value!r} is not a number in [{given.low}, {given.high}]"))
         missing = [k for k in f.variables if k not in design]
         if missing:
             problems.append(spec.problem(f"search.enqueue.{i}", "gives no value for " + ", ".join(missing)))
