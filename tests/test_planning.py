@@ -268,3 +268,35 @@ def test_constraint_confidence_bound() -> None:
     assert not ratio.evaluate([{"jobs.queued_at_end": 6.0, "jobs.submitted": 100.0}]).ok
     with pytest.raises(ValueError):
         parse_constraint("wait_s.p95 <= soon")
+
+
+def test_trials_a_killed_plan_left_running_are_run_again(quick_plan: Path, tmp_path: Path) -> None:
+    import optuna
+
+    from gigafactory_sim.planning.study import study_path
+
+    plan = prepare_plan(quick_plan)
+    out = tmp_path / "out"
+    run_plan(plan, out, trials=2, best_run=False)
+    study = optuna.load_study(study_name=plan.name, storage=f"sqlite:///{study_path(out)}")
+    stale = study.ask(
+        {
+            "facility.clusters.0.nodes": optuna.distributions.IntDistribution(32, 256, step=8),
+            "grid.renewables.solar_mw": optuna.distributions.FloatDistribution(0.0, 2.0),
+        }
+    )
+    result = run_plan(plan, out, trials=4, best_run=False)
+    assert len(result.records) == 4 and stale.number not in [r.number for r in result.records]
+    again = [r for r in result.records if r.number == stale.number + 1]
+    assert again and again[0].params == stale.params  # asked again with the parameters it was given
+
+
+def test_dask_executor_gives_the_same_trials(quick_plan: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    from gigafactory_sim.analysis.executors import DaskExecutor
+
+    plan = prepare_plan(quick_plan)
+    run_plan(plan, tmp_path / "inline", LocalExecutor(1), trials=2, batch=2, best_run=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc:
+        run_plan(plan, tmp_path / "dask", DaskExecutor(lc.scheduler_address), trials=2, batch=2, best_run=False)
+    pd.testing.assert_frame_equal(_table(tmp_path / "inline"), _table(tmp_path / "dask"))
