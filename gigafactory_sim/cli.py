@@ -521,7 +521,9 @@ def main() -> None:
 def plan_command(
     plan_file: Annotated[Path, typer.Argument(help="Plan file: scenario, variables, constraints, objective, costs")],
     trials: Annotated[int | None, typer.Option(min=1, help="Trials in all (default: the plan's search.trials)")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Local processes; trials run in batches of this")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Local processes (default 1); also the trials asked per batch, Dask too")
+    ] = None,
     dask_scheduler: Annotated[
         str | None, typer.Option(help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs the dask extra)")
     ] = None,

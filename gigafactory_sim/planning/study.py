@@ -260,6 +260,19 @@ def _evaluate(plan: Plan, overrides: list[str], outcomes: list[RunOutcome]) -> d
     }
 
 
+def _keep_summaries(out_dir: Path, number: int, outcomes: list[RunOutcome]) -> None:
+    """``trials/<number>.json``: the trial's run summaries (or errors), in replication order."""
+    from gigafactory_sim.report.files import atomic_write
+    from gigafactory_sim.report.writer import to_json
+
+    runs = [
+        {"replication": o.replication, "seed": o.seed, "status": o.status, "error": o.error, "summary": o.summary}
+        for o in outcomes
+    ]
+    (out_dir / "trials").mkdir(exist_ok=True)
+    atomic_write(out_dir / "trials" / f"{number:04d}.json", to_json(runs).encode("utf-8"))
+
+
 def _json_safe(x: Any) -> Any:
     """NaN and infinities as None (SQLite JSON attributes)."""
     if isinstance(x, float):
@@ -332,7 +345,9 @@ def run_trials(
                 attrs = {**earlier.user_attrs, "objectives": list(earlier.values) if earlier.values else None}
                 attrs["repeat_of"] = earlier.number
             else:
-                attrs = _evaluate(plan, overrides[trial.number], [o for o in outcomes if o.point_index == trial.number])
+                mine = [o for o in outcomes if o.point_index == trial.number]
+                _keep_summaries(out_dir, trial.number, mine)
+                attrs = _evaluate(plan, overrides[trial.number], mine)
             attrs |= {"params": params, "overrides": overrides[trial.number]}
             objectives = attrs.pop("objectives", None)
             for key, value in _json_safe(attrs).items():
