@@ -25,6 +25,7 @@ from gigafactory_sim.units import FROM_FILE
 __all__ = [
     "MAX_SCENARIO_BYTES",
     "apply_override",
+    "field_lines",
     "load_scenario",
     "locate_problems",
     "parse_scenario_text",
@@ -184,6 +185,12 @@ def _field_lines(root: yaml.Node | None) -> dict[str, int]:
             lines.setdefault(dotted, line)
             stack.append((child, dotted))
     return lines
+
+
+def field_lines(root: yaml.Node | None) -> dict[str, int]:
+    """The line of every mapping key and sequence item of a parsed YAML node tree, by dotted path (first
+    occurrence): how other input files (plan files) report their problems' lines like scenarios do."""
+    return _field_lines(root)
 
 
 def locate_problems(exc: ScenarioError, scenario: ScenarioBase) -> ScenarioError:

@@ -266,8 +266,20 @@ def _job_figures(jobs: pd.DataFrame, start_s: float, end_s: float) -> dict[str, 
         "submitted": int(submitted.sum()),
         "started": int(started.sum()),
         "completed": int(done.sum()),
+        "waited_fraction": _waited_fraction(submitted, started_at - submit),
         "wait_s": _percentiles((started_at - submit)[waited]),
     }
+
+
+def _waited_fraction(submitted: np.ndarray, wait_s: np.ndarray) -> float | None:
+    """The share of the jobs submitted in the span that waited: started after their submission, or not started by
+    the end (the M/M/c probability of waiting, Erlang C, when every job fits one GPU)."""
+    n = int(submitted.sum())
+    if n == 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        waited = np.isnan(wait_s[submitted]) | (wait_s[submitted] > 1e-9)
+    return float(waited.sum()) / n
 
 
 def _completions_per_row(jobs: pd.DataFrame, t_start: np.ndarray, t_end: np.ndarray) -> np.ndarray:
