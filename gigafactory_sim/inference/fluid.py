@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gigafactory_sim.inference.chunked import batched_point_fn, chunked_ttft_at
 from gigafactory_sim.inference.perf import (
     OperatingPoint,
     ReplicaPerf,
     SloLimits,
     TokenMix,
-    operating_point,
     single_operating_point,
     single_service_cv2,
 )
@@ -136,7 +136,7 @@ class FluidService:
         m = self.models[cluster]
         if self.batching == "none":
             return single_operating_point(m.perf, self.mix, rate_per_s, m.power)
-        return operating_point(m.perf, self.mix, rate_per_s, m.power)
+        return batched_point_fn(m.perf)(m.perf, self.mix, rate_per_s, m.power)
 
     def plan(self, rate_per_s: float, serving: dict[int, int], interval_s: float) -> Plan:
         """Operating points for a segment expected to last ``interval_s`` with demand ``rate_per_s``."""
@@ -209,13 +209,20 @@ class FluidService:
                 wq = pw / free_rate * (self.ca2 + cs2) / 2.0 if free_rate > 0 else float("inf")
             t = op.step_s
             c_p = m.perf.c_prefill_s
+            chunked_grid: np.ndarray | None = None  # chunked prefill: TTFT per prompt quantile, no wait
             if self.batching == "none":
                 a_ttft, a_e2e, b = t, c_p * self.mix.prompt_mean, t
+            elif m.perf.chunked:
+                chunked_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
+                a_ttft, a_e2e, b = 0.0, float(chunked_grid.mean()) - t, t
             else:
                 a_ttft, a_e2e, b = 1.5 * t, 1.5 * t + c_p * self.mix.prompt_mean - t, t
             wait = fluid_wait + wq
             self.wait_sum += weight * wait
-            self.ttft_sum += weight * (wait + a_ttft + c_p * self.mix.prompt_mean)
+            if chunked_grid is not None:
+                self.ttft_sum += weight * (wait + a_e2e + t)
+            else:
+                self.ttft_sum += weight * (wait + a_ttft + c_p * self.mix.prompt_mean)
             self.e2e_sum += weight * (wait + a_e2e + b * self.mix.output_mean)
             self.tpot_sum += weight * t
             cases = [(1.0 - pw, fluid_wait), (pw, fluid_wait + (wq / pw if pw > 0 else 0.0))]
@@ -223,10 +230,15 @@ class FluidService:
             for p, w in cases:
                 if p <= 1e-9:
                     continue
-                self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
+                if chunked_grid is not None:
+                    self.ttft_hist.add(w + chunked_grid, weight * p / len(GRID))
+                else:
+                    self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
                 self.e2e_hist.add(w + a_e2e + b * self.output_grid, weight * p / len(GRID))
                 ok = 1.0 if t <= self.slo.tpot_s else 0.0
-                if self.slo.ttft_s < float("inf"):
+                if self.slo.ttft_s < float("inf") and chunked_grid is not None:
+                    ok *= float((chunked_grid <= self.slo.ttft_s - w).mean())
+                elif self.slo.ttft_s < float("inf"):
                     ok *= self._cdf(self.prompt_sorted, (self.slo.ttft_s - w - a_ttft) / c_p)
                 if self.slo.e2e_s < float("inf"):
                     ok *= self._cdf(self.output_sorted, (self.slo.e2e_s - w - a_e2e) / b)
@@ -266,5 +278,8 @@ def cluster_model(
     """A :class:`ClusterModel` with its capacity operating point (raises ``InfeasibleObjective``)."""
     from gigafactory_sim.inference.perf import capacity, single_capacity
 
-    cap = single_capacity(perf, mix, slo, power) if batching == "none" else capacity(perf, mix, slo, power)
+    if batching == "none":
+        cap = single_capacity(perf, mix, slo, power)
+    else:
+        cap = capacity(perf, mix, slo, power, batched_point_fn(perf))
     return ClusterModel(perf, power, cap, slots_at_capacity(cap, batching))

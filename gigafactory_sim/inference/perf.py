@@ -31,6 +31,7 @@ larger of the compute power at its compute fraction and the memory power at its 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,9 @@ __all__ = [
     "ReplicaPerf",
     "SloLimits",
     "TokenMix",
+    "busy_fraction",
     "capacity",
+    "memory_power_w",
     "operating_point",
 ]
 
@@ -70,6 +73,8 @@ class TokenMix:
     prompt_q: float  # prompt tokens at the SLO quantile
     output_q: float  # output tokens at the SLO quantile
     output_cv2: float  # squared coefficient of variation of O (service-time variability)
+    prompt_sq_mean: float = 0.0  # E[I^2]; 0: not known (taken as E[I]^2)
+    prompt_grid: tuple[float, ...] = ()  # prompt tokens at 100 evenly spaced quantiles (empty: not known)
 
     @classmethod
     def from_samples(cls, prompt: np.ndarray, output: np.ndarray, quantile: float = 0.99) -> TokenMix:
@@ -84,6 +89,8 @@ class TokenMix:
             prompt_q=float(np.quantile(p, quantile)),
             output_q=float(np.quantile(o, quantile)),
             output_cv2=float(o.var() / mean_o**2) if mean_o > 0 else 0.0,
+            prompt_sq_mean=float((p * p).mean()),
+            prompt_grid=tuple(float(x) for x in np.quantile(p, np.linspace(0.005, 0.995, 100))),
         )
 
     @classmethod
@@ -122,6 +129,12 @@ class ReplicaPerf:
     memory_efficiency: float = 4.27 / 4.8
     memory_utilisation: float = 0.9
     step_overhead_s: float = 0.0005
+    step_token_budget: float = INF  # chunked prefill: tokens per step (decodes + prefill chunks); inf: off
+
+    @property
+    def chunked(self) -> bool:
+        """Whether steps are fused decode + prefill-chunk passes under a token budget (chunked prefill)."""
+        return math.isfinite(self.step_token_budget)
 
     # -- derived constants ---------------------------------------------------------------------------------
     @property
@@ -169,6 +182,8 @@ class ReplicaPerf:
         """Duration of one step with ``n_decode`` decoding requests holding ``ctx_tokens`` of context in
         total."""
         mem, cmp, pre = self.step_parts_s(n_decode, ctx_tokens, prefill_tokens)
+        if self.chunked:  # one fused pass: the weights are streamed once for decodes and prefill chunks
+            return self.step_overhead_s + max(mem, cmp + pre)
         if n_decode <= 0 and prefill_tokens > 0:
             return self.step_overhead_s + max(mem, pre)
         return self.step_overhead_s + max(mem, cmp) + pre
@@ -181,8 +196,16 @@ class ReplicaPerf:
         return self.phase_power_w(model, mem, cmp, pre, self.step_time_s(n_decode, ctx_tokens, prefill_tokens))
 
     def phase_power_w(self, model: GpuPowerModel, mem: float, cmp: float, pre: float, t: float) -> float:
+        """Mean power per GPU over a step of ``t`` seconds with the given memory, decode-compute and prefill
+        times (watts)."""
         if t <= 0.0:
             return model.idle_w
+        if self.chunked:  # fused pass: the larger of the compute and the HBM power over its busy time
+            busy = max(mem, cmp + pre)
+            if busy <= 0:
+                return model.idle_w
+            busy_w = max(model.power_w((cmp + pre) / busy), memory_power_w(model, mem / busy))
+            return (busy * busy_w + max(t - busy, 0.0) * model.idle_w) / t
         if mem > 0 and pre > 0 and cmp == 0:  # prefill-only step: compute-bound throughout
             return model.power_w(1.0)
         decode = max(mem, cmp)
@@ -245,12 +268,12 @@ def operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: 
     else:
         mem, cmp, _ = perf.step_parts_s(max(n, 1e-12), ctx, 0.0)
         pre = perf.c_prefill_s * lam * t * mix.prompt_mean
-        busy = _busy_fraction(n)
+        busy = busy_fraction(n)
         power = busy * perf.phase_power_w(model, mem, cmp, pre, t) + (1.0 - busy) * model.idle_w
     return OperatingPoint(lam, t, n, ttft, e2e, e2e_q, ttft_q, ctx, power, True)
 
 
-def _busy_fraction(batch: float) -> float:
+def busy_fraction(batch: float) -> float:
     """Probability that a replica holds at least one request when its mean batch is ``batch`` (Poisson)."""
     return 1.0 - math.exp(-batch) if batch < 50 else 1.0
 
@@ -266,13 +289,21 @@ def meets(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> bool:
     )
 
 
-def capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerModel) -> OperatingPoint:
+def capacity(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    slo: SloLimits,
+    model: GpuPowerModel,
+    point: Callable[[ReplicaPerf, TokenMix, float, GpuPowerModel], OperatingPoint] | None = None,
+) -> OperatingPoint:
     """The busiest operating point that still meets ``slo`` and fits the KV cache (bisection on the rate).
+    ``point`` gives the operating point at a rate (default :func:`operating_point`: prefill-first steps).
 
     Its ``rate_per_s`` is the replica's capacity; its ``batch`` the largest batch the objectives allow.
     Raises :class:`InfeasibleObjective` if no rate does (tighter than an unloaded replica achieves).
     """
-    zero = operating_point(perf, mix, 1e-12, model)
+    point = point or operating_point
+    zero = point(perf, mix, 1e-12, model)
     if not meets(zero, perf, slo):
         raise InfeasibleObjective(*_why_infeasible(zero, perf, slo))
     lam_sat = 1.0 / max(
@@ -282,11 +313,11 @@ def capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerMo
     lo, hi = 0.0, lam_sat
     for _ in range(80):
         mid = 0.5 * (lo + hi)
-        if meets(operating_point(perf, mix, mid, model), perf, slo):
+        if meets(point(perf, mix, mid, model), perf, slo):
             lo = mid
         else:
             hi = mid
-    return operating_point(perf, mix, lo, model)
+    return point(perf, mix, lo, model)
 
 
 def _why_infeasible(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> tuple[str, str]:
