@@ -31,6 +31,7 @@ from gigafactory_sim.units import Duration
 
 __all__ = [
     "Autoscaler",
+    "FluidOptions",
     "InferenceFirst",
     "InferenceService",
     "ModelSpec",
@@ -115,6 +116,23 @@ class Scheduling(StrictModel):
         return float(self.max_num_batched_tokens) if self.chunked_prefill else float("inf")
 
 
+class FluidOptions(StrictModel):
+    """Options of the fluid fidelity (``fluid`` of a service). ``step_queue: true`` turns on the burst-aware
+    latency and power of :mod:`gigafactory_sim.inference.bursts`: TTFT from the step-length queue of
+    prefill-first steps, and, for trace demand, the control segment's queue, power and step time also taken on a
+    grid of ``resolution`` cells of the trace's own counts. Off by default (today's mean field, golden outputs
+    unchanged)."""
+
+    step_queue: bool = False
+    resolution: Duration = Field(default=0.1, description="cell of the sub-segment grid (trace demand)")
+
+    @model_validator(mode="after")
+    def _positive(self) -> FluidOptions:
+        if self.resolution <= 0:
+            raise ValueError("resolution must be positive")
+        return self
+
+
 class Slo(StrictModel):
     """Latency objectives; each optional. ``quantile`` of requests must meet them (0.99: the p99
     objective)."""
@@ -194,6 +212,7 @@ class InferenceService(StrictModel):
     queue_timeout: Duration = Field(default=60.0, description="requests waiting longer are rejected")
     replica_model: ReplicaModel = Field(default_factory=ReplicaModel)
     scheduling: Scheduling = Field(default_factory=Scheduling)
+    fluid: FluidOptions = Field(default_factory=FluidOptions)
 
     @model_validator(mode="after")
     def _tokens(self) -> InferenceService:
