@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from gigafactory_sim.inference.chunked import batched_point_fn
 from gigafactory_sim.inference.config import InferenceService, StaticPartition
 from gigafactory_sim.inference.demand import TraceDemand
-from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity, single_capacity
+from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity
+from gigafactory_sim.inference.single import single_capacity
 from gigafactory_sim.inference.tokens import mix_samples
 
 if TYPE_CHECKING:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gigafactory_sim.inference.moe import moe_operating_point
 from gigafactory_sim.inference.perf import (
     INF,
     OperatingPoint,
@@ -101,7 +102,8 @@ class _Step:
 
 def _step(perf: ReplicaPerf, mix: TokenMix, lam: float, t: float) -> _Step:
     n = lam * mix.output_mean * t
-    mem = perf.weights_time_s + perf.kv_time_per_token_s * lam * t * mix.context_token_steps
+    w = perf.weights_read_s(n + lam * t * mix.prompt_mean)
+    mem = w + perf.kv_time_per_token_s * lam * t * mix.context_token_steps
     cmp = perf.c_decode_s * n
     excess = excess_prefill_s(perf.c_prefill_s, max(mem - cmp, 0.0), lam * t, mix)
     return _Step(perf.step_overhead_s + max(mem, cmp) + excess, mem, cmp, excess, n)
@@ -131,7 +133,7 @@ def chunked_operating_point(
     slope_first = lam * (perf.kv_time_per_token_s * a_ctx + perf.c_prefill_s * mix.prompt_mean)
     if slope_mem >= 1.0 or slope_cmp >= 1.0:
         return infeasible
-    lo = max((h + perf.weights_time_s) / (1.0 - slope_mem), h / (1.0 - slope_cmp))  # prefill fully hidden
+    lo = max((h + perf.weights_read_s(1.0)) / (1.0 - slope_mem), h / (1.0 - slope_cmp))  # prefill fully hidden
     hi = max((h + perf.weights_time_s) / (1.0 - slope_first), lo) if slope_first < 1.0 else INF  # none hidden
     t = lo
     for _ in range(60):  # increasing map from the lower bound: converges upwards
@@ -167,4 +169,6 @@ def chunked_ttft_at(perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, prompt
 
 def batched_point_fn(perf: ReplicaPerf) -> PointFn:
     """The continuous-batching operating point of ``perf``'s scheduler (chunked prefill or prefill-first)."""
-    return chunked_operating_point if perf.chunked else operating_point
+    if perf.chunked:
+        return chunked_operating_point
+    return moe_operating_point if perf.moe else operating_point

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.gpus.catalogue import GpuProfile
 from gigafactory_sim.inference.demand import DemandProfile, TraceDemand
+from gigafactory_sim.inference.moe import split_experts
 from gigafactory_sim.inference.perf import ReplicaPerf, SloLimits
 from gigafactory_sim.inference.tokens import TokenDistribution
 from gigafactory_sim.units import Duration
@@ -58,11 +59,21 @@ class ModelSpec(StrictModel):
     kv_heads: int | None = Field(default=None, gt=0)
     head_dim: int | None = Field(default=None, gt=0)
     kv_bytes_per_value: float = Field(default=2.0, gt=0)
+    active_params_b: float | None = Field(default=None, gt=0, description="mixture of experts: per token, billions")
+    experts: int | None = Field(default=None, gt=0, description="mixture of experts: routed experts per layer")
+    experts_per_token: int | None = Field(default=None, gt=0, description="mixture of experts: top-k")
 
     @model_validator(mode="after")
     def _kv(self) -> ModelSpec:
         if self.kv_bytes_per_token is None and None in (self.layers, self.kv_heads, self.head_dim):
             raise ValueError("give kv_bytes_per_token, or layers, kv_heads and head_dim to derive it")
+        moe = (self.active_params_b, self.experts, self.experts_per_token)
+        if any(x is not None for x in moe) and None in moe:
+            raise ValueError("a mixture of experts needs active_params_b, experts and experts_per_token")
+        if self.active_params_b is not None and self.active_params_b > self.params_b:
+            raise ValueError(f"active_params_b {self.active_params_b:g} is above params_b {self.params_b:g}")
+        if self.experts is not None and self.experts_per_token is not None and self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token {self.experts_per_token} is above experts {self.experts}")
         return self
 
     @property
@@ -94,6 +105,13 @@ class ReplicaModel(StrictModel):
     memory_efficiency: float = Field(default=4.27 / 4.8, gt=0, le=1)
     memory_utilisation: float = Field(default=0.9, gt=0, le=1, description="share of HBM for weights + KV cache")
     step_overhead: Duration = Field(default=0.0005, description="fixed time per step (scheduling, launches)")
+    moe_efficiency: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="mixture of experts: share of the dense prefill/decode efficiencies its grouped expert GEMMs, "
+        "routing and all-to-all reach (calibrated on TensorRT-LLM's Qwen3-235B-A22B 8x H200 figures)",
+    )
 
 
 class Scheduling(StrictModel):
@@ -225,6 +243,11 @@ class InferenceService(StrictModel):
     def replica_perf(self, gpu: GpuProfile) -> ReplicaPerf:
         """The roofline model of one replica of this service on ``gpu``."""
         m, r, g = self.model, self.replica_model, self.gpus_per_replica
+        active, expert_bytes, experts, top_k, eff = 0.0, 0.0, 0, 0, 1.0
+        if m.active_params_b is not None and m.experts is not None and m.experts_per_token is not None:
+            active, experts, top_k = m.active_params_b * 1e9, m.experts, m.experts_per_token
+            expert_bytes = split_experts(m.params, active, experts, top_k)[1] * m.bytes_per_param
+            eff = r.moe_efficiency
         return ReplicaPerf(
             params=m.params,
             weight_bytes=m.weight_bytes,
@@ -233,10 +256,14 @@ class InferenceService(StrictModel):
             peak_flops=g * gpu.dense_bf16_tflops * 1e12 * m.flops_multiplier,
             bandwidth_bps=g * gpu.hbm_bandwidth_tbs * 1e12,
             memory_bytes=g * gpu.memory_gb * 1e9,
-            prefill_efficiency=r.prefill_efficiency,
-            decode_efficiency=r.decode_efficiency,
+            prefill_efficiency=r.prefill_efficiency * eff,
+            decode_efficiency=r.decode_efficiency * eff,
             memory_efficiency=r.memory_efficiency,
             memory_utilisation=r.memory_utilisation,
             step_overhead_s=r.step_overhead,
             step_token_budget=self.scheduling.prefill_budget_tokens,
+            active_params=active,
+            expert_bytes=expert_bytes,
+            experts=experts,
+            experts_per_token=top_k,
         )

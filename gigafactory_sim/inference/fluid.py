@@ -37,10 +37,9 @@ from gigafactory_sim.inference.perf import (
     ReplicaPerf,
     SloLimits,
     TokenMix,
-    single_operating_point,
-    single_service_cv2,
 )
 from gigafactory_sim.inference.queueing import erlang_c
+from gigafactory_sim.inference.single import single_operating_point, single_service_cv2
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
@@ -313,7 +312,8 @@ def cluster_model(
     perf: ReplicaPerf, power: GpuPowerModel, mix: TokenMix, slo: SloLimits, batching: str
 ) -> ClusterModel:
     """A :class:`ClusterModel` with its capacity operating point (raises ``InfeasibleObjective``)."""
-    from gigafactory_sim.inference.perf import capacity, single_capacity
+    from gigafactory_sim.inference.perf import capacity
+    from gigafactory_sim.inference.single import single_capacity
 
     if batching == "none":
         cap = single_capacity(perf, mix, slo, power)

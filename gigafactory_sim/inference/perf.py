@@ -130,6 +130,24 @@ class ReplicaPerf:
     memory_utilisation: float = 0.9
     step_overhead_s: float = 0.0005
     step_token_budget: float = INF  # chunked prefill: tokens per step (decodes + prefill chunks); inf: off
+    active_params: float = 0.0  # mixture of experts: parameters per token (0: dense, all of ``params``)
+    expert_bytes: float = 0.0  # mixture of experts: bytes of all routed experts (inside ``weight_bytes``)
+    experts: int = 0  # routed experts per layer (0: dense)
+    experts_per_token: int = 0  # top-k
+
+    @property
+    def moe(self) -> bool:
+        return self.experts > 0
+
+    def weights_read_s(self, tokens: float) -> float:
+        """Seconds to stream the weights a step of ``tokens`` tokens touches: all of them for a dense model; for
+        a mixture of experts the shared part plus the experts routed to (uniform routing: a share
+        ``1 - (1 - k/E)^tokens`` of them)."""
+        if not self.moe:
+            return self.weights_time_s
+        touched = 1.0 - (1.0 - self.experts_per_token / self.experts) ** max(tokens, 1.0)
+        read = self.weight_bytes - self.expert_bytes * (1.0 - touched)
+        return read / (self.bandwidth_bps * self.memory_efficiency)
 
     @property
     def chunked(self) -> bool:
@@ -139,7 +157,7 @@ class ReplicaPerf:
     # -- derived constants ---------------------------------------------------------------------------------
     @property
     def flops_per_token(self) -> float:
-        return 2.0 * self.params
+        return 2.0 * (self.active_params if self.moe else self.params)
 
     @property
     def c_prefill_s(self) -> float:
@@ -171,11 +189,12 @@ class ReplicaPerf:
     # -- one step ------------------------------------------------------------------------------------------
     def step_parts_s(self, n_decode: float, ctx_tokens: float, prefill_tokens: float) -> tuple[float, float, float]:
         """(memory time, decode compute time, prefill compute time) of one step."""
-        mem = self.weights_time_s + self.kv_time_per_token_s * ctx_tokens if n_decode > 0 else 0.0
+        w = self.weights_read_s(n_decode + prefill_tokens)
+        mem = w + self.kv_time_per_token_s * ctx_tokens if n_decode > 0 else 0.0
         cmp = self.c_decode_s * n_decode if n_decode > 0 else 0.0
         pre = self.c_prefill_s * prefill_tokens
         if n_decode <= 0 and prefill_tokens > 0:
-            mem = self.weights_time_s  # a prefill-only step still streams the weights once
+            mem = w  # a prefill-only step still streams the weights once
         return mem, cmp, pre
 
     def step_time_s(self, n_decode: float, ctx_tokens: float, prefill_tokens: float) -> float:
@@ -338,61 +357,3 @@ def _why_infeasible(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> tu
         f"no batch size meets e2e {slo.e2e_s:g} s: an unloaded replica needs {op.e2e_q_s:.2f} s for a "
         f"request at the quantile output length"
     )
-
-
-def single_operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel) -> OperatingPoint:
-    """A replica serving one request at a time (``batching: none``): service time ``c_p*I + O*t1``.
-
-    ``t1`` is the batch-1 decode step at the mean context; ``batch`` is the busy fraction (utilisation);
-    latencies
-    exclude queueing (the caller adds the M/G/c wait).
-    """
-    lam = max(rate_per_s, 0.0)
-    ctx = mix.prompt_mean + mix.output_mean / 2.0
-    t1 = perf.step_time_s(1, ctx, 0.0)
-    prefill = perf.c_prefill_s * mix.prompt_mean
-    service = prefill + mix.output_mean * t1
-    busy = lam * service
-    if busy >= 1.0:
-        return OperatingPoint(lam, t1, INF, INF, INF, INF, INF, INF, model.power_w(1.0), False)
-    mem, cmp, _ = perf.step_parts_s(1, ctx, 0.0)
-    decode_w = perf.phase_power_w(model, mem, cmp, 0.0, t1)
-    busy_w = (prefill * model.power_w(1.0) + mix.output_mean * t1 * decode_w) / service
-    return OperatingPoint(
-        lam,
-        t1,
-        busy,
-        prefill + t1,
-        service,
-        perf.c_prefill_s * mix.prompt_mean + mix.output_q * t1,
-        perf.c_prefill_s * mix.prompt_q + t1,
-        ctx * busy,
-        busy * busy_w + (1.0 - busy) * model.idle_w,
-        True,
-    )
-
-
-def single_service_cv2(perf: ReplicaPerf, mix: TokenMix) -> float:
-    """Squared coefficient of variation of the one-request-at-a-time service time (output length drives
-    it)."""
-    t1 = perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0)
-    mean = perf.c_prefill_s * mix.prompt_mean + mix.output_mean * t1
-    var_o = max(mix.output_sq_mean - mix.output_mean**2, 0.0)
-    return var_o * t1 * t1 / (mean * mean) if mean > 0 else 0.0
-
-
-def single_capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerModel) -> OperatingPoint:
-    """Capacity of a replica serving one request at a time: ``1 / E[service time]`` (the autoscaler's
-    ``target_utilisation`` keeps the queue short). Raises :class:`InfeasibleObjective` if an unloaded replica
-    misses an objective."""
-    zero = single_operating_point(perf, mix, 0.0, model)
-    if zero.step_s > slo.tpot_s:
-        raise InfeasibleObjective(
-            "tpot",
-            f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: one request's step takes {zero.step_s * 1e3:.1f} ms",
-        )
-    if zero.ttft_q_s > slo.ttft_s:
-        raise InfeasibleObjective("ttft", f"no batch size meets ttft {slo.ttft_s:g} s: unloaded {zero.ttft_q_s:.3f} s")
-    if zero.e2e_q_s > slo.e2e_s:
-        raise InfeasibleObjective("e2e", f"no batch size meets e2e {slo.e2e_s:g} s: unloaded {zero.e2e_q_s:.2f} s")
-    return single_operating_point(perf, mix, (1.0 - 1e-9) / zero.e2e_s, model)
