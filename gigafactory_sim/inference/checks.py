@@ -15,6 +15,7 @@ from gigafactory_sim.inference.chunked import batched_point_fn
 from gigafactory_sim.inference.config import InferenceService, StaticPartition
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity
+from gigafactory_sim.inference.prefix import computed_mix
 from gigafactory_sim.inference.single import single_capacity
 from gigafactory_sim.inference.tokens import mix_samples
 
@@ -138,6 +139,8 @@ def replica_problems(
             )
         ]
     try:
+        if svc.prefix_cache is not None:
+            mix = computed_mix(mix, svc.prefix_cache.hit_rate)
         if svc.batching == "none":
             single_capacity(perf, mix, svc.slo.limits(), gpu.power_model)
         else:

@@ -36,6 +36,7 @@ __all__ = [
     "InferenceFirst",
     "InferenceService",
     "ModelSpec",
+    "PrefixCache",
     "ReplicaModel",
     "Scheduling",
     "SharingPolicy",
@@ -151,6 +152,14 @@ class FluidOptions(StrictModel):
         return self
 
 
+class PrefixCache(StrictModel):
+    """Prefix caching (:mod:`gigafactory_sim.inference.prefix`): ``hit_rate`` of every prompt's tokens is
+    cached and not prefilled; the cache keeps ``cache_share`` of the KV space (assumed)."""
+
+    hit_rate: float = Field(ge=0, le=1, description="share of prompt tokens found in the cache")
+    cache_share: float = Field(default=0.1, ge=0, lt=1, description="share of the KV space the cache keeps")
+
+
 class Slo(StrictModel):
     """Latency objectives; each optional. ``quantile`` of requests must meet them (0.99: the p99
     objective)."""
@@ -231,6 +240,7 @@ class InferenceService(StrictModel):
     replica_model: ReplicaModel = Field(default_factory=ReplicaModel)
     scheduling: Scheduling = Field(default_factory=Scheduling)
     fluid: FluidOptions = Field(default_factory=FluidOptions)
+    prefix_cache: PrefixCache | None = None
 
     @model_validator(mode="after")
     def _tokens(self) -> InferenceService:
@@ -266,4 +276,6 @@ class InferenceService(StrictModel):
             expert_bytes=expert_bytes,
             experts=experts,
             experts_per_token=top_k,
+            prefix_hit_rate=self.prefix_cache.hit_rate if self.prefix_cache else 0.0,
+            kv_reserved_share=self.prefix_cache.cache_share if self.prefix_cache else 0.0,
         )

@@ -186,6 +186,8 @@ class DiscreteService:
                 yield self._wait(rep)
                 continue
             prefill = sum(r.prompt for r in new)
+            if perf.prefix_hit_rate > 0:  # the cached part of each prompt is not prefilled
+                prefill *= 1.0 - perf.prefix_hit_rate
             t = perf.step_time_s(n, ctx, prefill)
             self._set_power(rep, gpus * perf.step_gpu_power_w(model, n, ctx, prefill))
             rep.in_flight = n + len(new)
@@ -233,7 +235,7 @@ class DiscreteService:
                 r = self._take(rep)
                 if r is None:
                     break
-                item = [r, float(r.prompt)]
+                item = [r, float(r.prompt) * (1.0 - perf.prefix_hit_rate)]
                 pre.append(item)
                 take = min(item[1], left)
                 chunks.append((item, take))
@@ -287,6 +289,8 @@ class DiscreteService:
                 yield self._wait(rep)
                 continue
             prefill = perf.c_prefill_s * r.prompt
+            if perf.prefix_hit_rate > 0:
+                prefill *= 1.0 - perf.prefix_hit_rate
             decode = r.output * t1
             service = prefill + decode
             busy_w = (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w

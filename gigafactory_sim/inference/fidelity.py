@@ -82,6 +82,7 @@ class FluidServing:
     ) -> None:
         svc = p.svc
         self.mix = p.mix
+        self.prompt_mean = p.raw_prompt_mean or p.mix.prompt_mean
         self.expected = expected
         self.fluid = FluidService(
             p.models,
@@ -146,7 +147,7 @@ class FluidServing:
             "served": f.served,
             "rejected": f.rejected,
             "late": f.late,
-            "prompt_tokens": f.served * self.mix.prompt_mean,
+            "prompt_tokens": f.served * self.prompt_mean,
             "output_tokens": f.served * self.mix.output_mean,
             "latency": latency,
         }

@@ -134,6 +134,8 @@ class ReplicaPerf:
     expert_bytes: float = 0.0  # mixture of experts: bytes of all routed experts (inside ``weight_bytes``)
     experts: int = 0  # routed experts per layer (0: dense)
     experts_per_token: int = 0  # top-k
+    prefix_hit_rate: float = 0.0  # prefix caching: share of prompt tokens not prefilled
+    kv_reserved_share: float = 0.0  # prefix caching: share of the KV space the cache keeps
 
     @property
     def moe(self) -> bool:
@@ -181,7 +183,8 @@ class ReplicaPerf:
     @property
     def kv_capacity_tokens(self) -> float:
         """Tokens of KV cache that fit beside the weights (``memory_utilisation`` of HBM usable)."""
-        return max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0) / self.kv_bytes_per_token
+        free = max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0) / self.kv_bytes_per_token
+        return free * (1.0 - self.kv_reserved_share) if self.kv_reserved_share > 0 else free
 
     def prefill_tokens_per_s(self) -> float:
         return 1.0 / self.c_prefill_s
