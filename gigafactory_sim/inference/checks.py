@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gigafactory_sim.inference.chunked import batched_point_fn
 from gigafactory_sim.inference.config import InferenceService, StaticPartition
 from gigafactory_sim.inference.demand import TraceDemand
-from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity, single_capacity
+from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity
+from gigafactory_sim.inference.prefix import computed_mix
+from gigafactory_sim.inference.single import single_capacity
 from gigafactory_sim.inference.tokens import mix_samples
 
 if TYPE_CHECKING:
@@ -136,7 +139,12 @@ def replica_problems(
             )
         ]
     try:
-        (single_capacity if svc.batching == "none" else capacity)(perf, mix, svc.slo.limits(), gpu.power_model)
+        if svc.prefix_cache is not None:
+            mix = computed_mix(mix, svc.prefix_cache.hit_rate)
+        if svc.batching == "none":
+            single_capacity(perf, mix, svc.slo.limits(), gpu.power_model)
+        else:
+            capacity(perf, mix, svc.slo.limits(), gpu.power_model, batched_point_fn(perf))
     except InfeasibleObjective as exc:
         field = f"{path}.slo.{exc.field}" if exc.field != "model" else f"{path}.model"
         return [(field, f"{exc} (on {cluster.name!r}, {g} x {gpu.name})")]

@@ -25,16 +25,20 @@ from pydantic import Field, model_validator
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.gpus.catalogue import GpuProfile
 from gigafactory_sim.inference.demand import DemandProfile, TraceDemand
+from gigafactory_sim.inference.moe import split_experts
 from gigafactory_sim.inference.perf import ReplicaPerf, SloLimits
 from gigafactory_sim.inference.tokens import TokenDistribution
 from gigafactory_sim.units import Duration
 
 __all__ = [
     "Autoscaler",
+    "FluidOptions",
     "InferenceFirst",
     "InferenceService",
     "ModelSpec",
+    "PrefixCache",
     "ReplicaModel",
+    "Scheduling",
     "SharingPolicy",
     "Slo",
     "StaticPartition",
@@ -56,11 +60,21 @@ class ModelSpec(StrictModel):
     kv_heads: int | None = Field(default=None, gt=0)
     head_dim: int | None = Field(default=None, gt=0)
     kv_bytes_per_value: float = Field(default=2.0, gt=0)
+    active_params_b: float | None = Field(default=None, gt=0, description="mixture of experts: per token, billions")
+    experts: int | None = Field(default=None, gt=0, description="mixture of experts: routed experts per layer")
+    experts_per_token: int | None = Field(default=None, gt=0, description="mixture of experts: top-k")
 
     @model_validator(mode="after")
     def _kv(self) -> ModelSpec:
         if self.kv_bytes_per_token is None and None in (self.layers, self.kv_heads, self.head_dim):
             raise ValueError("give kv_bytes_per_token, or layers, kv_heads and head_dim to derive it")
+        moe = (self.active_params_b, self.experts, self.experts_per_token)
+        if any(x is not None for x in moe) and None in moe:
+            raise ValueError("a mixture of experts needs active_params_b, experts and experts_per_token")
+        if self.active_params_b is not None and self.active_params_b > self.params_b:
+            raise ValueError(f"active_params_b {self.active_params_b:g} is above params_b {self.params_b:g}")
+        if self.experts is not None and self.experts_per_token is not None and self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token {self.experts_per_token} is above experts {self.experts}")
         return self
 
     @property
@@ -92,6 +106,58 @@ class ReplicaModel(StrictModel):
     memory_efficiency: float = Field(default=4.27 / 4.8, gt=0, le=1)
     memory_utilisation: float = Field(default=0.9, gt=0, le=1, description="share of HBM for weights + KV cache")
     step_overhead: Duration = Field(default=0.0005, description="fixed time per step (scheduling, launches)")
+    moe_efficiency: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="mixture of experts: share of the dense prefill/decode efficiencies its grouped expert GEMMs, "
+        "routing and all-to-all reach (calibrated on TensorRT-LLM's Qwen3-235B-A22B 8x H200 figures)",
+    )
+
+
+class Scheduling(StrictModel):
+    """How a replica's steps are filled (``scheduling`` of a service).
+
+    Default (``chunked_prefill: false``): prompts admitted at a step boundary are prefilled whole in the next
+    step, which stalls every decode behind them. ``chunked_prefill: true`` (vLLM's scheduler, Sarathi-Serve,
+    Agrawal et al., OSDI 2024): a step carries at most ``max_num_batched_tokens`` tokens; decodes come first
+    (one token each), prefill chunks of the oldest prompts fill the rest, and the step is one fused forward
+    pass (weights streamed once for both). 8192 tokens: vLLM's recommended budget for throughput (its docs:
+    "Optimization and Tuning"; FastDeploy recommends > 8096).
+    """
+
+    chunked_prefill: bool = False
+    max_num_batched_tokens: int = Field(default=8192, gt=0, description="tokens per step, decodes included")
+
+    @property
+    def prefill_budget_tokens(self) -> float:
+        """Tokens per step, or ``inf`` without chunked prefill."""
+        return float(self.max_num_batched_tokens) if self.chunked_prefill else float("inf")
+
+
+class FluidOptions(StrictModel):
+    """Options of the fluid fidelity (``fluid`` of a service). ``step_queue: true`` turns on the burst-aware
+    latency and power of :mod:`gigafactory_sim.inference.bursts`: TTFT from the step-length queue of
+    prefill-first steps, and, for trace demand, the control segment's queue, power and step time also taken on a
+    grid of ``resolution`` cells of the trace's own counts. Off by default (today's mean field, golden outputs
+    unchanged)."""
+
+    step_queue: bool = False
+    resolution: Duration = Field(default=0.1, description="cell of the sub-segment grid (trace demand)")
+
+    @model_validator(mode="after")
+    def _positive(self) -> FluidOptions:
+        if self.resolution <= 0:
+            raise ValueError("resolution must be positive")
+        return self
+
+
+class PrefixCache(StrictModel):
+    """Prefix caching (:mod:`gigafactory_sim.inference.prefix`): ``hit_rate`` of every prompt's tokens is
+    cached and not prefilled; the cache keeps ``cache_share`` of the KV space (assumed)."""
+
+    hit_rate: float = Field(ge=0, le=1, description="share of prompt tokens found in the cache")
+    cache_share: float = Field(default=0.1, ge=0, lt=1, description="share of the KV space the cache keeps")
 
 
 class Slo(StrictModel):
@@ -172,6 +238,9 @@ class InferenceService(StrictModel):
     control_interval: Duration = 60.0
     queue_timeout: Duration = Field(default=60.0, description="requests waiting longer are rejected")
     replica_model: ReplicaModel = Field(default_factory=ReplicaModel)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    fluid: FluidOptions = Field(default_factory=FluidOptions)
+    prefix_cache: PrefixCache | None = None
 
     @model_validator(mode="after")
     def _tokens(self) -> InferenceService:
@@ -184,6 +253,11 @@ class InferenceService(StrictModel):
     def replica_perf(self, gpu: GpuProfile) -> ReplicaPerf:
         """The roofline model of one replica of this service on ``gpu``."""
         m, r, g = self.model, self.replica_model, self.gpus_per_replica
+        active, expert_bytes, experts, top_k, eff = 0.0, 0.0, 0, 0, 1.0
+        if m.active_params_b is not None and m.experts is not None and m.experts_per_token is not None:
+            active, experts, top_k = m.active_params_b * 1e9, m.experts, m.experts_per_token
+            expert_bytes = split_experts(m.params, active, experts, top_k)[1] * m.bytes_per_param
+            eff = r.moe_efficiency
         return ReplicaPerf(
             params=m.params,
             weight_bytes=m.weight_bytes,
@@ -192,9 +266,16 @@ class InferenceService(StrictModel):
             peak_flops=g * gpu.dense_bf16_tflops * 1e12 * m.flops_multiplier,
             bandwidth_bps=g * gpu.hbm_bandwidth_tbs * 1e12,
             memory_bytes=g * gpu.memory_gb * 1e9,
-            prefill_efficiency=r.prefill_efficiency,
-            decode_efficiency=r.decode_efficiency,
+            prefill_efficiency=r.prefill_efficiency * eff,
+            decode_efficiency=r.decode_efficiency * eff,
             memory_efficiency=r.memory_efficiency,
             memory_utilisation=r.memory_utilisation,
             step_overhead_s=r.step_overhead,
+            step_token_budget=self.scheduling.prefill_budget_tokens,
+            active_params=active,
+            expert_bytes=expert_bytes,
+            experts=experts,
+            experts_per_token=top_k,
+            prefix_hit_rate=self.prefix_cache.hit_rate if self.prefix_cache else 0.0,
+            kv_reserved_share=self.prefix_cache.cache_share if self.prefix_cache else 0.0,
         )

@@ -111,7 +111,12 @@ class DiscreteService:
         rep = DiscreteReplica(cluster, slots)
         rep.t_s = self.env.now
         self.replicas.append(rep)
-        body = self._continuous(rep) if self.batching == "continuous" else self._single(rep)
+        if self.batching != "continuous":
+            body = self._single(rep)
+        elif self.models[cluster].perf.chunked:
+            body = self._chunked(rep)
+        else:
+            body = self._continuous(rep)
         self.env.process(self._lifecycle(rep, body, on_drained))
         return rep
 
@@ -181,6 +186,8 @@ class DiscreteService:
                 yield self._wait(rep)
                 continue
             prefill = sum(r.prompt for r in new)
+            if perf.prefix_hit_rate > 0:  # the cached part of each prompt is not prefilled
+                prefill *= 1.0 - perf.prefix_hit_rate
             t = perf.step_time_s(n, ctx, prefill)
             self._set_power(rep, gpus * perf.step_gpu_power_w(model, n, ctx, prefill))
             rep.in_flight = n + len(new)
@@ -190,6 +197,67 @@ class DiscreteService:
             now = env.now
             ctx += n
             for r in new:
+                r.ttft_s = now
+                steps = math.ceil(r.output) - 1
+                if steps <= 0:
+                    self.done.append((r.arrival_s, now, now, r.prompt, float(max(math.ceil(r.output), 1))))
+                    continue
+                seq += 1
+                heapq.heappush(heap, (step + steps, seq, r))
+                ctx += r.prompt + 1
+            while heap and heap[0][0] <= step:
+                r = heapq.heappop(heap)[2]
+                out = float(math.ceil(r.output))
+                self.done.append((r.arrival_s, r.ttft_s, now, r.prompt, out))
+                ctx -= r.prompt + out
+            n = len(heap)
+
+    def _chunked(self, rep: DiscreteReplica) -> Generator[simpy.Event, Any, None]:
+        """Chunked prefill: each step carries the decodes (one token each) and, within the token budget left,
+        prefill chunks of the oldest prompts first; a prompt's first token comes at the end of its last
+        chunk's step."""
+        env = self.env
+        m = self.models[rep.cluster]
+        perf, model, gpus = m.perf, m.power, m.perf.gpus
+        heap: list[tuple[int, int, _Request]] = []
+        pre: deque[list[Any]] = deque()  # [request, prompt tokens still to prefill], oldest first
+        n, ctx, step, seq = 0, 0.0, 0, 0
+        while True:
+            left = perf.step_token_budget - n
+            chunks: list[tuple[list[Any], float]] = []
+            for item in pre:
+                if left <= 0:
+                    break
+                take = min(item[1], left)
+                chunks.append((item, take))
+                left -= take
+            while rep.active and left > 0 and n + len(pre) < rep.slots:
+                r = self._take(rep)
+                if r is None:
+                    break
+                item = [r, float(r.prompt) * (1.0 - perf.prefix_hit_rate)]
+                pre.append(item)
+                take = min(item[1], left)
+                chunks.append((item, take))
+                left -= take
+            if not chunks and n == 0:
+                if not rep.active and not pre:
+                    return
+                yield self._wait(rep)
+                continue
+            prefill = sum(take for _, take in chunks)
+            t = perf.step_time_s(n, ctx, prefill)
+            self._set_power(rep, gpus * perf.step_gpu_power_w(model, n, ctx, prefill))
+            rep.in_flight = n + len(pre)
+            yield env.timeout(t)
+            self.batch_time += n * t
+            step += 1
+            now = env.now
+            ctx += n
+            for item, take in chunks:
+                item[1] -= take
+            while pre and pre[0][1] <= 0:
+                r = pre.popleft()[0]
                 r.ttft_s = now
                 steps = math.ceil(r.output) - 1
                 if steps <= 0:
@@ -221,6 +289,8 @@ class DiscreteService:
                 yield self._wait(rep)
                 continue
             prefill = perf.c_prefill_s * r.prompt
+            if perf.prefix_hit_rate > 0:
+                prefill *= 1.0 - perf.prefix_hit_rate
             decode = r.output * t1
             service = prefill + decode
             busy_w = (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w

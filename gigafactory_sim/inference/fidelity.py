@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -81,10 +82,19 @@ class FluidServing:
     ) -> None:
         svc = p.svc
         self.mix = p.mix
+        self.prompt_mean = p.raw_prompt_mean or p.mix.prompt_mean
         self.expected = expected
         self.fluid = FluidService(
-            p.models, p.mix, p.prompt, p.output, svc.slo.limits(), svc.batching, svc.queue_timeout
+            p.models,
+            p.mix,
+            p.prompt,
+            p.output,
+            svc.slo.limits(),
+            svc.batching,
+            svc.queue_timeout,
+            step_queue=svc.fluid.step_queue,
         )
+        self.resolution_s = svc.fluid.resolution if svc.fluid.step_queue and p.trace is not None else None
         self.plan: Plan | None = None
         self.seg_start = 0.0
 
@@ -94,9 +104,17 @@ class FluidServing:
     def arrived(self) -> float:
         return self.fluid.arrived
 
+    def _cells(self, t0_s: float, t1_s: float) -> np.ndarray | None:
+        """Arrivals in cells of ``resolution`` over ``[t0, t1)`` (trace demand with ``fluid.step_queue``)."""
+        if self.resolution_s is None or t1_s <= t0_s:
+            return None
+        edges = np.linspace(t0_s, t1_s, max(round((t1_s - t0_s) / self.resolution_s), 1) + 1)
+        return np.array([self.expected(a, b) for a, b in pairwise(edges)])
+
     def segment_break(self, now_s: float) -> None:
         if self.plan is not None and now_s > self.seg_start:
-            self.fluid.account(self.plan, self.seg_start, now_s, self.expected(self.seg_start, now_s))
+            arrivals = self.expected(self.seg_start, now_s)
+            self.fluid.account(self.plan, self.seg_start, now_s, arrivals, self._cells(self.seg_start, now_s))
         self.seg_start = now_s
 
     def tick(self, now_s: float, interval_s: float) -> tuple[float, float | None]:
@@ -104,7 +122,7 @@ class FluidServing:
         return self.expected(now_s - interval_s, now_s), None
 
     def replan(self, now_s: float, rate_per_s: float, serving: dict[int, int], span_s: float) -> float | None:
-        self.plan = self.fluid.plan(rate_per_s, serving, span_s)
+        self.plan = self.fluid.plan(rate_per_s, serving, span_s, self._cells(now_s, now_s + span_s))
         self.seg_start = now_s
         return self.plan.rate_per_s
 
@@ -129,7 +147,7 @@ class FluidServing:
             "served": f.served,
             "rejected": f.rejected,
             "late": f.late,
-            "prompt_tokens": f.served * self.mix.prompt_mean,
+            "prompt_tokens": f.served * self.prompt_mean,
             "output_tokens": f.served * self.mix.output_mean,
             "latency": latency,
         }

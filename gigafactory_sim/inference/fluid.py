@@ -21,19 +21,25 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
+from gigafactory_sim.inference.bursts import (
+    backlog_integral,
+    burst_weighted_point,
+    served_per_cell,
+    step_queue_ttft_s,
+)
+from gigafactory_sim.inference.chunked import batched_point_fn, chunked_ttft_at
 from gigafactory_sim.inference.perf import (
     OperatingPoint,
     ReplicaPerf,
     SloLimits,
     TokenMix,
-    operating_point,
-    single_operating_point,
-    single_service_cv2,
 )
 from gigafactory_sim.inference.queueing import erlang_c
+from gigafactory_sim.inference.single import single_operating_point, single_service_cv2
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
@@ -108,6 +114,7 @@ class FluidService:
         batching: str,
         queue_timeout_s: float,
         ca2: float = 1.0,
+        step_queue: bool = False,
     ) -> None:
         self.models = models
         self.mix = mix
@@ -119,6 +126,7 @@ class FluidService:
         self.batching = batching
         self.queue_timeout_s = queue_timeout_s
         self.ca2 = ca2
+        self.step_queue = step_queue  # burst-aware latency (:mod:`.bursts`)
         self.backlog: deque[list[float]] = deque()  # [arrival time, requests], oldest first
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
@@ -136,22 +144,44 @@ class FluidService:
         m = self.models[cluster]
         if self.batching == "none":
             return single_operating_point(m.perf, self.mix, rate_per_s, m.power)
-        return operating_point(m.perf, self.mix, rate_per_s, m.power)
+        return batched_point_fn(m.perf)(m.perf, self.mix, rate_per_s, m.power)
 
-    def plan(self, rate_per_s: float, serving: dict[int, int], interval_s: float) -> Plan:
-        """Operating points for a segment expected to last ``interval_s`` with demand ``rate_per_s``."""
+    def plan(
+        self, rate_per_s: float, serving: dict[int, int], interval_s: float, sub_counts: np.ndarray | None = None
+    ) -> Plan:
+        """Operating points for a segment expected to last ``interval_s`` with demand ``rate_per_s``;
+        ``sub_counts`` (with ``step_queue``): its arrivals in equal cells, to weight power and step time by the
+        bursts (:func:`~gigafactory_sim.inference.bursts.burst_weighted_point`)."""
         k = self.capacity_per_s(serving)
         offered = rate_per_s + self.backlog_requests() / max(interval_s, 1e-9)
         lam = min(offered, k)
         points: dict[int, OperatingPoint] = {}
+        cells: np.ndarray | None = None
+        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
+            dt = interval_s / len(sub_counts)
+            served = served_per_cell(sub_counts, dt, k, self.backlog_requests())
+            # a replica's batch settles over a request's stay: weight by rates over windows that long
+            stay = max(m.cap.e2e_s for m in self.models.values())
+            w = max(1, min(round(stay / dt), len(served)))
+            whole = len(served) // w * w
+            windows = served[:whole].reshape(-1, w).sum(axis=1)
+            if whole < len(served):
+                windows = np.append(windows, served[whole:].sum() * w / (len(served) - whole))
+            cells = windows / (w * dt)
         for c in self.models:
             share = self.models[c].rate_per_s / k if k > 0 else 0.0
-            points[c] = self.point(c, lam * share)
+            if cells is None:
+                points[c] = self.point(c, lam * share)
+            else:
+                points[c] = burst_weighted_point(partial(self.point, c), cells * share)
         return Plan(lam, k, points, dict(serving))
 
     # -- accounting ----------------------------------------------------------------------------------------
-    def account(self, plan: Plan, t0_s: float, t1_s: float, arrivals: float) -> float:
-        """Serve ``arrivals`` (requests arriving uniformly in ``[t0, t1)``) under ``plan``; returns served."""
+    def account(
+        self, plan: Plan, t0_s: float, t1_s: float, arrivals: float, sub_counts: np.ndarray | None = None
+    ) -> float:
+        """Serve ``arrivals`` (requests arriving uniformly in ``[t0, t1)``) under ``plan``; returns served.
+        ``sub_counts`` (with ``step_queue``): the arrivals in equal cells of the segment, for the burst wait."""
         dt = t1_s - t0_s
         if dt <= 0:
             return 0.0
@@ -170,6 +200,8 @@ class FluidService:
             else:
                 integral, served = q0 * tau / 2, q0 + arrivals
         served = min(served, q0 + arrivals)
+        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
+            integral = max(integral, backlog_integral(sub_counts, dt / len(sub_counts), k, q0))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
         left = served
         while left > 1e-12 and self.backlog:
@@ -209,13 +241,24 @@ class FluidService:
                 wq = pw / free_rate * (self.ca2 + cs2) / 2.0 if free_rate > 0 else float("inf")
             t = op.step_s
             c_p = m.perf.c_prefill_s
+            ttft_grid: np.ndarray | None = None  # TTFT per prompt quantile without waiting, where not linear
             if self.batching == "none":
                 a_ttft, a_e2e, b = t, c_p * self.mix.prompt_mean, t
+            elif m.perf.chunked or self.step_queue:
+                if m.perf.chunked:
+                    ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
+                else:
+                    replicas = sum(plan.serving.values())
+                    ttft_grid = step_queue_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas)
+                a_ttft, a_e2e, b = 0.0, float(ttft_grid.mean()) - t, t
             else:
                 a_ttft, a_e2e, b = 1.5 * t, 1.5 * t + c_p * self.mix.prompt_mean - t, t
             wait = fluid_wait + wq
             self.wait_sum += weight * wait
-            self.ttft_sum += weight * (wait + a_ttft + c_p * self.mix.prompt_mean)
+            if ttft_grid is not None:
+                self.ttft_sum += weight * (wait + a_e2e + t)
+            else:
+                self.ttft_sum += weight * (wait + a_ttft + c_p * self.mix.prompt_mean)
             self.e2e_sum += weight * (wait + a_e2e + b * self.mix.output_mean)
             self.tpot_sum += weight * t
             cases = [(1.0 - pw, fluid_wait), (pw, fluid_wait + (wq / pw if pw > 0 else 0.0))]
@@ -223,10 +266,15 @@ class FluidService:
             for p, w in cases:
                 if p <= 1e-9:
                     continue
-                self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
+                if ttft_grid is not None:
+                    self.ttft_hist.add(w + ttft_grid, weight * p / len(GRID))
+                else:
+                    self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
                 self.e2e_hist.add(w + a_e2e + b * self.output_grid, weight * p / len(GRID))
                 ok = 1.0 if t <= self.slo.tpot_s else 0.0
-                if self.slo.ttft_s < float("inf"):
+                if self.slo.ttft_s < float("inf") and ttft_grid is not None:
+                    ok *= float((ttft_grid <= self.slo.ttft_s - w).mean())
+                elif self.slo.ttft_s < float("inf"):
                     ok *= self._cdf(self.prompt_sorted, (self.slo.ttft_s - w - a_ttft) / c_p)
                 if self.slo.e2e_s < float("inf"):
                     ok *= self._cdf(self.output_sorted, (self.slo.e2e_s - w - a_e2e) / b)
@@ -264,7 +312,11 @@ def cluster_model(
     perf: ReplicaPerf, power: GpuPowerModel, mix: TokenMix, slo: SloLimits, batching: str
 ) -> ClusterModel:
     """A :class:`ClusterModel` with its capacity operating point (raises ``InfeasibleObjective``)."""
-    from gigafactory_sim.inference.perf import capacity, single_capacity
+    from gigafactory_sim.inference.perf import capacity
+    from gigafactory_sim.inference.single import single_capacity
 
-    cap = single_capacity(perf, mix, slo, power) if batching == "none" else capacity(perf, mix, slo, power)
+    if batching == "none":
+        cap = single_capacity(perf, mix, slo, power)
+    else:
+        cap = capacity(perf, mix, slo, power, batched_point_fn(perf))
     return ClusterModel(perf, power, cap, slots_at_capacity(cap, batching))

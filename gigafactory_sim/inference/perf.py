@@ -31,6 +31,7 @@ larger of the compute power at its compute fraction and the memory power at its 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,9 @@ __all__ = [
     "ReplicaPerf",
     "SloLimits",
     "TokenMix",
+    "busy_fraction",
     "capacity",
+    "memory_power_w",
     "operating_point",
 ]
 
@@ -70,6 +73,8 @@ class TokenMix:
     prompt_q: float  # prompt tokens at the SLO quantile
     output_q: float  # output tokens at the SLO quantile
     output_cv2: float  # squared coefficient of variation of O (service-time variability)
+    prompt_sq_mean: float = 0.0  # E[I^2]; 0: not known (taken as E[I]^2)
+    prompt_grid: tuple[float, ...] = ()  # prompt tokens at 100 evenly spaced quantiles (empty: not known)
 
     @classmethod
     def from_samples(cls, prompt: np.ndarray, output: np.ndarray, quantile: float = 0.99) -> TokenMix:
@@ -84,6 +89,8 @@ class TokenMix:
             prompt_q=float(np.quantile(p, quantile)),
             output_q=float(np.quantile(o, quantile)),
             output_cv2=float(o.var() / mean_o**2) if mean_o > 0 else 0.0,
+            prompt_sq_mean=float((p * p).mean()),
+            prompt_grid=tuple(float(x) for x in np.quantile(p, np.linspace(0.005, 0.995, 100))),
         )
 
     @classmethod
@@ -122,11 +129,37 @@ class ReplicaPerf:
     memory_efficiency: float = 4.27 / 4.8
     memory_utilisation: float = 0.9
     step_overhead_s: float = 0.0005
+    step_token_budget: float = INF  # chunked prefill: tokens per step (decodes + prefill chunks); inf: off
+    active_params: float = 0.0  # mixture of experts: parameters per token (0: dense, all of ``params``)
+    expert_bytes: float = 0.0  # mixture of experts: bytes of all routed experts (inside ``weight_bytes``)
+    experts: int = 0  # routed experts per layer (0: dense)
+    experts_per_token: int = 0  # top-k
+    prefix_hit_rate: float = 0.0  # prefix caching: share of prompt tokens not prefilled
+    kv_reserved_share: float = 0.0  # prefix caching: share of the KV space the cache keeps
+
+    @property
+    def moe(self) -> bool:
+        return self.experts > 0
+
+    def weights_read_s(self, tokens: float) -> float:
+        """Seconds to stream the weights a step of ``tokens`` tokens touches: all of them for a dense model; for
+        a mixture of experts the shared part plus the experts routed to (uniform routing: a share
+        ``1 - (1 - k/E)^tokens`` of them)."""
+        if not self.moe:
+            return self.weights_time_s
+        touched = 1.0 - (1.0 - self.experts_per_token / self.experts) ** max(tokens, 1.0)
+        read = self.weight_bytes - self.expert_bytes * (1.0 - touched)
+        return read / (self.bandwidth_bps * self.memory_efficiency)
+
+    @property
+    def chunked(self) -> bool:
+        """Whether steps are fused decode + prefill-chunk passes under a token budget (chunked prefill)."""
+        return math.isfinite(self.step_token_budget)
 
     # -- derived constants ---------------------------------------------------------------------------------
     @property
     def flops_per_token(self) -> float:
-        return 2.0 * self.params
+        return 2.0 * (self.active_params if self.moe else self.params)
 
     @property
     def c_prefill_s(self) -> float:
@@ -150,7 +183,8 @@ class ReplicaPerf:
     @property
     def kv_capacity_tokens(self) -> float:
         """Tokens of KV cache that fit beside the weights (``memory_utilisation`` of HBM usable)."""
-        return max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0) / self.kv_bytes_per_token
+        free = max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0) / self.kv_bytes_per_token
+        return free * (1.0 - self.kv_reserved_share) if self.kv_reserved_share > 0 else free
 
     def prefill_tokens_per_s(self) -> float:
         return 1.0 / self.c_prefill_s
@@ -158,17 +192,20 @@ class ReplicaPerf:
     # -- one step ------------------------------------------------------------------------------------------
     def step_parts_s(self, n_decode: float, ctx_tokens: float, prefill_tokens: float) -> tuple[float, float, float]:
         """(memory time, decode compute time, prefill compute time) of one step."""
-        mem = self.weights_time_s + self.kv_time_per_token_s * ctx_tokens if n_decode > 0 else 0.0
+        w = self.weights_read_s(n_decode + prefill_tokens)
+        mem = w + self.kv_time_per_token_s * ctx_tokens if n_decode > 0 else 0.0
         cmp = self.c_decode_s * n_decode if n_decode > 0 else 0.0
         pre = self.c_prefill_s * prefill_tokens
         if n_decode <= 0 and prefill_tokens > 0:
-            mem = self.weights_time_s  # a prefill-only step still streams the weights once
+            mem = w  # a prefill-only step still streams the weights once
         return mem, cmp, pre
 
     def step_time_s(self, n_decode: float, ctx_tokens: float, prefill_tokens: float) -> float:
         """Duration of one step with ``n_decode`` decoding requests holding ``ctx_tokens`` of context in
         total."""
         mem, cmp, pre = self.step_parts_s(n_decode, ctx_tokens, prefill_tokens)
+        if self.chunked:  # one fused pass: the weights are streamed once for decodes and prefill chunks
+            return self.step_overhead_s + max(mem, cmp + pre)
         if n_decode <= 0 and prefill_tokens > 0:
             return self.step_overhead_s + max(mem, pre)
         return self.step_overhead_s + max(mem, cmp) + pre
@@ -181,8 +218,16 @@ class ReplicaPerf:
         return self.phase_power_w(model, mem, cmp, pre, self.step_time_s(n_decode, ctx_tokens, prefill_tokens))
 
     def phase_power_w(self, model: GpuPowerModel, mem: float, cmp: float, pre: float, t: float) -> float:
+        """Mean power per GPU over a step of ``t`` seconds with the given memory, decode-compute and prefill
+        times (watts)."""
         if t <= 0.0:
             return model.idle_w
+        if self.chunked:  # fused pass: the larger of the compute and the HBM power over its busy time
+            busy = max(mem, cmp + pre)
+            if busy <= 0:
+                return model.idle_w
+            busy_w = max(model.power_w((cmp + pre) / busy), memory_power_w(model, mem / busy))
+            return (busy * busy_w + max(t - busy, 0.0) * model.idle_w) / t
         if mem > 0 and pre > 0 and cmp == 0:  # prefill-only step: compute-bound throughout
             return model.power_w(1.0)
         decode = max(mem, cmp)
@@ -245,12 +290,12 @@ def operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: 
     else:
         mem, cmp, _ = perf.step_parts_s(max(n, 1e-12), ctx, 0.0)
         pre = perf.c_prefill_s * lam * t * mix.prompt_mean
-        busy = _busy_fraction(n)
+        busy = busy_fraction(n)
         power = busy * perf.phase_power_w(model, mem, cmp, pre, t) + (1.0 - busy) * model.idle_w
     return OperatingPoint(lam, t, n, ttft, e2e, e2e_q, ttft_q, ctx, power, True)
 
 
-def _busy_fraction(batch: float) -> float:
+def busy_fraction(batch: float) -> float:
     """Probability that a replica holds at least one request when its mean batch is ``batch`` (Poisson)."""
     return 1.0 - math.exp(-batch) if batch < 50 else 1.0
 
@@ -266,13 +311,21 @@ def meets(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> bool:
     )
 
 
-def capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerModel) -> OperatingPoint:
+def capacity(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    slo: SloLimits,
+    model: GpuPowerModel,
+    point: Callable[[ReplicaPerf, TokenMix, float, GpuPowerModel], OperatingPoint] | None = None,
+) -> OperatingPoint:
     """The busiest operating point that still meets ``slo`` and fits the KV cache (bisection on the rate).
+    ``point`` gives the operating point at a rate (default :func:`operating_point`: prefill-first steps).
 
     Its ``rate_per_s`` is the replica's capacity; its ``batch`` the largest batch the objectives allow.
     Raises :class:`InfeasibleObjective` if no rate does (tighter than an unloaded replica achieves).
     """
-    zero = operating_point(perf, mix, 1e-12, model)
+    point = point or operating_point
+    zero = point(perf, mix, 1e-12, model)
     if not meets(zero, perf, slo):
         raise InfeasibleObjective(*_why_infeasible(zero, perf, slo))
     lam_sat = 1.0 / max(
@@ -282,11 +335,11 @@ def capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerMo
     lo, hi = 0.0, lam_sat
     for _ in range(80):
         mid = 0.5 * (lo + hi)
-        if meets(operating_point(perf, mix, mid, model), perf, slo):
+        if meets(point(perf, mix, mid, model), perf, slo):
             lo = mid
         else:
             hi = mid
-    return operating_point(perf, mix, lo, model)
+    return point(perf, mix, lo, model)
 
 
 def _why_infeasible(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> tuple[str, str]:
@@ -307,61 +360,3 @@ def _why_infeasible(op: OperatingPoint, perf: ReplicaPerf, slo: SloLimits) -> tu
         f"no batch size meets e2e {slo.e2e_s:g} s: an unloaded replica needs {op.e2e_q_s:.2f} s for a "
         f"request at the quantile output length"
     )
-
-
-def single_operating_point(perf: ReplicaPerf, mix: TokenMix, rate_per_s: float, model: GpuPowerModel) -> OperatingPoint:
-    """A replica serving one request at a time (``batching: none``): service time ``c_p*I + O*t1``.
-
-    ``t1`` is the batch-1 decode step at the mean context; ``batch`` is the busy fraction (utilisation);
-    latencies
-    exclude queueing (the caller adds the M/G/c wait).
-    """
-    lam = max(rate_per_s, 0.0)
-    ctx = mix.prompt_mean + mix.output_mean / 2.0
-    t1 = perf.step_time_s(1, ctx, 0.0)
-    prefill = perf.c_prefill_s * mix.prompt_mean
-    service = prefill + mix.output_mean * t1
-    busy = lam * service
-    if busy >= 1.0:
-        return OperatingPoint(lam, t1, INF, INF, INF, INF, INF, INF, model.power_w(1.0), False)
-    mem, cmp, _ = perf.step_parts_s(1, ctx, 0.0)
-    decode_w = perf.phase_power_w(model, mem, cmp, 0.0, t1)
-    busy_w = (prefill * model.power_w(1.0) + mix.output_mean * t1 * decode_w) / service
-    return OperatingPoint(
-        lam,
-        t1,
-        busy,
-        prefill + t1,
-        service,
-        perf.c_prefill_s * mix.prompt_mean + mix.output_q * t1,
-        perf.c_prefill_s * mix.prompt_q + t1,
-        ctx * busy,
-        busy * busy_w + (1.0 - busy) * model.idle_w,
-        True,
-    )
-
-
-def single_service_cv2(perf: ReplicaPerf, mix: TokenMix) -> float:
-    """Squared coefficient of variation of the one-request-at-a-time service time (output length drives
-    it)."""
-    t1 = perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0)
-    mean = perf.c_prefill_s * mix.prompt_mean + mix.output_mean * t1
-    var_o = max(mix.output_sq_mean - mix.output_mean**2, 0.0)
-    return var_o * t1 * t1 / (mean * mean) if mean > 0 else 0.0
-
-
-def single_capacity(perf: ReplicaPerf, mix: TokenMix, slo: SloLimits, model: GpuPowerModel) -> OperatingPoint:
-    """Capacity of a replica serving one request at a time: ``1 / E[service time]`` (the autoscaler's
-    ``target_utilisation`` keeps the queue short). Raises :class:`InfeasibleObjective` if an unloaded replica
-    misses an objective."""
-    zero = single_operating_point(perf, mix, 0.0, model)
-    if zero.step_s > slo.tpot_s:
-        raise InfeasibleObjective(
-            "tpot",
-            f"no batch size meets tpot {slo.tpot_s * 1e3:g} ms: one request's step takes {zero.step_s * 1e3:.1f} ms",
-        )
-    if zero.ttft_q_s > slo.ttft_s:
-        raise InfeasibleObjective("ttft", f"no batch size meets ttft {slo.ttft_s:g} s: unloaded {zero.ttft_q_s:.3f} s")
-    if zero.e2e_q_s > slo.e2e_s:
-        raise InfeasibleObjective("e2e", f"no batch size meets e2e {slo.e2e_s:g} s: unloaded {zero.e2e_q_s:.2f} s")
-    return single_operating_point(perf, mix, (1.0 - 1e-9) / zero.e2e_s, model)

@@ -18,6 +18,7 @@ from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.fluid import ClusterModel, cluster_model
 from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix
+from gigafactory_sim.inference.prefix import computed_mix
 from gigafactory_sim.inference.tokens import mix_samples
 from gigafactory_sim.inference.trace import RequestTrace, load_request_trace
 from gigafactory_sim.sim.facility import PowerTable
@@ -38,6 +39,7 @@ class PreparedService:
     prompt: np.ndarray  # token samples the fluid model integrates over
     output: np.ndarray
     models: dict[int, ClusterModel]
+    raw_prompt_mean: float = 0.0  # mean prompt tokens, cached part included (the mix's is what prefill computes)
 
 
 def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
@@ -64,6 +66,10 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
                 mix = service_token_mix(svc)
                 prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
+            raw_prompt_mean = mix.prompt_mean
+            if svc.prefix_cache is not None:  # prefill sees the uncached part of each prompt
+                mix = computed_mix(mix, svc.prefix_cache.hit_rate)
+                prompt = prompt * (1.0 - svc.prefix_cache.hit_rate)
             models: dict[int, ClusterModel] = {}
             for c in clusters:
                 perf = svc.replica_perf(power.gpu_profiles[c])
@@ -75,7 +81,7 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
-        out.append(PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models))
+        out.append(PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models, raw_prompt_mean))
     if problems:
         raise ScenarioError(problems)
     return out

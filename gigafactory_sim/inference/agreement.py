@@ -1,0 +1,128 @@
+"""Fluid against discrete on one request stream: the figures both fidelities report, side by side.
+
+:func:`compare` serves the same requests (arrival times, prompt and output tokens) on a fixed number of
+replicas of one cluster model with each fidelity: the discrete model every request as an event, the fluid
+model in control segments whose arrivals are the stream's counts. Used by
+``tests/test_inference_fluid_discrete.py`` and the agreement table in README.md. Units: seconds, joules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from itertools import pairwise
+
+import numpy as np
+import simpy
+
+from gigafactory_sim.inference.discrete import DiscreteService
+from gigafactory_sim.inference.fluid import ClusterModel, FluidService
+from gigafactory_sim.inference.perf import SloLimits, TokenMix
+from gigafactory_sim.inference.trace import read_trace_file
+
+__all__ = ["Figures", "azure_sample", "compare", "relative_errors", "synthetic_stream"]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one fidelity reports for the requests arriving before the horizon (discrete: each run to its end;
+    energy of the replicas until the last one ends)."""
+
+    mean_ttft_s: float
+    mean_e2e_s: float
+    p90_e2e_s: float
+    throughput_tokens_per_s: float  # output tokens served per second over the horizon
+    energy_j_per_token: float  # GPU energy of the serving replicas per output token
+
+
+def compare(
+    cm: ClusterModel,
+    replicas: int,
+    times_s: np.ndarray,
+    prompt: np.ndarray,
+    output: np.ndarray,
+    horizon_s: float,
+    interval_s: float = 60.0,
+    slo: SloLimits | None = None,
+    step_queue: bool = False,
+    resolution_s: float = 0.1,
+) -> tuple[Figures, Figures]:
+    """(fluid, discrete) figures of ``replicas`` replicas serving the requests arriving before ``horizon_s``
+    (or the last arrival, if earlier). ``step_queue``: the fluid's burst-aware latency (:mod:`.bursts`) with
+    the stream's counts in cells of ``resolution_s``."""
+    horizon_s = min(horizon_s, float(times_s[-1]))  # compare while requests arrive
+    keep = times_s < horizon_s
+    times_s, prompt, output = times_s[keep], prompt[keep], output[keep]
+    mix = TokenMix.from_samples(prompt, output)
+    slo = slo or SloLimits()
+    gpus = cm.perf.gpus
+    # -- discrete: every request arriving before the horizon, run to its end (energy to the last one)
+    env = simpy.Environment()
+    disc = DiscreteService(env, {0: cm}, mix, "continuous", 1e12)
+    disc.feed(times_s, prompt, output)
+    for _ in range(replicas):
+        disc.add_replica(0)
+    env.run()
+    disc.flush_energy()
+    rec = disc.records()
+    ttft = rec[:, 1] - rec[:, 0]
+    e2e = rec[:, 2] - rec[:, 0]
+    d = Figures(
+        float(ttft.mean()),
+        float(e2e.mean()),
+        float(np.percentile(e2e, 90)),
+        float(rec[:, 4].sum()) / horizon_s,
+        disc.energy_j / float(rec[:, 4].sum()),
+    )
+    # -- fluid: one segment per control interval, arrivals counted from the stream
+    fluid = FluidService({0: cm}, mix, prompt, output, slo, "continuous", 1e12, step_queue=step_queue)
+    energy = 0.0
+    edges = np.arange(0.0, horizon_s + interval_s, interval_s)
+    edges[-1] = horizon_s
+    for t0, t1 in pairwise(edges):
+        if t1 <= t0:
+            continue
+        arrivals = float(((times_s >= t0) & (times_s < t1)).sum())
+        cells = np.linspace(t0, t1, max(round((t1 - t0) / resolution_s), 1) + 1)
+        sub = np.histogram(times_s, bins=cells)[0].astype(float) if step_queue else None
+        plan = fluid.plan(arrivals / (t1 - t0), {0: replicas}, t1 - t0, sub)
+        fluid.account(plan, t0, t1, arrivals, sub)
+        energy += replicas * gpus * plan.gpu_power_w(0) * (t1 - t0)
+    f_sum = fluid.summary()
+    tokens = fluid.served * mix.output_mean
+    f = Figures(
+        float(f_sum["mean_ttft_s"] or 0.0),
+        float(f_sum["mean_e2e_s"] or 0.0),
+        float(f_sum["e2e_p90_s"] or 0.0),
+        tokens / horizon_s,
+        energy / tokens if tokens > 0 else float("inf"),
+    )
+    return f, d
+
+
+def relative_errors(fluid: Figures, discrete: Figures) -> dict[str, float]:
+    """(fluid - discrete) / discrete per figure."""
+    return {k: (getattr(fluid, k) - getattr(discrete, k)) / getattr(discrete, k) for k in Figures.__dataclass_fields__}
+
+
+def azure_sample(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(arrival s, prompt, output tokens) of a shipped Azure LLM 2023 sample, ``code`` or ``conv``."""
+    path = resources.files("gigafactory_sim") / "data" / f"azure_llm_2023_{kind}_sample.csv.gz"
+    with resources.as_file(path) as p:
+        return read_trace_file(p, "azure", str(p), "trace")
+
+
+def synthetic_stream(kind: str, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``long_burst``: prompts log-normal median 8k, groups of 10 at one instant; ``heavy``: Pareto-tailed
+    prompts (median ~500, tail index 1.2, capped at 32k), Poisson arrivals. One request per second."""
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    if kind == "long_burst":
+        groups = np.cumsum(rng.exponential(10.0, n // 10))
+        times = np.repeat(groups, 10)
+        prompt = np.clip(np.round(8000 * np.exp(0.5 * rng.standard_normal(n))), 16, 32000)
+    else:
+        times = np.cumsum(rng.exponential(1.0, n))
+        prompt = np.clip(np.round(500 * (rng.pareto(1.2, n) + 1) / 1.78), 1, 32000)
+    output = np.clip(np.round(150 * np.exp(0.8 * rng.standard_normal(n))), 1, 2000)
+    return times - times[0], prompt, output

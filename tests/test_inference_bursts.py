@@ -1,0 +1,136 @@
+"""Fluid against discrete under bursts and long prompts (``fluid: {step_queue: true}``, :mod:`.bursts`).
+
+Targets (issue #16): mean TTFT, mean e2e and p90 e2e within 15 %, throughput and energy per output token within
+5 %. One test per stream at 60 % of the replicas' SLO capacity (Llama-3-8B shape, one H200 per replica, 2
+replicas, 10 minutes). Streams that miss a target are strict xfails whose reason gives the measured errors;
+tolerances are the targets, not widened.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
+from gigafactory_sim.inference.agreement import azure_sample, compare, relative_errors, synthetic_stream
+from gigafactory_sim.inference.bursts import backlog_integral, served_per_cell, step_queue_ttft_s
+from gigafactory_sim.inference.config import InferenceService
+from gigafactory_sim.inference.fluid import cluster_model
+from gigafactory_sim.inference.perf import TokenMix, operating_point
+
+H200 = BUILTIN_GPUS["H200-SXM"]
+TARGETS = {
+    "mean_ttft_s": 0.15,
+    "mean_e2e_s": 0.15,
+    "p90_e2e_s": 0.15,
+    "throughput_tokens_per_s": 0.05,
+    "energy_j_per_token": 0.05,
+}
+SERVICE = InferenceService.model_validate(
+    dict(
+        name="s",
+        model={"params_b": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128},
+        demand={"kind": "constant", "rate_per_s": 1.0},
+        prompt_tokens={"kind": "fixed", "value": 1},
+        output_tokens={"kind": "fixed", "value": 1},
+        slo={"tpot": "150ms"},
+    )
+)
+
+
+def errors(stream: tuple[np.ndarray, np.ndarray, np.ndarray], load: float) -> dict[str, float]:
+    t, p, o = stream
+    mix = TokenMix.from_samples(p, o)
+    cm = cluster_model(SERVICE.replica_perf(H200), H200.power_model, mix, SERVICE.slo.limits(), "continuous")
+    scale = load * 2 * cm.rate_per_s / (len(t) / (t[-1] - t[0]))
+    f, d = compare(cm, 2, t / scale, p, o, 600.0, step_queue=True)
+    return relative_errors(f, d)
+
+
+def check(err: dict[str, float]) -> None:
+    missed = {k: round(100 * v, 1) for k, v in err.items() if abs(v) > TARGETS[k]}
+    assert not missed, f"outside the targets (%): {missed}"
+
+
+def test_azure_conversation_sample_agrees() -> None:
+    check(errors(azure_sample("conv"), 0.6))
+
+
+def test_heavy_tailed_prompts_agree() -> None:
+    check(errors(synthetic_stream("heavy"), 0.6))
+
+
+@pytest.mark.xfail(strict=True, reason="p90 e2e -18.8 % (mean TTFT +1.1 %, mean e2e +0.8 %, energy -3.1 %)")
+def test_azure_code_sample_agrees() -> None:
+    check(errors(azure_sample("code"), 0.6))
+
+
+@pytest.mark.xfail(strict=True, reason="mean TTFT -39.8 %, mean e2e +18.3 %, p90 e2e +42.5 % (energy -3.2 %)")
+def test_long_prompts_in_groups_of_ten_agree() -> None:
+    check(errors(synthetic_stream("long_burst"), 0.6))
+
+
+def test_backlog_integral_against_hand_values() -> None:
+    # 10 requests arriving uniformly in 1 s, served at 5/s: backlog rises to 5, then drains in 1 s
+    assert backlog_integral(np.array([10.0, 0.0, 0.0]), 1.0, 5.0, 0.0) == pytest.approx(5.0)
+    assert backlog_integral(np.array([0.0, 0.0]), 1.0, 5.0, 10.0) == pytest.approx(10.0)
+    assert backlog_integral(np.array([2.0, 2.0]), 1.0, 5.0, 0.0) == 0.0
+    served = served_per_cell(np.array([10.0, 0.0, 0.0]), 1.0, 5.0, 0.0)
+    assert served.tolist() == pytest.approx([5.0, 5.0, 0.0])
+
+
+def test_step_queue_ttft_is_the_mean_field_one_unloaded() -> None:
+    mix = TokenMix.fixed(1000.0, 100.0)
+    cm = cluster_model(SERVICE.replica_perf(H200), H200.power_model, mix, SERVICE.slo.limits(), "continuous")
+    op = operating_point(cm.perf, mix, 1e-9, cm.power)
+    got = step_queue_ttft_s(cm.perf, mix, op, np.array([1000.0]), replicas=1)[0]
+    assert got == pytest.approx(op.ttft_s, rel=1e-6)  # 1.5 steps + c_p x I
+
+
+ENGINE = """
+name: bursts
+seed: 2
+horizon: 20m
+facility:
+  clusters:
+    - {{name: h200, gpu: H200-SXM, nodes: 2}}
+workload:
+  inference:
+    - name: code
+      model: {{params_b: 8.03, layers: 32, kv_heads: 8, head_dim: 128}}
+      fidelity: {fidelity}
+      demand: {{kind: trace, path: "builtin:azure_llm_2023_code_sample.csv.gz", format: azure, rate_scale: 3}}
+      slo: {{ttft: 5s, tpot: 150ms}}
+      autoscaler: {{min_replicas: 2, max_replicas: 2}}
+      fluid: {{step_queue: {step_queue}, resolution: {resolution}}}
+      scheduling: {{chunked_prefill: {chunked}}}
+report: {{interval: 5m}}
+"""
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_step_queue_and_chunked_prefill_in_the_engine(chunked: bool) -> None:
+    from gigafactory_sim.api import run
+    from gigafactory_sim.config.loader import parse_scenario_text
+
+    out = {}
+    for fidelity, sq in (("fluid", "false"), ("fluid", "true"), ("discrete", "false")):
+        text = ENGINE.format(fidelity=fidelity, step_queue=sq, resolution="100ms", chunked=str(chunked).lower())
+        svc = run(parse_scenario_text(text, "bursts.yaml")).summary["inference"]["services"]["code"]
+        out[(fidelity, sq)] = svc["latency"]["mean_ttft_s"]
+    plain, burst, disc = out[("fluid", "false")], out[("fluid", "true")], out[("discrete", "false")]
+    if not chunked:  # the burst-aware fluid TTFT is nearer the discrete one than the mean field's
+        assert abs(burst - disc) < abs(plain - disc)
+    assert burst >= plain
+
+
+def test_bad_resolution_is_an_input_error() -> None:
+    from pathlib import Path
+
+    from gigafactory_sim.config.loader import parse_scenario_text
+    from gigafactory_sim.errors import ScenarioError
+
+    text = ENGINE.format(fidelity="fluid", step_queue="true", resolution="0s", chunked="false")
+    with pytest.raises(ScenarioError) as exc:
+        parse_scenario_text(text, "bad.yaml", base_dir=Path.cwd())
+    assert any("fluid" in p.field for p in exc.value.problems), [p.field for p in exc.value.problems]
