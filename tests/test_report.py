@@ -549,3 +549,21 @@ def test_a_stopped_runs_page_says_it_is_partial(result_no_plots: RunResult) -> N
     html = render_html(stopped, result_no_plots.timeseries, result_no_plots.jobs, {})
     for page in (md, html):
         assert "Partial run: stopped by SIGTERM after 2 h of the 24 h planned" in page
+
+
+def test_pages_without_plots_never_import_matplotlib() -> None:
+    """``report.plots: false`` (sweeps, planning) writes the pages without paying matplotlib's import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gigafactory_sim as g\n"
+        "from gigafactory_sim.report.files import report_files\n"
+        "r = g.run(g.load_scenario('scenarios/quickstart.yaml', ['horizon=2h']))\n"
+        "files = report_files(r.summary, r.timeseries, r.jobs, plots=False)\n"
+        "assert 'report.html' in files\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "False"

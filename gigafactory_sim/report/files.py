@@ -67,10 +67,13 @@ def report_files(
         return _federation_files(summary, timeseries, jobs, plots)
     # Imported here, not at the top: matplotlib takes ~0.4 s to import, and ``import gigafactory_sim`` (which
     # exposes load_run) should not pay for it in every sweep worker that never draws a plot.
-    from gigafactory_sim.report.plots import render_plots
     from gigafactory_sim.report.render import render_html, render_markdown
 
-    pngs = render_plots(summary, timeseries, jobs) if plots else {}
+    pngs: dict[str, bytes] = {}
+    if plots:
+        from gigafactory_sim.report.plots import render_plots
+
+        pngs = render_plots(summary, timeseries, jobs)
     paths = {name: f"{PLOTS_DIR}/{name}.png" for name in pngs}
     files = {paths[name]: png for name, png in pngs.items()}
     files[REPORT_MD] = render_markdown(summary, timeseries, jobs, paths).encode("utf-8")

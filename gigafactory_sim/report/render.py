@@ -21,14 +21,20 @@ from typing import Any
 import pandas as pd
 
 from gigafactory_sim.report.format import format_value
-from gigafactory_sim.report.plots import PLOTS
 from gigafactory_sim.report.sections import Section, build_sections
 from gigafactory_sim.report.story import Card, story
 from gigafactory_sim.report.tables import Table, period
 
 __all__ = ["Page", "page_html", "page_markdown", "partial_note", "render_html", "render_markdown"]
 
-_CAPTIONS = {spec.name: spec.caption for spec in PLOTS}
+
+def _captions(plots: list[str]) -> dict[str, str]:
+    """The plots' captions (matplotlib is imported only when plots were drawn: ~0.4 s a report otherwise)."""
+    if not plots:
+        return {}
+    from gigafactory_sim.report.plots import PLOTS
+
+    return {spec.name: spec.caption for spec in PLOTS}
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def _page(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFra
         partial_note(summary),
         story(summary),
         build_sections(summary, jobs, plots),
-        _CAPTIONS,
+        _captions(plots),
     )
 
 
