@@ -20,8 +20,8 @@ _API = {
     "Scenario": "gigafactory_sim.config.scenario",
     "InputProblem": "gigafactory_sim.errors",
     "ScenarioError": "gigafactory_sim.errors",
-    "prepare": "gigafactory_sim.prepare",
-    "Prepared": "gigafactory_sim.prepare",
+    "prepare": "gigafactory_sim.preparation",
+    "Prepared": "gigafactory_sim.preparation",
     "RunData": "gigafactory_sim.report",
     "load_run": "gigafactory_sim.report",
     "RunResult": "gigafactory_sim.result",
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from gigafactory_sim.config.loader import load_scenario
     from gigafactory_sim.config.scenario import Scenario
     from gigafactory_sim.errors import InputProblem, ScenarioError
-    from gigafactory_sim.prepare import Prepared, prepare
+    from gigafactory_sim.preparation import Prepared, prepare
     from gigafactory_sim.report import RunData, load_run
     from gigafactory_sim.result import RunResult
 

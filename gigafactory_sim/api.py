@@ -11,7 +11,7 @@ from gigafactory_sim.federation.collect import collect_federation
 from gigafactory_sim.federation.config import Federation
 from gigafactory_sim.federation.prepare import PreparedFederation, prepare_federation
 from gigafactory_sim.federation.runtime import FederationRun
-from gigafactory_sim.prepare import Prepared, prepare
+from gigafactory_sim.preparation import Prepared, prepare
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.sim.collect import collect
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
@@ -27,7 +27,7 @@ def run(
 ) -> RunResult:
     """Simulate ``scenario`` and return its results. No files are touched (beyond reading the scenario's inputs).
 
-    ``scenario`` may be already prepared (:func:`gigafactory_sim.prepare.prepare`: the CLI prepares first, so
+    ``scenario`` may be already prepared (:func:`gigafactory_sim.preparation.prepare`: the CLI prepares first, so
     that input problems surface before anything is written). ``probes`` are extra hook objects, built from the
     engine's API (:class:`~gigafactory_sim.sim.ops.EngineOps`), that observe the run.
     """
@@ -51,7 +51,7 @@ def build(
 
 
 def prepare_any(scenario: Scenario | Federation) -> Prepared | PreparedFederation:
-    """:func:`~gigafactory_sim.prepare.prepare` a single site, or prepare a federation."""
+    """:func:`~gigafactory_sim.preparation.prepare` a single site, or prepare a federation."""
     return prepare_federation(scenario) if isinstance(scenario, Federation) else prepare(scenario)
 
 

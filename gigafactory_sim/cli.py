@@ -28,7 +28,7 @@ from gigafactory_sim.federation.config import Federation
 from gigafactory_sim.federation.prepare import PreparedFederation
 from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
-from gigafactory_sim.prepare import Prepared
+from gigafactory_sim.preparation import Prepared
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.runmeta import base_meta
 from gigafactory_sim.sim.engine import Simulation

@@ -95,7 +95,7 @@ def test_schema_imports_no_runtime_module() -> None:
         "gigafactory_sim.reliability.runtime",
         "gigafactory_sim.inference.runtime",
         "gigafactory_sim.inference.service",
-        "gigafactory_sim.prepare",
+        "gigafactory_sim.preparation",
     }
     start = [m for m in g if m.startswith("gigafactory_sim.config")]
     seen: set[str] = set()
@@ -177,3 +177,19 @@ def test_the_engine_names_no_feature() -> None:
             words = [node.value]
         found += [w for w in words if w in features or w.lower().startswith(tuple(features))]
     assert not found, found
+
+
+def test_the_published_functions_are_not_shadowed_by_submodules() -> None:
+    """``g.prepare``, ``g.run``, ``g.execute`` stay functions after every submodule is imported (a submodule of
+    the same name would replace them on the package)."""
+    import importlib
+    import pkgutil
+
+    import gigafactory_sim as g
+
+    for mod in pkgutil.walk_packages(g.__path__, "gigafactory_sim."):
+        if mod.name.endswith("__main__"):
+            continue
+        importlib.import_module(mod.name)
+    for name in ("prepare", "run", "execute", "load_scenario"):
+        assert callable(getattr(g, name)) and not isinstance(getattr(g, name), type(g)), name

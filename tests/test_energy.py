@@ -17,7 +17,7 @@ from gigafactory_sim.api import execute, run
 from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
-from gigafactory_sim.prepare import prepare
+from gigafactory_sim.preparation import prepare
 from gigafactory_sim.sim.engine import Simulation
 
 DATA = Path(__file__).resolve().parents[1] / "gigafactory_sim" / "data" / "grid"

@@ -23,7 +23,7 @@ from gigafactory_sim.api import execute, run
 from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
-from gigafactory_sim.prepare import prepare
+from gigafactory_sim.preparation import prepare
 from gigafactory_sim.reliability.checkpoints import checkpoint_count
 from gigafactory_sim.reliability.config import FailureConfig, WeibullFailures, YoungCheckpoints
 from gigafactory_sim.report.plots_reliability import goodput_vs_job_size, interruptions_over_time

@@ -13,7 +13,7 @@ from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.trace import load_request_trace
-from gigafactory_sim.prepare import prepare
+from gigafactory_sim.preparation import prepare
 from gigafactory_sim.sim.engine import Simulation
 
 SCENARIO = """

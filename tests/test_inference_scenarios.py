@@ -8,7 +8,7 @@ import pytest
 
 from gigafactory_sim.api import run
 from gigafactory_sim.config.loader import load_scenario, parse_scenario_text
-from gigafactory_sim.prepare import prepare
+from gigafactory_sim.preparation import prepare
 from gigafactory_sim.sim.engine import Simulation
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -261,3 +261,39 @@ def test_fits_agrees_with_allocate(gpn: int, nodes: int, sizes: list[int]) -> No
             assert fits
             assert sum(n for _, n in alloc) == state.gpus_held(k) >= k
         check_consistent(state)
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("quickstart.yaml", []),
+        ("failures.yaml", ["horizon=2d"]),
+        ("power-capped.yaml", ["horizon=12h"]),
+    ],
+)
+def test_sorted_running_lists_give_the_same_run(
+    name: str, overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SORTED_FROM running jobs a speed group keeps them in a SortedList: the run must be the same, with
+    completions, failures (removals) and cap changes (the threshold forced down to 2 here)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    import gigafactory_sim as g
+    from gigafactory_sim.sim import state
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / name
+    plain = g.run(g.load_scenario(path, overrides))
+    monkeypatch.setattr(state, "SORTED_FROM", 2)
+    from sortedcontainers import SortedList
+
+    from gigafactory_sim.preparation import prepare
+    from gigafactory_sim.sim.engine import Simulation
+
+    sim = Simulation(prepare(g.load_scenario(path, overrides)))
+    sorted_ = g.execute(sim)
+    assert any(type(gr.running) is SortedList for groups in sim.facility.groups for gr in groups.values())
+    pd.testing.assert_frame_equal(plain.jobs, sorted_.jobs)
+    pd.testing.assert_frame_equal(plain.timeseries, sorted_.timeseries)
+    assert plain.summary == sorted_.summary

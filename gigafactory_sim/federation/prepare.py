@@ -13,7 +13,7 @@ from gigafactory_sim.federation.config import Federation
 from gigafactory_sim.federation.residency import allowed_sites
 from gigafactory_sim.federation.sites import Route, home_of, route_service, site_scenario
 from gigafactory_sim.grid.config import GridSignals
-from gigafactory_sim.prepare import Prepared
+from gigafactory_sim.preparation import Prepared
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.workload.build import build_batch, too_big_problem
 from gigafactory_sim.workload.jobs import JobBatch, JobTable

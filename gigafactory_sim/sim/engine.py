@@ -5,7 +5,7 @@ occupancy lives in arrays (:mod:`gigafactory_sim.sim.cluster`); running jobs sit
 (:mod:`gigafactory_sim.sim.state`) whose next completion is one re-armable timer; power is piecewise constant
 between events and integrated exactly by the :class:`~gigafactory_sim.sim.meter.Meter`.
 
-Lifecycle (after desmod): prepare (:func:`gigafactory_sim.prepare.prepare`: all file reading and input checks),
+Lifecycle (after desmod): prepare (:func:`gigafactory_sim.preparation.prepare`: all file reading and input checks),
 build (``Simulation(prepared)``: the shared :class:`~gigafactory_sim.sim.facility.Facility` and the features the
 scenario enables), run (:meth:`Simulation.run`), collect (:mod:`gigafactory_sim.sim.collect`, each feature adding
 its own columns and sections). Features act through :class:`~gigafactory_sim.sim.ops.EngineOps`, which this class
@@ -32,7 +32,7 @@ from gigafactory_sim.sim.state import COMPLETED, FAILED, MIGRATED, QUEUED, RUNNI
 from gigafactory_sim.sim.timer import Timer
 
 if TYPE_CHECKING:
-    from gigafactory_sim.prepare import Prepared
+    from gigafactory_sim.preparation import Prepared
 
 __all__ = ["ProgressFn", "Simulation"]
 
