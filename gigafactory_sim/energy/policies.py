@@ -199,6 +199,8 @@ class Preemption(_Hooks):
         if math.isinf(ctrl.cap_w):
             return
         limit = ctrl.it_limit_w()
+        if ctrl.it_power_w() <= limit:
+            return  # (IT power only falls as limits fall: at the floor it would be lower still)
         floor = ctrl.theta_min
         if ctrl.it_at(floor) <= limit:
             return
