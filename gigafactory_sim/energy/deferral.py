@@ -73,7 +73,8 @@ class Deferral:
         """When a flexible job arriving now should join the queue."""
         deadline = now_s + self.cfg.max_delay
         t = self.signal.times_s
-        cands = np.concatenate(([now_s], t[(t > now_s) & (t <= deadline)]))
+        i0, i1 = np.searchsorted(t, (now_s, deadline), side="right")  # breakpoints in (now, deadline]
+        cands = np.concatenate(([now_s], t[i0:i1]))
         if self.cfg.rule == "threshold":
             assert self.cfg.threshold is not None
             ok = np.flatnonzero(np.array([self.signal.at(c) for c in cands]) <= self.cfg.threshold)
