@@ -51,6 +51,20 @@ class _Cooling(StrictModel):
     )
     dry_air_gain: float = Field(default=0.5, ge=0.0, le=5.0, description="water change per unit of humidity below it")
 
+    # each kind gives its own PUE curve's defaults
+    pue_base: float
+    pue_threshold_c: float
+    pue_per_degree_c: float
+
+    def pue_model(self) -> TemperaturePue:
+        """The kind's PUE curve (used unless the facility gives a ``pue``)."""
+        return TemperaturePue(
+            base=self.pue_base,
+            per_degree_c=self.pue_per_degree_c,
+            threshold_c=self.pue_threshold_c,
+            temperature_c=self.temperature_c,
+        )
+
     def humidity_factor(self, relative_humidity: float | None) -> float:
         """Scale of the water curve at ``relative_humidity`` (1 without a humidity series)."""
         if relative_humidity is None:
@@ -71,14 +85,6 @@ class ClosedLoopLiquid(_Cooling):
     def water_l_per_kwh(self, temperature_c: float) -> float:
         return 0.0
 
-    def pue_model(self) -> TemperaturePue:
-        return TemperaturePue(
-            base=self.pue_base,
-            per_degree_c=self.pue_per_degree_c,
-            threshold_c=self.pue_threshold_c,
-            temperature_c=self.temperature_c,
-        )
-
 
 class DryAdiabatic(_Cooling):
     """``kind: dry_adiabatic``: dry coolers with adiabatic (spray) assist above ``threshold_c``: water grows
@@ -95,14 +101,6 @@ class DryAdiabatic(_Cooling):
     def water_l_per_kwh(self, temperature_c: float) -> float:
         span = max(self.full_c - self.threshold_c, 1e-9)
         return self.max_l_per_kwh * min(max((temperature_c - self.threshold_c) / span, 0.0), 1.0)
-
-    def pue_model(self) -> TemperaturePue:
-        return TemperaturePue(
-            base=self.pue_base,
-            per_degree_c=self.pue_per_degree_c,
-            threshold_c=self.pue_threshold_c,
-            temperature_c=self.temperature_c,
-        )
 
 
 class Evaporative(_Cooling):
@@ -128,14 +126,6 @@ class Evaporative(_Cooling):
     def water_l_per_kwh(self, temperature_c: float) -> float:
         evaporated = self.latent_share(temperature_c) * LATENT_L_PER_KWH
         return evaporated * (1.0 + 1.0 / (self.cycles_of_concentration - 1.0))
-
-    def pue_model(self) -> TemperaturePue:
-        return TemperaturePue(
-            base=self.pue_base,
-            per_degree_c=self.pue_per_degree_c,
-            threshold_c=self.pue_threshold_c,
-            temperature_c=self.temperature_c,
-        )
 
 
 class ChilledWater(Evaporative):
