@@ -25,9 +25,9 @@ from gigafactory_sim.report.federation_story import (
 )
 from gigafactory_sim.report.format import MISSING, format_value, sig
 from gigafactory_sim.report.plots_federation import FEDERATION_PLOTS, site_names
-from gigafactory_sim.report.render import Page, page_html, page_markdown, partial_note
+from gigafactory_sim.report.render import Page, page_html, page_markdown, partial_note, subtitle
 from gigafactory_sim.report.sections import Section, build_sections
-from gigafactory_sim.report.tables import Table, get, period
+from gigafactory_sim.report.tables import Table, get
 
 __all__ = ["federation_page", "federation_sections", "render_html", "render_markdown"]
 _OWN_KEYS = frozenset({"sites", "residency", "network", "placement", "cost"})
@@ -206,19 +206,8 @@ def federation_sections(
 
 
 def _subtitle(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> str:
-    parts = [f"{len(site_names(summary)):,} sites"]
-    if summary.get("gpus_total") is not None:
-        parts.append(f"{format_value(summary['gpus_total'])} GPUs")
-    if summary.get("placement"):
-        parts.append(f"placement {summary['placement']}")
-    if summary.get("horizon_s") is not None:
-        parts.append(format_value(summary["horizon_s"], "horizon_s"))
-    span = period(timeseries)
-    if span:
-        parts.append(span)
-    if summary.get("seed") is not None:
-        parts.append(f"seed {summary['seed']}")
-    return " · ".join(parts)
+    placement = [f"placement {summary['placement']}"] if summary.get("placement") else []
+    return subtitle(summary, timeseries, lead=[f"{len(site_names(summary)):,} sites"], after_gpus=placement)
 
 
 def federation_page(

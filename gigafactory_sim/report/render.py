@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from gigafactory_sim.report.sections import Section, build_sections
 from gigafactory_sim.report.story import Card, story
 from gigafactory_sim.report.tables import Table, period
 
-__all__ = ["Page", "page_html", "page_markdown", "partial_note", "render_html", "render_markdown"]
+__all__ = ["Page", "page_html", "page_markdown", "partial_note", "render_html", "render_markdown", "subtitle"]
 
 
 def _captions(plots: list[str]) -> dict[str, str]:
@@ -58,10 +58,14 @@ def _title(summary: Mapping[str, Any]) -> str:
     return f"Run report: {name}" if name else "Run report"
 
 
-def _subtitle(summary: Mapping[str, Any], timeseries: pd.DataFrame) -> str:
-    parts = []
+def subtitle(
+    summary: Mapping[str, Any], timeseries: pd.DataFrame, lead: Sequence[str] = (), after_gpus: Sequence[str] = ()
+) -> str:
+    """The page's subtitle: ``lead``, GPUs, ``after_gpus``, horizon, simulated period, seed."""
+    parts = list(lead)
     if summary.get("gpus_total") is not None:
         parts.append(f"{format_value(summary['gpus_total'])} GPUs")
+    parts += after_gpus
     if summary.get("horizon_s") is not None:
         parts.append(format_value(summary["horizon_s"], "horizon_s"))
     span = period(timeseries)
@@ -117,7 +121,7 @@ def _md_card(card: Card) -> str:
 def _page(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame, plots: list[str]) -> Page:
     return Page(
         _title(summary),
-        _subtitle(summary, timeseries),
+        subtitle(summary, timeseries),
         partial_note(summary),
         story(summary),
         build_sections(summary, jobs, plots),
