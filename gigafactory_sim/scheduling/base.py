@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ClusterView", "JobView", "Scheduler"]
+__all__ = ["ClusterView", "JobView", "Scheduler", "starts_lone_job"]
 
 
 class JobView(Protocol):
@@ -84,3 +84,11 @@ class Scheduler(Protocol):
     def select(self, view: ClusterView) -> Iterator[JobView]:
         """Yield the jobs to start now, one at a time."""
         ...
+
+
+def starts_lone_job(scheduler: object) -> bool:
+    """Whether ``scheduler`` declares ``starts_lone_job = True``: given a queue holding one job, ``select`` yields
+    it if it fits and nothing otherwise, whatever else the view says (FIFO, priority and EASY do). The engine
+    then starts a job that arrives alone on an empty queue without queueing it and running a pass: the same
+    start, at the same point of the same event, for less work."""
+    return getattr(scheduler, "starts_lone_job", False) is True

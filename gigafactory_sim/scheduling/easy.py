@@ -78,6 +78,8 @@ class _Memo:
 
 
 class EasyBackfillScheduler:
+    starts_lone_job = True  # a lone queued job starts iff it fits (see scheduling.base.starts_lone_job)
+
     def __init__(self, lookahead: int, order: str) -> None:
         self.lookahead = lookahead
         self.by_priority = order == "priority"

@@ -27,6 +27,8 @@ def start_in_order(view: ClusterView) -> Iterator[JobView]:
 
 
 class FifoScheduler:
+    starts_lone_job = True  # a lone queued job starts iff it fits (see scheduling.base.starts_lone_job)
+
     def order_key(self, job: JobView) -> tuple[float, ...]:
         return (job.submit_s, job.idx)
 

@@ -13,6 +13,8 @@ __all__ = ["PriorityConfig", "PriorityScheduler"]
 
 
 class PriorityScheduler:
+    starts_lone_job = True  # a lone queued job starts iff it fits (see scheduling.base.starts_lone_job)
+
     def order_key(self, job: JobView) -> tuple[float, ...]:
         return (-job.priority, job.submit_s, job.idx)
 

@@ -24,7 +24,7 @@ import simpy
 
 from gigafactory_sim.features import build_features
 from gigafactory_sim.random_streams import RandomStreams
-from gigafactory_sim.scheduling.base import Scheduler
+from gigafactory_sim.scheduling.base import Scheduler, starts_lone_job
 from gigafactory_sim.sim.facility import Facility
 from gigafactory_sim.sim.hooks import Hooks
 from gigafactory_sim.sim.ops import EngineOps, Outcome
@@ -102,6 +102,8 @@ class Simulation:
         self._observers = tuple(self.hooks.run_observers)  # the hot path reads these, not the hook lists
         self._gates = tuple(self.hooks.start_gates)
         self._arrival_gates = tuple(self.hooks.arrival_gates)
+        # a job arriving alone on an empty queue starts without a queue entry and a pass (see _arrive)
+        self._lone_starts = starts_lone_job(self._scheduler) and not self._observers and not self._gates
         self.ticks.append((0.0, self.meter.snapshot(), 0, 0))
         for c in range(len(facility.clusters)):
             facility.refresh(c)
@@ -171,6 +173,11 @@ class Simulation:
         del f.queue_keys[c][i]
         f.queued_gpus[c] -= job.gpus
         f.n_queued -= 1
+        self._place(job, c, now)
+
+    def _place(self, job: Job, c: int, now: float) -> None:
+        """Start ``job`` (out of the queue) on cluster ``c``: its GPUs, its speed group, its records."""
+        f = self.facility
         st = f.clusters[c]
         job.alloc = alloc = st.allocate(job.gpus)
         job.gpus_held = alloc[0][1] if len(alloc) == 1 else len(alloc) * st.gpus_per_node  # (gangs: whole nodes)
@@ -284,6 +291,8 @@ class Simulation:
         submit = self._submit_s
         n = len(submit)
         i = self._next_arrival
+        lone: Job | None = None
+        lone_c = -1
         if i < n and submit[i] <= now:
             self._in_handler = True
             gpus, work, prio, source = self._job_gpus, self._job_work, self._job_prio, self._job_source
@@ -304,14 +313,31 @@ class Simulation:
                 allowed = clusters[s]
                 if gates and any(gate.hold(job, allowed) for gate in gates):
                     continue  # a gate holds it (it enqueues the job later)
-                if len(allowed) == 1:
-                    self.enqueue(job, allowed[0])
+                c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
+                if (
+                    self._lone_starts
+                    and not f.queues[c]
+                    and not self._pass_pending
+                    and (i == n or submit[i] > now)
+                    and env.peek() > now
+                    and f.clusters[c].fits(job.gpus)
+                ):
+                    lone, lone_c = job, c  # alone, on an empty queue, and it fits: the pass would start it
                 else:
-                    self.enqueue(job, self._route(job, allowed))
+                    self.enqueue(job, c)
         if i < n:  # (a second step when now + (t - now) rounds below t)
             env.timeout(submit[i] - now).callbacks.append(self._arrive)
         else:  # every job is in: drop the columns (the report is built after the run, in the same process)
             self._submit_s = self._job_gpus = self._job_work = self._job_prio = self._job_source = []
+        if lone is not None:
+            # The inline pass enqueue() would have asked for, run here, where it would have run: the scheduler
+            # declares that a lone queued job starts iff it fits (scheduling.base.starts_lone_job), no observer
+            # or gate is told of enqueues, starts or passes, and no other event is due now.
+            self.n_events += 1
+            lone.cluster = lone_c
+            self._place(lone, lone_c, now)
+            self.facility.refresh(lone_c)
+            self.facility.set_counts()
         if self._in_handler:
             self._end_handler()
 
