@@ -122,6 +122,19 @@ class Facility:
             )
             for ch in self.ch
         ]
+        # what refresh() reads of each cluster that never changes (one tuple: fewer lookups on the hot path)
+        self._refresh_consts = [
+            (
+                st,
+                tuple(self.groups[c].values()),
+                self.context_idle_w[c],
+                self.unallocated_w[c],
+                self.node_busy_w_per_gpu[c],
+                self.node_idle_w_per_gpu[c],
+                *self._core_ch[c],
+            )
+            for c, st in enumerate(self.clusters)
+        ]
         self.ch_queued = index[channels.QUEUED_JOBS]
         self.ch_running = index[channels.RUNNING_JOBS]
 
@@ -163,32 +176,32 @@ class Facility:
         holds but does not use draw idle power with a context; GPUs nobody holds draw the unallocated idle power;
         node power is split per GPU, busy for held GPUs and idle for the others. Inference's GPUs are metered by
         the inference feature."""
-        st = self.clusters[c]
+        st, groups, ctx_w, unalloc_w, node_busy_w, node_idle_w, i_train, i_idle, i_nt, i_ni, i_al, i_busy = (
+            self._refresh_consts[c]
+        )
         v = self.meter.values
         busy = 0
         gpu_train = 0.0
-        groups = self.groups[c]
-        for g in groups.values():
+        for g in groups:
             b = g.busy_gpus
             busy += b
             gpu_train += b * g.gpu_power_w
         allocated = st.allocated_gpus - self.infer_held[c]
-        gpu_train += (allocated - busy) * self.context_idle_w[c]
+        gpu_train += (allocated - busy) * ctx_w
         low = self.low_gpus[c]
         if low:
             saving = 0.0
             p_low = self.p_low_w[c]
-            for g in groups.values():
+            for g in groups:
                 if g.low_gpus:
                     saving += g.low_gpus * (g.gpu_power_w - p_low)
             gpu_train -= saving
         unallocated = st.total_gpus - st.down_nodes * st.gpus_per_node - allocated - self.infer_active[c]
-        i_train, i_idle, i_node_train, i_node_idle, i_allocated, i_busy = self._core_ch[c]
         v[i_train] = gpu_train
-        v[i_idle] = unallocated * self.unallocated_w[c]
-        v[i_node_train] = allocated * self.node_busy_w_per_gpu[c]
-        v[i_node_idle] = unallocated * self.node_idle_w_per_gpu[c]
-        v[i_allocated] = allocated
+        v[i_idle] = unallocated * unalloc_w
+        v[i_nt] = allocated * node_busy_w
+        v[i_ni] = unallocated * node_idle_w
+        v[i_al] = allocated
         v[i_busy] = busy
         if self.tracks_outages:
             ch = self.ch[c]
