@@ -9,6 +9,7 @@ except the few counters that are theirs by contract: ``infer_held`` / ``infer_ac
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -75,6 +76,23 @@ class PowerTable:
         )
 
 
+class _RefreshConsts(NamedTuple):
+    """What :meth:`Facility.refresh` reads of one cluster that never changes (unpacked in one step)."""
+
+    state: ClusterState
+    groups: tuple[SpeedGroup, ...]
+    context_idle_w: float
+    unallocated_w: float
+    node_busy_w_per_gpu: float
+    node_idle_w_per_gpu: float
+    i_train: int
+    i_idle: int
+    i_node_train: int
+    i_node_idle: int
+    i_allocated: int
+    i_busy: int
+
+
 class Facility:
     """Shared state of one run (see the module docstring). Cluster ``c`` is an index into every list."""
 
@@ -124,7 +142,7 @@ class Facility:
         ]
         # what refresh() reads of each cluster that never changes (one tuple: fewer lookups on the hot path)
         self._refresh_consts = [
-            (
+            _RefreshConsts(
                 st,
                 tuple(self.groups[c].values()),
                 self.context_idle_w[c],
