@@ -65,8 +65,9 @@ class _Memo:
 
     The reservation of an unchanged head stays valid while running jobs end when expected (a backfilled job ends
     before the shadow time or uses extra nodes, which are deducted), so it is recomputed only when the head
-    changes or the view reports a disruption. A job turned down stays turned down until capacity grows: it did not
-    fit (free capacity only shrank since) or it would end after the shadow time (time only moves on).
+    changes or the view reports a disruption. A job that did not fit stays turned down until capacity grows (free
+    capacity only shrank since); a job that fit but would end after the shadow time, without extra nodes enough,
+    stays turned down while the reservation holds (time only moves on, and the extra nodes only shrink).
     """
 
     head_idx: int = -1
@@ -74,7 +75,8 @@ class _Memo:
     shadow_s: float = math.inf
     extra_nodes: int = 0
     capacity_version: int = -1
-    turned_down: set[int] = field(default_factory=set)
+    no_fit: set[int] = field(default_factory=set)
+    too_late: set[int] = field(default_factory=set)
 
 
 class EasyBackfillScheduler:
@@ -106,23 +108,24 @@ class EasyBackfillScheduler:
         if memo.head_idx != head.idx or memo.disruptions != view.disruptions:
             memo.shadow_s, memo.extra_nodes = reservation(view, head)
             memo.head_idx, memo.disruptions = head.idx, view.disruptions
-            memo.turned_down.clear()
+            memo.no_fit.clear()
+            memo.too_late.clear()
         if memo.capacity_version != view.capacity_version:
             memo.capacity_version = view.capacity_version
-            memo.turned_down.clear()
+            memo.no_fit.clear()
         gpn = view.gpus_per_node
         now_s = view.now_s
-        turned_down = memo.turned_down
+        no_fit, too_late = memo.no_fit, memo.too_late
         # Fitting is monotone in size (best fit on one node, or whole free nodes), so once a job of `too_big`
         # GPUs does not fit, no larger one does until capacity grows.
         too_big = view.free_gpus + 1
         for job in list(islice(queue, 1, self.lookahead + 1)):
             gpus = job.gpus
-            if gpus >= too_big or job.idx in turned_down:
+            if gpus >= too_big or job.idx in too_late or job.idx in no_fit:
                 continue
             if not view.fits(gpus):
                 too_big = gpus
-                turned_down.add(job.idx)
+                no_fit.add(job.idx)
                 continue
             started = False
             if now_s + view.expected_duration_s(job) <= memo.shadow_s:
@@ -133,7 +136,7 @@ class EasyBackfillScheduler:
                     memo.extra_nodes -= nodes
                     started = True
             if not started:
-                turned_down.add(job.idx)
+                too_late.add(job.idx)
                 continue
             yield job
             free = view.free_gpus
