@@ -98,9 +98,11 @@ class Deferral:
             return float(cands[ok[0]]) if len(ok) else deadline
         run = max(min(work_s, self.cfg.run_window), 1.0)
         cum = self._cumulative_at
+        at = self._cum_list  # the integral at breakpoint i (each candidate after now is one: np.interp's dy[j])
         best_s, best = now_s, (cum(now_s + run) - cum(now_s)) / run
-        for c in self._times_list[i0:i1]:  # the first start of the least mean (np.argmin's choice)
-            mean = (cum(c + run) - cum(c)) / run
+        for i in range(i0, i1):  # the first start of the least mean (np.argmin's choice)
+            c = times[i]
+            mean = (cum(c + run) - at[i]) / run
             if mean < best:
                 best_s, best = c, mean
         return best_s

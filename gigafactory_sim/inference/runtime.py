@@ -101,26 +101,34 @@ class InferenceRuntime:
         st = self.facility.clusters[c]
         gpn = st.gpus_per_node
         while not st.fits(gpus):
-            on_node: dict[int, list[Job]] = {}
+            on_node: dict[int, list[tuple[Job, int]]] = {}  # node -> (job, its GPUs there), in running order
             for job in self.facility.running(c):
-                for node, _k in job.alloc:
-                    on_node.setdefault(node, []).append(job)
+                for node, k in job.alloc:
+                    on_node.setdefault(node, []).append((job, k))
             need_free = gpus if gpus <= gpn else gpn
             best: tuple[float, list[Job]] | None = None
-            for node, jobs in on_node.items():
+            for node, held in on_node.items():
                 if not st.node_up[node]:
                     continue
                 lacking = need_free - st.node_free[node]
                 if lacking <= 0:
                     continue
-                if sum(k for j in jobs if j.priority < priority for n_, k in j.alloc if n_ == node) < lacking:
+                if len(held) == 1:  # (most nodes: one job, or one node of a gang)
+                    job, k = held[0]
+                    if job.priority < priority and k >= lacking:
+                        cost = job.gpus * (now - job.start_s)
+                        if best is None or cost < best[0]:
+                            best = (cost, [job])
+                    continue
+                lower = [(j, k) for j, k in held if j.priority < priority]
+                if sum(k for _, k in lower) < lacking:
                     continue
                 chosen: list[Job] = []
                 freed = 0
                 cost = 0.0
-                for job in sorted((j for j in jobs if j.priority < priority), key=lambda j: j.gpus * (now - j.start_s)):
+                for job, k in sorted(lower, key=lambda e: e[0].gpus * (now - e[0].start_s)):
                     chosen.append(job)
-                    freed += sum(k for n_, k in job.alloc if n_ == node)
+                    freed += k
                     cost += job.gpus * (now - job.start_s)
                     if freed >= lacking:
                         break
