@@ -363,3 +363,10 @@ def test_gzipped_jsonl_and_plain_jsonl_read_the_same(tmp_path: Path) -> None:
         assert tr.base_prompt.tolist() == [600.0, 10.0] and tr.base_output.tolist() == [5.0, 1.0]
     no_hashes = load_request_trace(TraceDemand(path=str(plain), format="mooncake"), tmp_path, 10.0, "x")
     assert no_hashes.base_hashes is None
+
+
+@pytest.mark.parametrize("prefix", ["{hit_rate: 1.5}", "{hit_rate: -0.1}", "{hit_rate: 0.2, from_trace: true}"])
+def test_a_bad_hit_rate_exits_2_through_the_cli(tmp_path: Path, prefix: str) -> None:
+    code, out = cli(tmp_path, scenario_text(prefix=prefix))
+    assert code == 2 and "workload.inference.0.prefix_cache." in out and "bad.yaml" in out, out
+    assert "Traceback" not in out
