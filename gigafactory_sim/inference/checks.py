@@ -16,6 +16,7 @@ from gigafactory_sim.inference.config import InferenceService, StaticPartition
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity
 from gigafactory_sim.inference.prefix import computed_mix
+from gigafactory_sim.inference.prefix_plan import prefix_cache_problems
 from gigafactory_sim.inference.single import single_capacity
 from gigafactory_sim.inference.tokens import mix_samples
 
@@ -80,6 +81,7 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
                 )
             )
             continue
+        problems.extend(prefix_cache_problems(svc, path))
         mix = None if isinstance(svc.demand, TraceDemand) else service_token_mix(svc)
         for name in usable:
             problems.extend(replica_problems(svc, path, clusters[name], catalogue, mix))
@@ -140,7 +142,7 @@ def replica_problems(
         ]
     try:
         if svc.prefix_cache is not None:
-            mix = computed_mix(mix, svc.prefix_cache.hit_rate)
+            mix = computed_mix(mix, svc.prefix_cache.fixed_hit_rate)
         if svc.batching == "none":
             single_capacity(perf, mix, svc.slo.limits(), gpu.power_model)
         else:

@@ -153,11 +153,22 @@ class FluidOptions(StrictModel):
 
 
 class PrefixCache(StrictModel):
-    """Prefix caching (:mod:`gigafactory_sim.inference.prefix`): ``hit_rate`` of every prompt's tokens is
-    cached and not prefilled; the cache keeps ``cache_share`` of the KV space (assumed)."""
+    """Prefix caching: either a fixed ``hit_rate`` of every prompt's tokens is cached and not prefilled
+    (:mod:`gigafactory_sim.inference.prefix`), or, with ``from_trace: true``, each replica keeps an LRU cache of
+    the trace's KV blocks (``hash_ids``, one per ``block_size`` tokens) and a request's hit is its longest cached
+    prefix (:mod:`gigafactory_sim.inference.prefix_blocks`). The cache keeps ``cache_share`` of the KV space
+    (assumed 0.1). Which combinations are allowed is checked by
+    :func:`~gigafactory_sim.inference.prefix_blocks.prefix_cache_problems` (each names its field)."""
 
-    hit_rate: float = Field(ge=0, le=1, description="share of prompt tokens found in the cache")
+    hit_rate: float | None = Field(default=None, ge=0, le=1, description="share of prompt tokens found in the cache")
+    from_trace: bool = Field(default=False, description="hit per request from the trace's block hashes (LRU cache)")
+    block_size: int = Field(default=512, gt=0, description="tokens per block hash of the trace (Mooncake: 512)")
     cache_share: float = Field(default=0.1, ge=0, lt=1, description="share of the KV space the cache keeps")
+
+    @property
+    def fixed_hit_rate(self) -> float:
+        """The configured hit rate (0 with ``from_trace``: the hit is measured)."""
+        return self.hit_rate if self.hit_rate is not None else 0.0
 
 
 class Slo(StrictModel):
@@ -276,6 +287,6 @@ class InferenceService(StrictModel):
             expert_bytes=expert_bytes,
             experts=experts,
             experts_per_token=top_k,
-            prefix_hit_rate=self.prefix_cache.hit_rate if self.prefix_cache else 0.0,
+            prefix_hit_rate=self.prefix_cache.fixed_hit_rate if self.prefix_cache else 0.0,
             kv_reserved_share=self.prefix_cache.cache_share if self.prefix_cache else 0.0,
         )

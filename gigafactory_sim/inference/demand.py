@@ -76,13 +76,16 @@ class DiurnalDemand(StrictModel):
 class TraceDemand(StrictModel):
     """Replay of a request trace: ``format: azure`` (Azure LLM inference trace 2023: ``TIMESTAMP,
     ContextTokens, GeneratedTokens``) or ``generic`` (``arrival_s`` or ``arrival_time``, ``prompt_tokens``,
-    ``output_tokens``). ``rate_scale`` multiplies the request rate (2 = twice as many requests per second);
-    ``loop`` repeats the trace to cover the horizon. ``builtin:azure_llm_2023_conv_sample.csv.gz`` and
-    ``builtin:azure_llm_2023_code_sample.csv.gz`` are shipped samples (CC BY 4.0, Patel et al., ISCA 2024)."""
+    ``output_tokens``, optionally ``hash_ids``) or ``mooncake`` (JSON lines ``timestamp`` ms, ``input_length``,
+    ``output_length``, ``hash_ids``; Qin et al., FAST 2025). ``rate_scale`` multiplies the request rate (2 =
+    twice as many requests per second); ``loop`` repeats the trace to cover the horizon.
+    ``builtin:azure_llm_2023_conv_sample.csv.gz`` and ``builtin:azure_llm_2023_code_sample.csv.gz`` are
+    shipped samples (CC BY 4.0, Patel et al., ISCA 2024);
+    ``builtin:mooncake_conversation_sample.jsonl.gz`` carries block hashes (Apache-2.0, Qin et al., FAST 2025)."""
 
     kind: Literal["trace"] = "trace"
     path: str
-    format: Literal["generic", "azure"] = "generic"
+    format: Literal["generic", "azure", "mooncake"] = "generic"
     rate_scale: float = Field(default=1.0, gt=0)
     loop: bool = True
     max_rows: int | None = Field(default=None, gt=0)

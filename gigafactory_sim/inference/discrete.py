@@ -9,6 +9,9 @@ token), and
 every decoding request gains one token per step. ``batching: none``: a replica serves one request at a time
 for
 ``c_p * I + O * t1`` (an exponential output length gives an exactly exponential service time: M/M/c).
+With a block-hash prefix cache (``prefix_cache.from_trace``) each replica keeps its own LRU cache of KV blocks
+(:mod:`.prefix_blocks`): looked up when it admits a request (only the uncached rest is prefilled), filled at the
+end of the request's prefill.
 A request still queued after ``queue_timeout`` is rejected when a replica would take it. Power is set per
 step,
 so the energy is exact for the model.
@@ -27,6 +30,7 @@ import simpy
 
 from gigafactory_sim.inference.fluid import ClusterModel
 from gigafactory_sim.inference.perf import TokenMix
+from gigafactory_sim.inference.prefix_blocks import BlockCache, ReplayResult, cached_tokens
 
 __all__ = ["DiscreteReplica", "DiscreteService"]
 
@@ -36,13 +40,14 @@ advanced)."""
 
 
 class _Request:
-    __slots__ = ("arrival_s", "output", "prompt", "ttft_s")
+    __slots__ = ("arrival_s", "hashes", "output", "prompt", "ttft_s")
 
-    def __init__(self, arrival_s: float, prompt: float, output: float) -> None:
+    def __init__(self, arrival_s: float, prompt: float, output: float, hashes: tuple[int, ...] = ()) -> None:
         self.arrival_s = arrival_s
         self.prompt = prompt
         self.output = output
         self.ttft_s = math.nan
+        self.hashes = hashes
 
 
 class DiscreteReplica:
@@ -56,6 +61,7 @@ class DiscreteReplica:
         self.power_w = 0.0
         self.t_s = 0.0
         self.in_flight = 0
+        self.cache: BlockCache | None = None  # block-hash prefix cache (prefix_cache.from_trace)
 
 
 class DiscreteService:
@@ -69,6 +75,8 @@ class DiscreteService:
         batching: str,
         queue_timeout_s: float,
         on_power: PowerHook | None = None,
+        prefix_block_size: int = 0,
+        prefix_capacity_blocks: dict[int, int] | None = None,
     ) -> None:
         self.env = env
         self.models = models
@@ -84,22 +92,34 @@ class DiscreteService:
         self.done: list[tuple[float, float, float, float, float]] = []  # arrival, ttft, end, prompt, output
         self.energy_j = 0.0
         self.batch_time = 0.0  # integral of decoding requests over time (all replicas)
+        self.block_size = prefix_block_size  # 0: no block cache
+        self.capacity_blocks = prefix_capacity_blocks or {}
+        self.caches: list[BlockCache] = []
+        self.prefix_hit_tokens = self.prefix_lookup_tokens = 0.0
+        self.prefix_lookups = 0
         self.t1 = {c: m.perf.step_time_s(1, mix.prompt_mean + mix.output_mean / 2.0, 0.0) for c, m in models.items()}
 
     # -- arrivals ------------------------------------------------------------------------------------------
-    def feed(self, times_s: np.ndarray, prompt: np.ndarray, output: np.ndarray) -> None:
-        """Start the arrival process of the given requests (sorted by time)."""
-        self.env.process(self._arrivals(times_s.tolist(), prompt.tolist(), output.tolist()))
+    def feed(
+        self,
+        times_s: np.ndarray,
+        prompt: np.ndarray,
+        output: np.ndarray,
+        hashes: list[tuple[int, ...]] | None = None,
+    ) -> None:
+        """Start the arrival process of the given requests (sorted by time), with their block hashes if the
+        service has a block cache."""
+        self.env.process(self._arrivals(times_s.tolist(), prompt.tolist(), output.tolist(), hashes))
 
     def _arrivals(
-        self, times: list[float], prompt: list[float], output: list[float]
+        self, times: list[float], prompt: list[float], output: list[float], hashes: list[tuple[int, ...]] | None
     ) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        for t, p, o in zip(times, prompt, output, strict=True):
+        for i, (t, p, o) in enumerate(zip(times, prompt, output, strict=True)):
             if t > env.now:
                 yield env.timeout(t - env.now)
             self.arrived += 1
-            self.queue.append(_Request(env.now, p, o))
+            self.queue.append(_Request(env.now, p, o, hashes[i]) if hashes is not None else _Request(env.now, p, o))
             if self.idle:
                 rep = self.idle.pop()
                 if rep.wake is not None and not rep.wake.triggered:
@@ -110,6 +130,9 @@ class DiscreteService:
         slots = self.models[cluster].slots
         rep = DiscreteReplica(cluster, slots)
         rep.t_s = self.env.now
+        if self.block_size > 0:  # a new replica's cache starts empty
+            rep.cache = BlockCache(self.capacity_blocks.get(cluster, 0))
+            self.caches.append(rep.cache)
         self.replicas.append(rep)
         if self.batching != "continuous":
             body = self._single(rep)
@@ -160,6 +183,21 @@ class DiscreteService:
             return r
         return None
 
+    def _uncached(self, cache: BlockCache, r: _Request) -> float:
+        """Prompt tokens of ``r`` to prefill on a replica with ``cache``: all but its longest cached prefix."""
+        hit = cached_tokens(cache.lookup(r.hashes), self.block_size, r.prompt)
+        self.prefix_hit_tokens += hit
+        self.prefix_lookup_tokens += r.prompt
+        self.prefix_lookups += 1
+        return r.prompt - hit
+
+    def prefix_measured(self) -> ReplayResult | None:
+        """What the replicas' block caches saw: tokens hit and looked up, requests, blocks evicted."""
+        if self.block_size <= 0:
+            return None
+        evicted = sum(c.evicted for c in self.caches)
+        return ReplayResult(self.prefix_hit_tokens, self.prefix_lookup_tokens, self.prefix_lookups, evicted)
+
     def _wait(self, rep: DiscreteReplica) -> simpy.Event:
         idle_w = self.models[rep.cluster].power.idle_w * self.models[rep.cluster].perf.gpus
         self._set_power(rep, idle_w)
@@ -185,9 +223,13 @@ class DiscreteService:
                     return
                 yield self._wait(rep)
                 continue
-            prefill = sum(r.prompt for r in new)
-            if perf.prefix_hit_rate > 0:  # the cached part of each prompt is not prefilled
-                prefill *= 1.0 - perf.prefix_hit_rate
+            cache = rep.cache
+            if cache is not None:  # the longest cached prefix of each prompt is not prefilled
+                prefill = sum(self._uncached(cache, r) for r in new)
+            else:
+                prefill = sum(r.prompt for r in new)
+                if perf.prefix_hit_rate > 0:  # the cached part of each prompt is not prefilled
+                    prefill *= 1.0 - perf.prefix_hit_rate
             t = perf.step_time_s(n, ctx, prefill)
             self._set_power(rep, gpus * perf.step_gpu_power_w(model, n, ctx, prefill))
             rep.in_flight = n + len(new)
@@ -198,6 +240,8 @@ class DiscreteService:
             ctx += n
             for r in new:
                 r.ttft_s = now
+                if cache is not None:
+                    cache.insert(r.hashes)
                 steps = math.ceil(r.output) - 1
                 if steps <= 0:
                     self.done.append((r.arrival_s, now, now, r.prompt, float(max(math.ceil(r.output), 1))))
@@ -235,7 +279,10 @@ class DiscreteService:
                 r = self._take(rep)
                 if r is None:
                     break
-                item = [r, float(r.prompt) * (1.0 - perf.prefix_hit_rate)]
+                if rep.cache is not None:
+                    item = [r, self._uncached(rep.cache, r)]
+                else:
+                    item = [r, float(r.prompt) * (1.0 - perf.prefix_hit_rate)]
                 pre.append(item)
                 take = min(item[1], left)
                 chunks.append((item, take))
@@ -259,6 +306,8 @@ class DiscreteService:
             while pre and pre[0][1] <= 0:
                 r = pre.popleft()[0]
                 r.ttft_s = now
+                if rep.cache is not None:
+                    rep.cache.insert(r.hashes)
                 steps = math.ceil(r.output) - 1
                 if steps <= 0:
                     self.done.append((r.arrival_s, now, now, r.prompt, float(max(math.ceil(r.output), 1))))
@@ -288,9 +337,13 @@ class DiscreteService:
                     return
                 yield self._wait(rep)
                 continue
-            prefill = perf.c_prefill_s * r.prompt
-            if perf.prefix_hit_rate > 0:
-                prefill *= 1.0 - perf.prefix_hit_rate
+            if rep.cache is not None:
+                prefill = perf.c_prefill_s * self._uncached(rep.cache, r)
+                rep.cache.insert(r.hashes)
+            else:
+                prefill = perf.c_prefill_s * r.prompt
+                if perf.prefix_hit_rate > 0:
+                    prefill *= 1.0 - perf.prefix_hit_rate
             decode = r.output * t1
             service = prefill + decode
             busy_w = (prefill * model.power_w(1.0) + decode * decode_w) / service if service > 0 else model.idle_w

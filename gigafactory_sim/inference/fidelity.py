@@ -94,6 +94,7 @@ class FluidServing:
             svc.queue_timeout,
             step_queue=svc.fluid.step_queue,
         )
+        self.blocks = p.blocks  # block-hash prefix cache: its replay's hit rate is in the mix
         self.resolution_s = svc.fluid.resolution if svc.fluid.step_queue and p.trace is not None else None
         self.plan: Plan | None = None
         self.seg_start = 0.0
@@ -143,7 +144,7 @@ class FluidServing:
         latency: dict[str, Any] = dict(f.summary())
         latency.pop("mean_wait_s", None)
         latency["estimated"] = True
-        return {
+        out = {
             "served": f.served,
             "rejected": f.rejected,
             "late": f.late,
@@ -151,6 +152,9 @@ class FluidServing:
             "output_tokens": f.served * self.mix.output_mean,
             "latency": latency,
         }
+        if self.blocks is not None:
+            out["prefix_cache"] = self.blocks.summary()
+        return out
 
 
 class DiscreteServing:
@@ -168,11 +172,22 @@ class DiscreteServing:
         self.slo = svc.slo.limits()
         self._on_power = on_power
         self.gpu_w: dict[int, float] = {}  # serving replicas' GPU power per cluster, step by step
-        self.discrete = DiscreteService(env, p.models, p.mix, svc.batching, svc.queue_timeout, on_power=self._power)
+        b = p.blocks  # block-hash prefix cache, if any
+        self.blocks = b
+        self.discrete = DiscreteService(
+            env,
+            p.models,
+            p.mix,
+            svc.batching,
+            svc.queue_timeout,
+            on_power=self._power,
+            prefix_block_size=b.block_size if b else 0,
+            prefix_capacity_blocks=b.capacity_blocks if b else None,
+        )
         self.arrived_at_tick = 0
         self.done_at_tick = 0
         if p.trace is not None:
-            self.discrete.feed(*p.trace.materialise())
+            self.discrete.feed(*p.trace.materialise(), hashes=p.trace.materialise_hashes() if b else None)
         else:
             assert svc.prompt_tokens is not None and svc.output_tokens is not None
             assert not isinstance(svc.demand, TraceDemand)
@@ -228,7 +243,8 @@ class DiscreteServing:
         tpot = np.where(out > 1, (rec[:, 2] - rec[:, 1]) / np.maximum(out - 1, 1), 0.0)
         ok = (ttft <= slo.ttft_s) & (e2e <= slo.e2e_s) & (tpot <= slo.tpot_s)
         served = len(rec)
-        return {
+        extra = {"prefix_cache": self.blocks.summary(self.discrete.prefix_measured())} if self.blocks else {}
+        stats = {
             "served": float(served),
             "rejected": float(self.discrete.rejected),
             "late": float((~ok).sum()),
@@ -246,6 +262,8 @@ class DiscreteServing:
                 "estimated": False,
             },
         }
+        stats.update(extra)
+        return stats
 
 
 def _pct(x: np.ndarray, q: float) -> float | None:

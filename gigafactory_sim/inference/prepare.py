@@ -7,7 +7,8 @@ so an objective that no batch size can meet is an input error, with its field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -19,9 +20,11 @@ from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.fluid import ClusterModel, cluster_model
 from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix
 from gigafactory_sim.inference.prefix import computed_mix
+from gigafactory_sim.inference.prefix_plan import PrefixPlan, plan_blocks
 from gigafactory_sim.inference.tokens import mix_samples
 from gigafactory_sim.inference.trace import RequestTrace, load_request_trace
 from gigafactory_sim.sim.facility import PowerTable
+from gigafactory_sim.workload.traces import resolve_data_path
 
 __all__ = ["PreparedService", "prepare_inference"]
 
@@ -40,6 +43,7 @@ class PreparedService:
     output: np.ndarray
     models: dict[int, ClusterModel]
     raw_prompt_mean: float = 0.0  # mean prompt tokens, cached part included (the mix's is what prefill computes)
+    blocks: PrefixPlan | None = None  # block-hash prefix cache (``prefix_cache.from_trace``)
 
 
 def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
@@ -55,9 +59,11 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
         path = f"workload.inference.{index}"
         clusters = [names.index(n) for n in usable_clusters(svc, scenario.facility.clusters)]
         trace: RequestTrace | None = None
+        blocks: PrefixPlan | None = None
+        from_trace = svc.prefix_cache is not None and svc.prefix_cache.from_trace
         try:
             if isinstance(svc.demand, TraceDemand):
-                trace = load_request_trace(svc.demand, scenario.base_dir, scenario.horizon_s, path)
+                trace = load_request_trace(svc.demand, scenario.base_dir, scenario.horizon_s, path, from_trace)
                 if len(trace) == 0:
                     raise ScenarioError.single(scenario.source_file, f"{path}.demand", "the trace is empty")
                 prompt, output = trace.base_prompt, trace.base_output
@@ -67,21 +73,51 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
                 mix = service_token_mix(svc)
                 prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
             raw_prompt_mean = mix.prompt_mean
-            if svc.prefix_cache is not None:  # prefill sees the uncached part of each prompt
-                mix = computed_mix(mix, svc.prefix_cache.hit_rate)
-                prompt = prompt * (1.0 - svc.prefix_cache.hit_rate)
-            models: dict[int, ClusterModel] = {}
-            for c in clusters:
-                perf = svc.replica_perf(power.gpu_profiles[c])
-                try:
-                    models[c] = cluster_model(perf, power.power_models[c], mix, svc.slo.limits(), svc.batching)
-                except InfeasibleObjective as exc:
-                    field = f"{path}.slo.{exc.field}" if exc.field != "model" else f"{path}.model"
-                    raise ScenarioError.single(scenario.source_file, field, str(exc)) from None
+            if svc.prefix_cache is not None and not from_trace:  # prefill sees the uncached part of each prompt
+                mix = computed_mix(mix, svc.prefix_cache.hit_rate or 0.0)
+                prompt = prompt * (1.0 - (svc.prefix_cache.hit_rate or 0.0))
+            models = _models(svc, clusters, power, mix, path, scenario.source_file)
+            if from_trace and trace is not None:  # the hit rate a replay of the trace measures (prefix_plan)
+                blocks = plan_blocks(svc, trace, models, str(resolve_trace_path(svc, scenario)), path)
+                hit = blocks.replay.hit_rate
+                mix, prompt = computed_mix(mix, hit), prompt * (1.0 - hit)
+                models = _models(svc, clusters, power, mix, path, scenario.source_file, hit)
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
-        out.append(PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models, raw_prompt_mean))
+        out.append(
+            PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models, raw_prompt_mean, blocks)
+        )
     if problems:
         raise ScenarioError(problems)
     return out
+
+
+def resolve_trace_path(svc: InferenceService, scenario: Scenario) -> Path:
+    """The file of a service's trace demand, for messages."""
+    assert isinstance(svc.demand, TraceDemand)
+    return resolve_data_path(svc.demand.path, scenario.base_dir)
+
+
+def _models(
+    svc: InferenceService,
+    clusters: list[int],
+    power: PowerTable,
+    mix: TokenMix,
+    path: str,
+    source_file: str,
+    measured_hit_rate: float | None = None,
+) -> dict[int, ClusterModel]:
+    """The replica model of each usable cluster; ``measured_hit_rate``: a block-hash cache's measured hit rate
+    (the discrete fidelity's steps use the cache itself, :mod:`.discrete`)."""
+    models: dict[int, ClusterModel] = {}
+    for c in clusters:
+        perf = svc.replica_perf(power.gpu_profiles[c])
+        if measured_hit_rate is not None:
+            perf = replace(perf, prefix_hit_rate=measured_hit_rate)
+        try:
+            models[c] = cluster_model(perf, power.power_models[c], mix, svc.slo.limits(), svc.batching)
+        except InfeasibleObjective as exc:
+            field = f"{path}.slo.{exc.field}" if exc.field != "model" else f"{path}.model"
+            raise ScenarioError.single(source_file, field, str(exc)) from None
+    return models

@@ -43,7 +43,8 @@ def service_summary(s: ServiceRuntime, run: RunView) -> dict[str, Any]:
     slo = s.svc.slo
     attainment = 1.0 - stats["late"] / served if served else None
     first = s.models[s.clusters[0]]
-    return {
+    extra = {"prefix_cache": stats["prefix_cache"]} if "prefix_cache" in stats else {}  # from_trace only
+    summary = {
         "fidelity": s.svc.fidelity,
         "model": s.svc.model.name or f"{s.svc.model.params_b:g}B",
         "gpus_per_replica": s.svc.gpus_per_replica,
@@ -86,6 +87,8 @@ def service_summary(s: ServiceRuntime, run: RunView) -> dict[str, Any]:
             "it_wh_per_request": it_j / 3600.0 / served if served else None,
         },
     }
+    summary.update(extra)
+    return summary
 
 
 def _section(rt: Inference, run: RunView) -> dict[str, Any]:
