@@ -61,6 +61,9 @@ class PowerPolicy(Protocol):
     stage: int
     gates_starts: bool
     enforces: bool
+    quiet_under_cap: bool
+    """``enforce`` does nothing while no GPU limit is lowered (every theta >= 1) and IT power is at or under the
+    IT limit (the energy system then skips the call)."""
 
     def admit(self, ctrl: PowerState, job: Job, cluster: int) -> bool:
         """Whether ``job`` may start on ``cluster`` now."""
@@ -77,6 +80,7 @@ class _Hooks:
     stage = 9
     gates_starts = False
     enforces = False
+    quiet_under_cap = False
 
     def admit(self, ctrl: PowerState, job: Job, cluster: int) -> bool:
         return True
@@ -126,6 +130,7 @@ class Capping(_Hooks):
 
     stage = 1
     enforces = True
+    quiet_under_cap = True  # (its first test, below)
 
     def __init__(self, tiers: list[list[int]]) -> None:
         self.tiers = tiers
@@ -189,6 +194,7 @@ class Preemption(_Hooks):
 
     stage = 0
     enforces = True
+    quiet_under_cap = True  # (it acts only above the limit)
 
     def __init__(self, protect_priority: int | None) -> None:
         self.protect_priority = protect_priority

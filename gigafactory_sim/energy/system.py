@@ -56,6 +56,7 @@ class EnergySystem:
         )
         self.admission = cast(Admission | None, next((p for p in policies if p.gates_starts), None))
         self.enforcers = [p for p in policies if p.enforces]
+        self._quiet_under_cap = all(p.quiet_under_cap for p in self.enforcers)  # (see after_pass)
         self.deferral: Deferral | None = (
             Deferral(plan.deferral, plan.deferral_signal, plan.flexible_sources, ops.horizon_s)
             if plan.deferral is not None and plan.deferral_signal is not None
@@ -161,8 +162,10 @@ class EnergySystem:
             if c not in self._blocked_now:
                 self.blocked.pop(c, None)
         self._blocked_now.clear()
-        for policy in self.enforcers:
-            policy.enforce(self.ctrl, now_s)
+        ctrl = self.ctrl
+        if not (self._quiet_under_cap and all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= ctrl.it_limit_w()):
+            for policy in self.enforcers:
+                policy.enforce(ctrl, now_s)
         ops = self.ops
         v = ops.meter.values
         ch = self.ch
