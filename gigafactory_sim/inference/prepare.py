@@ -16,6 +16,8 @@ from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.inference.checks import service_token_mix, usable_clusters
 from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.inference.demand import TraceDemand
+from gigafactory_sim.inference.disagg_fluid import PoolModels
+from gigafactory_sim.inference.disagg_prepare import prepare_pools
 from gigafactory_sim.inference.fluid import ClusterModel, cluster_model
 from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix
 from gigafactory_sim.inference.prefix import computed_mix
@@ -40,6 +42,7 @@ class PreparedService:
     output: np.ndarray
     models: dict[int, ClusterModel]
     raw_prompt_mean: float = 0.0  # mean prompt tokens, cached part included (the mix's is what prefill computes)
+    pools: PoolModels | None = None  # prefill and decode pools of a disaggregated service
 
 
 def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
@@ -66,12 +69,17 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
                 mix = service_token_mix(svc)
                 prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
-            raw_prompt_mean = mix.prompt_mean
+            raw_prompt_mean, whole_prompt, whole_q = mix.prompt_mean, prompt, mix.prompt_q
             if svc.prefix_cache is not None:  # prefill sees the uncached part of each prompt
                 mix = computed_mix(mix, svc.prefix_cache.hit_rate)
                 prompt = prompt * (1.0 - svc.prefix_cache.hit_rate)
             models: dict[int, ClusterModel] = {}
-            for c in clusters:
+            pools = None
+            if svc.disaggregation is not None:
+                src = scenario.source_file
+                pools = prepare_pools(svc, path, src, power, clusters, mix, prompt, whole_prompt, whole_q)
+                models = pools.decode
+            for c in clusters if pools is None else ():
                 perf = svc.replica_perf(power.gpu_profiles[c])
                 try:
                     models[c] = cluster_model(perf, power.power_models[c], mix, svc.slo.limits(), svc.batching)
@@ -81,7 +89,9 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
-        out.append(PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models, raw_prompt_mean))
+        out.append(
+            PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models, raw_prompt_mean, pools)
+        )
     if problems:
         raise ScenarioError(problems)
     return out
