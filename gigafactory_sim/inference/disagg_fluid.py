@@ -64,7 +64,7 @@ class PrefillModel:
     cs2: float  # squared coefficient of variation of s(I)
     service_grid_s: np.ndarray  # s(I) at the prompt quantiles of :data:`GRID`
     service_q_s: float  # s(I) at the SLO quantile prompt
-    rate_per_s: float  # capacity per replica at the TTFT objective
+    rate_per_s: float  # capacity per replica (its saturation rate)
 
     @property
     def busy_w(self) -> float:
@@ -72,27 +72,19 @@ class PrefillModel:
         return self.power.power_w(1.0)
 
 
-def prefill_capacity_per_s(mean_s: float, cs2: float, fixed_q_s: float, ttft_s: float) -> float:
-    """Busiest rate per prefill replica whose TTFT at the quantile prompt (the M/G/1 mean wait plus
-    ``fixed_q_s``: its prefill and transfer) stays within ``ttft_s``; the saturation rate without an objective.
-    Raises :class:`InfeasibleObjective` when an unloaded replica already misses it."""
+def prefill_capacity_per_s(mean_s: float, fixed_q_s: float, ttft_s: float) -> float:
+    """Capacity of a prefill replica: its saturation rate ``1 / E[s(I)]``, when an unloaded replica meets the
+    TTFT objective (``fixed_q_s``: prefill and transfer of a quantile prompt). As for a colocated replica
+    (:func:`~gigafactory_sim.inference.perf.capacity`), queueing is left out of the capacity: the fluid
+    accounting charges it, and the autoscaler's ``target_utilisation`` keeps the headroom. Raises
+    :class:`InfeasibleObjective` when an unloaded replica already misses the objective."""
     if fixed_q_s > ttft_s:
         raise InfeasibleObjective(
             "ttft",
             f"no prefill pool meets ttft {ttft_s:g} s: an unloaded prefill replica and the KV transfer take "
             f"{fixed_q_s:.3f} s for a prompt at the quantile length",
         )
-    sat = 1.0 / mean_s
-    if ttft_s == INF:
-        return sat
-    lo, hi = 0.0, sat
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        if allen_cunneen_wait_s(1, mid, mean_s, 1.0, cs2) + fixed_q_s <= ttft_s:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return 1.0 / mean_s
 
 
 def prefill_model(
@@ -104,9 +96,7 @@ def prefill_model(
     cs2 = float(s.var() / mean**2) if mean > 0 else 0.0
     grid = prefill_service_s(perf, np.quantile(np.asarray(prompt, dtype=float), GRID))
     s_q = float(prefill_service_s(perf, np.array([mix.prompt_q]))[0])
-    return PrefillModel(
-        perf, power, mean, cs2, grid, s_q, prefill_capacity_per_s(mean, cs2, s_q + transfer_q_s, ttft_s)
-    )
+    return PrefillModel(perf, power, mean, cs2, grid, s_q, prefill_capacity_per_s(mean, s_q + transfer_q_s, ttft_s))
 
 
 @dataclass(frozen=True)
