@@ -47,15 +47,15 @@ report: {{interval: 15m}}
 """
 LONG = "{kind: lognormal, median: 8000, sigma: 0.5, max: 32000}"
 SCALER = "{min_replicas: 1, max_replicas: 60, target_utilisation: 0.7, scale_up_delay: 2m}"
-POOL = "{{gpus_per_replica: {g}, autoscaler: " + SCALER + "}}"
+POOL = "{{gpus_per_replica: {g}, autoscaler: {scaler}}}"
 
 
 def disagg(prefill: int | None = 8, decode: int | None = 8, link: str = "{kind: network}") -> str:
     lines = ["      disaggregation:"]
     if prefill is not None:
-        lines.append(f"        prefill: {POOL.format(g=prefill)}")
+        lines.append(f"        prefill: {POOL.format(g=prefill, scaler=SCALER)}")
     if decode is not None:
-        lines.append(f"        decode: {POOL.format(g=decode)}")
+        lines.append(f"        decode: {POOL.format(g=decode, scaler=SCALER)}")
     lines.append(f"        kv_link: {link}")
     return "\n".join(lines)
 
