@@ -41,6 +41,8 @@ workload:
       output_tokens: {{kind: lognormal, median: 300, sigma: 0.8, max: 4000}}
       slo: {slo}
       control_interval: 1m
+      batching: {batching}
+      scheduling: {{chunked_prefill: {chunked}}}
       autoscaler: {{min_replicas: 1, max_replicas: 60, target_utilisation: 0.7, scale_up_delay: 2m}}
 {disagg}
 report: {{interval: 15m}}
@@ -68,6 +70,8 @@ def text(**kw: Any) -> str:
         prompt=LONG,
         slo="{ttft: 5s, tpot: 50ms}",
         disagg=disagg(),
+        batching="continuous",
+        chunked="false",
     )
     args.update(kw)
     return SCENARIO.format(**args)
@@ -155,6 +159,27 @@ def test_at_moderate_load_both_need_the_same_gpus_under_a_mean_step_objective() 
     assert gpus(col) == gpus(dis) == 112
 
 
+def test_discrete_fidelity_agrees_with_fluid() -> None:
+    """10 req/s of 8k prompts for 20 min (~12k requests, one event per prefill and per decode step): the
+    request-level model and the fluid one agree on TTFT, TPOT, e2e and energy within a few per cent."""
+    fluid = service(rate=10, horizon="20m")
+    disc = service(rate=10, horizon="20m", fidelity="discrete")
+    assert disc["latency"]["estimated"] is False and disc["slo"]["met"] and fluid["slo"]["met"]
+    for key in ("mean_ttft_s", "mean_tpot_s", "mean_e2e_s"):
+        assert disc["latency"][key] == pytest.approx(fluid["latency"][key], rel=0.03), key
+    for pool in ("prefill", "decode"):
+        a, b = disc["pools"][pool], fluid["pools"][pool]
+        assert a["energy"]["gpu_kwh"] == pytest.approx(b["energy"]["gpu_kwh"], rel=0.01), pool
+        assert a["utilisation"] == pytest.approx(b["utilisation"], rel=0.03), pool
+    assert disc["pools"]["prefill"]["latency"]["mean_wait_s"] == pytest.approx(
+        fluid["pools"]["prefill"]["latency"]["mean_wait_s"], rel=0.05
+    )
+    # the discrete pools' energy adds up as the fluid's does
+    pre, dec = disc["pools"]["prefill"], disc["pools"]["decode"]
+    assert pre["energy"]["gpu_kwh"] + dec["energy"]["gpu_kwh"] == pytest.approx(disc["energy"]["gpu_kwh"], rel=1e-12)
+    assert disc["kv_link"]["transfers"] == pytest.approx(disc["requests"]["offered"], abs=60)
+
+
 # -- the shipped scenario and the CLI -------------------------------------------------------------------------
 def test_shipped_scenario_runs_through_the_cli(tmp_path: Path) -> None:
     out = tmp_path / "run"
@@ -180,7 +205,8 @@ def cli_validate(tmp_path: Path, body: str) -> tuple[int, str]:
     [
         (dict(disagg=disagg(decode=None)), "workload.inference.0.disaggregation.decode", "needs a decode pool"),
         (dict(disagg=disagg(prefill=None)), "workload.inference.0.disaggregation.prefill", "needs a prefill pool"),
-        (dict(fidelity="discrete"), "workload.inference.0.fidelity", "fluid fidelity only"),
+        (dict(batching="none"), "workload.inference.0.batching", "batching: none is not supported"),
+        (dict(chunked="true"), "workload.inference.0.scheduling.chunked_prefill", "chunked prefill does not apply"),
         (
             dict(disagg=disagg(8, 8, "{kind: node}")),
             "workload.inference.0.disaggregation.kv_link.kind",

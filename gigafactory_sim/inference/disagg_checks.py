@@ -1,7 +1,7 @@
 """Cross-field checks of a disaggregated service (``disaggregation``), as ``(field path, message)`` pairs.
 
-Caught here: a prefill pool without a decode pool or the reverse, what the pools do not support (the discrete
-fidelity, ``batching: none``, chunked prefill, ``fluid.step_queue``), a pool's replica against the node size, a
+Caught here: a prefill pool without a decode pool or the reverse, what the pools do not support (``batching:
+none``, chunked prefill, ``fluid.step_queue``), a pool's replica against the node size, a
 replica whose weights do not fit, a decode replica that cannot hold the KV cache of one quantile-length request
 beside its weights (a prefill replica the prompt's), and a ``node`` link whose two replicas cannot share a node.
 Objectives no pool size meets are found when the pools are sized (:mod:`.disagg_prepare`).
@@ -30,14 +30,6 @@ def disaggregation_problems(svc: InferenceService, path: str) -> list[tuple[str,
         out.append((f"{where}.prefill", "a disaggregated service needs a prefill pool beside its decode pool"))
     if d.decode is None:
         out.append((f"{where}.decode", "a prefill pool needs a decode pool: give disaggregation.decode"))
-    if svc.fidelity != "fluid":
-        out.append(
-            (
-                f"{path}.fidelity",
-                f"a disaggregated service runs at the fluid fidelity only, not {svc.fidelity!r} "
-                "(remove fidelity or the disaggregation section)",
-            )
-        )
     if svc.batching != "continuous":
         out.append((f"{path}.batching", "disaggregated pools batch continuously; batching: none is not supported"))
     if svc.scheduling.chunked_prefill:

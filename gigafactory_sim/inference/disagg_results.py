@@ -37,36 +37,24 @@ def pools_summary(s: DisaggServiceRuntime, run: RunView) -> dict[str, Any]:
     """``pools: {prefill, decode}`` (replicas, GPUs, GPU-hours, energy, utilisation, latency of each) and
     ``kv_link`` (kind, rate, transfer times, bytes moved)."""
     horizon_s = run.horizon_s
-    f = s.fluid
+    stats = s.serving.pool_stats()
     pm = s.pool_models
     first = s.clusters[0]
     pre = _pool(s.pools["prefill"], horizon_s)
     dec = _pool(s.pools["decode"], horizon_s)
-    p = f.prefill
+    p, d = stats["prefill"], stats["decode"]
     pre["capacity_per_replica_rps"] = pm.prefill[first].rate_per_s
     pre["prefill_s_per_request"] = pm.prefill[first].mean_service_s
-    serving_s = float(s.pools["prefill"].meter.integral[s.pools["prefill"].meter.index["serving"]])
-    pre["utilisation"] = p.busy_replica_s / serving_s if serving_s > 0 else 0.0  # share of replica time prefilling
-    pre["requests"] = {"served": p.served, "rejected": p.queue.rejected, "late": p.late}
-    pre["latency"] = {
-        "mean_wait_s": p.wait_sum / p.served if p.served else None,
-        "mean_ttft_s": p.ttft_sum / p.served if p.served else None,
-        "ttft_p50_s": p.ttft_hist.quantile(0.5),
-        "ttft_p99_s": p.ttft_hist.quantile(0.99),
-    }
-    d = f.decode
-    ds = d.summary()
+    serving_s = pre["replicas"]["mean_serving"] * horizon_s
+    pre["utilisation"] = p["busy_replica_s"] / serving_s if serving_s > 0 else 0.0  # share of time prefilling
+    pre["requests"] = {"served": p["served"], "rejected": p["rejected"], "late": p["late"]}
+    pre["latency"] = p["latency"]
     dec["capacity_per_replica_rps"] = pm.decode[first].rate_per_s
     dec["max_concurrent_per_replica"] = pm.decode[first].slots
     cap_s = dec["replicas"]["mean_serving"] * horizon_s * pm.decode[first].rate_per_s
-    dec["utilisation"] = d.served / cap_s if cap_s > 0 else 0.0  # served / capacity of its serving replicas
-    dec["requests"] = {"served": d.served, "rejected": d.rejected, "late": d.late}
-    dec["latency"] = {
-        "mean_wait_s": ds["mean_wait_s"],
-        "mean_tpot_s": ds["mean_tpot_s"],
-        "mean_e2e_s": ds["mean_e2e_s"],  # from the handover to the last token
-        "e2e_p99_s": ds["e2e_p99_s"],
-    }
+    dec["utilisation"] = d["served"] / cap_s if cap_s > 0 else 0.0  # served / capacity of its serving replicas
+    dec["requests"] = {"served": d["served"], "rejected": d["rejected"], "late": d["late"]}
+    dec["latency"] = d["latency"]  # mean_e2e_s: from the first token (the handover) to the last
     d_cfg = s.svc.disaggregation
     assert d_cfg is not None
     return {
@@ -76,7 +64,7 @@ def pools_summary(s: DisaggServiceRuntime, run: RunView) -> dict[str, Any]:
             "gbps": d_cfg.kv_link.rate_gbps,
             "mean_transfer_s": pm.transfer_mean_s,
             "transfer_at_quantile_s": pm.transfer_q_s,
-            "transfers": f.handed,
-            "moved_tb": f.handed * pm.kv_bytes_per_request / 1e12,
+            "transfers": s.serving.transfers(),
+            "moved_tb": s.serving.transfers() * pm.kv_bytes_per_request / 1e12,
         },
     }

@@ -24,7 +24,7 @@ import simpy
 from gigafactory_sim.inference.autoscaler import AutoscalerPolicy
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.disagg_config import POOLS, PoolSpec
-from gigafactory_sim.inference.disagg_fluid import TwoPoolFluid
+from gigafactory_sim.inference.disagg_fidelity import build_pool_serving
 from gigafactory_sim.inference.prepare import PreparedService
 from gigafactory_sim.inference.sharing import GpuPool, build_sharing
 from gigafactory_sim.sim import channels
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from gigafactory_sim.inference.service import InferencePool
     from gigafactory_sim.sim.ops import EngineOps
 
-__all__ = ["DisaggServiceRuntime", "DisaggServing", "ReplicaPool"]
+__all__ = ["DisaggServiceRuntime", "PoolReplica", "ReplicaPool"]
 
 POOL_METER = ["gpu_w", "node_w", "gpus", "serving", "loading"]
 """Channels of each pool's meter and of the service's (their sums); the names of :mod:`.service`'s meter."""
@@ -44,9 +44,10 @@ POOL_METER = ["gpu_w", "node_w", "gpus", "serving", "loading"]
 class PoolReplica:
     """One replica of a pool: where its GPUs are, and whether it serves (False while loading weights)."""
 
-    __slots__ = ("alloc", "cluster", "held", "live", "serving")
+    __slots__ = ("alloc", "cluster", "handle", "held", "live", "serving")
 
     def __init__(self, cluster: int, alloc: Allocation, held: int) -> None:
+        self.handle: Any = None  # the fidelity's replica (discrete), None in fluid
         self.cluster = cluster
         self.alloc = alloc
         self.held = held
@@ -75,29 +76,6 @@ class ReplicaPool:
             if r.serving and r.live:
                 counts[r.cluster] += 1
         return counts
-
-
-class DisaggServing:
-    """What the results read of the serving (the :class:`~gigafactory_sim.inference.fidelity.Serving` figures)."""
-
-    def __init__(self, fluid: TwoPoolFluid, output_mean: float) -> None:
-        self.fluid = fluid
-        self.output_mean = output_mean
-
-    def arrived(self) -> float:
-        return self.fluid.prefill.arrived
-
-    def stats(self) -> dict[str, Any]:
-        f = self.fluid
-        served = f.decode.served
-        return {
-            "served": served,
-            "rejected": f.prefill.queue.rejected + f.decode.rejected,
-            "late": served * f.late_share(),
-            "prompt_tokens": served * f.prompt_mean,
-            "output_tokens": served * self.output_mean,
-            "latency": f.latency(),
-        }
 
 
 class DisaggServiceRuntime:
@@ -130,15 +108,10 @@ class DisaggServiceRuntime:
         self.pool_ch = {
             (name, ch): ops.meter.index[f"{ch}.{svc.name}.{name}"] for name in POOLS for ch in channels.INFER_POOL
         }
-        self.fluid = TwoPoolFluid(
-            prepared.pools,
-            svc.slo.limits(),
-            prepared.output,
-            svc.queue_timeout,
-            prepared.raw_prompt_mean or prepared.mix.prompt_mean,
+        rng = ops.streams.get(f"inference.{svc.name}")
+        self.serving = build_pool_serving(
+            self.env, prepared, self.expected_requests, self._on_power, rng, self.horizon_s, self.start
         )
-        self.serving = DisaggServing(self.fluid, prepared.mix.output_mean)
-        self.seg_start = 0.0
 
     @property
     def unmet_replica_s(self) -> float:
@@ -166,16 +139,12 @@ class DisaggServiceRuntime:
             self._tick(self.env.now)
             k += 1
 
-    def _segment_break(self, now: float) -> None:
-        if now > self.seg_start:
-            self.fluid.account(self.seg_start, now, self.expected_requests(self.seg_start, now))
-        self.seg_start = now
-
     def _tick(self, now: float) -> None:
         self._advance(now)
-        self._segment_break(now)
-        seen = self.expected_requests(now - self.interval_s, now)
-        wait_p, wait_d = self.fluid.backlog_prefill(), self.fluid.backlog_decode()
+        seen, served_rps = self.serving.tick(now, self.interval_s)
+        if served_rps is not None:
+            self.ops.meter.values[self.ch["infer_served_rps"]] = served_rps
+        wait_p, wait_d = self.serving.backlog("prefill"), self.serving.backlog("decode")
         demand = {"prefill": (seen + wait_p) / self.interval_s, "decode": (seen + wait_p + wait_d) / self.interval_s}
         for name, p in self.pools.items():
             self._scale(p, now, p.policy.decide(now, demand[name], len(p.live())), warm=False)
@@ -194,27 +163,40 @@ class DisaggServiceRuntime:
                 self.facility.infer_active[rep.cluster] += rep.held
                 pool.replicas.append(rep)
                 if warm or delay <= 0:
-                    rep.serving = True
+                    self._ready(pool, rep)
                 else:
-                    self.env.timeout(delay).callbacks.append(partial(self._on_ready, rep))
+                    self.env.timeout(delay).callbacks.append(partial(self._on_ready, pool, rep))
         elif wanted < len(live):
             order = sorted(live, key=lambda r: (r.serving, -self.clusters.index(r.cluster)))
             for rep in order[: len(live) - wanted]:
                 rep.live = False
-                rep.serving = False
-                pool.replicas.remove(rep)
-                self.facility.infer_active[rep.cluster] -= rep.held
-                self.sharing.release(rep.cluster, rep.alloc)
+                if not self.serving.retire(pool.name, rep.handle):
+                    self._release(pool, rep)  # else released when drained
         self._refresh_all()
 
-    def _on_ready(self, rep: PoolReplica, _event: simpy.Event) -> None:
+    def _ready(self, pool: ReplicaPool, rep: PoolReplica) -> None:
+        rep.serving = True
+        rep.handle = self.serving.add_replica(pool.name, rep.cluster, partial(self._on_drained, pool, rep))
+
+    def _on_ready(self, pool: ReplicaPool, rep: PoolReplica, _event: simpy.Event) -> None:
         if not rep.live:
             return
         now = self.env.now
         self._advance(now)
-        self._segment_break(now)
-        rep.serving = True
+        self.serving.segment_break(now)
+        self._ready(pool, rep)
         self._replan(now)
+
+    def _on_drained(self, pool: ReplicaPool, rep: PoolReplica, _handle: Any) -> None:
+        self._advance(self.env.now)
+        self._release(pool, rep)
+        self._refresh_all()
+
+    def _release(self, pool: ReplicaPool, rep: PoolReplica) -> None:
+        rep.serving = False
+        pool.replicas.remove(rep)
+        self.facility.infer_active[rep.cluster] -= rep.held
+        self.sharing.release(rep.cluster, rep.alloc)
 
     # -- segments and power --------------------------------------------------------------------------------
     def _replan(self, now: float) -> None:
@@ -222,13 +204,24 @@ class DisaggServiceRuntime:
         span = max(end - now, 1e-9)
         rate = self.expected_requests(now, end) / span if end > now else 0.0
         counts = {name: p.serving_counts(self.clusters) for name, p in self.pools.items()}
-        plan_p, plan_d = self.fluid.plan(rate, counts["prefill"], counts["decode"], span)
-        self.seg_start = now
+        pm = self.pool_models
+        cap_p = sum(n * pm.prefill[c].rate_per_s for c, n in counts["prefill"].items())
+        cap_d = sum(n * pm.decode[c].rate_per_s for c, n in counts["decode"].items())
         v = self.ops.meter.values
         v[self.ch["infer_demand_rps"]] = rate
-        v[self.ch["infer_capacity_rps"]] = min(plan_p.capacity_per_s, plan_d.capacity_per_s)
-        v[self.ch["infer_served_rps"]] = plan_d.rate_per_s
+        v[self.ch["infer_capacity_rps"]] = min(cap_p, cap_d)
+        served_rps = self.serving.replan(now, rate, counts, span)
+        if served_rps is not None:
+            v[self.ch["infer_served_rps"]] = served_rps
         self._refresh_all()
+
+    def _on_power(self, pool: str, c: int, delta_w: float) -> None:
+        """A discrete replica's power changed (every step): the cheapest exact update of every meter."""
+        self._advance(self.env.now)
+        self.gpu_w[c] = self.gpu_w.get(c, 0.0) + delta_w
+        self.ops.meter.values[self.rt.ch[c]["gpu_infer_w"]] += delta_w
+        self.meter.values[0] += delta_w  # gpu_w
+        self.pools[pool].meter.values[0] += delta_w
 
     def _refresh_all(self) -> None:
         """Recompute each pool's power per cluster, the service's sums, and push every channel (meters advanced
@@ -236,19 +229,25 @@ class DisaggServiceRuntime:
         sums = [0.0] * len(POOL_METER)
         gpu_w = dict.fromkeys(self.clusters, 0.0)
         for name, p in self.pools.items():
-            per_gpu_w = self.fluid.prefill_gpu_w if name == "prefill" else self.fluid.decode_gpu_w
             g = p.gpus_per_replica
             total_w = node_w = 0.0
             held = serving = loading = 0
+            n_serving = dict.fromkeys(self.clusters, 0)
             for r in p.replicas:
-                idle_w = self.pool_models.prefill[r.cluster].power.idle_w
-                w = g * (per_gpu_w(r.cluster) if r.serving else idle_w)
-                gpu_w[r.cluster] += w
-                total_w += w
+                if r.serving:
+                    n_serving[r.cluster] += 1
+                else:
+                    w = g * self.pool_models.prefill[r.cluster].power.idle_w
+                    gpu_w[r.cluster] += w
+                    total_w += w
                 node_w += r.held * self.facility.node_busy_w_per_gpu[r.cluster]
                 held += r.held
                 serving += r.serving
                 loading += not r.serving
+            for c, n in n_serving.items():
+                w = self.serving.serving_gpu_w(name, c, n, g)
+                gpu_w[c] += w
+                total_w += w
             row = [total_w, node_w, held, serving, loading]
             p.meter.values[:] = row
             sums = [a + b for a, b in zip(sums, row, strict=True)]
@@ -270,4 +269,5 @@ class DisaggServiceRuntime:
 
     def finish(self, now: float) -> None:
         self._advance(now)
-        self._segment_break(now)
+        self.serving.segment_break(now)
+        self.serving.finish()
