@@ -126,6 +126,10 @@ def test_kv_transfer_time_is_prompt_tokens_times_kv_bytes_over_the_link() -> Non
     assert node["kv_link"]["mean_transfer_s"] == pytest.approx(8000 * KV_BYTES * 8 / 3600e9, rel=1e-12)
     given = service(prompt=prompt, rate=5, disagg=disagg(link="{kind: network, gbps: 100}"))
     assert given["kv_link"]["mean_transfer_s"] == pytest.approx(4 * hand, rel=1e-12)
+    disc = service(prompt=prompt, rate=5, horizon="20m", fidelity="discrete")
+    assert disc["kv_link"]["moved_tb"] == pytest.approx(disc["kv_link"]["transfers"] * 8000 * KV_BYTES / 1e12)
+    lat = disc["pools"]["prefill"]["latency"]  # each request: wait + one prefill step + the transfer, exactly
+    assert lat["mean_ttft_s"] - lat["mean_wait_s"] - pre_s == pytest.approx(hand, rel=1e-6)
 
 
 def gpus(s: dict[str, Any]) -> float:

@@ -178,6 +178,8 @@ class DiscretePools:
         self.gpu_w: dict[str, dict[int, float]] = {"prefill": {}, "decode": {}}
         self._on_power = on_power
         self.handed = 0
+        self.moved_bytes = 0.0
+        self.kv_bytes = kv_bytes_per_token
         self.prefill = DiscretePrefill(
             env,
             prefill,
@@ -201,6 +203,7 @@ class DiscretePools:
 
     def _handover(self, arrival_s: float, prompt: float, output: float) -> None:
         self.handed += 1
+        self.moved_bytes += prompt * self.kv_bytes
         self.decode.submit(arrival_s, prompt, output)
 
     def joined(self) -> dict[str, np.ndarray]:

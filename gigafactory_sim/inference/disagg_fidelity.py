@@ -65,6 +65,10 @@ class PoolServing(Protocol):
 
     def transfers(self) -> float: ...
 
+    def moved_bytes(self) -> float:
+        """KV-cache bytes moved from the prefill to the decode pool."""
+        ...
+
 
 class FluidPoolServing:
     def __init__(
@@ -163,6 +167,9 @@ class FluidPoolServing:
 
     def transfers(self) -> float:
         return self.fluid.handed
+
+    def moved_bytes(self) -> float:
+        return self.fluid.handed * self.fluid.pools.kv_bytes_per_request
 
 
 def _pct(x: np.ndarray, q: float) -> float | None:
@@ -324,6 +331,9 @@ class DiscretePoolServing:
 
     def transfers(self) -> float:
         return float(self.pools.handed)
+
+    def moved_bytes(self) -> float:
+        return self.pools.moved_bytes
 
 
 DISAGG_FIDELITIES: dict[str, Callable[..., PoolServing]] = {"fluid": FluidPoolServing, "discrete": DiscretePoolServing}

@@ -65,6 +65,6 @@ def pools_summary(s: DisaggServiceRuntime, run: RunView) -> dict[str, Any]:
             "mean_transfer_s": pm.transfer_mean_s,
             "transfer_at_quantile_s": pm.transfer_q_s,
             "transfers": s.serving.transfers(),
-            "moved_tb": s.serving.transfers() * pm.kv_bytes_per_request / 1e12,
+            "moved_tb": s.serving.moved_bytes() / 1e12,
         },
     }

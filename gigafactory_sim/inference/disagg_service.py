@@ -3,10 +3,11 @@
 Each pool (``prefill``, ``decode``) holds its own replicas, placed on GPUs through the service's sharing policy
 (:mod:`.sharing`; under a static partition both pools draw on the same reserved nodes), and its own autoscaler
 (:class:`~gigafactory_sim.inference.autoscaler.AutoscalerPolicy`, with the pool's capacity per replica). At every
-control tick the fluid model (:mod:`.disagg_fluid`) closes its segment and plans the next; each autoscaler sees
-the demand of the last interval plus the backlog before its pool (the decode pool also counts the prefill
-backlog, which is coming its way). New replicas hold their GPUs at idle-with-context power for their pool's
-``scale_up_delay``; a replica finishing its load cuts the segment. Removed replicas release their GPUs at once.
+control tick its fidelity (:mod:`.disagg_fidelity`: fluid or discrete) closes its segment and plans the next;
+each autoscaler sees the demand of the last interval plus the backlog before its pool (the decode pool also counts
+the prefill backlog, which is coming its way). New replicas hold their GPUs at idle-with-context power for their pool's
+``scale_up_delay``; a replica finishing its load cuts the segment. Removed replicas release their GPUs at once
+(discrete: once they have finished their requests).
 
 Power: each pool has its own meter (GPU and node power, GPUs held, replicas serving and loading); the service's
 meter carries their sums, and the facility's inference channels the service's, so every joule is metered once
