@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from gigafactory_sim.inference.chunked import batched_point_fn
 from gigafactory_sim.inference.config import InferenceService, StaticPartition
 from gigafactory_sim.inference.demand import TraceDemand
+from gigafactory_sim.inference.disagg_checks import disaggregation_problems, pool_replica_problems
 from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix, capacity
 from gigafactory_sim.inference.prefix import computed_mix
 from gigafactory_sim.inference.prefix_plan import prefix_cache_problems
@@ -83,6 +84,12 @@ def inference_problems(scenario: Scenario) -> list[tuple[str, str]]:
             continue
         problems.extend(prefix_cache_problems(svc, path))
         mix = None if isinstance(svc.demand, TraceDemand) else service_token_mix(svc)
+        if svc.disaggregation is not None:  # two pools instead of one replica
+            found = disaggregation_problems(svc, path)
+            problems.extend(found)
+            for name in usable if not found else ():
+                problems.extend(pool_replica_problems(svc, path, clusters[name], catalogue, mix))
+            continue
         for name in usable:
             problems.extend(replica_problems(svc, path, clusters[name], catalogue, mix))
     for name, nodes in reserved.items():

@@ -24,7 +24,9 @@ from pydantic import Field, model_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.gpus.catalogue import GpuProfile
+from gigafactory_sim.inference.autoscaler_config import Autoscaler
 from gigafactory_sim.inference.demand import DemandProfile, TraceDemand
+from gigafactory_sim.inference.disagg_config import Disaggregation
 from gigafactory_sim.inference.moe import split_experts
 from gigafactory_sim.inference.perf import ReplicaPerf, SloLimits
 from gigafactory_sim.inference.tokens import TokenDistribution
@@ -32,6 +34,7 @@ from gigafactory_sim.units import Duration
 
 __all__ = [
     "Autoscaler",
+    "Disaggregation",
     "FluidOptions",
     "InferenceFirst",
     "InferenceService",
@@ -190,24 +193,6 @@ class Slo(StrictModel):
         )
 
 
-class Autoscaler(StrictModel):
-    """Replicas to serve the observed demand at ``target_utilisation`` of their capacity, within
-    [min, max]. New replicas load weights for ``scale_up_delay`` (GPUs held, idle-with-context power, serving
-    nothing); replicas are removed only after demand has stayed below them for ``scale_down_cooloff``."""
-
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int = Field(default=1000, ge=1)
-    target_utilisation: float = Field(default=0.7, gt=0, le=1)
-    scale_up_delay: Duration = 300.0
-    scale_down_cooloff: Duration = 900.0
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Autoscaler:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas is larger than max_replicas")
-        return self
-
-
 class StaticPartition(StrictModel):
     """Nodes reserved for this service per cluster (``{cluster: nodes}``): training never uses them and the
     service never uses anything else. Reserved nodes without a replica count as idle."""
@@ -252,6 +237,9 @@ class InferenceService(StrictModel):
     scheduling: Scheduling = Field(default_factory=Scheduling)
     fluid: FluidOptions = Field(default_factory=FluidOptions)
     prefix_cache: PrefixCache | None = None
+    disaggregation: Disaggregation | None = Field(
+        default=None, description="separate prefill and decode pools (gigafactory_sim/inference/disagg_config.py)"
+    )
 
     @model_validator(mode="after")
     def _tokens(self) -> InferenceService:

@@ -1,6 +1,6 @@
 """Prefill/decode disaggregation (Splitwise, Patel et al., ISCA 2024; DistServe, Zhong et al., OSDI 2024): steady-state
-sizing of separate prefill and decode pools against one colocated pool. A planning model (plain functions): it is
-not wired into the engine, its autoscaler or GPU placement.
+sizing of separate prefill and decode pools against one colocated pool. A planning model (plain functions); the
+engine runs disaggregated services through :mod:`.disagg_service` (``disaggregation`` of a service).
 
 - **Prefill pool**: replicas of ``gpus`` GPUs run prefill-only steps, compute-bound at ``c_p`` seconds per prompt
   token; requests queue FIFO for them (M/G/c, Allen-Cunneen). A request's KV cache (``I x kv_bytes_per_token``)

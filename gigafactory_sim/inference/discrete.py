@@ -125,6 +125,15 @@ class DiscreteService:
                 if rep.wake is not None and not rep.wake.triggered:
                     rep.wake.succeed()
 
+    def submit(self, arrival_s: float, prompt: float, output: float) -> None:
+        """Queue one request now that arrived at ``arrival_s`` (a disaggregated decode pool: after its prefill)."""
+        self.arrived += 1
+        self.queue.append(_Request(arrival_s, prompt, output))
+        if self.idle:
+            rep = self.idle.pop()
+            if rep.wake is not None and not rep.wake.triggered:
+                rep.wake.succeed()
+
     # -- replicas ------------------------------------------------------------------------------------------
     def add_replica(self, cluster: int, on_drained: Callable[[DiscreteReplica], None] | None = None) -> DiscreteReplica:
         slots = self.models[cluster].slots

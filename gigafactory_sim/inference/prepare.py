@@ -17,6 +17,8 @@ from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.inference.checks import service_token_mix, usable_clusters
 from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.inference.demand import TraceDemand
+from gigafactory_sim.inference.disagg_fluid import PoolModels
+from gigafactory_sim.inference.disagg_prepare import prepare_pools
 from gigafactory_sim.inference.fluid import ClusterModel, cluster_model
 from gigafactory_sim.inference.perf import InfeasibleObjective, TokenMix
 from gigafactory_sim.inference.prefix import computed_mix
@@ -44,6 +46,7 @@ class PreparedService:
     models: dict[int, ClusterModel]
     raw_prompt_mean: float = 0.0  # mean prompt tokens, cached part included (the mix's is what prefill computes)
     blocks: PrefixPlan | None = None  # block-hash prefix cache (``prefix_cache.from_trace``)
+    pools: PoolModels | None = None  # prefill and decode pools of a disaggregated service
 
 
 def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
@@ -72,12 +75,18 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
                 mix = service_token_mix(svc)
                 prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
-            raw_prompt_mean = mix.prompt_mean
+            raw_prompt_mean, whole_prompt, whole_q = mix.prompt_mean, prompt, mix.prompt_q
             if svc.prefix_cache is not None and not from_trace:  # prefill sees the uncached part of each prompt
                 mix = computed_mix(mix, svc.prefix_cache.hit_rate or 0.0)
                 prompt = prompt * (1.0 - (svc.prefix_cache.hit_rate or 0.0))
-            models = _models(svc, clusters, power, mix, path, scenario.source_file)
-            if from_trace and trace is not None:  # the hit rate a replay of the trace measures (prefix_plan)
+            pools = None
+            if svc.disaggregation is not None:  # (no block-hash cache with pools: checks.py)
+                src = scenario.source_file
+                pools = prepare_pools(svc, path, src, power, clusters, mix, prompt, whole_prompt, whole_q)
+                models = pools.decode
+            else:
+                models = _models(svc, clusters, power, mix, path, scenario.source_file)
+            if from_trace and trace is not None and pools is None:  # the hit rate a replay measures (prefix_plan)
                 blocks = plan_blocks(svc, trace, models, str(resolve_trace_path(svc, scenario)), path)
                 hit = blocks.replay.hit_rate
                 mix, prompt = computed_mix(mix, hit), prompt * (1.0 - hit)
@@ -86,7 +95,9 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
             problems.extend(exc.problems)
             continue
         out.append(
-            PreparedService(svc, index, path, clusters, trace, mix, prompt, output, models, raw_prompt_mean, blocks)
+            PreparedService(
+                svc, index, path, clusters, trace, mix, prompt, output, models, raw_prompt_mean, blocks, pools
+            )
         )
     if problems:
         raise ScenarioError(problems)

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from gigafactory_sim.inference.disagg_config import POOLS
+from gigafactory_sim.inference.disagg_results import pools_summary
+from gigafactory_sim.inference.disagg_service import DisaggServiceRuntime
 from gigafactory_sim.sim import channels
 from gigafactory_sim.units import J_PER_KWH, J_PER_MWH, S_PER_H, W_PER_MW
 
@@ -20,7 +23,7 @@ __all__ = ["summary_sections", "timeseries_columns"]
 class Inference(Protocol):
     """What the results read of the inference feature (:class:`gigafactory_sim.inference.runtime.InferenceRuntime`)."""
 
-    services: list[ServiceRuntime]
+    services: list[ServiceRuntime | DisaggServiceRuntime]
     preemptions: int
     lost_gpu_s: float
 
@@ -29,7 +32,7 @@ def _pct(x: np.ndarray, q: float) -> float | None:
     return float(np.percentile(x, q)) if len(x) else None
 
 
-def service_summary(s: ServiceRuntime, run: RunView) -> dict[str, Any]:
+def service_summary(s: ServiceRuntime | DisaggServiceRuntime, run: RunView) -> dict[str, Any]:
     horizon_s = run.horizon_s
     stats = s.serving.stats()
     integral = s.meter.integral
@@ -44,7 +47,7 @@ def service_summary(s: ServiceRuntime, run: RunView) -> dict[str, Any]:
     attainment = 1.0 - stats["late"] / served if served else None
     first = s.models[s.clusters[0]]
     extra = {"prefix_cache": stats["prefix_cache"]} if "prefix_cache" in stats else {}  # from_trace only
-    summary = {
+    out = {
         "fidelity": s.svc.fidelity,
         "model": s.svc.model.name or f"{s.svc.model.params_b:g}B",
         "gpus_per_replica": s.svc.gpus_per_replica,
@@ -87,8 +90,11 @@ def service_summary(s: ServiceRuntime, run: RunView) -> dict[str, Any]:
             "it_wh_per_request": it_j / 3600.0 / served if served else None,
         },
     }
-    summary.update(extra)
-    return summary
+    out.update(extra)
+    if isinstance(s, DisaggServiceRuntime):  # prefill/decode pools: service-level capacity is the decode pool's
+        out["gpus_per_replica"] = s.pools["decode"].gpus_per_replica
+        out.update(pools_summary(s, run))
+    return out
 
 
 def _section(rt: Inference, run: RunView) -> dict[str, Any]:
@@ -152,6 +158,9 @@ def timeseries_columns(rt: Inference, run: RunView, means: np.ndarray) -> dict[s
     for s in rt.services:
         for ch in channels.INFER_SERVICE:
             out[f"{ch}.{s.svc.name}"] = means[:, idx[f"{ch}.{s.svc.name}"]]
+        if s.svc.disaggregation is not None:
+            for key in channels.per(channels.INFER_POOL, [f"{s.svc.name}.{pool}" for pool in POOLS]):
+                out[key] = means[:, idx[key]]
     out["inference_power_mw"] = infer_w / W_PER_MW
     out["inference_gpus"] = np.sum([means[:, idx[f"infer_gpus.{c}"]] for c in names], axis=0)
     return out

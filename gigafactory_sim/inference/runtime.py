@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from gigafactory_sim.inference import results
+from gigafactory_sim.inference.disagg_config import POOLS
+from gigafactory_sim.inference.disagg_service import DisaggServiceRuntime
 from gigafactory_sim.inference.prepare import PreparedService
 from gigafactory_sim.inference.service import ServiceRuntime
 from gigafactory_sim.sim import channels
@@ -35,6 +37,8 @@ def inference_channels(cluster_names: list[str], services: list[PreparedService]
     """(every inference meter channel, the IT power channels of each cluster)."""
     names = channels.per(channels.INFER_CLUSTER, cluster_names)
     names += channels.per(channels.INFER_SERVICE, [s.svc.name for s in services])
+    pools = [f"{s.svc.name}.{pool}" for s in services if s.svc.disaggregation is not None for pool in POOLS]
+    names += channels.per(channels.INFER_POOL, pools)
     return names, [[f"{ch}.{c}" for ch in channels.INFER_POWER] for c in cluster_names]
 
 
@@ -52,7 +56,10 @@ class InferenceRuntime:
         self.lost_gpu_s = 0.0
         self.job_preemptions = np.zeros(n_jobs, dtype=np.int64)
         self.job_lost_gpu_s = np.zeros(n_jobs)
-        self.services = [ServiceRuntime(ops, self, p) for p in services]
+        self.services: list[ServiceRuntime | DisaggServiceRuntime] = [
+            DisaggServiceRuntime(ops, self, p) if p.pools is not None else ServiceRuntime(ops, self, p)
+            for p in services
+        ]
 
     # -- Process ---------------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -12,6 +12,7 @@ __all__ = [
     "ENERGY_DERIVED",
     "ENERGY_SIGNALS",
     "INFER_CLUSTER",
+    "INFER_POOL",
     "INFER_POWER",
     "INFER_SERVICE",
     "POWER",
@@ -37,6 +38,8 @@ RELIABILITY = ("down_nodes", "ckpt_gpus")
 INFER_CLUSTER = ("gpu_infer_w", "node_infer_w", "infer_gpus")
 INFER_POWER = ("gpu_infer_w", "node_infer_w")
 INFER_SERVICE = ("infer_demand_rps", "infer_capacity_rps", "infer_served_rps", "infer_replicas")
+# per pool of a disaggregated service (``"<channel>.<service>.<pool>"``): its replicas and the GPUs they hold
+INFER_POOL = ("infer_pool_replicas", "infer_pool_gpus")
 
 # energy system: integrals derived at flush points (see energy/accounting.py) and piecewise-constant signals
 ENERGY_DERIVED = (
