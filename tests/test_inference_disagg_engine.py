@@ -262,3 +262,15 @@ def test_bad_disaggregation_input_exits_2_naming_file_and_field(
 def test_a_negative_link_rate_names_its_field(tmp_path: Path) -> None:
     code, out = cli_validate(tmp_path, text(disagg=disagg(link="{kind: network, gbps: -1}")))
     assert code == 2 and "workload.inference.0.disaggregation.kv_link.gbps" in out
+
+
+def test_a_block_hash_cache_with_pools_names_its_field(tmp_path: Path) -> None:
+    body = text().replace(
+        "demand: {kind: constant, rate_per_s: 20}",
+        'demand: {kind: trace, format: mooncake, path: "builtin:mooncake_conversation_sample.jsonl.gz"}\n'
+        "      prefix_cache: {from_trace: true, block_size: 512}",
+    )
+    assert "from_trace" in body
+    code, out = cli_validate(tmp_path, body)
+    assert code == 2, out
+    assert "workload.inference.0.prefix_cache.from_trace" in out and "not modelled for disaggregated" in out
