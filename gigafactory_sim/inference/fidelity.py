@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import simpy
 
+from gigafactory_sim.inference.bursts import size_biased_group
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.discrete import DiscreteReplica, DiscreteService
 from gigafactory_sim.inference.fluid import FluidService, Plan
@@ -93,6 +94,7 @@ class FluidServing:
             svc.batching,
             svc.queue_timeout,
             step_queue=svc.fluid.step_queue,
+            group=size_biased_group(p.trace.base_s) if p.trace is not None else 1.0,
         )
         self.resolution_s = svc.fluid.resolution if svc.fluid.step_queue and p.trace is not None else None
         self.plan: Plan | None = None
