@@ -23,17 +23,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from statistics import NormalDist
 
 import numpy as np
 
 from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
+from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
     "backlog_integral",
     "burst_weighted_point",
     "cell_waits_s",
     "group_decode_step_s",
+    "group_power_w",
+    "max_mean",
     "poisson_backlog_wait_s",
+    "poisson_levels",
+    "prefill_stall_spread",
     "served_per_cell",
     "size_biased_group",
     "step_queue_ttft_s",
@@ -197,21 +203,30 @@ def wait_levels(wait_s: np.ndarray, counts: np.ndarray, levels: int = 8) -> list
 def group_decode_step_s(
     perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, group: float, output: np.ndarray
 ) -> float:
-    """Mean step a decoding request sees when requests arrive in groups (``group``: size-biased size). Its
-    group's prefill came before its first token, so it is not a stall of its decode; it decodes beside the
-    mean-field background (``op``'s batch and context) and those of its ``group - 1`` mates still decoding
-    (a mate outlasts a step with the chance that its output is longer: ``E[min(O, O')] / E[O]`` on average),
-    and is stalled by the prefill of other groups (time share ``rho = lam c_p E[I]``):
-    ``(h + max(mem, cmp)) / (1 - rho)``. With ``group == 1`` this is the mean-field step (memory-bound)."""
+    """Mean step a decoding request sees when requests arrive in groups (``group``: size-biased size), at
+    ``op``'s rate. Its group's prefill came before its first token, so it is not a stall of its decode; it
+    decodes beside the background (``lam E[O] t`` requests holding ``lam t A`` tokens, Little's law over the
+    step ``t`` they see, as in :mod:`.perf`) and the ``m = (group - 1) E[min(O, O')] / E[O]`` mates still
+    decoding on average (holding ``E[I] + E[O] / 2`` tokens each), and is stalled by the prefill of other
+    groups (time share ``rho = lam c_p E[I]``). The fixed point is the larger of
+    ``(h + W + k m (E[I] + E[O]/2)) / (1 - rho - lam k A)`` and ``(h + c_d m) / (1 - rho - lam c_d E[O])``;
+    with ``group == 1`` it is the mean-field step of :func:`~gigafactory_sim.inference.perf.operating_point`.
+    ``op``'s step if there is no fixed point (overload)."""
     o = np.sort(np.asarray(output, dtype=float))
     if len(o) == 0 or mix.output_mean <= 0:
         return op.step_s
-    overlap = _min_mean(o) / mix.output_mean
-    mates = max(group - 1.0, 0.0) * overlap
-    ctx = op.kv_tokens + mates * (mix.prompt_mean + 0.5 * mix.output_mean)
-    mem, cmp, _ = perf.step_parts_s(op.batch + mates, ctx, 0.0)
-    rho = min(op.rate_per_s * perf.c_prefill_s * mix.prompt_mean, 1.0 - 1e-9)
-    return (perf.step_overhead_s + max(mem, cmp)) / (1.0 - rho)
+    lam = op.rate_per_s
+    mates = max(group - 1.0, 0.0) * _min_mean(o) / mix.output_mean
+    rho = lam * perf.c_prefill_s * mix.prompt_mean
+    den_mem = 1.0 - rho - lam * perf.kv_time_per_token_s * mix.context_token_steps
+    den_cmp = 1.0 - rho - lam * perf.c_decode_s * mix.output_mean
+    if den_mem <= 0 or den_cmp <= 0:
+        return op.step_s
+    mates_ctx = mates * (mix.prompt_mean + 0.5 * mix.output_mean)
+    h = perf.step_overhead_s
+    t_mem = (h + perf.weights_read_s(op.batch + mates) + perf.kv_time_per_token_s * mates_ctx) / den_mem
+    t_cmp = (h + perf.c_decode_s * mates) / den_cmp
+    return max(t_mem, t_cmp)
 
 
 def _min_mean(sorted_values: np.ndarray) -> float:
@@ -221,3 +236,104 @@ def _min_mean(sorted_values: np.ndarray) -> float:
     i = np.arange(n)
     w = ((n - i) ** 2 - (n - i - 1) ** 2) / (n * n)
     return float((sorted_values * w).sum())
+
+
+STALL_LEVELS = 9
+_Z = np.array([NormalDist().inv_cdf((i + 0.5) / STALL_LEVELS) for i in range(STALL_LEVELS)])
+
+
+def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
+    """Quantiles of Poisson counts of means ``mean`` at the midpoints of ``levels`` equal-probability bins
+    (``levels x len(mean)``): the count is exact from the cumulative distribution up to a mean of 50, normal
+    beyond."""
+    mu = np.maximum(np.asarray(mean, dtype=float), 0.0)
+    out = np.zeros((levels, len(mu)))
+    probs = (np.arange(levels) + 0.5) / levels
+    small = mu <= 50.0
+    if small.any():
+        k = np.arange(0, 121, dtype=float)
+        log_fact = np.concatenate(([0.0], np.cumsum(np.log(k[1:]))))
+        m = mu[small][:, None]
+        with np.errstate(divide="ignore"):
+            log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
+        pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
+        cdf = np.cumsum(pmf, axis=1)
+        for i, q in enumerate(probs):
+            out[i, small] = (cdf < q).sum(axis=1)
+    if (~small).any():
+        z = _Z if levels == STALL_LEVELS else np.array([NormalDist().inv_cdf(q) for q in probs])
+        big = mu[~small]
+        out[:, ~small] = np.maximum(big[None, :] + np.sqrt(big)[None, :] * z[:, None], 0.0)
+    return out
+
+
+def prefill_stall_spread(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    op: OperatingPoint,
+    step_s: float,
+    before_s: float,
+    output: np.ndarray,
+    group: float = 1.0,
+) -> np.ndarray:
+    """End-to-end latency without queueing of requests of ``output`` tokens (``STALL_LEVELS x len(output)``,
+    equally likely), the mean ``before_s + step_s * output``. A decoding request's steps are decode steps of
+    ``step_s * (1 - rho)`` and, between them, the prefill steps of the prompts arriving meanwhile: stalls of one
+    group's prefill ``s = c_p * group * E[I]`` each, a Poisson number of them with mean
+    ``step_s * rho * (O - 1) / s`` (``rho = lam c_p E[I]``, the share of time spent prefilling). Many small
+    stalls (short prompts, single arrivals) are nearly their mean; a few long ones (groups of long prompts)
+    spread the tail."""
+    o = np.asarray(output, dtype=float)
+    rho = min(op.rate_per_s * perf.c_prefill_s * mix.prompt_mean, 1.0 - 1e-9)
+    stall = perf.c_prefill_s * max(group, 1.0) * mix.prompt_mean
+    steps = np.maximum(o - 1.0, 0.0)
+    if stall <= 0 or rho <= 0:
+        return np.asarray((before_s + step_s * (steps + 1.0))[None, :], dtype=float)
+    count = poisson_levels(step_s * rho * steps / stall)
+    return np.asarray(before_s + step_s + step_s * (1.0 - rho) * steps + count * stall, dtype=float)
+
+
+def max_mean(sorted_values: np.ndarray, draws: float) -> float:
+    """``E[max]`` of ``draws`` (rounded, at least 1) independent draws from the empirical distribution
+    ``sorted_values``."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    g = max(round(draws), 1)
+    cdf = np.arange(n + 1) / n
+    w = np.diff(cdf**g)
+    return float((np.asarray(sorted_values, dtype=float) * w).sum())
+
+
+def group_power_w(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    model: GpuPowerModel,
+    op: OperatingPoint,
+    group: float,
+    group_max_output: float,
+    step_s: float,
+) -> float:
+    """Mean power per GPU of a replica whose requests arrive in groups (``group`` requests at one instant;
+    ``group_max_output``: the mean of the longest output of a group; ``step_s``: the step a decoding request
+    sees, :func:`group_decode_step_s`). Prefill is a share ``rho = lam c_p E[I]`` of the time at compute-bound
+    power (the prompts' work, whatever the load). In the rest, the replica decodes while a group is decoding:
+    a group decodes for ``group_max_output`` steps of ``t_d = step_s (1 - rho)`` and groups are in the replica
+    as an M/G/inf population, so the decoding share of that time is ``1 - exp(-n_g)`` with
+    ``n_g = lam / group * t_d * group_max_output / (1 - rho)``, at the decode power of the batch it then holds
+    (``lam E[O] t_d / (1 - rho)`` over that time, divided by the share); idle otherwise."""
+    lam = op.rate_per_s
+    if lam <= 0 or not op.feasible:
+        return op.gpu_power_w
+    rho = min(lam * perf.c_prefill_s * mix.prompt_mean, 1.0 - 1e-9)
+    g = max(group, 1.0)
+    t_d = step_s * (1.0 - rho)
+    n_g = lam / g * t_d * group_max_output / (1.0 - rho)
+    share = float(-np.expm1(-n_g))
+    if share <= 0:
+        return float(rho * model.power_w(1.0) + (1.0 - rho) * model.idle_w)
+    batch = lam * mix.output_mean * t_d / (1.0 - rho) / share
+    ctx = batch * (mix.prompt_mean + 0.5 * mix.output_mean)
+    mem, cmp, _ = perf.step_parts_s(max(batch, 1e-12), ctx, 0.0)
+    decode_w = perf.phase_power_w(model, mem, cmp, 0.0, perf.step_overhead_s + max(mem, cmp))
+    return float(rho * model.power_w(1.0) + (1.0 - rho) * (share * decode_w + (1.0 - share) * model.idle_w))

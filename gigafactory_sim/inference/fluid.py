@@ -20,7 +20,7 @@ Latency percentiles are read from weighted log-spaced histograms of the estimate
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -30,7 +30,10 @@ from gigafactory_sim.inference.bursts import (
     burst_weighted_point,
     cell_waits_s,
     group_decode_step_s,
+    group_power_w,
+    max_mean,
     poisson_backlog_wait_s,
+    prefill_stall_spread,
     served_per_cell,
     step_queue_ttft_s,
     wait_levels,
@@ -133,6 +136,7 @@ class FluidService:
         self.ca2 = ca2
         self.step_queue = step_queue  # burst-aware latency (:mod:`.bursts`)
         self.group = group  # size-biased size of the groups arriving at one instant (1: no ties)
+        self.group_max_output = max_mean(self.output_sorted, group)  # mean longest output of a group
         self.backlog: deque[list[float]] = deque()  # [arrival time, requests], oldest first
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
@@ -150,7 +154,16 @@ class FluidService:
         m = self.models[cluster]
         if self.batching == "none":
             return single_operating_point(m.perf, self.mix, rate_per_s, m.power)
-        return batched_point_fn(m.perf)(m.perf, self.mix, rate_per_s, m.power)
+        op = batched_point_fn(m.perf)(m.perf, self.mix, rate_per_s, m.power)
+        if self.grouped(m) and op.feasible and rate_per_s > 0:  # groups decode together (:mod:`.bursts`)
+            step = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
+            power = group_power_w(m.perf, self.mix, m.power, op, self.group, self.group_max_output, step)
+            op = replace(op, step_s=step, gpu_power_w=power)
+        return op
+
+    def grouped(self, m: ClusterModel) -> bool:
+        """Whether the burst-aware terms of same-instant groups apply (prefill-first continuous batching)."""
+        return self.step_queue and self.group > 1.0 and self.batching == "continuous" and not m.perf.chunked
 
     def plan(
         self, rate_per_s: float, serving: dict[int, int], interval_s: float, sub_counts: np.ndarray | None = None
@@ -164,7 +177,7 @@ class FluidService:
         points: dict[int, OperatingPoint] = {}
         cells: np.ndarray | None = None
         spans: np.ndarray | None = None
-        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
+        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and self.group <= 1.0:
             dt = interval_s / len(sub_counts)
             served = served_per_cell(sub_counts, dt, k, self.backlog_requests())
             # a replica's batch settles over a request's stay: weight by rates over windows that long
@@ -276,21 +289,21 @@ class FluidService:
                 else:
                     replicas = sum(plan.serving.values())
                     ttft_grid = step_queue_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
-                if self.step_queue and self.group > 1.0 and not m.perf.chunked:
-                    b = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
-                else:
-                    b = t
+                b = t
                 a_ttft, a_e2e = 0.0, float(ttft_grid.mean()) - b
             else:
                 a_ttft, a_e2e, b = 1.5 * t, 1.5 * t + c_p * self.mix.prompt_mean - t, t
             wait = fluid_wait + wq
             self.wait_sum += weight * wait
             if ttft_grid is not None:
-                self.ttft_sum += weight * (wait + a_e2e + t)
+                self.ttft_sum += weight * (wait + a_e2e + b)
             else:
                 self.ttft_sum += weight * (wait + a_ttft + c_p * self.mix.prompt_mean)
             self.e2e_sum += weight * (wait + a_e2e + b * self.mix.output_mean)
             self.tpot_sum += weight * b
+            e2e_grid = a_e2e + b * self.output_grid  # end-to-end per output quantile without waiting
+            if self.step_queue and ttft_grid is not None and not m.perf.chunked:
+                e2e_grid = prefill_stall_spread(m.perf, self.mix, op, b, a_e2e, self.output_grid, self.group)
             spread = [(1.0, fluid_wait)]
             if levels:  # each cell's arrivals wait as long as the sub-segment queue makes them
                 mean = sum(p * w for p, w in levels)
@@ -305,7 +318,7 @@ class FluidService:
                     self.ttft_hist.add(w + ttft_grid, weight * p / len(GRID))
                 else:
                     self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
-                self.e2e_hist.add(w + a_e2e + b * self.output_grid, weight * p / len(GRID))
+                self.e2e_hist.add(w + e2e_grid, weight * p / e2e_grid.size)
                 ok = 1.0 if b <= self.slo.tpot_s else 0.0
                 if self.slo.ttft_s < float("inf") and ttft_grid is not None:
                     ok *= float((ttft_grid <= self.slo.ttft_s - w).mean())
