@@ -42,6 +42,7 @@ __all__ = [
     "prefill_stall_spread",
     "served_per_cell",
     "size_biased_group",
+    "step_lengths",
     "step_queue_ttft_s",
     "wait_levels",
 ]
@@ -61,6 +62,19 @@ def step_queue_ttft_s(
     waits for the prefill of its ``group - 1`` mates, and a step's prompt tokens are compound Poisson over
     groups (``E[S^2]`` per arrival ``E[I^2] + (group - 1) E[I]^2``)."""
     lam = op.rate_per_s
+    b0, _, _, residual = step_lengths(perf, mix, op, replicas, group)
+    c = max(replicas, 1)
+    others = c * lam * 2.0 * residual  # prompts admitted with it: arrived since the last boundary, or before the next
+    mates = group - 1.0  # prefilled in the same step: the rest of its own group
+    return residual + b0 + perf.c_prefill_s * (np.asarray(prompt, dtype=float) + (others + mates) * mix.prompt_mean)
+
+
+def step_lengths(
+    perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, replicas: int = 1, group: float = 1.0
+) -> tuple[float, float, float, float]:
+    """(``B0``, mean step ``m1``, squared CV ``cv2`` of a replica's step lengths, residual ``R`` to the next
+    boundary of any of ``replicas``) of prefill-first steps at ``op`` (see :func:`step_queue_ttft_s`)."""
+    lam = op.rate_per_s
     mem, cmp, _ = perf.step_parts_s(max(op.batch, 1e-12), op.kv_tokens, 0.0)
     b0 = perf.step_overhead_s + max(mem, cmp)
     c_p = perf.c_prefill_s
@@ -71,9 +85,7 @@ def step_queue_ttft_s(
     cv2 = c_p * c_p * lam * m1 * ei2 / (1.0 - rho * rho) / (m1 * m1)
     c = max(replicas, 1)
     residual = m1 / c * (2.0 + (cv2 - 1.0) / c) / 2.0  # to the next boundary of any replica
-    others = c * lam * 2.0 * residual  # prompts admitted with it: arrived since the last boundary, or before the next
-    mates = group - 1.0  # prefilled in the same step: the rest of its own group
-    return residual + b0 + c_p * (np.asarray(prompt, dtype=float) + (others + mates) * mix.prompt_mean)
+    return b0, m1, cv2, residual
 
 
 def size_biased_group(times_s: np.ndarray) -> float:
@@ -321,7 +333,9 @@ def group_power_w(
     a group decodes for ``group_max_output`` steps of ``t_d = step_s (1 - rho)`` and groups are in the replica
     as an M/G/inf population, so the decoding share of that time is ``1 - exp(-n_g)`` with
     ``n_g = lam / group * t_d * group_max_output / (1 - rho)``, at the decode power of the batch it then holds
-    (``lam E[O] t_d / (1 - rho)`` over that time, divided by the share); idle otherwise."""
+    (``lam E[O] t_d / (1 - rho)`` over that time, divided by the share); idle otherwise. ``group`` 1 (single
+    arrivals, ``group_max_output = E[O]``): the mean field's power with the prefill energy set by the prompts'
+    work rather than scaled by the chance that a request is decoding."""
     lam = op.rate_per_s
     if lam <= 0 or not op.feasible:
         return op.gpu_power_w

@@ -159,6 +159,9 @@ class FluidService:
             step = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
             power = group_power_w(m.perf, self.mix, m.power, op, self.group, self.group_max_output, step)
             op = replace(op, step_s=step, gpu_power_w=power)
+        elif self.step_queue and not m.perf.chunked and op.feasible and rate_per_s > 0:  # prefill energy by work
+            power = group_power_w(m.perf, self.mix, m.power, op, 1.0, self.mix.output_mean, op.step_s)
+            op = replace(op, gpu_power_w=power)
         return op
 
     def grouped(self, m: ClusterModel) -> bool:
