@@ -180,7 +180,9 @@ class FluidService:
         points: dict[int, OperatingPoint] = {}
         cells: np.ndarray | None = None
         spans: np.ndarray | None = None
-        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and self.group <= 1.0:
+        grouped = self.group > 1.0 and all(self.grouped(m) for m in self.models.values())
+        # with same-instant groups a window's rate counts a request's own group, which the group step holds
+        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and not grouped:
             dt = interval_s / len(sub_counts)
             served = served_per_cell(sub_counts, dt, k, self.backlog_requests())
             # a replica's batch settles over a request's stay: weight by rates over windows that long
@@ -231,6 +233,8 @@ class FluidService:
             # the step queue already holds the waiting of a compound Poisson stream at this rate: only the
             # backlog beyond it (bursts) is added
             base = poisson_backlog_wait_s(lam, k, self.group)
+            if self.batching != "continuous" or any(self.models[c].perf.chunked for c in plan.serving):
+                base = 0.0  # no step-queue TTFT to hold it (chunked prefill, or one request at a time)
             fifo = max(backlog_integral(sub_counts, cell, k, q0) - arrivals * base, 0.0)
             integral = max(integral, fifo)
             waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0) - base, 0.0)
