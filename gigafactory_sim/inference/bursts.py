@@ -256,22 +256,21 @@ _Z = np.array([NormalDist().inv_cdf((i + 0.5) / STALL_LEVELS) for i in range(STA
 
 def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
     """Quantiles of Poisson counts of means ``mean`` at the midpoints of ``levels`` equal-probability bins
-    (``levels x len(mean)``): the count is exact from the cumulative distribution up to a mean of 50, normal
+    (``levels x len(mean)``): the count is exact from the cumulative distribution up to a mean of 20, normal
     beyond."""
     mu = np.maximum(np.asarray(mean, dtype=float), 0.0)
     out = np.zeros((levels, len(mu)))
     probs = (np.arange(levels) + 0.5) / levels
-    small = mu <= 50.0
+    small = mu <= 20.0
     if small.any():
-        k = np.arange(0, 121, dtype=float)
+        k = np.arange(0, 61, dtype=float)
         log_fact = np.concatenate(([0.0], np.cumsum(np.log(k[1:]))))
         m = mu[small][:, None]
         with np.errstate(divide="ignore"):
             log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
         pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
         cdf = np.cumsum(pmf, axis=1)
-        for i, q in enumerate(probs):
-            out[i, small] = (cdf < q).sum(axis=1)
+        out[:, small] = (cdf[None, :, :] < probs[:, None, None]).sum(axis=2)
     if (~small).any():
         z = _Z if levels == STALL_LEVELS else np.array([NormalDist().inv_cdf(q) for q in probs])
         big = mu[~small]
