@@ -164,3 +164,30 @@ def test_group_terms_vanish_without_ties() -> None:
     one = step_queue_ttft_s(cm.perf, mix, op, np.array([1000.0]), 1, group=1.0)[0]
     ten = step_queue_ttft_s(cm.perf, mix, op, np.array([1000.0]), 1, group=10.0)[0]
     assert ten - one >= 9 * 1000.0 * cm.perf.c_prefill_s  # the nine mates are prefilled in the same step
+
+
+def test_wait_levels_stall_spread_and_max_against_hand_values() -> None:
+    from gigafactory_sim.inference.bursts import (
+        cell_waits_s,
+        max_mean,
+        poisson_levels,
+        prefill_stall_spread,
+        wait_levels,
+    )
+
+    # 10 arriving in the first of three 1-s cells, served at 5/s: they wait a mean 5 / 2 / 5 s = 0.5 s in it
+    waits = cell_waits_s(np.array([10.0, 0.0, 0.0]), 1.0, 5.0, 0.0)
+    assert waits[0] == pytest.approx(0.5)
+    levels = wait_levels(np.array([0.0, 1.0, 3.0]), np.array([2.0, 1.0, 1.0]))
+    assert sum(p for p, _ in levels) == pytest.approx(1.0)
+    assert sum(p * w for p, w in levels) == pytest.approx(1.0)  # (2 x 0 + 1 + 3) / 4
+    assert max_mean(np.array([1.0, 3.0]), 1) == pytest.approx(2.0)
+    assert max_mean(np.array([1.0, 3.0]), 2) == pytest.approx(2.5)  # 1 x 1/4 + 3 x 3/4
+    assert poisson_levels(np.array([0.0]))[:, 0].tolist() == [0.0] * 9
+    assert poisson_levels(np.array([400.0])).mean() == pytest.approx(400.0, rel=1e-9)
+    mix = TokenMix.fixed(8000.0, 100.0)
+    cm = cluster_model(SERVICE.replica_perf(H200), H200.power_model, mix, SERVICE.slo.limits(), "continuous")
+    op = operating_point(cm.perf, mix, 1.0, cm.power)
+    spread = prefill_stall_spread(cm.perf, mix, op, op.step_s, 0.5, np.array([1000.0]), group=1.0)
+    # many stalls: the spread keeps the mean (before + step x O) to the levels' discretisation
+    assert spread.mean() == pytest.approx(0.5 + op.step_s * 1000.0, rel=0.02)

@@ -1,6 +1,6 @@
-"""Fluid latency under bursts and long prompts (opt-in: a service's ``fluid: {step_queue: true}``).
+"""Fluid latency and power under bursts and long prompts (a service's ``fluid: {step_queue: true}``, the default).
 
-Two corrections to the mean-field latency of :mod:`.fluid`, each exact for its own mechanism:
+Corrections to the mean-field latency of :mod:`.fluid`, each from its own mechanism:
 
 1. **Step queue** (prefill-first steps). A step prefills every prompt that arrived during the step before it,
    so a replica's step lengths follow ``t' = B0 + c_p * S`` (``B0 = h + max(mem, cmp)``, ``S`` the prompt
@@ -10,11 +10,19 @@ Two corrections to the mean-field latency of :mod:`.fluid`, each exact for its o
    waits for the next step boundary of any of them, ``R = (m1 / c) * (1 + cv2_c) / 2`` with
    ``cv2_c = 1 + (cv2 - 1) / c`` (a superposition of renewal processes tends to Poisson), and its first token
    ends the step that prefills it with the ``2 * c * lam * R`` prompts admitted beside it:
-   ``TTFT(I) = R + B0 + c_p * (I + 2 c lam R E[I])``. One replica, unloaded: today's ``1.5 t + c_p I``.
-2. **Sub-segment bursts** (trace demand). The control segment's FIFO fluid queue is also run on a fine grid of
+   ``TTFT(I) = R + B0 + c_p * (I + 2 c lam R E[I])``. One replica, unloaded: the mean field's ``1.5 t + c_p I``.
+2. **Groups at one instant** (tied arrival times, :func:`size_biased_group`). A group is admitted and prefilled
+   in one step: a request waits for its ``g - 1`` mates' prefill (``g = E[G^2] / E[G]``), a step's prompt tokens
+   are compound Poisson over groups, and it decodes beside its mates, stalled only by other groups' prefill
+   (:func:`group_decode_step_s`); power from prefill work and groups decoding as an M/G/inf population
+   (:func:`group_power_w`).
+3. **Sub-segment bursts** (trace demand). The control segment's FIFO fluid queue is also run on a fine grid of
    the trace's own counts (``resolution``, default 0.1 s, arrivals uniform within a cell; a reflected random
-   walk, vectorised); when its backlog integral exceeds the segment-average one, it is the segment's waiting.
-   Requests arriving at the same instant (groups) are thus queued about as the discrete model queues them.
+   walk, vectorised); its backlog beyond the compound Poisson one that item 1 already holds
+   (:func:`poisson_backlog_wait_s`) is the segment's waiting, spread over the cells' own waits
+   (:func:`cell_waits_s`, :func:`wait_levels`) in the latency histograms.
+4. **Prefill stalls in the tail**: a Poisson number of other groups' prefill steps interrupts a request's
+   decode (:func:`prefill_stall_spread`), which spreads the end-to-end percentiles.
 
 Units: seconds, requests, tokens.
 """
