@@ -1,8 +1,8 @@
-"""Fluid against discrete under bursts and long prompts (``fluid: {step_queue: true}``, :mod:`.bursts`).
+"""Fluid against discrete under bursts and long prompts (the default fluid, ``step_queue: true``, :mod:`.bursts`).
 
 Targets (issue #16): mean TTFT, mean e2e and p90 e2e within 15 %, throughput and energy per output token within
-5 %. One test per stream at 60 % of the replicas' SLO capacity (Llama-3-8B shape, one H200 per replica, 2
-replicas, 10 minutes). Streams that miss a target are strict xfails whose reason gives the measured errors;
+5 %. Each stream at 30, 60 and 80 % of the replicas' SLO capacity (Llama-3-8B shape, one H200 per replica, 2
+replicas, 10 minutes). Cases that miss a target are strict xfails whose reason gives the measured errors;
 tolerances are the targets, not widened.
 """
 
@@ -52,22 +52,30 @@ def check(err: dict[str, float]) -> None:
     assert not missed, f"outside the targets (%): {missed}"
 
 
-def test_azure_conversation_sample_agrees() -> None:
-    check(errors(azure_sample("conv"), 0.6))
+STREAMS = {
+    "azure-code": lambda: azure_sample("code"),
+    "azure-conv": lambda: azure_sample("conv"),
+    "long-burst": lambda: synthetic_stream("long_burst"),
+    "heavy-tail": lambda: synthetic_stream("heavy"),
+}
+MISSES = {  # (stream, load): the measured errors (%) that miss a target
+    ("long-burst", 0.8): "p90 e2e -21.5 % (mean TTFT +8.8 %, mean e2e -6.9 %, energy/token +2.2 %)",
+}
+CASES = [
+    pytest.param(
+        name,
+        load,
+        marks=[pytest.mark.xfail(strict=True, reason=MISSES[(name, load)])] if (name, load) in MISSES else [],
+        id=f"{name}-{round(100 * load)}",
+    )
+    for name in STREAMS
+    for load in (0.3, 0.6, 0.8)
+]
 
 
-def test_heavy_tailed_prompts_agree() -> None:
-    check(errors(synthetic_stream("heavy"), 0.6))
-
-
-@pytest.mark.xfail(strict=True, reason="p90 e2e -18.8 % (mean TTFT +1.1 %, mean e2e +0.8 %, energy -3.1 %)")
-def test_azure_code_sample_agrees() -> None:
-    check(errors(azure_sample("code"), 0.6))
-
-
-@pytest.mark.xfail(strict=True, reason="mean TTFT -39.8 %, mean e2e +18.3 %, p90 e2e +42.5 % (energy -3.2 %)")
-def test_long_prompts_in_groups_of_ten_agree() -> None:
-    check(errors(synthetic_stream("long_burst"), 0.6))
+@pytest.mark.parametrize(("name", "load"), CASES)
+def test_fluid_agrees_with_discrete(name: str, load: float) -> None:
+    check(errors(STREAMS[name](), load))
 
 
 def test_backlog_integral_against_hand_values() -> None:
@@ -134,3 +142,52 @@ def test_bad_resolution_is_an_input_error() -> None:
     with pytest.raises(ScenarioError) as exc:
         parse_scenario_text(text, "bad.yaml", base_dir=Path.cwd())
     assert any("fluid" in p.field for p in exc.value.problems), [p.field for p in exc.value.problems]
+
+
+def test_groups_at_one_instant_against_hand_values() -> None:
+    from gigafactory_sim.inference.bursts import poisson_backlog_wait_s, size_biased_group
+
+    assert size_biased_group(np.array([0.0, 1.0, 2.0])) == 1.0
+    # groups of 1 and 3: E[G^2] / E[G] = (1 + 9) / 4
+    assert size_biased_group(np.array([0.0, 1.0, 1.0, 1.0])) == pytest.approx(2.5)
+    assert poisson_backlog_wait_s(3.0, 5.0, 2.0) == pytest.approx(0.5)
+    assert poisson_backlog_wait_s(5.0, 5.0) == 0.0
+
+
+def test_group_terms_vanish_without_ties() -> None:
+    from gigafactory_sim.inference.bursts import group_decode_step_s
+
+    mix = TokenMix.fixed(1000.0, 100.0)
+    cm = cluster_model(SERVICE.replica_perf(H200), H200.power_model, mix, SERVICE.slo.limits(), "continuous")
+    op = operating_point(cm.perf, mix, 2.0, cm.power)
+    assert group_decode_step_s(cm.perf, mix, op, 1.0, np.full(10, 100.0)) == pytest.approx(op.step_s, rel=1e-6)
+    one = step_queue_ttft_s(cm.perf, mix, op, np.array([1000.0]), 1, group=1.0)[0]
+    ten = step_queue_ttft_s(cm.perf, mix, op, np.array([1000.0]), 1, group=10.0)[0]
+    assert ten - one >= 9 * 1000.0 * cm.perf.c_prefill_s  # the nine mates are prefilled in the same step
+
+
+def test_wait_levels_stall_spread_and_max_against_hand_values() -> None:
+    from gigafactory_sim.inference.bursts import (
+        cell_waits_s,
+        max_mean,
+        poisson_levels,
+        prefill_stall_spread,
+        wait_levels,
+    )
+
+    # 10 arriving in the first of three 1-s cells, served at 5/s: they wait a mean 5 / 2 / 5 s = 0.5 s in it
+    waits = cell_waits_s(np.array([10.0, 0.0, 0.0]), 1.0, 5.0, 0.0)
+    assert waits[0] == pytest.approx(0.5)
+    levels = wait_levels(np.array([0.0, 1.0, 3.0]), np.array([2.0, 1.0, 1.0]))
+    assert sum(p for p, _ in levels) == pytest.approx(1.0)
+    assert sum(p * w for p, w in levels) == pytest.approx(1.0)  # (2 x 0 + 1 + 3) / 4
+    assert max_mean(np.array([1.0, 3.0]), 1) == pytest.approx(2.0)
+    assert max_mean(np.array([1.0, 3.0]), 2) == pytest.approx(2.5)  # 1 x 1/4 + 3 x 3/4
+    assert poisson_levels(np.array([0.0]))[:, 0].tolist() == [0.0] * 9
+    assert poisson_levels(np.array([400.0])).mean() == pytest.approx(400.0, rel=1e-9)
+    mix = TokenMix.fixed(8000.0, 100.0)
+    cm = cluster_model(SERVICE.replica_perf(H200), H200.power_model, mix, SERVICE.slo.limits(), "continuous")
+    op = operating_point(cm.perf, mix, 1.0, cm.power)
+    spread = prefill_stall_spread(cm.perf, mix, op, op.step_s, 0.5, np.array([1000.0]), group=1.0)
+    # many stalls: the spread keeps the mean (before + step x O) to the levels' discretisation
+    assert spread.mean() == pytest.approx(0.5 + op.step_s * 1000.0, rel=0.02)

@@ -15,6 +15,7 @@ from itertools import pairwise
 import numpy as np
 import simpy
 
+from gigafactory_sim.inference.bursts import size_biased_group
 from gigafactory_sim.inference.discrete import DiscreteService
 from gigafactory_sim.inference.fluid import ClusterModel, FluidService
 from gigafactory_sim.inference.perf import SloLimits, TokenMix
@@ -75,7 +76,8 @@ def compare(
         disc.energy_j / float(rec[:, 4].sum()),
     )
     # -- fluid: one segment per control interval, arrivals counted from the stream
-    fluid = FluidService({0: cm}, mix, prompt, output, slo, "continuous", 1e12, step_queue=step_queue)
+    group = size_biased_group(times_s) if step_queue else 1.0
+    fluid = FluidService({0: cm}, mix, prompt, output, slo, "continuous", 1e12, step_queue=step_queue, group=group)
     energy = 0.0
     edges = np.arange(0.0, horizon_s + interval_s, interval_s)
     edges[-1] = horizon_s

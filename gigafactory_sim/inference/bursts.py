@@ -1,6 +1,6 @@
-"""Fluid latency under bursts and long prompts (opt-in: a service's ``fluid: {step_queue: true}``).
+"""Fluid latency and power under bursts and long prompts (a service's ``fluid: {step_queue: true}``, the default).
 
-Two corrections to the mean-field latency of :mod:`.fluid`, each exact for its own mechanism:
+Corrections to the mean-field latency of :mod:`.fluid`, each from its own mechanism:
 
 1. **Step queue** (prefill-first steps). A step prefills every prompt that arrived during the step before it,
    so a replica's step lengths follow ``t' = B0 + c_p * S`` (``B0 = h + max(mem, cmp)``, ``S`` the prompt
@@ -10,11 +10,19 @@ Two corrections to the mean-field latency of :mod:`.fluid`, each exact for its o
    waits for the next step boundary of any of them, ``R = (m1 / c) * (1 + cv2_c) / 2`` with
    ``cv2_c = 1 + (cv2 - 1) / c`` (a superposition of renewal processes tends to Poisson), and its first token
    ends the step that prefills it with the ``2 * c * lam * R`` prompts admitted beside it:
-   ``TTFT(I) = R + B0 + c_p * (I + 2 c lam R E[I])``. One replica, unloaded: today's ``1.5 t + c_p I``.
-2. **Sub-segment bursts** (trace demand). The control segment's FIFO fluid queue is also run on a fine grid of
+   ``TTFT(I) = R + B0 + c_p * (I + 2 c lam R E[I])``. One replica, unloaded: the mean field's ``1.5 t + c_p I``.
+2. **Groups at one instant** (tied arrival times, :func:`size_biased_group`). A group is admitted and prefilled
+   in one step: a request waits for its ``g - 1`` mates' prefill (``g = E[G^2] / E[G]``), a step's prompt tokens
+   are compound Poisson over groups, and it decodes beside its mates, stalled only by other groups' prefill
+   (:func:`group_decode_step_s`); power from prefill work and groups decoding as an M/G/inf population
+   (:func:`group_power_w`).
+3. **Sub-segment bursts** (trace demand). The control segment's FIFO fluid queue is also run on a fine grid of
    the trace's own counts (``resolution``, default 0.1 s, arrivals uniform within a cell; a reflected random
-   walk, vectorised); when its backlog integral exceeds the segment-average one, it is the segment's waiting.
-   Requests arriving at the same instant (groups) are thus queued about as the discrete model queues them.
+   walk, vectorised); its backlog beyond the compound Poisson one that item 1 already holds
+   (:func:`poisson_backlog_wait_s`) is the segment's waiting, spread over the cells' own waits
+   (:func:`cell_waits_s`, :func:`wait_levels`) in the latency histograms.
+4. **Prefill stalls in the tail**: a Poisson number of other groups' prefill steps interrupts a request's
+   decode (:func:`prefill_stall_spread`), which spreads the end-to-end percentiles.
 
 Units: seconds, requests, tokens.
 """
@@ -23,19 +31,57 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from statistics import NormalDist
 
 import numpy as np
 
 from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
+from gigafactory_sim.power.models import GpuPowerModel
 
-__all__ = ["backlog_integral", "burst_weighted_point", "served_per_cell", "step_queue_ttft_s"]
+__all__ = [
+    "backlog_integral",
+    "burst_weighted_point",
+    "cell_waits_s",
+    "group_decode_step_s",
+    "group_power_w",
+    "max_mean",
+    "poisson_backlog_wait_s",
+    "poisson_levels",
+    "prefill_stall_spread",
+    "served_per_cell",
+    "size_biased_group",
+    "step_lengths",
+    "step_queue_ttft_s",
+    "wait_levels",
+]
 
 
 def step_queue_ttft_s(
-    perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, prompt: np.ndarray, replicas: int = 1
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    op: OperatingPoint,
+    prompt: np.ndarray,
+    replicas: int = 1,
+    group: float = 1.0,
 ) -> np.ndarray:
     """Time to first token (no queueing for a slot) of prompts of ``prompt`` tokens, prefill-first steps, with
-    ``replicas`` replicas pulling from one queue (seconds)."""
+    ``replicas`` replicas pulling from one queue (seconds). ``group``: size-biased size ``E[G^2] / E[G]`` of
+    the groups requests arrive in at one instant (1: no ties); a group is prefilled in one step, so a request
+    waits for the prefill of its ``group - 1`` mates, and a step's prompt tokens are compound Poisson over
+    groups (``E[S^2]`` per arrival ``E[I^2] + (group - 1) E[I]^2``)."""
+    lam = op.rate_per_s
+    b0, _, _, residual = step_lengths(perf, mix, op, replicas, group)
+    c = max(replicas, 1)
+    others = c * lam * 2.0 * residual  # prompts admitted with it: arrived since the last boundary, or before the next
+    mates = group - 1.0  # prefilled in the same step: the rest of its own group
+    return residual + b0 + perf.c_prefill_s * (np.asarray(prompt, dtype=float) + (others + mates) * mix.prompt_mean)
+
+
+def step_lengths(
+    perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, replicas: int = 1, group: float = 1.0
+) -> tuple[float, float, float, float]:
+    """(``B0``, mean step ``m1``, squared CV ``cv2`` of a replica's step lengths, residual ``R`` to the next
+    boundary of any of ``replicas``) of prefill-first steps at ``op`` (see :func:`step_queue_ttft_s`)."""
     lam = op.rate_per_s
     mem, cmp, _ = perf.step_parts_s(max(op.batch, 1e-12), op.kv_tokens, 0.0)
     b0 = perf.step_overhead_s + max(mem, cmp)
@@ -43,11 +89,22 @@ def step_queue_ttft_s(
     rho = min(lam * c_p * mix.prompt_mean, 1.0 - 1e-9)
     m1 = b0 / (1.0 - rho)
     ei2 = mix.prompt_sq_mean if mix.prompt_sq_mean > 0 else mix.prompt_mean**2
+    ei2 += (group - 1.0) * mix.prompt_mean**2  # compound over groups: E[Y^2] / E[G]
     cv2 = c_p * c_p * lam * m1 * ei2 / (1.0 - rho * rho) / (m1 * m1)
     c = max(replicas, 1)
     residual = m1 / c * (2.0 + (cv2 - 1.0) / c) / 2.0  # to the next boundary of any replica
-    others = c * lam * 2.0 * residual  # prompts admitted with it: arrived since the last boundary, or before the next
-    return residual + b0 + c_p * (np.asarray(prompt, dtype=float) + others * mix.prompt_mean)
+    return b0, m1, cv2, residual
+
+
+def size_biased_group(times_s: np.ndarray) -> float:
+    """``E[G^2] / E[G]`` of the groups of requests that arrive at exactly the same instant in ``times_s``: the
+    mean size of the group a request belongs to (1.0 when no two arrival times tie)."""
+    t = np.asarray(times_s, dtype=float)
+    if len(t) == 0:
+        return 1.0
+    _, counts = np.unique(t, return_counts=True)
+    c = counts.astype(float)
+    return float((c * c).sum() / c.sum())
 
 
 def backlog_integral(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> float:
@@ -80,24 +137,224 @@ def served_per_cell(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: floa
 
 
 def burst_weighted_point(
-    point: Callable[[float], OperatingPoint], served_rates: np.ndarray, bins: int = 16
+    point: Callable[[float], OperatingPoint],
+    served_rates: np.ndarray,
+    bins: int = 16,
+    durations_s: np.ndarray | None = None,
 ) -> OperatingPoint:
-    """The operating point ``point(rate)`` averaged over cells served at ``served_rates`` (per replica): power
-    by time (every cell lasts as long), step time by requests served (what a decoding request sees). The
-    rates are grouped into ``bins`` levels; the rest of the point is that of the mean rate."""
-    mean_point = point(float(served_rates.mean()) if len(served_rates) else 0.0)
-    if len(served_rates) == 0 or float(served_rates.max()) <= 0.0:
+    """The operating point ``point(rate)`` averaged over windows served at ``served_rates`` (per replica) and
+    lasting ``durations_s`` (equal if not given): power by time, step time by requests served (what a decoding
+    request sees). The rates are grouped into ``bins`` levels; the rest of the point is that of the mean
+    rate."""
+    rates = np.asarray(served_rates, dtype=float)
+    dur = np.ones_like(rates) if durations_s is None else np.asarray(durations_s, dtype=float)
+    total = float(dur.sum())
+    mean_point = point(float((rates * dur).sum() / total) if len(rates) and total > 0 else 0.0)
+    if len(rates) == 0 or float(rates.max()) <= 0.0:
         return mean_point
-    hist, edges = np.histogram(served_rates, bins=bins)
+    hist, edges = np.histogram(rates, bins=bins)
+    level = np.clip(np.searchsorted(edges, rates, side="right") - 1, 0, len(hist) - 1)
     power = step = weight = 0.0
-    for i, cells in enumerate(hist):
-        if cells == 0:
+    for i in range(len(hist)):
+        inside = level == i
+        if not inside.any():
             continue
-        inside = served_rates[(served_rates >= edges[i]) & (served_rates <= edges[i + 1])]
-        op = point(float(inside.mean()) if len(inside) else 0.5 * (edges[i] + edges[i + 1]))
-        power += cells * op.gpu_power_w
-        if op.feasible and inside.sum() > 0:
-            step += float(inside.sum()) * op.step_s
-            weight += float(inside.sum())
-    power /= len(served_rates)
+        d, r = dur[inside], rates[inside]
+        op = point(float((r * d).sum() / d.sum()) if d.sum() > 0 else 0.5 * (edges[i] + edges[i + 1]))
+        power += float(d.sum()) * op.gpu_power_w
+        served = float((r * d).sum())
+        if op.feasible and served > 0:
+            step += served * op.step_s
+            weight += served
+    power /= total
     return replace(mean_point, gpu_power_w=power, step_s=step / weight if weight > 0 else mean_point.step_s)
+
+
+def cell_waits_s(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> np.ndarray:
+    """Mean wait of each cell's arrivals in the FIFO fluid queue of :func:`backlog_integral`: the backlog
+    ahead of them (half the cell's own arrivals included) over the service rate."""
+    a = np.asarray(counts, dtype=float)
+    if len(a) == 0 or rate_per_s <= 0:
+        return np.zeros_like(a)
+    walk = np.cumsum(a - rate_per_s * dt_s)
+    low = np.minimum.accumulate(np.minimum(walk, 0.0))
+    after = walk + np.maximum(q0, -low)
+    before = np.concatenate(([q0], after[:-1]))
+    return np.asarray(0.5 * (before + after) / rate_per_s, dtype=float)
+
+
+def poisson_backlog_wait_s(rate_per_s: float, capacity_per_s: float, group: float = 1.0) -> float:
+    """Mean wait the FIFO fluid queue of :func:`backlog_integral` gives a compound Poisson stream (groups of
+    size-biased size ``group``) at ``rate_per_s`` served at ``capacity_per_s``, in heavy traffic (Kingman: a
+    cell's arrivals have variance ``rate * group * dt``, the walk drifts down by ``(capacity - rate) dt``):
+    ``group / (2 (capacity - rate))``. That waiting is already in :func:`step_queue_ttft_s` (its residual and
+    the prompts beside a request); what a trace's queue holds beyond it is the burst. Zero when overloaded."""
+    if rate_per_s <= 0 or rate_per_s >= capacity_per_s:
+        return 0.0
+    return group / (2.0 * (capacity_per_s - rate_per_s))
+
+
+def wait_levels(wait_s: np.ndarray, counts: np.ndarray, levels: int = 8) -> list[tuple[float, float]]:
+    """The distribution of the cells' waits ``wait_s`` weighted by their arrivals ``counts``, as ``levels``
+    (share of requests, mean wait) pairs of equal share (the wait-free requests first, as one pair)."""
+    w = np.asarray(wait_s, dtype=float)
+    c = np.asarray(counts, dtype=float)
+    total = float(c.sum())
+    if total <= 0:
+        return []
+    out: list[tuple[float, float]] = []
+    zero = float(c[w <= 0].sum())
+    if zero > 0:
+        out.append((zero / total, 0.0))
+    pos = w > 0
+    if not pos.any():
+        return out
+    order = np.argsort(w[pos])
+    wp, cp = w[pos][order], c[pos][order]
+    cum = np.cumsum(cp)
+    edges = np.linspace(0.0, cum[-1], levels + 1)
+    idx = np.searchsorted(cum, edges[1:-1], side="left")
+    for part_w, part_c in zip(np.split(wp, idx), np.split(cp, idx), strict=True):
+        if part_c.sum() > 0:
+            out.append((float(part_c.sum()) / total, float((part_w * part_c).sum() / part_c.sum())))
+    return out
+
+
+def group_decode_step_s(
+    perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, group: float, output: np.ndarray
+) -> float:
+    """Mean step a decoding request sees when requests arrive in groups (``group``: size-biased size), at
+    ``op``'s rate. Its group's prefill came before its first token, so it is not a stall of its decode; it
+    decodes beside the background (``lam E[O] t`` requests holding ``lam t A`` tokens, Little's law over the
+    step ``t`` they see, as in :mod:`.perf`) and the ``m = (group - 1) E[min(O, O')] / E[O]`` mates still
+    decoding on average (holding ``E[I] + E[O] / 2`` tokens each), and is stalled by the prefill of other
+    groups (time share ``rho = lam c_p E[I]``). The fixed point is the larger of
+    ``(h + W + k m (E[I] + E[O]/2)) / (1 - rho - lam k A)`` and ``(h + c_d m) / (1 - rho - lam c_d E[O])``;
+    with ``group == 1`` it is the mean-field step of :func:`~gigafactory_sim.inference.perf.operating_point`.
+    ``op``'s step if there is no fixed point (overload)."""
+    o = np.sort(np.asarray(output, dtype=float))
+    if len(o) == 0 or mix.output_mean <= 0:
+        return op.step_s
+    lam = op.rate_per_s
+    mates = max(group - 1.0, 0.0) * _min_mean(o) / mix.output_mean
+    rho = lam * perf.c_prefill_s * mix.prompt_mean
+    den_mem = 1.0 - rho - lam * perf.kv_time_per_token_s * mix.context_token_steps
+    den_cmp = 1.0 - rho - lam * perf.c_decode_s * mix.output_mean
+    if den_mem <= 0 or den_cmp <= 0:
+        return op.step_s
+    mates_ctx = mates * (mix.prompt_mean + 0.5 * mix.output_mean)
+    h = perf.step_overhead_s
+    t_mem = (h + perf.weights_read_s(op.batch + mates) + perf.kv_time_per_token_s * mates_ctx) / den_mem
+    t_cmp = (h + perf.c_decode_s * mates) / den_cmp
+    return max(t_mem, t_cmp)
+
+
+def _min_mean(sorted_values: np.ndarray) -> float:
+    """``E[min(X, X')]`` of two independent draws from the empirical distribution ``sorted_values``."""
+    n = len(sorted_values)
+    # min of two draws is x_(i) when both are >= x_(i) and not both > x_(i): weight ((n-i)^2 - (n-i-1)^2) / n^2
+    i = np.arange(n)
+    w = ((n - i) ** 2 - (n - i - 1) ** 2) / (n * n)
+    return float((sorted_values * w).sum())
+
+
+STALL_LEVELS = 9
+_Z = np.array([NormalDist().inv_cdf((i + 0.5) / STALL_LEVELS) for i in range(STALL_LEVELS)])
+
+
+def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
+    """Quantiles of Poisson counts of means ``mean`` at the midpoints of ``levels`` equal-probability bins
+    (``levels x len(mean)``): the count is exact from the cumulative distribution up to a mean of 20, normal
+    beyond."""
+    mu = np.maximum(np.asarray(mean, dtype=float), 0.0)
+    out = np.zeros((levels, len(mu)))
+    probs = (np.arange(levels) + 0.5) / levels
+    small = mu <= 20.0
+    if small.any():
+        k = np.arange(0, 61, dtype=float)
+        log_fact = np.concatenate(([0.0], np.cumsum(np.log(k[1:]))))
+        m = mu[small][:, None]
+        with np.errstate(divide="ignore"):
+            log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
+        pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
+        cdf = np.cumsum(pmf, axis=1)
+        out[:, small] = (cdf[None, :, :] < probs[:, None, None]).sum(axis=2)
+    if (~small).any():
+        z = _Z if levels == STALL_LEVELS else np.array([NormalDist().inv_cdf(q) for q in probs])
+        big = mu[~small]
+        out[:, ~small] = np.maximum(big[None, :] + np.sqrt(big)[None, :] * z[:, None], 0.0)
+    return out
+
+
+def prefill_stall_spread(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    op: OperatingPoint,
+    step_s: float,
+    before_s: float,
+    output: np.ndarray,
+    group: float = 1.0,
+) -> np.ndarray:
+    """End-to-end latency without queueing of requests of ``output`` tokens (``STALL_LEVELS x len(output)``,
+    equally likely), the mean ``before_s + step_s * output``. A decoding request's steps are decode steps of
+    ``step_s * (1 - rho)`` and, between them, the prefill steps of the prompts arriving meanwhile: stalls of one
+    group's prefill ``s = c_p * group * E[I]`` each, a Poisson number of them with mean
+    ``step_s * rho * (O - 1) / s`` (``rho = lam c_p E[I]``, the share of time spent prefilling). Many small
+    stalls (short prompts, single arrivals) are nearly their mean; a few long ones (groups of long prompts)
+    spread the tail."""
+    o = np.asarray(output, dtype=float)
+    rho = min(op.rate_per_s * perf.c_prefill_s * mix.prompt_mean, 1.0 - 1e-9)
+    stall = perf.c_prefill_s * max(group, 1.0) * mix.prompt_mean
+    steps = np.maximum(o - 1.0, 0.0)
+    if stall <= 0 or rho <= 0:
+        return np.asarray((before_s + step_s * (steps + 1.0))[None, :], dtype=float)
+    count = poisson_levels(step_s * rho * steps / stall)
+    return np.asarray(before_s + step_s + step_s * (1.0 - rho) * steps + count * stall, dtype=float)
+
+
+def max_mean(sorted_values: np.ndarray, draws: float) -> float:
+    """``E[max]`` of ``draws`` (rounded, at least 1) independent draws from the empirical distribution
+    ``sorted_values``."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    g = max(round(draws), 1)
+    cdf = np.arange(n + 1) / n
+    w = np.diff(cdf**g)
+    return float((np.asarray(sorted_values, dtype=float) * w).sum())
+
+
+def group_power_w(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    model: GpuPowerModel,
+    op: OperatingPoint,
+    group: float,
+    group_max_output: float,
+    step_s: float,
+) -> float:
+    """Mean power per GPU of a replica whose requests arrive in groups (``group`` requests at one instant;
+    ``group_max_output``: the mean of the longest output of a group; ``step_s``: the step a decoding request
+    sees, :func:`group_decode_step_s`). Prefill is a share ``rho = lam c_p E[I]`` of the time at compute-bound
+    power (the prompts' work, whatever the load). In the rest, the replica decodes while a group is decoding:
+    a group decodes for ``group_max_output`` steps of ``t_d = step_s (1 - rho)`` and groups are in the replica
+    as an M/G/inf population, so the decoding share of that time is ``1 - exp(-n_g)`` with
+    ``n_g = lam / group * t_d * group_max_output / (1 - rho)``, at the decode power of the batch it then holds
+    (``lam E[O] t_d / (1 - rho)`` over that time, divided by the share); idle otherwise. ``group`` 1 (single
+    arrivals, ``group_max_output = E[O]``): the mean field's power with the prefill energy set by the prompts'
+    work rather than scaled by the chance that a request is decoding."""
+    lam = op.rate_per_s
+    if lam <= 0 or not op.feasible:
+        return op.gpu_power_w
+    rho = min(lam * perf.c_prefill_s * mix.prompt_mean, 1.0 - 1e-9)
+    g = max(group, 1.0)
+    t_d = step_s * (1.0 - rho)
+    n_g = lam / g * t_d * group_max_output / (1.0 - rho)
+    share = float(-np.expm1(-n_g))
+    if share <= 0:
+        return float(rho * model.power_w(1.0) + (1.0 - rho) * model.idle_w)
+    batch = lam * mix.output_mean * t_d / (1.0 - rho) / share
+    ctx = batch * (mix.prompt_mean + 0.5 * mix.output_mean)
+    mem, cmp, _ = perf.step_parts_s(max(batch, 1e-12), ctx, 0.0)
+    decode_w = perf.phase_power_w(model, mem, cmp, 0.0, perf.step_overhead_s + max(mem, cmp))
+    return float(rho * model.power_w(1.0) + (1.0 - rho) * (share * decode_w + (1.0 - share) * model.idle_w))

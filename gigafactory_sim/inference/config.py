@@ -142,10 +142,11 @@ class FluidOptions(StrictModel):
     """Options of the fluid fidelity (``fluid`` of a service). ``step_queue: true`` turns on the burst-aware
     latency and power of :mod:`gigafactory_sim.inference.bursts`: TTFT from the step-length queue of
     prefill-first steps, and, for trace demand, the control segment's queue, power and step time also taken on a
-    grid of ``resolution`` cells of the trace's own counts. Off by default (today's mean field, golden outputs
-    unchanged)."""
+    grid of ``resolution`` cells of the trace's own counts. On by default: the fluid is the default fidelity at
+    facility scale, and the plain mean field is off several-fold on TTFT under bursts and long prompts
+    (README.md, "Fluid under bursts and long prompts"); ``step_queue: false`` gives the plain mean field."""
 
-    step_queue: bool = False
+    step_queue: bool = True
     resolution: Duration = Field(default=0.1, description="cell of the sub-segment grid (trace demand)")
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """Cross-field checks of a disaggregated service (``disaggregation``), as ``(field path, message)`` pairs.
 
 Caught here: a prefill pool without a decode pool or the reverse, what the pools do not support (``batching:
-none``, chunked prefill, ``fluid.step_queue``), a pool's replica against the node size, a
+none``, chunked prefill), a pool's replica against the node size, a
 replica whose weights do not fit, a decode replica that cannot hold the KV cache of one quantile-length request
 beside its weights (a prefill replica the prompt's), and a ``node`` link whose two replicas cannot share a node.
 Objectives no pool size meets are found when the pools are sized (:mod:`.disagg_prepare`).
@@ -39,8 +39,6 @@ def disaggregation_problems(svc: InferenceService, path: str) -> list[tuple[str,
                 "disaggregated pools run prefill-only and decode-only steps; chunked prefill does not apply",
             )
         )
-    if svc.fluid.step_queue and "step_queue" in svc.fluid.model_fields_set:  # (set in the file, not a default)
-        out.append((f"{path}.fluid.step_queue", "the burst-aware step queue is not modelled for disaggregated pools"))
     if svc.prefix_cache is not None and svc.prefix_cache.from_trace:
         out.append(
             (

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
 import simpy
 
+from gigafactory_sim.inference.bursts import size_biased_group
 from gigafactory_sim.inference.demand import TraceDemand
 from gigafactory_sim.inference.discrete import DiscreteReplica, DiscreteService
 from gigafactory_sim.inference.fluid import FluidService, Plan
@@ -93,9 +93,11 @@ class FluidServing:
             svc.batching,
             svc.queue_timeout,
             step_queue=svc.fluid.step_queue,
+            group=size_biased_group(p.trace.base_s) if p.trace is not None else 1.0,
         )
         self.blocks = p.blocks  # block-hash prefix cache: its replay's hit rate is in the mix
         self.resolution_s = svc.fluid.resolution if svc.fluid.step_queue and p.trace is not None else None
+        self.trace = p.trace
         self.plan: Plan | None = None
         self.seg_start = 0.0
 
@@ -110,7 +112,7 @@ class FluidServing:
         if self.resolution_s is None or t1_s <= t0_s:
             return None
         edges = np.linspace(t0_s, t1_s, max(round((t1_s - t0_s) / self.resolution_s), 1) + 1)
-        return np.array([self.expected(a, b) for a, b in pairwise(edges)])
+        return self.trace.counts_between(edges) if self.trace is not None else np.zeros(len(edges) - 1)
 
     def segment_break(self, now_s: float) -> None:
         if self.plan is not None and now_s > self.seg_start:

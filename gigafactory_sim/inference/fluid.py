@@ -20,7 +20,7 @@ Latency percentiles are read from weighted log-spaced histograms of the estimate
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -28,8 +28,15 @@ import numpy as np
 from gigafactory_sim.inference.bursts import (
     backlog_integral,
     burst_weighted_point,
+    cell_waits_s,
+    group_decode_step_s,
+    group_power_w,
+    max_mean,
+    poisson_backlog_wait_s,
+    prefill_stall_spread,
     served_per_cell,
     step_queue_ttft_s,
+    wait_levels,
 )
 from gigafactory_sim.inference.chunked import batched_point_fn, chunked_ttft_at
 from gigafactory_sim.inference.perf import (
@@ -115,6 +122,7 @@ class FluidService:
         queue_timeout_s: float,
         ca2: float = 1.0,
         step_queue: bool = False,
+        group: float = 1.0,
     ) -> None:
         self.models = models
         self.mix = mix
@@ -127,6 +135,8 @@ class FluidService:
         self.queue_timeout_s = queue_timeout_s
         self.ca2 = ca2
         self.step_queue = step_queue  # burst-aware latency (:mod:`.bursts`)
+        self.group = group  # size-biased size of the groups arriving at one instant (1: no ties)
+        self.group_max_output = max_mean(self.output_sorted, group)  # mean longest output of a group
         self.backlog: deque[list[float]] = deque()  # [arrival time, requests], oldest first
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
@@ -144,7 +154,19 @@ class FluidService:
         m = self.models[cluster]
         if self.batching == "none":
             return single_operating_point(m.perf, self.mix, rate_per_s, m.power)
-        return batched_point_fn(m.perf)(m.perf, self.mix, rate_per_s, m.power)
+        op = batched_point_fn(m.perf)(m.perf, self.mix, rate_per_s, m.power)
+        if self.grouped(m) and op.feasible and rate_per_s > 0:  # groups decode together (:mod:`.bursts`)
+            step = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
+            power = group_power_w(m.perf, self.mix, m.power, op, self.group, self.group_max_output, step)
+            op = replace(op, step_s=step, gpu_power_w=power)
+        elif self.step_queue and not m.perf.chunked and op.feasible and rate_per_s > 0:  # prefill energy by work
+            power = group_power_w(m.perf, self.mix, m.power, op, 1.0, self.mix.output_mean, op.step_s)
+            op = replace(op, gpu_power_w=power)
+        return op
+
+    def grouped(self, m: ClusterModel) -> bool:
+        """Whether the burst-aware terms of same-instant groups apply (prefill-first continuous batching)."""
+        return self.step_queue and self.group > 1.0 and self.batching == "continuous" and not m.perf.chunked
 
     def plan(
         self, rate_per_s: float, serving: dict[int, int], interval_s: float, sub_counts: np.ndarray | None = None
@@ -157,7 +179,10 @@ class FluidService:
         lam = min(offered, k)
         points: dict[int, OperatingPoint] = {}
         cells: np.ndarray | None = None
-        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
+        spans: np.ndarray | None = None
+        grouped = self.group > 1.0 and all(self.grouped(m) for m in self.models.values())
+        # with same-instant groups a window's rate counts a request's own group, which the group step holds
+        if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and not grouped:
             dt = interval_s / len(sub_counts)
             served = served_per_cell(sub_counts, dt, k, self.backlog_requests())
             # a replica's batch settles over a request's stay: weight by rates over windows that long
@@ -165,15 +190,17 @@ class FluidService:
             w = max(1, min(round(stay / dt), len(served)))
             whole = len(served) // w * w
             windows = served[:whole].reshape(-1, w).sum(axis=1)
-            if whole < len(served):
-                windows = np.append(windows, served[whole:].sum() * w / (len(served) - whole))
-            cells = windows / (w * dt)
+            spans = np.full(len(windows), w * dt)
+            if whole < len(served):  # the last, shorter window counts for its own length
+                windows = np.append(windows, served[whole:].sum())
+                spans = np.append(spans, (len(served) - whole) * dt)
+            cells = windows / spans
         for c in self.models:
             share = self.models[c].rate_per_s / k if k > 0 else 0.0
             if cells is None:
                 points[c] = self.point(c, lam * share)
             else:
-                points[c] = burst_weighted_point(partial(self.point, c), cells * share)
+                points[c] = burst_weighted_point(partial(self.point, c), cells * share, durations_s=spans)
         return Plan(lam, k, points, dict(serving))
 
     # -- accounting ----------------------------------------------------------------------------------------
@@ -200,8 +227,18 @@ class FluidService:
             else:
                 integral, served = q0 * tau / 2, q0 + arrivals
         served = min(served, q0 + arrivals)
+        levels: list[tuple[float, float]] | None = None
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
-            integral = max(integral, backlog_integral(sub_counts, dt / len(sub_counts), k, q0))
+            cell = dt / len(sub_counts)
+            # the step queue already holds the waiting of a compound Poisson stream at this rate: only the
+            # backlog beyond it (bursts) is added
+            base = poisson_backlog_wait_s(lam, k, self.group)
+            if self.batching != "continuous" or any(self.models[c].perf.chunked for c in plan.serving):
+                base = 0.0  # no step-queue TTFT to hold it (chunked prefill, or one request at a time)
+            fifo = max(backlog_integral(sub_counts, cell, k, q0) - arrivals * base, 0.0)
+            integral = max(integral, fifo)
+            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0) - base, 0.0)
+            levels = wait_levels(waits, np.asarray(sub_counts, dtype=float))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
         left = served
         while left > 1e-12 and self.backlog:
@@ -216,10 +253,19 @@ class FluidService:
             return 0.0
         self.served += served
         fluid_wait = integral / served
-        self._latencies(plan, served, fluid_wait, stable=not self.backlog)
+        self._latencies(plan, served, fluid_wait, stable=not self.backlog, levels=levels)
         return served
 
-    def _latencies(self, plan: Plan, served: float, fluid_wait: float, stable: bool) -> None:
+    def _latencies(
+        self,
+        plan: Plan,
+        served: float,
+        fluid_wait: float,
+        stable: bool,
+        levels: list[tuple[float, float]] | None = None,
+    ) -> None:
+        """Add the segment's ``served`` requests to the latency sums and histograms. ``levels``: the
+        sub-segment distribution of the wait as (share, wait), scaled here to the mean ``fluid_wait``."""
         k = plan.capacity_per_s
         slots = sum(n * self.models[c].slots for c, n in plan.serving.items())
         for c, n in plan.serving.items():
@@ -249,19 +295,28 @@ class FluidService:
                     ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
                 else:
                     replicas = sum(plan.serving.values())
-                    ttft_grid = step_queue_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas)
-                a_ttft, a_e2e, b = 0.0, float(ttft_grid.mean()) - t, t
+                    ttft_grid = step_queue_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
+                b = t
+                a_ttft, a_e2e = 0.0, float(ttft_grid.mean()) - b
             else:
                 a_ttft, a_e2e, b = 1.5 * t, 1.5 * t + c_p * self.mix.prompt_mean - t, t
             wait = fluid_wait + wq
             self.wait_sum += weight * wait
             if ttft_grid is not None:
-                self.ttft_sum += weight * (wait + a_e2e + t)
+                self.ttft_sum += weight * (wait + a_e2e + b)
             else:
                 self.ttft_sum += weight * (wait + a_ttft + c_p * self.mix.prompt_mean)
             self.e2e_sum += weight * (wait + a_e2e + b * self.mix.output_mean)
-            self.tpot_sum += weight * t
-            cases = [(1.0 - pw, fluid_wait), (pw, fluid_wait + (wq / pw if pw > 0 else 0.0))]
+            self.tpot_sum += weight * b
+            e2e_grid = a_e2e + b * self.output_grid  # end-to-end per output quantile without waiting
+            if self.step_queue and ttft_grid is not None and not m.perf.chunked:
+                e2e_grid = prefill_stall_spread(m.perf, self.mix, op, b, a_e2e, self.output_grid, self.group)
+            spread = [(1.0, fluid_wait)]
+            if levels:  # each cell's arrivals wait as long as the sub-segment queue makes them
+                mean = sum(p * w for p, w in levels)
+                spread = [(p, w * fluid_wait / mean) for p, w in levels] if mean > 0 else spread
+            extra = wq / pw if pw > 0 else 0.0
+            cases = [(p * (1.0 - pw), w) for p, w in spread] + [(p * pw, w + extra) for p, w in spread]
             attained = 0.0
             for p, w in cases:
                 if p <= 1e-9:
@@ -270,8 +325,8 @@ class FluidService:
                     self.ttft_hist.add(w + ttft_grid, weight * p / len(GRID))
                 else:
                     self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
-                self.e2e_hist.add(w + a_e2e + b * self.output_grid, weight * p / len(GRID))
-                ok = 1.0 if t <= self.slo.tpot_s else 0.0
+                self.e2e_hist.add(w + e2e_grid, weight * p / e2e_grid.size)
+                ok = 1.0 if b <= self.slo.tpot_s else 0.0
                 if self.slo.ttft_s < float("inf") and ttft_grid is not None:
                     ok *= float((ttft_grid <= self.slo.ttft_s - w).mean())
                 elif self.slo.ttft_s < float("inf"):

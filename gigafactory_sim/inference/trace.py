@@ -62,6 +62,16 @@ class RequestTrace:
         k, rest = divmod(t, self.period_s)
         return float(k * len(self.base_s) + np.searchsorted(self.base_s, rest, side="left"))
 
+    def counts_between(self, edges_s: np.ndarray) -> np.ndarray:
+        """Requests in each ``[edges[i], edges[i + 1])`` (vectorised :meth:`expected_requests`)."""
+        t = np.clip(np.asarray(edges_s, dtype=float), 0.0, self.horizon_s)
+        if not self.loop:
+            before = np.searchsorted(self.base_s, t, side="left").astype(float)
+        else:
+            k, rest = np.divmod(t, self.period_s)
+            before = k * len(self.base_s) + np.searchsorted(self.base_s, rest, side="left")
+        return np.diff(before)
+
     def __len__(self) -> int:
         return int(self._count_before(self.horizon_s))
 
