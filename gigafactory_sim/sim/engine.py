@@ -248,6 +248,23 @@ class Simulation:
             job.extra_s = 0.0
         return lost_s
 
+    def _complete(self, job: Job, now: float) -> None:
+        """:meth:`_stop` of a job whose work is done (it has left its group, which was advanced to now): the
+        same records, without the branches of the other outcomes."""
+        f = self.facility
+        i = job.idx
+        run_j = self.job_energy_j(job, now)
+        f.rec_energy_j[i] += run_j
+        for obs in self._observers:
+            obs.on_stop(job, "completed", "", run_j)
+        f.clusters[job.cluster].release(job.alloc)
+        job.alloc = []
+        job.group = None
+        f.n_running -= 1
+        f.rec_state[i] = COMPLETED
+        f.rec_end_s[i] = now
+        job.extra_s = 0.0
+
     def set_group_rate(self, group: SpeedGroup, power_w: float, speed: float) -> None:
         group.advance(self.env.now)
         group.gpu_power_w = power_w
@@ -453,7 +470,7 @@ class Simulation:
             meter.advance(now)
         group.advance(now)
         for job in group.due():
-            self._stop(job, "completed", "", now)
+            self._complete(job, now)
         self._schedule_completion(group)
         f = self.facility
         c = group.cluster
