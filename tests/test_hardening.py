@@ -370,3 +370,19 @@ def test_out_holding_other_files_is_never_replaced(tmp_path: Path) -> None:
     res = runner.invoke(app, ["run", str(QUICKSTART), "--out", str(out), "-q", "--set", "horizon=1h", "--overwrite"])
     assert res.exit_code == 2 and "not a run directory" in res.output
     assert (out / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "eu-federation.yaml"])
+def test_a_stop_requested_mid_run_closes_every_figure_at_the_time_reached(name: str) -> None:
+    """``request_stop`` (what SIGINT calls) on a single site and on a federation: the run ends at the event after
+    the request, and the tables end there."""
+    import gigafactory_sim as g
+    from gigafactory_sim.api import build, execute, prepare_any
+
+    scenario = g.load_scenario(ROOT / "scenarios" / name, ["horizon=2d"])
+    sim = build(prepare_any(scenario))
+    sim.env.timeout(6 * 3600.0).callbacks.append(lambda _e: sim.request_stop())
+    result = execute(sim)
+    assert sim.stopped_at_s == 6 * 3600.0
+    assert result.summary["horizon_s"] == 6 * 3600.0
+    assert result.timeseries["t_end_s"].iloc[-1] == pytest.approx(6 * 3600.0)

@@ -25,6 +25,7 @@ from gigafactory_sim.federation.prepare import PreparedFederation
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import Job, SpeedGroup
+from gigafactory_sim.sim.stop import StopSwitch
 from gigafactory_sim.units import J_PER_MWH
 
 __all__ = ["FederationRun", "LoadBook"]
@@ -127,7 +128,7 @@ class FederationRun:
         self.local_to_global: list[list[int]] = [[] for _ in self.sites]
         self.n_submitted = 0
         self._next = 0
-        self._stop_requested = False
+        self._switch = StopSwitch(self.env, self.horizon_s)
         self.stopped_at_s: float | None = None
         self._energy_w_per_gpu = [self._site_w_per_gpu(s) for s in self.sites]
         self._needs = self.policy.needs
@@ -380,21 +381,7 @@ class FederationRun:
     # -- run -------------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Stop the run at its next event (safe from a signal handler); every site closes at the time reached."""
-        if self._stop_requested:
-            return
-        self._stop_requested = True
-        event = simpy.Event(self.env)
-        event.callbacks.append(self._stop_now)
-        event.succeed()
-
-    def _stop_now(self, _event: simpy.Event) -> None:
-        now = self.env.now
-        if now <= 0.0:
-            self.env.timeout(min(1.0, self.horizon_s / 2)).callbacks.append(self._stop_now)
-            return
-        if now < self.horizon_s:
-            self.stopped_at_s = now
-            raise simpy.core.StopSimulation(None)
+        self._switch.request()
 
     @property
     def n_events(self) -> int:
@@ -407,7 +394,8 @@ class FederationRun:
         if self.scenario.migration is not None:
             self.env.process(self._migrations(self.scenario.migration))
         self.env.run(until=self.horizon_s)
-        now = self.stopped_at_s if self.stopped_at_s is not None else self.horizon_s
+        now = self._switch.end_s()
+        self.stopped_at_s = self._switch.stopped_at_s
         self.horizon_s = now
         self.network.finish(now)
         for site in self.sites:

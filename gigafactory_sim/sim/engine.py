@@ -29,6 +29,7 @@ from gigafactory_sim.sim.facility import Facility
 from gigafactory_sim.sim.hooks import Hooks
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import COMPLETED, FAILED, MIGRATED, QUEUED, RUNNING, Job, SpeedGroup
+from gigafactory_sim.sim.stop import StopSwitch
 from gigafactory_sim.sim.timer import Timer
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class Simulation:
             tuple(names.index(n) for n in names_) if names_ else tuple(range(len(names)))
             for names_ in self.jobs.source_clusters
         ]
-        self._stop_requested = False
+        self._switch = StopSwitch(self.env, self.horizon_s)
         self.stopped_at_s: float | None = None  # set when request_stop ended the run before its horizon
         self.n_events = 0  # handled events: arrivals, completions, scheduling passes, report ticks, features'
         self.ticks: list[tuple[float, np.ndarray, int, int]] = []
@@ -504,28 +505,13 @@ class Simulation:
     def request_stop(self) -> None:
         """Stop the run at its next event (safe to call from a signal handler, once or many times): the run then
         ends at the time reached, with every figure closed there, and :attr:`stopped_at_s` says when."""
-        if self._stop_requested:
-            return
-        self._stop_requested = True
-        event = simpy.Event(self.env)
-        event.callbacks.append(self._stop_now)
-        event.succeed()  # on the event heap at the current time: processed before any later event
-
-    def _stop_now(self, _event: simpy.Event) -> None:
-        now = self.env.now
-        if now <= 0.0:  # nothing simulated yet: stop after the first second (a table needs a positive span)
-            self.env.timeout(min(1.0, self.horizon_s / 2)).callbacks.append(self._stop_now)
-            return
-        if now < self.horizon_s:
-            self.stopped_at_s = now
-            self.horizon_s = now
-            raise simpy.core.StopSimulation(None)
+        self._switch.request()
 
     def run(self) -> None:
         self.env.process(self._arrivals())
         self.start_processes()
         self.env.run(until=self.horizon_s)
-        self.finish_run(self.horizon_s)
+        self.finish_run(self._switch.end_s())
 
     def start_processes(self) -> None:
         """Start the report ticks and the features' processes (the arrivals are :meth:`run`'s, or outside)."""
