@@ -567,3 +567,20 @@ def test_pages_without_plots_never_import_matplotlib() -> None:
     root = __import__("pathlib").Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
+
+
+def test_a_disaggregated_service_gets_its_pools_table() -> None:
+    """Each prefill and decode pool is a column of its own table, and its figures are not repeated among the
+    service's leftovers."""
+    root = Path(__file__).resolve().parents[1]
+    res = g.run(g.load_scenario(root / "scenarios" / "disaggregated.yaml", ["horizon=30m"]))
+    sections = build_sections(res.summary, res.jobs)
+    tables = {t.title: t for s in sections for t in s.tables}
+    pools = tables["Disaggregated services: prefill and decode pools"]
+    assert pools.headers == ["", "rag-70b: prefill", "rag-70b: decode"]
+    rows = {r[0]: r[1:] for r in pools.rows}
+    gpu = res.summary["inference"]["services"]["rag-70b"]["pools"]["prefill"]["gpu_h"]
+    assert rows["GPU-time"][0] == format_value(gpu, "gpu_h")
+    assert "KV moved (TB)" in tables["Disaggregated services: KV cache transfers"].headers
+    leftovers = [r[0] for t in tables.values() for r in t.rows if str(r[0]).lower().startswith(("pools", "kv link"))]
+    assert not leftovers

@@ -110,6 +110,65 @@ def _mtbf_table(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list[Ta
     return [_records_table("Job MTBF by size", records, columns, "reliability.job_mtbf_by_size")], used
 
 
+_POOL_ROWS: tuple[Row, ...] = (
+    ("GPUs per replica", "gpus_per_replica"),
+    ("replicas on average", "replicas.mean"),
+    ("GPUs on average", "gpus_mean"),
+    ("GPU-time", "gpu_h"),
+    ("utilisation", "utilisation"),
+    ("capacity per replica", "capacity_per_replica_rps"),
+    ("prefill time per request", "prefill_s_per_request"),
+    ("concurrent requests per replica", "max_concurrent_per_replica"),
+    ("requests served", "requests.served"),
+    ("requests rejected", "requests.rejected"),
+    ("requests late", "requests.late"),
+    ("mean wait", "latency.mean_wait_s"),
+    ("TTFT, mean", "latency.mean_ttft_s"),
+    ("TTFT, 99th percentile", "latency.ttft_p99_s"),
+    ("TPOT, mean", "latency.mean_tpot_s"),
+    ("first to last token, mean", "latency.mean_e2e_s"),
+    ("first to last token, 99th percentile", "latency.e2e_p99_s"),
+    ("GPU energy", "energy.gpu_kwh"),
+    ("IT energy", "energy.it_kwh"),
+)
+
+
+def _pools_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list[Table], set[str]]:
+    """Disaggregated services: one column per prefill or decode pool, and the KV link of each service."""
+    services = get(summary, "inference.services")
+    if not isinstance(services, Mapping):
+        return [], set()
+    pools = {
+        (name, pool): dict(flatten(rec))
+        for name, svc in services.items()
+        if isinstance(svc, Mapping) and isinstance(svc.get("pools"), Mapping)
+        for pool, rec in svc["pools"].items()
+    }
+    if not pools:
+        return [], set()
+    used = {f"inference.services.{n}.pools.{p}.{k}" for (n, p), rec in pools.items() for k in rec}
+    rows = [
+        [label, *(format_value(rec.get(key), key) if key in rec else MISSING for rec in pools.values())]
+        for label, key in _POOL_ROWS
+        if any(key in rec for rec in pools.values())
+    ]
+    tables = [Table("Disaggregated services: prefill and decode pools", ["", *(f"{n}: {p}" for n, p in pools)], rows)]
+    links = {n: svc["kv_link"] for n, svc in services.items() if isinstance(svc, Mapping) and "kv_link" in svc}
+    if links:
+        used |= {f"inference.services.{n}.kv_link.{k}" for n, link in links.items() for k in link}
+        columns = (
+            ("service", "service"),
+            ("link", "kind"),
+            ("Gb/s", "gbps"),
+            ("mean transfer", "mean_transfer_s"),
+            ("transfer at the objective quantile", "transfer_at_quantile_s"),
+            ("KV moved (TB)", "moved_tb"),
+        )
+        records = [{"service": n, **link} for n, link in links.items()]
+        tables.append(_records_table("Disaggregated services: KV cache transfers", records, columns, "kv_link"))
+    return tables, used
+
+
 def _budget_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list[Table], set[str]]:
     budgets = summary.get("budgets")
     if not isinstance(budgets, list):
@@ -496,6 +555,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
                 header="service",
             ),
         ),
+        custom=(_pools_tables,),
         plots=("inference_demand",),
     ),
     SectionSpec(
@@ -622,6 +682,11 @@ def build_sections(summary: Mapping[str, Any], jobs: pd.DataFrame, plots: Sequen
             continue
         used: set[str] = set()
         tables: list[Table] = []
+        custom_tables: list[Table] = []
+        for custom in spec.custom:  # first, so that the blocks' "everything else" rows leave out what they show
+            found, shown = custom(summary, jobs)
+            custom_tables += found
+            used |= shown
         last_of = {b.key: i for i, b in enumerate(spec.blocks) if isinstance(b, Entities)}
         for i, block in enumerate(spec.blocks):
             table = (
@@ -631,10 +696,7 @@ def build_sections(summary: Mapping[str, Any], jobs: pd.DataFrame, plots: Sequen
             )
             if table is not None:
                 tables.append(table)
-        for custom in spec.custom:
-            found, shown = custom(summary, jobs)
-            tables += found
-            used |= shown
+        tables += custom_tables
         other = _leftovers(summary, spec.keys, used, "Other figures")
         if other is not None:
             tables.append(other)
