@@ -1,5 +1,9 @@
 """The ``gigafactory-sim`` command line. The only place (with the report writer) that touches files.
 
+This module has the commands on scenarios (run, validate, clean, gpus, schema, compare, sweep);
+:mod:`.cli_reports` those on finished runs (report, eed), :mod:`.cli_plan` capacity planning, :mod:`.cli_app` what
+they share.
+
 Exit codes: 0 success; 2 bad input (every problem listed, nothing written), including a run whose estimated cost
 is beyond its limits and an unusable ``--out``; 1 unexpected error (``run.json`` kept with status ``failed``);
 130/143 stopped by SIGINT/SIGTERM (``run.json`` status ``interrupted``, with the tables so far).
@@ -14,11 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gigafactory_sim.api import build, execute, prepare_any
+from gigafactory_sim.cli_app import SetOption, app, err_console, fail, out_console, progress_bar, report_problems
 from gigafactory_sim.cli_support import OutProblem, Stopper, check_out_dir, exit_code_for
 from gigafactory_sim.cli_tables import kpi_table, rows_table
 from gigafactory_sim.config.loader import load_scenario
@@ -32,25 +35,6 @@ from gigafactory_sim.preparation import Prepared
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.runmeta import base_meta
 from gigafactory_sim.sim.engine import Simulation
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Simulate AI compute facilities: GPUs, training jobs, power and energy.",
-)
-out_console = Console()
-err_console = Console(stderr=True)
-
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a scenario field: dotted.path=value (list items by index). Repeatable."),
-]
-
-
-def report_problems(exc: ScenarioError) -> None:
-    err_console.print(f"[bold red]error:[/] {len(exc.problems)} problem(s) in the input", highlight=False)
-    for problem in exc.problems:
-        err_console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
 
 
 def load_or_exit(path: Path, overrides: list[str]) -> Scenario | Federation:
@@ -85,25 +69,12 @@ def check_cost_or_exit(sc: Scenario | Federation, max_memory: str | None, max_ev
     try:
         limits = Limits.resolve(sc, max_memory, max_events)
     except ValueError as exc:
-        raise _fail(f"--max-memory: {exc}") from None
+        raise fail(f"--max-memory: {exc}") from None
     try:
         check_limits(sc, limits)
     except ScenarioError as exc:
         report_problems(exc)
         raise typer.Exit(2) from None
-
-
-def progress_bar(detail: str, quiet: bool) -> Progress:
-    """The command line's progress bar on stderr: description, bar, ``detail`` (a rich column template), time."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn(detail),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=True,
-    )
 
 
 def prepare_or_exit(sc: Scenario | Federation) -> Prepared | PreparedFederation:
@@ -193,7 +164,7 @@ def run(
     try:
         replace = check_out_dir(out_dir, overwrite=overwrite)
     except OutProblem as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     meta = base_meta(sc.name, str(scenario), sc.seed, overrides)
     t0 = time.perf_counter()
     stopper = Stopper()
@@ -285,7 +256,7 @@ def validate(
             try:
                 limits = Limits.resolve(sc, max_memory, max_events)
             except ValueError as exc:
-                raise _fail(f"--max-memory: {exc}") from None
+                raise fail(f"--max-memory: {exc}") from None
             check_limits(sc, limits)
             prepare_any(sc)  # reads traces and series and runs every build-time check; simulates nothing
         except ScenarioError as exc:
@@ -306,7 +277,7 @@ def clean(
     from gigafactory_sim.report.writer import remove_stale_temps_under
 
     if not runs_dir.is_dir():
-        raise _fail(f"{runs_dir} is not a folder")
+        raise fail(f"{runs_dir} is not a folder")
     removed = remove_stale_temps_under(runs_dir)
     for p in removed:
         out_console.print(f"removed {p}", highlight=False)
@@ -347,13 +318,6 @@ def schema(
 # -- analysis commands (compare, sweep, report) are registered below ------------------------------------------
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    from rich.markup import escape
-
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 @app.command()
 def compare(
     runs: Annotated[
@@ -376,17 +340,17 @@ def compare(
     from gigafactory_sim.analysis.compare_output import comparison_rows
 
     if label and len(label) != len(runs):
-        raise _fail(f"{len(label)} --label for {len(runs)} runs")
+        raise fail(f"{len(label)} --label for {len(runs)} runs")
     own: dict[int, list[str]] = {}
     for item in set_run or []:
         index, sep, assignment = item.partition(":")
         if not sep or not index.strip().isdigit() or not 1 <= int(index) <= len(runs):
-            raise _fail(f"--set-run {item!r}: give N:dotted.path=value with N from 1 to {len(runs)}")
+            raise fail(f"--set-run {item!r}: give N:dotted.path=value with N from 1 to {len(runs)}")
         own.setdefault(int(index) - 1, []).append(assignment)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out if out is not None else Path("runs") / f"compare-{stamp}"
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise _fail(f"{out_dir} exists and is not empty")
+        raise fail(f"{out_dir} exists and is not empty")
     try:
         with progress_bar("{task.fields[sim]}", quiet=False) as progress:
             tasks: dict[str, Any] = {}
@@ -403,7 +367,7 @@ def compare(
         report_problems(exc)
         raise typer.Exit(2) from None
     except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out_console.print(rows_table(comparison_rows(comparison), f"baseline: {comparison.baseline.label}"))
     for note in comparison.notes:
         out_console.print(f"[yellow]not comparable:[/] {note}", highlight=False)
@@ -489,121 +453,24 @@ def sweep(
                 plan, out_dir, executor, progress=lambda done, total: progress.update(task, completed=done), meta=meta
             )
     except (SweepMismatch, FileExistsError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err_console.print(f"interrupted; rerun with --out {out_dir} to resume", highlight=False)
         raise typer.Exit(130) from None
     except Exception as exc:  # e.g. the Dask scheduler cannot be reached
-        raise _fail(f"{type(exc).__name__}: {exc}", 1) from None
+        raise fail(f"{type(exc).__name__}: {exc}", 1) from None
     if not quiet and plan.metric in set(result.aggregate["metric"]):
         out_console.print(rows_table(metric_rows(result, plan.metric), plan.metric))
     if result.skipped:
         out_console.print(f"{result.skipped} run(s) already done, skipped", highlight=False)
     out_console.print(f"sweep written to {out_dir}", highlight=False)
     if result.failures:
-        raise _fail(f"{len(result.failures)} run(s) failed (see {out_dir / 'sweep.md'}); rerun to retry", 1)
-
-
-@app.command()
-def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory")],
-) -> None:
-    """Re-render a run's report (report.md, report.html, plots) from its stored results."""
-    from gigafactory_sim.report.loader import rerender
-
-    try:
-        rerender(run_dir)
-    except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    out_console.print(f"report re-rendered: {run_dir / 'report.html'}", highlight=False)
-
-
-@app.command()
-def eed(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (a federation's shows every site)")],
-) -> None:
-    """Print a run's EU data-centre report (EED Annex VII figures per site and calendar year)."""
-    from gigafactory_sim.eed.report import EED_JSON, document_rows
-    from gigafactory_sim.report.eed_tables import eed_table_rows
-
-    path = run_dir / EED_JSON
-    try:
-        rows = document_rows(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise _fail(f"{path} not found: is {run_dir} a run directory written by this version?") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _fail(f"{path} is not an EED report: {exc}") from None
-    if not rows:
-        raise _fail(f"{path} has no reports")
-    headers, body = eed_table_rows(rows)
-    out_console.print(rows_table([headers, *body], f"EU data-centre report (EED): {run_dir}"))
+        raise fail(f"{len(result.failures)} run(s) failed (see {out_dir / 'sweep.md'}); rerun to retry", 1)
 
 
 def main() -> None:
     app()
 
 
-@app.command("plan")
-def plan_command(
-    plan_file: Annotated[Path, typer.Argument(help="Plan file: scenario, variables, constraints, objective, costs")],
-    trials: Annotated[int | None, typer.Option(min=1, help="Trials in all (default: the plan's search.trials)")] = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Local processes (default 1); also the trials asked per batch, Dask too")
-    ] = None,
-    dask_scheduler: Annotated[
-        str | None, typer.Option(help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 (needs the dask extra)")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Output folder (default runs/plan-<name>); its study.db is resumed")
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
-) -> None:
-    """Capacity planning: search the plan's design space for the design that meets its constraints at the
-    lowest annualised cost (Optuna; rerunning with the same --out resumes or extends the study)."""
-    import optuna
-
-    from gigafactory_sim.analysis import DaskExecutor, Executor, LocalExecutor
-    from gigafactory_sim.planning import PlanMismatch, prepare_plan, run_plan
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        plan = prepare_plan(plan_file)
-    except ScenarioError as exc:
-        report_problems(exc)
-        raise typer.Exit(2) from None
-    out_dir = out if out is not None else Path("runs") / f"plan-{plan.name}"
-    n_workers = workers or 1
-    executor: Executor = DaskExecutor(dask_scheduler) if dask_scheduler else LocalExecutor(n_workers)
-    err_console.print(
-        f"plan {plan.name}: {len(plan.spec.file.variables)} variables, {len(plan.spec.constraints)} constraints, "
-        f"{plan.spec.file.search.replications} replication(s) per trial on {executor!r}; output {out_dir}",
-        highlight=False,
-    )
-    try:
-        with progress_bar("{task.completed}/{task.total} trials  best {task.fields[best]}", quiet) as progress:
-            task = progress.add_task(f"plan {plan.name}", total=trials or plan.spec.file.search.trials, best="–")
-
-            def on_progress(done: int, total: int, best: float | None) -> None:
-                shown = "–" if best is None else f"{best:,.0f}"
-                progress.update(task, completed=done, total=total, best=shown)
-
-            result = run_plan(plan, out_dir, executor, trials=trials, batch=n_workers, progress=on_progress)
-    except PlanMismatch as exc:
-        raise _fail(str(exc)) from None
-    except KeyboardInterrupt:
-        err_console.print(f"interrupted; rerun with --out {out_dir} to resume", highlight=False)
-        raise typer.Exit(130) from None
-    except Exception as exc:  # e.g. the Dask scheduler cannot be reached
-        raise _fail(f"{type(exc).__name__}: {exc}", 1) from None
-    feasible = sum(r.feasible for r in result.records)
-    out_console.print(f"{len(result.records)} trials, {feasible} feasible", highlight=False)
-    if result.best is None:
-        out_console.print("no feasible design found (see plan.md)", highlight=False)
-    else:
-        cost = result.best.cost.get("total_eur_per_year", float("nan"))
-        out_console.print(
-            f"best: trial {result.best.number}, {cost:,.0f} EUR/year: "
-            + ", ".join(f"{p}={v}" for p, v in result.best.params.items()),
-            highlight=False,
-        )
-    out_console.print(f"plan written to {out_dir}", highlight=False)
+# the commands of the other modules register themselves on the same app
+from gigafactory_sim import cli_plan, cli_reports  # noqa: E402, F401
