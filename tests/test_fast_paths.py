@@ -42,3 +42,21 @@ def test_deferral_window_rule_equals_the_numpy_one() -> None:
                 checked += 1
             assert d._cumulative_at(now) == float(d._cumulative(np.array([now]))[0])
     assert checked > 10_000
+
+
+def test_job_table_name_codes_equal_numpy_unique() -> None:
+    """The job table's tenant and class codes: the names sorted as np.unique sorts them (code points: upper case
+    before lower, accents after ASCII), each job the index of its name."""
+    from gigafactory_sim.workload.jobs import _codes
+
+    rng = np.random.default_rng(4)
+    pool = ["research-t001", "Research-t001", "été", "Zürich", "zurich", "a", "a-b", "a_b", "b", "", "日本"]
+    values = [pool[k] for k in rng.integers(0, len(pool), 5000).tolist()]
+    order = rng.permutation(len(values))
+    names, codes = _codes(values, order)
+    ref_names, ref_codes = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+    assert names == [str(n) for n in ref_names]
+    assert codes.dtype == np.int32
+    assert np.array_equal(codes, np.asarray(ref_codes, dtype=np.int32).reshape(-1)[order])
+    empty_names, empty_codes = _codes([], np.zeros(0, dtype=np.int64))
+    assert empty_names == [] and len(empty_codes) == 0

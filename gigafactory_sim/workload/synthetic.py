@@ -114,7 +114,12 @@ class SyntheticTraining(StrictModel):
             work[idx] = c.duration.sample(class_rngs[2 * i + 1], len(idx))
             prio[idx] = c.priority
         tenant_ids = tenant_rng.integers(0, self.tenants, size=n)
-        tenants = [f"{self.name}-t{k:03d}" for k in tenant_ids.tolist()]
+        class_names = [c.name for c in self.classes]
+        if self.tenants <= n:  # each name formatted once
+            names = [f"{self.name}-t{k:03d}" for k in range(self.tenants)]
+            tenants = [names[k] for k in tenant_ids.tolist()]
+        else:  # (more tenants than jobs: only the jobs' own)
+            tenants = [f"{self.name}-t{k:03d}" for k in tenant_ids.tolist()]
         return JobBatch(
             submit_s=times,
             gpus=gpus,
@@ -124,5 +129,5 @@ class SyntheticTraining(StrictModel):
             source=self.name,
             gpu_load=self.gpu_load if self.gpu_load is not None else default_load,
             clusters=tuple(self.clusters) if self.clusters else None,
-            job_class=[self.classes[k].name for k in cls.tolist()],
+            job_class=[class_names[k] for k in cls.tolist()],
         )
