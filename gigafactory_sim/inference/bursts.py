@@ -42,6 +42,7 @@ __all__ = [
     "backlog_integral",
     "burst_weighted_point",
     "cell_waits_s",
+    "fifo_walk",
     "group_decode_step_s",
     "group_power_w",
     "max_mean",
@@ -107,32 +108,53 @@ def size_biased_group(times_s: np.ndarray) -> float:
     return float((c * c).sum() / c.sum())
 
 
-def backlog_integral(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> float:
-    """Integral of the FIFO fluid backlog (request-seconds) over a grid of ``counts`` arriving uniformly in
-    cells of ``dt_s``, served at ``rate_per_s``, from a backlog of ``q0`` (a reflected random walk)."""
+Walk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(arrivals, net change, backlog before, backlog after) per cell: :func:`fifo_walk`."""
+
+
+def fifo_walk(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> Walk:
+    """(arrivals, net change, backlog before, backlog after) of each cell of the FIFO fluid queue of
+    :func:`backlog_integral` (``rate_per_s > 0``), shared by it, :func:`served_per_cell` and
+    :func:`cell_waits_s`."""
     a = np.asarray(counts, dtype=float)
-    if len(a) == 0 or rate_per_s <= 0:
-        return 0.0
     net = a - rate_per_s * dt_s
     walk = np.cumsum(net)  # S_k after each cell
     low = np.minimum.accumulate(np.minimum(walk, 0.0))
     after = walk + np.maximum(q0, -low)  # backlog at the end of each cell
     before = np.concatenate(([q0], after[:-1]))
+    return a, net, before, after
+
+
+def backlog_integral(
+    counts: np.ndarray,
+    dt_s: float,
+    rate_per_s: float,
+    q0: float,
+    walk: Walk | None = None,
+) -> float:
+    """Integral of the FIFO fluid backlog (request-seconds) over a grid of ``counts`` arriving uniformly in
+    cells of ``dt_s``, served at ``rate_per_s``, from a backlog of ``q0`` (a reflected random walk). ``walk``:
+    :func:`fifo_walk` of these arguments, if already known."""
+    if len(counts) == 0 or rate_per_s <= 0:
+        return 0.0
+    a, net, before, after = walk if walk is not None else fifo_walk(counts, dt_s, rate_per_s, q0)
     stays = before + net >= 0.0
     fall = np.maximum(rate_per_s - a / dt_s, 1e-300)  # backlog falls at this rate when it empties
     area = np.where(stays, 0.5 * (before + after) * dt_s, before * before / (2.0 * fall))
     return float(area.sum())
 
 
-def served_per_cell(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> np.ndarray:
+def served_per_cell(
+    counts: np.ndarray,
+    dt_s: float,
+    rate_per_s: float,
+    q0: float,
+    walk: Walk | None = None,
+) -> np.ndarray:
     """Requests served in each cell by the FIFO fluid queue of :func:`backlog_integral`."""
-    a = np.asarray(counts, dtype=float)
-    if len(a) == 0 or rate_per_s <= 0:
-        return np.zeros_like(a)
-    walk = np.cumsum(a - rate_per_s * dt_s)
-    low = np.minimum.accumulate(np.minimum(walk, 0.0))
-    after = walk + np.maximum(q0, -low)
-    before = np.concatenate(([q0], after[:-1]))
+    if len(counts) == 0 or rate_per_s <= 0:
+        return np.zeros_like(np.asarray(counts, dtype=float))
+    a, _, before, after = walk if walk is not None else fifo_walk(counts, dt_s, rate_per_s, q0)
     return np.asarray(before + a - after, dtype=float)
 
 
@@ -170,16 +192,18 @@ def burst_weighted_point(
     return replace(mean_point, gpu_power_w=power, step_s=step / weight if weight > 0 else mean_point.step_s)
 
 
-def cell_waits_s(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> np.ndarray:
+def cell_waits_s(
+    counts: np.ndarray,
+    dt_s: float,
+    rate_per_s: float,
+    q0: float,
+    walk: Walk | None = None,
+) -> np.ndarray:
     """Mean wait of each cell's arrivals in the FIFO fluid queue of :func:`backlog_integral`: the backlog
     ahead of them (half the cell's own arrivals included) over the service rate."""
-    a = np.asarray(counts, dtype=float)
-    if len(a) == 0 or rate_per_s <= 0:
-        return np.zeros_like(a)
-    walk = np.cumsum(a - rate_per_s * dt_s)
-    low = np.minimum.accumulate(np.minimum(walk, 0.0))
-    after = walk + np.maximum(q0, -low)
-    before = np.concatenate(([q0], after[:-1]))
+    if len(counts) == 0 or rate_per_s <= 0:
+        return np.zeros_like(np.asarray(counts, dtype=float))
+    _, _, before, after = walk if walk is not None else fifo_walk(counts, dt_s, rate_per_s, q0)
     return np.asarray(0.5 * (before + after) / rate_per_s, dtype=float)
 
 

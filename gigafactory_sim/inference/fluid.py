@@ -26,9 +26,11 @@ from functools import partial
 import numpy as np
 
 from gigafactory_sim.inference.bursts import (
+    Walk,
     backlog_integral,
     burst_weighted_point,
     cell_waits_s,
+    fifo_walk,
     group_decode_step_s,
     group_power_w,
     max_mean,
@@ -147,6 +149,7 @@ class FluidService:
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
         self.e2e_hist = LatencyHistogram()
+        self._walk_memo: tuple[np.ndarray, tuple[float, float, float], Walk] | None = None
         self.ttft_hist = LatencyHistogram()
 
     # -- planning ------------------------------------------------------------------------------------------
@@ -190,7 +193,7 @@ class FluidService:
         # with same-instant groups a window's rate counts a request's own group, which the group step holds
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and not grouped:
             dt = interval_s / len(sub_counts)
-            served = served_per_cell(sub_counts, dt, k, self.backlog_requests())
+            served = served_per_cell(sub_counts, dt, k, self.backlog_requests(), self._walk(sub_counts, dt, k))
             # a replica's batch settles over a request's stay: weight by rates over windows that long
             stay = max(m.cap.e2e_s for m in self.models.values())
             w = max(1, min(round(stay / dt), len(served)))
@@ -208,6 +211,16 @@ class FluidService:
             else:
                 points[c] = burst_weighted_point(partial(self.point, c), cells * share, durations_s=spans)
         return Plan(lam, k, points, dict(serving))
+
+    def _walk(self, counts: np.ndarray, dt_s: float, rate_per_s: float) -> Walk:
+        """:func:`~gigafactory_sim.inference.bursts.fifo_walk` of ``counts`` from the backlog now; a segment
+        planned and accounted over the same cells, capacity and backlog walks once."""
+        key = (dt_s, rate_per_s, self.backlog_requests())
+        if self._walk_memo is not None and self._walk_memo[0] is counts and self._walk_memo[1] == key:
+            return self._walk_memo[2]
+        walk = fifo_walk(counts, dt_s, rate_per_s, key[2])
+        self._walk_memo = (counts, key, walk)
+        return walk
 
     # -- accounting ----------------------------------------------------------------------------------------
     def account(
@@ -241,9 +254,10 @@ class FluidService:
             base = poisson_backlog_wait_s(lam, k, self.group)
             if self.batching != "continuous" or any(self.models[c].perf.chunked for c in plan.serving):
                 base = 0.0  # no step-queue TTFT to hold it (chunked prefill, or one request at a time)
-            fifo = max(backlog_integral(sub_counts, cell, k, q0) - arrivals * base, 0.0)
+            walk = self._walk(sub_counts, cell, k)
+            fifo = max(backlog_integral(sub_counts, cell, k, q0, walk) - arrivals * base, 0.0)
             integral = max(integral, fifo)
-            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0) - base, 0.0)
+            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0, walk) - base, 0.0)
             levels = wait_levels(waits, np.asarray(sub_counts, dtype=float))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
         left = served
