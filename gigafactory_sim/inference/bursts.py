@@ -30,7 +30,6 @@ Units: seconds, requests, tokens.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from statistics import NormalDist
 
 import numpy as np
@@ -174,22 +173,27 @@ def burst_weighted_point(
     mean_point = point(float((rates * dur).sum() / total) if len(rates) and total > 0 else 0.0)
     if len(rates) == 0 or float(rates.max()) <= 0.0:
         return mean_point
-    hist, edges = np.histogram(rates, bins=bins)
-    level = np.clip(np.searchsorted(edges, rates, side="right") - 1, 0, len(hist) - 1)
+    edges = np.histogram_bin_edges(rates, bins=bins)
+    level = np.clip(np.searchsorted(edges, rates, side="right") - 1, 0, bins - 1)
+    # each level's windows as one contiguous run, in their own order (the sums are those of the masked windows)
+    order = np.argsort(level, kind="stable")
+    bounds = np.cumsum(np.bincount(level, minlength=bins)).tolist()
+    dur_sorted, work_sorted = dur[order], (rates * dur)[order]
     power = step = weight = 0.0
-    for i in range(len(hist)):
-        inside = level == i
-        if not inside.any():
+    start = 0
+    for i, end in enumerate(bounds):
+        if end == start:
             continue
-        d, r = dur[inside], rates[inside]
-        op = point(float((r * d).sum() / d.sum()) if d.sum() > 0 else 0.5 * (edges[i] + edges[i + 1]))
-        power += float(d.sum()) * op.gpu_power_w
-        served = float((r * d).sum())
+        d_sum, served_np = dur_sorted[start:end].sum(), work_sorted[start:end].sum()
+        start = end
+        op = point(float(served_np / d_sum) if d_sum > 0 else 0.5 * (edges[i] + edges[i + 1]))
+        power += float(d_sum) * op.gpu_power_w
+        served = float(served_np)
         if op.feasible and served > 0:
             step += served * op.step_s
             weight += served
     power /= total
-    return replace(mean_point, gpu_power_w=power, step_s=step / weight if weight > 0 else mean_point.step_s)
+    return mean_point.with_power(power, step / weight if weight > 0 else mean_point.step_s)
 
 
 def cell_waits_s(

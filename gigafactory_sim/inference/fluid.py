@@ -20,7 +20,7 @@ Latency percentiles are read from weighted log-spaced histograms of the estimate
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -104,8 +104,28 @@ class LatencyHistogram:
             return
         flat = np.concatenate([np.ravel(v) for v in values])
         each = np.repeat(np.asarray(weights, dtype=float), [np.size(v) for v in values])
-        idx = np.clip(np.searchsorted(self.edges, flat) - 1, 0, len(self.weights) - 1)
-        np.add.at(self.weights, idx, each)
+        np.add.at(self.weights, self._bins(flat), each)
+
+    def _bins(self, values: np.ndarray) -> np.ndarray:
+        """``clip(searchsorted(edges, values) - 1, 0, bins - 1)``: guessed from the logarithm (the edges are
+        log-spaced), corrected by one bin either way and checked, else searched."""
+        e, n = self.edges, len(self.weights)
+        exact = np.clip(np.searchsorted(e, values) - 1, 0, n - 1) if len(values) == 0 else None
+        if exact is not None:
+            return exact
+        lo, hi = float(e[0]), float(e[-1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            guess = (np.log10(values) - np.log10(lo)) * (n / (np.log10(hi) - np.log10(lo)))
+        if not np.isfinite(guess).all():
+            return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
+        g = np.clip(np.floor(guess), 0, n - 1).astype(np.intp)
+        g -= e[g] >= values  # now -1 when below the first edge
+        g += e[g + 1] < values  # now n when above the last
+        below = np.where(g >= 0, e[np.maximum(g, 0)] < values, True)
+        above = np.where(g < n, e[np.minimum(g + 1, n)] >= values, True)
+        if not (below & above).all():  # not log-spaced as assumed: search
+            return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
+        return np.clip(g, 0, n - 1)
 
     def quantile(self, q: float) -> float | None:
         total = self.weights.sum()
@@ -167,10 +187,10 @@ class FluidService:
         if self.grouped(m) and op.feasible and rate_per_s > 0:  # groups decode together (:mod:`.bursts`)
             step = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
             power = group_power_w(m.perf, self.mix, m.power, op, self.group, self.group_max_output, step)
-            op = replace(op, step_s=step, gpu_power_w=power)
+            op = op.with_power(power, step)
         elif self.step_queue and not m.perf.chunked and op.feasible and rate_per_s > 0:  # prefill energy by work
             power = group_power_w(m.perf, self.mix, m.power, op, 1.0, self.mix.output_mean, op.step_s)
-            op = replace(op, gpu_power_w=power)
+            op = op.with_power(power)
         return op
 
     def grouped(self, m: ClusterModel) -> bool:
