@@ -237,14 +237,17 @@ def wait_levels(wait_s: np.ndarray, counts: np.ndarray, levels: int = 8) -> list
     pos = w > 0
     if not pos.any():
         return out
-    order = np.argsort(w[pos])
-    wp, cp = w[pos][order], c[pos][order]
+    w_pos = w[pos]
+    order = np.argsort(w_pos)
+    wp, cp = w_pos[order], c[pos][order]
     cum = np.cumsum(cp)
     edges = np.linspace(0.0, cum[-1], levels + 1)
-    idx = np.searchsorted(cum, edges[1:-1], side="left")
-    for part_w, part_c in zip(np.split(wp, idx), np.split(cp, idx), strict=True):
-        if part_c.sum() > 0:
-            out.append((float(part_c.sum()) / total, float((part_w * part_c).sum() / part_c.sum())))
+    bounds = [0, *np.searchsorted(cum, edges[1:-1], side="left").tolist(), len(cp)]
+    work = wp * cp
+    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+        part = cp[a:b].sum()
+        if part > 0:
+            out.append((float(part) / total, float(work[a:b].sum() / part)))
     return out
 
 
@@ -287,6 +290,8 @@ def _min_mean(sorted_values: np.ndarray) -> float:
 
 
 STALL_LEVELS = 9
+_K = np.arange(0, 61, dtype=float)  # Poisson counts tabulated exactly (means up to 20)
+_LOG_FACT = np.concatenate(([0.0], np.cumsum(np.log(_K[1:]))))
 _Z = np.array([NormalDist().inv_cdf((i + 0.5) / STALL_LEVELS) for i in range(STALL_LEVELS)])
 
 
@@ -299,13 +304,18 @@ def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
     probs = (np.arange(levels) + 0.5) / levels
     small = mu <= 20.0
     if small.any():
-        k = np.arange(0, 61, dtype=float)
-        log_fact = np.concatenate(([0.0], np.cumsum(np.log(k[1:]))))
         m = mu[small][:, None]
-        with np.errstate(divide="ignore"):
-            log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
-        pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
-        cdf = np.cumsum(pmf, axis=1)
+        top = float(m.max())
+        # counts up to the last quantile suffice (the cumulative sums below them do not depend on how far the
+        # table goes); the whole table if that cut falls short
+        for n_k in (min(int(top + 6.0 * np.sqrt(top) + 8.0), _K.size), _K.size):
+            k, log_fact = _K[:n_k], _LOG_FACT[:n_k]
+            with np.errstate(divide="ignore"):
+                log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
+            pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
+            cdf = np.cumsum(pmf, axis=1)
+            if n_k == _K.size or bool((cdf[:, -1] >= probs[-1]).all()):
+                break
         out[:, small] = (cdf[None, :, :] < probs[:, None, None]).sum(axis=2)
     if (~small).any():
         z = _Z if levels == STALL_LEVELS else np.array([NormalDist().inv_cdf(q) for q in probs])

@@ -94,6 +94,8 @@ class LatencyHistogram:
 
     edges: np.ndarray = field(default_factory=lambda: np.logspace(-4, 6, 4001))
     weights: np.ndarray = field(default_factory=lambda: np.zeros(4000))
+    _padded: np.ndarray = field(default_factory=lambda: np.zeros(0), init=False, repr=False, compare=False)
+    _log_scale: tuple[float, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, values: np.ndarray, weight: float) -> None:
         self.add_many([values], [weight])
@@ -107,25 +109,30 @@ class LatencyHistogram:
         np.add.at(self.weights, self._bins(flat), each)
 
     def _bins(self, values: np.ndarray) -> np.ndarray:
-        """``clip(searchsorted(edges, values) - 1, 0, bins - 1)``: guessed from the logarithm (the edges are
-        log-spaced), corrected by one bin either way and checked, else searched."""
+        """``clip(searchsorted(edges, values) - 1, 0, bins - 1)``. On log-spaced edges (checked once: every
+        edge's guessed position within half a bin of its own, so a value's guess is off by at most one bin) the
+        bin is guessed from the logarithm and corrected by one either way; otherwise searched."""
         e, n = self.edges, len(self.weights)
-        exact = np.clip(np.searchsorted(e, values) - 1, 0, n - 1) if len(values) == 0 else None
-        if exact is not None:
-            return exact
-        lo, hi = float(e[0]), float(e[-1])
+        if self._log_scale is None or len(self._padded) != n + 3:
+            self._padded = np.concatenate(([-np.inf], e, [np.inf]))  # position j holds edge j - 1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lo, hi = np.log10(e[0]), np.log10(e[-1])
+                scale = n / (hi - lo)
+                own = (np.log10(e) - lo) * scale
+            ok = bool(np.isfinite(own).all() and (np.abs(own - np.arange(n + 1)) < 0.5).all())
+            self._log_scale = (float(lo), float(scale)) if ok else (0.0, 0.0)
+        lo, scale = self._log_scale
+        if scale == 0.0 or len(values) == 0:
+            return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            guess = (np.log10(values) - np.log10(lo)) * (n / (np.log10(hi) - np.log10(lo)))
-        if not np.isfinite(guess).all():
+            guess = (np.log10(values) - lo) * scale
+        if not np.isfinite(guess).all():  # zero, negative or not a number: search
             return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
-        g = np.clip(np.floor(guess), 0, n - 1).astype(np.intp)
-        g -= e[g] >= values  # now -1 when below the first edge
-        g += e[g + 1] < values  # now n when above the last
-        below = np.where(g >= 0, e[np.maximum(g, 0)] < values, True)
-        above = np.where(g < n, e[np.minimum(g + 1, n)] >= values, True)
-        if not (below & above).all():  # not log-spaced as assumed: search
-            return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
-        return np.clip(g, 0, n - 1)
+        pad = self._padded
+        j = np.clip(guess, 0, n - 1).astype(np.intp) + 1
+        j -= pad[j] >= values  # the guess was one bin high
+        j += pad[j + 1] < values  # the guess was one bin low
+        return np.clip(j - 1, 0, n - 1)
 
     def quantile(self, q: float) -> float | None:
         total = self.weights.sum()
@@ -358,6 +365,8 @@ class FluidService:
             extra = wq / pw if pw > 0 else 0.0
             cases = [(p * (1.0 - pw), w) for p, w in spread] + [(p * pw, w + extra) for p, w in spread]
             attained = 0.0
+            # a sorted grid (prompt quantiles, increasing) counts the prompts in time by a search
+            ttft_sorted = ttft_grid is not None and bool((ttft_grid[1:] >= ttft_grid[:-1]).all())
             ttft_v: list[np.ndarray] = []
             ttft_w: list[float] = []
             e2e_v: list[np.ndarray] = []
@@ -374,7 +383,10 @@ class FluidService:
                 e2e_w.append(weight * p / e2e_grid.size)
                 ok = 1.0 if b <= self.slo.tpot_s else 0.0
                 if self.slo.ttft_s < float("inf") and ttft_grid is not None:
-                    ok *= float((ttft_grid <= self.slo.ttft_s - w).mean())
+                    if ttft_sorted:
+                        ok *= self._cdf(ttft_grid, self.slo.ttft_s - w)
+                    else:
+                        ok *= float((ttft_grid <= self.slo.ttft_s - w).mean())
                 elif self.slo.ttft_s < float("inf"):
                     ok *= self._cdf(self.prompt_sorted, (self.slo.ttft_s - w - a_ttft) / c_p)
                 if self.slo.e2e_s < float("inf"):
