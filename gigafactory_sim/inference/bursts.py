@@ -30,6 +30,7 @@ Units: seconds, requests, tokens.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from statistics import NormalDist
 
 import numpy as np
@@ -244,7 +245,7 @@ def wait_levels(wait_s: np.ndarray, counts: np.ndarray, levels: int = 8) -> list
     edges = np.linspace(0.0, cum[-1], levels + 1)
     bounds = [0, *np.searchsorted(cum, edges[1:-1], side="left").tolist(), len(cp)]
     work = wp * cp
-    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+    for a, b in pairwise(bounds):
         part = cp[a:b].sum()
         if part > 0:
             out.append((float(part) / total, float(work[a:b].sum() / part)))
