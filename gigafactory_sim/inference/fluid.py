@@ -54,6 +54,7 @@ from gigafactory_sim.power.models import GpuPowerModel
 __all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
 
 GRID = np.linspace(0.005, 0.995, 100)
+POINT_MEMO = 4096  # operating points a service remembers (by cluster and rate)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,15 @@ class LatencyHistogram:
         flat = np.concatenate([np.ravel(v) for v in values])
         each = np.repeat(np.asarray(weights, dtype=float), [np.size(v) for v in values])
         np.add.at(self.weights, self._bins(flat), each)
+
+    def add_grid(self, offsets: list[float], grid: np.ndarray, weights: list[float]) -> None:
+        """:meth:`add` ``offsets[i] + grid`` with ``weights[i]`` for each ``i``, in order."""
+        if not offsets:
+            return
+        flat = np.ravel(grid)
+        values = (np.asarray(offsets, dtype=float)[:, None] + flat[None, :]).ravel()
+        each = np.repeat(np.asarray(weights, dtype=float), flat.size)
+        np.add.at(self.weights, self._bins(values), each)
 
     def _bins(self, values: np.ndarray) -> np.ndarray:
         """``clip(searchsorted(edges, values) - 1, 0, bins - 1)``. On log-spaced edges (checked once: every
@@ -176,6 +186,7 @@ class FluidService:
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
         self.e2e_hist = LatencyHistogram()
+        self._points: dict[tuple[int, float], OperatingPoint] = {}
         self._walk_memo: tuple[np.ndarray, tuple[float, float, float], Walk] | None = None
         self.ttft_hist = LatencyHistogram()
 
@@ -187,6 +198,17 @@ class FluidService:
         return sum(c[1] for c in self.backlog)
 
     def point(self, cluster: int, rate_per_s: float) -> OperatingPoint:
+        """The operating point of a replica on ``cluster`` at ``rate_per_s`` (a pure function of them for this
+        service: memoised, a third of a burst-weighted run's rates recur)."""
+        key = (cluster, rate_per_s)
+        op = self._points.get(key)
+        if op is None:
+            if len(self._points) >= POINT_MEMO:
+                self._points.clear()
+            op = self._points[key] = self._point(cluster, rate_per_s)
+        return op
+
+    def _point(self, cluster: int, rate_per_s: float) -> OperatingPoint:
         m = self.models[cluster]
         if self.batching == "none":
             return single_operating_point(m.perf, self.mix, rate_per_s, m.power)
@@ -367,20 +389,15 @@ class FluidService:
             attained = 0.0
             # a sorted grid (prompt quantiles, increasing) counts the prompts in time by a search
             ttft_sorted = ttft_grid is not None and bool((ttft_grid[1:] >= ttft_grid[:-1]).all())
-            ttft_v: list[np.ndarray] = []
-            ttft_w: list[float] = []
-            e2e_v: list[np.ndarray] = []
-            e2e_w: list[float] = []
+            ttft_at: list[float] = []  # each case's wait added to the TTFT grid
+            kept: list[float] = []  # each case's share
+            waits: list[float] = []
             for p, w in cases:
                 if p <= 1e-9:
                     continue
-                if ttft_grid is not None:
-                    ttft_v.append(w + ttft_grid)
-                else:
-                    ttft_v.append(w + a_ttft + c_p * self.prompt_grid)
-                ttft_w.append(weight * p / len(GRID))
-                e2e_v.append(w + e2e_grid)
-                e2e_w.append(weight * p / e2e_grid.size)
+                kept.append(p)
+                waits.append(w)
+                ttft_at.append(w if ttft_grid is not None else w + a_ttft)
                 ok = 1.0 if b <= self.slo.tpot_s else 0.0
                 if self.slo.ttft_s < float("inf") and ttft_grid is not None:
                     if ttft_sorted:
@@ -392,8 +409,12 @@ class FluidService:
                 if self.slo.e2e_s < float("inf"):
                     ok *= self._cdf(self.output_sorted, (self.slo.e2e_s - w - a_e2e) / b)
                 attained += p * ok
-            self.ttft_hist.add_many(ttft_v, ttft_w)
-            self.e2e_hist.add_many(e2e_v, e2e_w)
+            self.ttft_hist.add_grid(
+                ttft_at,
+                ttft_grid if ttft_grid is not None else c_p * self.prompt_grid,
+                [weight * p / len(GRID) for p in kept],
+            )
+            self.e2e_hist.add_grid(waits, e2e_grid, [weight * p / e2e_grid.size for p in kept])
             self.late += weight * (1.0 - attained)
 
     @staticmethod
