@@ -301,6 +301,12 @@ def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
     (``levels x len(mean)``): the count is exact from the cumulative distribution up to a mean of 20, normal
     beyond."""
     mu = np.maximum(np.asarray(mean, dtype=float), 0.0)
+    if len(mu) > 1:  # runs of equal means (tied output quantiles) are computed once
+        new = np.empty(len(mu), dtype=bool)
+        new[0] = True
+        np.not_equal(mu[1:], mu[:-1], out=new[1:])
+        if not new.all():
+            return poisson_levels(mu[new], levels)[:, np.cumsum(new) - 1]
     out = np.zeros((levels, len(mu)))
     probs = (np.arange(levels) + 0.5) / levels
     small = mu <= 20.0
