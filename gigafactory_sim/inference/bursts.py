@@ -323,7 +323,9 @@ def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
             cdf = np.cumsum(pmf, axis=1)
             if n_k == _K.size or bool((cdf[:, -1] >= probs[-1]).all()):
                 break
-        out[:, small] = (cdf[None, :, :] < probs[:, None, None]).sum(axis=2)
+        # a row's cumulative sums never decrease: the counts below a level end where they first reach it
+        reach = cdf[None, :, :] >= probs[:, None, None]
+        out[:, small] = np.where(reach[:, :, -1], reach.argmax(axis=2), cdf.shape[1])
     if (~small).any():
         z = _Z if levels == STALL_LEVELS else np.array([NormalDist().inv_cdf(q) for q in probs])
         big = mu[~small]
