@@ -35,7 +35,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
+from gigafactory_sim.inference.perf import INF, OperatingPoint, ReplicaPerf, TokenMix
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "max_mean",
     "poisson_backlog_wait_s",
     "poisson_levels",
+    "prefill_first_power_step",
     "prefill_stall_spread",
     "served_per_cell",
     "size_biased_group",
@@ -163,11 +164,13 @@ def burst_weighted_point(
     served_rates: np.ndarray,
     bins: int = 16,
     durations_s: np.ndarray | None = None,
+    points_at: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None,
 ) -> OperatingPoint:
     """The operating point ``point(rate)`` averaged over windows served at ``served_rates`` (per replica) and
     lasting ``durations_s`` (equal if not given): power by time, step time by requests served (what a decoding
     request sees). The rates are grouped into ``bins`` levels; the rest of the point is that of the mean
-    rate."""
+    rate. ``points_at(rates)``: (power, step, feasible) of ``point`` at several rates at once, or None where it
+    cannot (then ``point`` is called at each)."""
     rates = np.asarray(served_rates, dtype=float)
     dur = np.ones_like(rates) if durations_s is None else np.asarray(durations_s, dtype=float)
     total = float(dur.sum())
@@ -180,21 +183,85 @@ def burst_weighted_point(
     order = np.argsort(level, kind="stable")
     bounds = np.cumsum(np.bincount(level, minlength=bins)).tolist()
     dur_sorted, work_sorted = dur[order], (rates * dur)[order]
-    power = step = weight = 0.0
+    durs: list[float] = []
+    served: list[float] = []
+    at: list[float] = []
     start = 0
     for i, end in enumerate(bounds):
         if end == start:
             continue
         d_sum, served_np = dur_sorted[start:end].sum(), work_sorted[start:end].sum()
         start = end
-        op = point(float(served_np / d_sum) if d_sum > 0 else 0.5 * (edges[i] + edges[i + 1]))
-        power += float(d_sum) * op.gpu_power_w
-        served = float(served_np)
-        if op.feasible and served > 0:
-            step += served * op.step_s
-            weight += served
+        at.append(float(served_np / d_sum) if d_sum > 0 else 0.5 * (edges[i] + edges[i + 1]))
+        durs.append(float(d_sum))
+        served.append(float(served_np))
+    terms = points_at(np.asarray(at)) if points_at is not None else None
+    if terms is not None:
+        powers, steps, feasible = terms[0].tolist(), terms[1].tolist(), terms[2].tolist()
+    else:
+        ops = [point(r) for r in at]
+        powers, steps, feasible = [o.gpu_power_w for o in ops], [o.step_s for o in ops], [o.feasible for o in ops]
+    power = step = weight = 0.0
+    for d, s, p, t, ok in zip(durs, served, powers, steps, feasible, strict=True):
+        power += d * p
+        if ok and s > 0:
+            step += s * t
+            weight += s
     power /= total
     return mean_point.with_power(power, step / weight if weight > 0 else mean_point.step_s)
+
+
+def prefill_first_power_step(
+    perf: ReplicaPerf, mix: TokenMix, model: GpuPowerModel, rates_per_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(power per GPU, step, feasible) of the points ``FluidService.point`` gives a prefill-first replica of
+    single arrivals (``group`` 1: :func:`~gigafactory_sim.inference.perf.operating_point`'s step, the power of
+    :func:`group_power_w`) at each of ``rates_per_s``, all at once for :func:`burst_weighted_point`: the same
+    operations in the same order, element by element (the exponentials one by one, as the scalar path takes
+    them). None where it does not apply (chunked prefill, mixture of experts, a power model other than
+    :class:`~gigafactory_sim.power.models.DvfsPowerModel`); the caller then evaluates the points one by one."""
+    from gigafactory_sim.power.models import DvfsPowerModel
+
+    if perf.chunked or perf.moe or type(model) is not DvfsPowerModel:
+        return None
+    lam = np.maximum(np.asarray(rates_per_s, dtype=float), 0.0)
+    h, w_s, kv, c_p, c_d = (
+        perf.step_overhead_s,
+        perf.weights_time_s,
+        perf.kv_time_per_token_s,
+        perf.c_prefill_s,
+        perf.c_decode_s,
+    )
+    i_mean, o_mean = mix.prompt_mean, mix.output_mean
+    idle, slope, mslope, limit = model.idle_w, model.slope_w, model.memory_slope_w, model.limit_w
+    top = max(limit, idle)
+    full = min(idle + slope * 1.0, top)  # power_w(1.0)
+    slope_mem = lam * (kv * mix.context_token_steps + c_p * i_mean)
+    slope_cmp = lam * (c_d * o_mean + c_p * i_mean)
+    feasible = (slope_mem < 1.0) & (slope_cmp < 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        step = np.maximum((h + w_s) / (1.0 - slope_mem), h / (1.0 - slope_cmp))
+        rho = np.minimum(lam * c_p * i_mean, 1.0 - 1e-9)
+        t_d = step * (1.0 - rho)
+        n_g = lam / 1.0 * t_d * o_mean / (1.0 - rho)
+        share = np.array([float(-np.expm1(-x)) for x in n_g.tolist()])
+        batch = lam * o_mean * t_d / (1.0 - rho) / share
+        n_dec = np.maximum(batch, 1e-12)
+        mem = w_s + kv * (batch * (i_mean + 0.5 * o_mean))
+        cmp = c_d * n_dec
+        decode = np.maximum(mem, cmp)
+        t = h + decode
+        decode_w = np.maximum(
+            np.minimum(idle + slope * np.clip(cmp / decode, 0.0, 1.0), top),
+            np.minimum(idle + mslope * np.clip(mem / decode, 0.0, 1.0), limit),
+        )
+        phase = (decode * decode_w + 0.0 * full + np.maximum(t - (decode + 0.0), 0.0) * idle) / t
+        busy = rho * full + (1.0 - rho) * (share * phase + (1.0 - share) * idle)
+        power = np.where(share > 0, busy, rho * full + (1.0 - rho) * idle)
+    power = np.where(lam > 0, power, idle)  # no requests: idle, the mean field's step
+    power = np.where(feasible, power, full)  # overload: compute-bound power, no fixed point
+    step = np.where(feasible, step, INF)
+    return power, step, feasible
 
 
 def cell_waits_s(

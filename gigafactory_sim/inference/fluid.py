@@ -35,6 +35,7 @@ from gigafactory_sim.inference.bursts import (
     group_power_w,
     max_mean,
     poisson_backlog_wait_s,
+    prefill_first_power_step,
     prefill_stall_spread,
     served_per_cell,
     step_queue_ttft_s,
@@ -222,6 +223,15 @@ class FluidService:
             op = op.with_power(power)
         return op
 
+    def points_at(self, cluster: int, rates_per_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(power, step, feasible) of :meth:`point` at each of ``rates_per_s``, vectorised where the points are
+        prefill-first steps of single arrivals (:func:`~gigafactory_sim.inference.bursts.prefill_first_power_step`,
+        the same arithmetic); None otherwise."""
+        m = self.models[cluster]
+        if self.batching == "none" or not self.step_queue or self.grouped(m):
+            return None
+        return prefill_first_power_step(m.perf, self.mix, m.power, rates_per_s)
+
     def grouped(self, m: ClusterModel) -> bool:
         """Whether the burst-aware terms of same-instant groups apply (prefill-first continuous batching)."""
         return self.step_queue and self.group > 1.0 and self.batching == "continuous" and not m.perf.chunked
@@ -258,7 +268,9 @@ class FluidService:
             if cells is None:
                 points[c] = self.point(c, lam * share)
             else:
-                points[c] = burst_weighted_point(partial(self.point, c), cells * share, durations_s=spans)
+                points[c] = burst_weighted_point(
+                    partial(self.point, c), cells * share, durations_s=spans, points_at=partial(self.points_at, c)
+                )
         return Plan(lam, k, points, dict(serving))
 
     def _walk(self, counts: np.ndarray, dt_s: float, rate_per_s: float) -> Walk:
