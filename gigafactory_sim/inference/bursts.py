@@ -177,7 +177,10 @@ def burst_weighted_point(
     mean_point = point(float((rates * dur).sum() / total) if len(rates) and total > 0 else 0.0)
     if len(rates) == 0 or float(rates.max()) <= 0.0:
         return mean_point
-    edges = np.histogram_bin_edges(rates, bins=bins)
+    lo, hi = float(rates.min()), float(rates.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)  # np.histogram_bin_edges(rates, bins), without its checks
     level = np.clip(np.searchsorted(edges, rates, side="right") - 1, 0, bins - 1)
     # each level's windows as one contiguous run, in their own order (the sums are those of the masked windows)
     order = np.argsort(level, kind="stable")
