@@ -96,7 +96,6 @@ class LatencyHistogram:
 
     edges: np.ndarray = field(default_factory=lambda: np.logspace(-4, 6, 4001))
     weights: np.ndarray = field(default_factory=lambda: np.zeros(4000))
-    _padded: np.ndarray = field(default_factory=lambda: np.zeros(0), init=False, repr=False, compare=False)
     _log_scale: tuple[float, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, values: np.ndarray, weight: float) -> None:
@@ -124,26 +123,27 @@ class LatencyHistogram:
         edge's guessed position within half a bin of its own, so a value's guess is off by at most one bin) the
         bin is guessed from the logarithm and corrected by one either way; otherwise searched."""
         e, n = self.edges, len(self.weights)
-        if self._log_scale is None or len(self._padded) != n + 3:
-            self._padded = np.concatenate(([-np.inf], e, [np.inf]))  # position j holds edge j - 1
+        if self._log_scale is None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 lo, hi = np.log10(e[0]), np.log10(e[-1])
                 scale = n / (hi - lo)
                 own = (np.log10(e) - lo) * scale
-            ok = bool(np.isfinite(own).all() and (np.abs(own - np.arange(n + 1)) < 0.5).all())
+            ok = bool(len(e) == n + 1 and np.isfinite(own).all() and (np.abs(own - np.arange(n + 1)) < 0.5).all())
             self._log_scale = (float(lo), float(scale)) if ok else (0.0, 0.0)
         lo, scale = self._log_scale
         if scale == 0.0 or len(values) == 0:
             return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            guess = (np.log10(values) - lo) * scale
-        if not np.isfinite(guess).all():  # zero, negative or not a number: search
+            guess = np.log10(values)
+            guess -= lo
+            guess *= scale
+            finite = bool(np.isfinite(guess.sum()))  # no infinity or NaN among them
+        if not finite:  # zero, negative or not a number: search
             return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
-        pad = self._padded
-        j = np.clip(guess, 0, n - 1).astype(np.intp) + 1
-        j -= pad[j] >= values  # the guess was one bin high
-        j += pad[j + 1] < values  # the guess was one bin low
-        return np.clip(j - 1, 0, n - 1)
+        j = np.clip(guess, 0, n - 1, out=guess).astype(np.intp)
+        j -= e[j] >= values  # the guess was one bin high (-1: below the first edge)
+        j += e[j + 1] < values  # the guess was one bin low (n: above the last edge)
+        return np.clip(j, 0, n - 1, out=j)
 
     def quantile(self, q: float) -> float | None:
         total = self.weights.sum()
