@@ -30,23 +30,25 @@ Units: seconds, requests, tokens.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from itertools import pairwise
 from statistics import NormalDist
 
 import numpy as np
 
-from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
+from gigafactory_sim.inference.perf import INF, OperatingPoint, ReplicaPerf, TokenMix
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
     "backlog_integral",
     "burst_weighted_point",
     "cell_waits_s",
+    "fifo_walk",
     "group_decode_step_s",
     "group_power_w",
     "max_mean",
     "poisson_backlog_wait_s",
     "poisson_levels",
+    "prefill_first_power_step",
     "prefill_stall_spread",
     "served_per_cell",
     "size_biased_group",
@@ -107,32 +109,53 @@ def size_biased_group(times_s: np.ndarray) -> float:
     return float((c * c).sum() / c.sum())
 
 
-def backlog_integral(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> float:
-    """Integral of the FIFO fluid backlog (request-seconds) over a grid of ``counts`` arriving uniformly in
-    cells of ``dt_s``, served at ``rate_per_s``, from a backlog of ``q0`` (a reflected random walk)."""
+Walk = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""(arrivals, net change, backlog before, backlog after) per cell: :func:`fifo_walk`."""
+
+
+def fifo_walk(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> Walk:
+    """(arrivals, net change, backlog before, backlog after) of each cell of the FIFO fluid queue of
+    :func:`backlog_integral` (``rate_per_s > 0``), shared by it, :func:`served_per_cell` and
+    :func:`cell_waits_s`."""
     a = np.asarray(counts, dtype=float)
-    if len(a) == 0 or rate_per_s <= 0:
-        return 0.0
     net = a - rate_per_s * dt_s
     walk = np.cumsum(net)  # S_k after each cell
     low = np.minimum.accumulate(np.minimum(walk, 0.0))
     after = walk + np.maximum(q0, -low)  # backlog at the end of each cell
     before = np.concatenate(([q0], after[:-1]))
+    return a, net, before, after
+
+
+def backlog_integral(
+    counts: np.ndarray,
+    dt_s: float,
+    rate_per_s: float,
+    q0: float,
+    walk: Walk | None = None,
+) -> float:
+    """Integral of the FIFO fluid backlog (request-seconds) over a grid of ``counts`` arriving uniformly in
+    cells of ``dt_s``, served at ``rate_per_s``, from a backlog of ``q0`` (a reflected random walk). ``walk``:
+    :func:`fifo_walk` of these arguments, if already known."""
+    if len(counts) == 0 or rate_per_s <= 0:
+        return 0.0
+    a, net, before, after = walk if walk is not None else fifo_walk(counts, dt_s, rate_per_s, q0)
     stays = before + net >= 0.0
     fall = np.maximum(rate_per_s - a / dt_s, 1e-300)  # backlog falls at this rate when it empties
     area = np.where(stays, 0.5 * (before + after) * dt_s, before * before / (2.0 * fall))
     return float(area.sum())
 
 
-def served_per_cell(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> np.ndarray:
+def served_per_cell(
+    counts: np.ndarray,
+    dt_s: float,
+    rate_per_s: float,
+    q0: float,
+    walk: Walk | None = None,
+) -> np.ndarray:
     """Requests served in each cell by the FIFO fluid queue of :func:`backlog_integral`."""
-    a = np.asarray(counts, dtype=float)
-    if len(a) == 0 or rate_per_s <= 0:
-        return np.zeros_like(a)
-    walk = np.cumsum(a - rate_per_s * dt_s)
-    low = np.minimum.accumulate(np.minimum(walk, 0.0))
-    after = walk + np.maximum(q0, -low)
-    before = np.concatenate(([q0], after[:-1]))
+    if len(counts) == 0 or rate_per_s <= 0:
+        return np.zeros_like(np.asarray(counts, dtype=float))
+    a, _, before, after = walk if walk is not None else fifo_walk(counts, dt_s, rate_per_s, q0)
     return np.asarray(before + a - after, dtype=float)
 
 
@@ -141,45 +164,121 @@ def burst_weighted_point(
     served_rates: np.ndarray,
     bins: int = 16,
     durations_s: np.ndarray | None = None,
+    points_at: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None,
 ) -> OperatingPoint:
     """The operating point ``point(rate)`` averaged over windows served at ``served_rates`` (per replica) and
     lasting ``durations_s`` (equal if not given): power by time, step time by requests served (what a decoding
     request sees). The rates are grouped into ``bins`` levels; the rest of the point is that of the mean
-    rate."""
+    rate. ``points_at(rates)``: (power, step, feasible) of ``point`` at several rates at once, or None where it
+    cannot (then ``point`` is called at each)."""
     rates = np.asarray(served_rates, dtype=float)
     dur = np.ones_like(rates) if durations_s is None else np.asarray(durations_s, dtype=float)
     total = float(dur.sum())
     mean_point = point(float((rates * dur).sum() / total) if len(rates) and total > 0 else 0.0)
     if len(rates) == 0 or float(rates.max()) <= 0.0:
         return mean_point
-    hist, edges = np.histogram(rates, bins=bins)
-    level = np.clip(np.searchsorted(edges, rates, side="right") - 1, 0, len(hist) - 1)
-    power = step = weight = 0.0
-    for i in range(len(hist)):
-        inside = level == i
-        if not inside.any():
+    lo, hi = float(rates.min()), float(rates.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)  # np.histogram_bin_edges(rates, bins), without its checks
+    level = np.clip(np.searchsorted(edges, rates, side="right") - 1, 0, bins - 1)
+    # each level's windows as one contiguous run, in their own order (the sums are those of the masked windows)
+    order = np.argsort(level, kind="stable")
+    bounds = np.cumsum(np.bincount(level, minlength=bins)).tolist()
+    dur_sorted, work_sorted = dur[order], (rates * dur)[order]
+    durs: list[float] = []
+    served: list[float] = []
+    at: list[float] = []
+    start = 0
+    for i, end in enumerate(bounds):
+        if end == start:
             continue
-        d, r = dur[inside], rates[inside]
-        op = point(float((r * d).sum() / d.sum()) if d.sum() > 0 else 0.5 * (edges[i] + edges[i + 1]))
-        power += float(d.sum()) * op.gpu_power_w
-        served = float((r * d).sum())
-        if op.feasible and served > 0:
-            step += served * op.step_s
-            weight += served
+        d_sum, served_np = dur_sorted[start:end].sum(), work_sorted[start:end].sum()
+        start = end
+        at.append(float(served_np / d_sum) if d_sum > 0 else 0.5 * (edges[i] + edges[i + 1]))
+        durs.append(float(d_sum))
+        served.append(float(served_np))
+    terms = points_at(np.asarray(at)) if points_at is not None else None
+    if terms is not None:
+        powers, steps, feasible = terms[0].tolist(), terms[1].tolist(), terms[2].tolist()
+    else:
+        ops = [point(r) for r in at]
+        powers, steps, feasible = [o.gpu_power_w for o in ops], [o.step_s for o in ops], [o.feasible for o in ops]
+    power = step = weight = 0.0
+    for d, s, p, t, ok in zip(durs, served, powers, steps, feasible, strict=True):
+        power += d * p
+        if ok and s > 0:
+            step += s * t
+            weight += s
     power /= total
-    return replace(mean_point, gpu_power_w=power, step_s=step / weight if weight > 0 else mean_point.step_s)
+    return mean_point.with_power(power, step / weight if weight > 0 else mean_point.step_s)
 
 
-def cell_waits_s(counts: np.ndarray, dt_s: float, rate_per_s: float, q0: float) -> np.ndarray:
+def prefill_first_power_step(
+    perf: ReplicaPerf, mix: TokenMix, model: GpuPowerModel, rates_per_s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(power per GPU, step, feasible) of the points ``FluidService.point`` gives a prefill-first replica of
+    single arrivals (``group`` 1: :func:`~gigafactory_sim.inference.perf.operating_point`'s step, the power of
+    :func:`group_power_w`) at each of ``rates_per_s``, all at once for :func:`burst_weighted_point`: the same
+    operations in the same order, element by element (the exponentials one by one, as the scalar path takes
+    them). None where it does not apply (chunked prefill, mixture of experts, a power model other than
+    :class:`~gigafactory_sim.power.models.DvfsPowerModel`); the caller then evaluates the points one by one."""
+    from gigafactory_sim.power.models import DvfsPowerModel
+
+    if perf.chunked or perf.moe or type(model) is not DvfsPowerModel:
+        return None
+    lam = np.maximum(np.asarray(rates_per_s, dtype=float), 0.0)
+    h, w_s, kv, c_p, c_d = (
+        perf.step_overhead_s,
+        perf.weights_time_s,
+        perf.kv_time_per_token_s,
+        perf.c_prefill_s,
+        perf.c_decode_s,
+    )
+    i_mean, o_mean = mix.prompt_mean, mix.output_mean
+    idle, slope, mslope, limit = model.idle_w, model.slope_w, model.memory_slope_w, model.limit_w
+    top = max(limit, idle)
+    full = min(idle + slope * 1.0, top)  # power_w(1.0)
+    slope_mem = lam * (kv * mix.context_token_steps + c_p * i_mean)
+    slope_cmp = lam * (c_d * o_mean + c_p * i_mean)
+    feasible = (slope_mem < 1.0) & (slope_cmp < 1.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        step = np.maximum((h + w_s) / (1.0 - slope_mem), h / (1.0 - slope_cmp))
+        rho = np.minimum(lam * c_p * i_mean, 1.0 - 1e-9)
+        t_d = step * (1.0 - rho)
+        n_g = lam / 1.0 * t_d * o_mean / (1.0 - rho)
+        share = np.array([float(-np.expm1(-x)) for x in n_g.tolist()])
+        batch = lam * o_mean * t_d / (1.0 - rho) / share
+        n_dec = np.maximum(batch, 1e-12)
+        mem = w_s + kv * (batch * (i_mean + 0.5 * o_mean))
+        cmp = c_d * n_dec
+        decode = np.maximum(mem, cmp)
+        t = h + decode
+        decode_w = np.maximum(
+            np.minimum(idle + slope * np.clip(cmp / decode, 0.0, 1.0), top),
+            np.minimum(idle + mslope * np.clip(mem / decode, 0.0, 1.0), limit),
+        )
+        phase = (decode * decode_w + 0.0 * full + np.maximum(t - (decode + 0.0), 0.0) * idle) / t
+        busy = rho * full + (1.0 - rho) * (share * phase + (1.0 - share) * idle)
+        power = np.where(share > 0, busy, rho * full + (1.0 - rho) * idle)
+    power = np.where(lam > 0, power, idle)  # no requests: idle, the mean field's step
+    power = np.where(feasible, power, full)  # overload: compute-bound power, no fixed point
+    step = np.where(feasible, step, INF)
+    return power, step, feasible
+
+
+def cell_waits_s(
+    counts: np.ndarray,
+    dt_s: float,
+    rate_per_s: float,
+    q0: float,
+    walk: Walk | None = None,
+) -> np.ndarray:
     """Mean wait of each cell's arrivals in the FIFO fluid queue of :func:`backlog_integral`: the backlog
     ahead of them (half the cell's own arrivals included) over the service rate."""
-    a = np.asarray(counts, dtype=float)
-    if len(a) == 0 or rate_per_s <= 0:
-        return np.zeros_like(a)
-    walk = np.cumsum(a - rate_per_s * dt_s)
-    low = np.minimum.accumulate(np.minimum(walk, 0.0))
-    after = walk + np.maximum(q0, -low)
-    before = np.concatenate(([q0], after[:-1]))
+    if len(counts) == 0 or rate_per_s <= 0:
+        return np.zeros_like(np.asarray(counts, dtype=float))
+    _, _, before, after = walk if walk is not None else fifo_walk(counts, dt_s, rate_per_s, q0)
     return np.asarray(0.5 * (before + after) / rate_per_s, dtype=float)
 
 
@@ -209,14 +308,17 @@ def wait_levels(wait_s: np.ndarray, counts: np.ndarray, levels: int = 8) -> list
     pos = w > 0
     if not pos.any():
         return out
-    order = np.argsort(w[pos])
-    wp, cp = w[pos][order], c[pos][order]
+    w_pos = w[pos]
+    order = np.argsort(w_pos)
+    wp, cp = w_pos[order], c[pos][order]
     cum = np.cumsum(cp)
     edges = np.linspace(0.0, cum[-1], levels + 1)
-    idx = np.searchsorted(cum, edges[1:-1], side="left")
-    for part_w, part_c in zip(np.split(wp, idx), np.split(cp, idx), strict=True):
-        if part_c.sum() > 0:
-            out.append((float(part_c.sum()) / total, float((part_w * part_c).sum() / part_c.sum())))
+    bounds = [0, *np.searchsorted(cum, edges[1:-1], side="left").tolist(), len(cp)]
+    work = wp * cp
+    for a, b in pairwise(bounds):
+        part = cp[a:b].sum()
+        if part > 0:
+            out.append((float(part) / total, float(work[a:b].sum() / part)))
     return out
 
 
@@ -259,6 +361,8 @@ def _min_mean(sorted_values: np.ndarray) -> float:
 
 
 STALL_LEVELS = 9
+_K = np.arange(0, 61, dtype=float)  # Poisson counts tabulated exactly (means up to 20)
+_LOG_FACT = np.concatenate(([0.0], np.cumsum(np.log(_K[1:]))))
 _Z = np.array([NormalDist().inv_cdf((i + 0.5) / STALL_LEVELS) for i in range(STALL_LEVELS)])
 
 
@@ -267,18 +371,31 @@ def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
     (``levels x len(mean)``): the count is exact from the cumulative distribution up to a mean of 20, normal
     beyond."""
     mu = np.maximum(np.asarray(mean, dtype=float), 0.0)
+    if len(mu) > 1:  # runs of equal means (tied output quantiles) are computed once
+        new = np.empty(len(mu), dtype=bool)
+        new[0] = True
+        np.not_equal(mu[1:], mu[:-1], out=new[1:])
+        if not new.all():
+            return poisson_levels(mu[new], levels)[:, np.cumsum(new) - 1]
     out = np.zeros((levels, len(mu)))
     probs = (np.arange(levels) + 0.5) / levels
     small = mu <= 20.0
     if small.any():
-        k = np.arange(0, 61, dtype=float)
-        log_fact = np.concatenate(([0.0], np.cumsum(np.log(k[1:]))))
         m = mu[small][:, None]
-        with np.errstate(divide="ignore"):
-            log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
-        pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
-        cdf = np.cumsum(pmf, axis=1)
-        out[:, small] = (cdf[None, :, :] < probs[:, None, None]).sum(axis=2)
+        top = float(m.max())
+        # counts up to the last quantile suffice (the cumulative sums below them do not depend on how far the
+        # table goes); the whole table if that cut falls short
+        for n_k in (min(int(top + 6.0 * np.sqrt(top) + 8.0), _K.size), _K.size):
+            k, log_fact = _K[:n_k], _LOG_FACT[:n_k]
+            with np.errstate(divide="ignore"):
+                log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
+            pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
+            cdf = np.cumsum(pmf, axis=1)
+            if n_k == _K.size or bool((cdf[:, -1] >= probs[-1]).all()):
+                break
+        # a row's cumulative sums never decrease: the counts below a level end where they first reach it
+        reach = cdf[None, :, :] >= probs[:, None, None]
+        out[:, small] = np.where(reach[:, :, -1], reach.argmax(axis=2), cdf.shape[1])
     if (~small).any():
         z = _Z if levels == STALL_LEVELS else np.array([NormalDist().inv_cdf(q) for q in probs])
         big = mu[~small]

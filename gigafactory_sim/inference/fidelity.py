@@ -98,6 +98,7 @@ class FluidServing:
         self.blocks = p.blocks  # block-hash prefix cache: its replay's hit rate is in the mix
         self.resolution_s = svc.fluid.resolution if svc.fluid.step_queue and p.trace is not None else None
         self.trace = p.trace
+        self._last_cells: tuple[tuple[float, float], np.ndarray] | None = None
         self.plan: Plan | None = None
         self.seg_start = 0.0
 
@@ -111,8 +112,13 @@ class FluidServing:
         """Arrivals in cells of ``resolution`` over ``[t0, t1)`` (trace demand with ``fluid.step_queue``)."""
         if self.resolution_s is None or t1_s <= t0_s:
             return None
+        if self._last_cells is not None and self._last_cells[0] == (t0_s, t1_s):
+            return self._last_cells[1]  # a segment planned whole is accounted over the same cells
         edges = np.linspace(t0_s, t1_s, max(round((t1_s - t0_s) / self.resolution_s), 1) + 1)
-        return self.trace.counts_between(edges) if self.trace is not None else np.zeros(len(edges) - 1)
+        cells = self.trace.counts_between(edges) if self.trace is not None else np.zeros(len(edges) - 1)
+        cells.flags.writeable = False
+        self._last_cells = ((t0_s, t1_s), cells)
+        return cells
 
     def segment_break(self, now_s: float) -> None:
         if self.plan is not None and now_s > self.seg_start:

@@ -20,19 +20,22 @@ Latency percentiles are read from weighted log-spaced histograms of the estimate
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
 from gigafactory_sim.inference.bursts import (
+    Walk,
     backlog_integral,
     burst_weighted_point,
     cell_waits_s,
+    fifo_walk,
     group_decode_step_s,
     group_power_w,
     max_mean,
     poisson_backlog_wait_s,
+    prefill_first_power_step,
     prefill_stall_spread,
     served_per_cell,
     step_queue_ttft_s,
@@ -52,6 +55,7 @@ from gigafactory_sim.power.models import GpuPowerModel
 __all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
 
 GRID = np.linspace(0.005, 0.995, 100)
+POINT_MEMO = 4096  # operating points a service remembers (by cluster and rate)
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,54 @@ class LatencyHistogram:
 
     edges: np.ndarray = field(default_factory=lambda: np.logspace(-4, 6, 4001))
     weights: np.ndarray = field(default_factory=lambda: np.zeros(4000))
+    _log_scale: tuple[float, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     def add(self, values: np.ndarray, weight: float) -> None:
-        idx = np.searchsorted(self.edges, values) - 1
-        idx[idx < 0] = 0
-        idx[idx >= len(self.weights)] = len(self.weights) - 1
-        np.add.at(self.weights, idx, weight)
+        self.add_many([values], [weight])
+
+    def add_many(self, values: list[np.ndarray], weights: list[float]) -> None:
+        """:meth:`add` each ``values[i]`` with ``weights[i]``, in order (one search and one ``add.at``)."""
+        if not values:
+            return
+        flat = np.concatenate([np.ravel(v) for v in values])
+        each = np.repeat(np.asarray(weights, dtype=float), [np.size(v) for v in values])
+        np.add.at(self.weights, self._bins(flat), each)
+
+    def add_grid(self, offsets: list[float], grid: np.ndarray, weights: list[float]) -> None:
+        """:meth:`add` ``offsets[i] + grid`` with ``weights[i]`` for each ``i``, in order."""
+        if not offsets:
+            return
+        flat = np.ravel(grid)
+        values = (np.asarray(offsets, dtype=float)[:, None] + flat[None, :]).ravel()
+        each = np.repeat(np.asarray(weights, dtype=float), flat.size)
+        np.add.at(self.weights, self._bins(values), each)
+
+    def _bins(self, values: np.ndarray) -> np.ndarray:
+        """``clip(searchsorted(edges, values) - 1, 0, bins - 1)``. On log-spaced edges (checked once: every
+        edge's guessed position within half a bin of its own, so a value's guess is off by at most one bin) the
+        bin is guessed from the logarithm and corrected by one either way; otherwise searched."""
+        e, n = self.edges, len(self.weights)
+        if self._log_scale is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lo, hi = np.log10(e[0]), np.log10(e[-1])
+                scale = n / (hi - lo)
+                own = (np.log10(e) - lo) * scale
+            ok = bool(len(e) == n + 1 and np.isfinite(own).all() and (np.abs(own - np.arange(n + 1)) < 0.5).all())
+            self._log_scale = (float(lo), float(scale)) if ok else (0.0, 0.0)
+        lo, scale = self._log_scale
+        if scale == 0.0 or len(values) == 0:
+            return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            guess = np.log10(values)
+            guess -= lo
+            guess *= scale
+            finite = bool(np.isfinite(guess.sum()))  # no infinity or NaN among them
+        if not finite:  # zero, negative or not a number: search
+            return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
+        j = np.clip(guess, 0, n - 1, out=guess).astype(np.intp)
+        j -= e[j] >= values  # the guess was one bin high (-1: below the first edge)
+        j += e[j + 1] < values  # the guess was one bin low (n: above the last edge)
+        return np.clip(j, 0, n - 1, out=j)
 
     def quantile(self, q: float) -> float | None:
         total = self.weights.sum()
@@ -141,6 +187,8 @@ class FluidService:
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
         self.e2e_hist = LatencyHistogram()
+        self._points: dict[tuple[int, float], OperatingPoint] = {}
+        self._walk_memo: tuple[np.ndarray, tuple[float, float, float], Walk] | None = None
         self.ttft_hist = LatencyHistogram()
 
     # -- planning ------------------------------------------------------------------------------------------
@@ -151,6 +199,17 @@ class FluidService:
         return sum(c[1] for c in self.backlog)
 
     def point(self, cluster: int, rate_per_s: float) -> OperatingPoint:
+        """The operating point of a replica on ``cluster`` at ``rate_per_s`` (a pure function of them for this
+        service: memoised, a third of a burst-weighted run's rates recur)."""
+        key = (cluster, rate_per_s)
+        op = self._points.get(key)
+        if op is None:
+            if len(self._points) >= POINT_MEMO:
+                self._points.clear()
+            op = self._points[key] = self._point(cluster, rate_per_s)
+        return op
+
+    def _point(self, cluster: int, rate_per_s: float) -> OperatingPoint:
         m = self.models[cluster]
         if self.batching == "none":
             return single_operating_point(m.perf, self.mix, rate_per_s, m.power)
@@ -158,11 +217,20 @@ class FluidService:
         if self.grouped(m) and op.feasible and rate_per_s > 0:  # groups decode together (:mod:`.bursts`)
             step = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
             power = group_power_w(m.perf, self.mix, m.power, op, self.group, self.group_max_output, step)
-            op = replace(op, step_s=step, gpu_power_w=power)
+            op = op.with_power(power, step)
         elif self.step_queue and not m.perf.chunked and op.feasible and rate_per_s > 0:  # prefill energy by work
             power = group_power_w(m.perf, self.mix, m.power, op, 1.0, self.mix.output_mean, op.step_s)
-            op = replace(op, gpu_power_w=power)
+            op = op.with_power(power)
         return op
+
+    def points_at(self, cluster: int, rates_per_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(power, step, feasible) of :meth:`point` at each of ``rates_per_s``, vectorised where the points are
+        prefill-first steps of single arrivals (:func:`~gigafactory_sim.inference.bursts.prefill_first_power_step`,
+        the same arithmetic); None otherwise."""
+        m = self.models[cluster]
+        if self.batching == "none" or not self.step_queue or self.grouped(m):
+            return None
+        return prefill_first_power_step(m.perf, self.mix, m.power, rates_per_s)
 
     def grouped(self, m: ClusterModel) -> bool:
         """Whether the burst-aware terms of same-instant groups apply (prefill-first continuous batching)."""
@@ -184,7 +252,7 @@ class FluidService:
         # with same-instant groups a window's rate counts a request's own group, which the group step holds
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and not grouped:
             dt = interval_s / len(sub_counts)
-            served = served_per_cell(sub_counts, dt, k, self.backlog_requests())
+            served = served_per_cell(sub_counts, dt, k, self.backlog_requests(), self._walk(sub_counts, dt, k))
             # a replica's batch settles over a request's stay: weight by rates over windows that long
             stay = max(m.cap.e2e_s for m in self.models.values())
             w = max(1, min(round(stay / dt), len(served)))
@@ -200,8 +268,20 @@ class FluidService:
             if cells is None:
                 points[c] = self.point(c, lam * share)
             else:
-                points[c] = burst_weighted_point(partial(self.point, c), cells * share, durations_s=spans)
+                points[c] = burst_weighted_point(
+                    partial(self.point, c), cells * share, durations_s=spans, points_at=partial(self.points_at, c)
+                )
         return Plan(lam, k, points, dict(serving))
+
+    def _walk(self, counts: np.ndarray, dt_s: float, rate_per_s: float) -> Walk:
+        """:func:`~gigafactory_sim.inference.bursts.fifo_walk` of ``counts`` from the backlog now; a segment
+        planned and accounted over the same cells, capacity and backlog walks once."""
+        key = (dt_s, rate_per_s, self.backlog_requests())
+        if self._walk_memo is not None and self._walk_memo[0] is counts and self._walk_memo[1] == key:
+            return self._walk_memo[2]
+        walk = fifo_walk(counts, dt_s, rate_per_s, key[2])
+        self._walk_memo = (counts, key, walk)
+        return walk
 
     # -- accounting ----------------------------------------------------------------------------------------
     def account(
@@ -235,9 +315,10 @@ class FluidService:
             base = poisson_backlog_wait_s(lam, k, self.group)
             if self.batching != "continuous" or any(self.models[c].perf.chunked for c in plan.serving):
                 base = 0.0  # no step-queue TTFT to hold it (chunked prefill, or one request at a time)
-            fifo = max(backlog_integral(sub_counts, cell, k, q0) - arrivals * base, 0.0)
+            walk = self._walk(sub_counts, cell, k)
+            fifo = max(backlog_integral(sub_counts, cell, k, q0, walk) - arrivals * base, 0.0)
             integral = max(integral, fifo)
-            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0) - base, 0.0)
+            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0, walk) - base, 0.0)
             levels = wait_levels(waits, np.asarray(sub_counts, dtype=float))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
         left = served
@@ -318,22 +399,34 @@ class FluidService:
             extra = wq / pw if pw > 0 else 0.0
             cases = [(p * (1.0 - pw), w) for p, w in spread] + [(p * pw, w + extra) for p, w in spread]
             attained = 0.0
+            # a sorted grid (prompt quantiles, increasing) counts the prompts in time by a search
+            ttft_sorted = ttft_grid is not None and bool((ttft_grid[1:] >= ttft_grid[:-1]).all())
+            ttft_at: list[float] = []  # each case's wait added to the TTFT grid
+            kept: list[float] = []  # each case's share
+            waits: list[float] = []
             for p, w in cases:
                 if p <= 1e-9:
                     continue
-                if ttft_grid is not None:
-                    self.ttft_hist.add(w + ttft_grid, weight * p / len(GRID))
-                else:
-                    self.ttft_hist.add(w + a_ttft + c_p * self.prompt_grid, weight * p / len(GRID))
-                self.e2e_hist.add(w + e2e_grid, weight * p / e2e_grid.size)
+                kept.append(p)
+                waits.append(w)
+                ttft_at.append(w if ttft_grid is not None else w + a_ttft)
                 ok = 1.0 if b <= self.slo.tpot_s else 0.0
                 if self.slo.ttft_s < float("inf") and ttft_grid is not None:
-                    ok *= float((ttft_grid <= self.slo.ttft_s - w).mean())
+                    if ttft_sorted:
+                        ok *= self._cdf(ttft_grid, self.slo.ttft_s - w)
+                    else:
+                        ok *= float((ttft_grid <= self.slo.ttft_s - w).mean())
                 elif self.slo.ttft_s < float("inf"):
                     ok *= self._cdf(self.prompt_sorted, (self.slo.ttft_s - w - a_ttft) / c_p)
                 if self.slo.e2e_s < float("inf"):
                     ok *= self._cdf(self.output_sorted, (self.slo.e2e_s - w - a_e2e) / b)
                 attained += p * ok
+            self.ttft_hist.add_grid(
+                ttft_at,
+                ttft_grid if ttft_grid is not None else c_p * self.prompt_grid,
+                [weight * p / len(GRID) for p in kept],
+            )
+            self.e2e_hist.add_grid(waits, e2e_grid, [weight * p / e2e_grid.size for p in kept])
             self.late += weight * (1.0 - attained)
 
     @staticmethod

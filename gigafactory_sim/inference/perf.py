@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class TokenMix:
     def fixed(cls, prompt: float, output: float) -> TokenMix:
         return cls(prompt, output, output * output, prompt * output, prompt, output, 0.0)
 
-    @property
+    @cached_property
     def context_token_steps(self) -> float:
         """E[sum over a request's decode steps of its context length] = E[I*O] + E[O(O+1)]/2."""
         return self.prompt_output_mean + (self.output_sq_mean + self.output_mean) / 2.0
@@ -115,7 +116,8 @@ class SloLimits:
 
 @dataclass(frozen=True)
 class ReplicaPerf:
-    """One replica: ``gpus`` GPUs serving one model (tensor-parallel; communication not modelled)."""
+    """One replica: ``gpus`` GPUs serving one model (tensor-parallel; communication not modelled). Its derived
+    constants are computed once (``cached_property``: the instance is frozen)."""
 
     params: float  # parameters
     weight_bytes: float
@@ -137,7 +139,7 @@ class ReplicaPerf:
     prefix_hit_rate: float = 0.0  # prefix caching: share of prompt tokens not prefilled
     kv_reserved_share: float = 0.0  # prefix caching: share of the KV space the cache keeps
 
-    @property
+    @cached_property
     def moe(self) -> bool:
         return self.experts > 0
 
@@ -151,36 +153,36 @@ class ReplicaPerf:
         read = self.weight_bytes - self.expert_bytes * (1.0 - touched)
         return read / (self.bandwidth_bps * self.memory_efficiency)
 
-    @property
+    @cached_property
     def chunked(self) -> bool:
         """Whether steps are fused decode + prefill-chunk passes under a token budget (chunked prefill)."""
         return math.isfinite(self.step_token_budget)
 
     # -- derived constants ---------------------------------------------------------------------------------
-    @property
+    @cached_property
     def flops_per_token(self) -> float:
         return 2.0 * (self.active_params if self.moe else self.params)
 
-    @property
+    @cached_property
     def c_prefill_s(self) -> float:
         """Seconds of replica time per prompt token (compute-bound)."""
         return self.flops_per_token / (self.peak_flops * self.prefill_efficiency)
 
-    @property
+    @cached_property
     def c_decode_s(self) -> float:
         """Seconds per decode token when decode is compute-bound at large batch."""
         return self.flops_per_token / (self.peak_flops * self.decode_efficiency)
 
-    @property
+    @cached_property
     def weights_time_s(self) -> float:
         """Seconds to stream all weights once from HBM."""
         return self.weight_bytes / (self.bandwidth_bps * self.memory_efficiency)
 
-    @property
+    @cached_property
     def kv_time_per_token_s(self) -> float:
         return self.kv_bytes_per_token / (self.bandwidth_bps * self.memory_efficiency)
 
-    @property
+    @cached_property
     def kv_capacity_tokens(self) -> float:
         """Tokens of KV cache that fit beside the weights (``memory_utilisation`` of HBM usable)."""
         free = max(self.memory_bytes * self.memory_utilisation - self.weight_bytes, 0.0) / self.kv_bytes_per_token
@@ -261,6 +263,22 @@ class OperatingPoint:
     kv_tokens: float  # KV cache held
     gpu_power_w: float  # per GPU
     feasible: bool  # a finite fixed point exists
+
+    def with_power(self, gpu_power_w: float, step_s: float | None = None) -> OperatingPoint:
+        """This point with another power (and step), built directly (``dataclasses.replace`` is slow in the
+        fluid's per-segment path)."""
+        return OperatingPoint(
+            self.rate_per_s,
+            self.step_s if step_s is None else step_s,
+            self.batch,
+            self.ttft_s,
+            self.e2e_s,
+            self.e2e_q_s,
+            self.ttft_q_s,
+            self.kv_tokens,
+            gpu_power_w,
+            self.feasible,
+        )
 
     @property
     def output_tokens_per_s(self) -> float:
