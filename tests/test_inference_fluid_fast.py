@@ -147,3 +147,18 @@ def test_wait_levels_equal_split_sums() -> None:
             if pc.sum() > 0:
                 expected.append((float(pc.sum()) / total, float((pw * pc).sum() / pc.sum())))
         assert wait_levels(w, c) == expected
+
+
+def test_the_fluid_segment_against_hand_values() -> None:
+    """The FIFO fluid queue both the colocated fluid and the prefill pool use (queueing.fluid_segment)."""
+    from collections import deque
+
+    from gigafactory_sim.inference.queueing import drain_cohorts, fluid_segment
+
+    assert fluid_segment(10.0, 0.0, 1.0, 5.0) == (7.5, 5.0)  # backlog 10 drained at 5/s for 1 s: 10 -> 5
+    assert fluid_segment(0.0, 10.0, 1.0, 5.0) == (2.5, 5.0)  # 10/s arriving, 5/s served: grows to 5
+    assert fluid_segment(2.0, 1.0, 1.0, 5.0) == (0.5, 3.0)  # empty after 0.5 s, then every arrival served
+    assert fluid_segment(3.0, 2.0, 1.0, 0.0) == (4.0, 0.0)  # nothing served
+    cohorts = deque([[0.0, 2.0], [1.0, 3.0], [90.0, 1.0]])
+    assert drain_cohorts(cohorts, 4.0, 100.0, 60.0, 0.5) == 1.5  # 4 served; the rest of the t=1 cohort times out
+    assert list(cohorts) == [[90.0, 1.0]]

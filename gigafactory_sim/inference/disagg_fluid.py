@@ -31,7 +31,7 @@ import numpy as np
 
 from gigafactory_sim.inference.fluid import GRID, ClusterModel, FluidService, LatencyHistogram, Plan
 from gigafactory_sim.inference.perf import INF, InfeasibleObjective, ReplicaPerf, SloLimits, TokenMix
-from gigafactory_sim.inference.queueing import allen_cunneen_wait_s, erlang_c
+from gigafactory_sim.inference.queueing import allen_cunneen_wait_s, drain_cohorts, erlang_c, fluid_segment
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
@@ -130,29 +130,9 @@ class FluidQueue:
         """Serve ``arrivals`` (uniform over the segment) at ``k`` requests/s; returns (served, integral of the
         backlog over the segment in request-seconds)."""
         dt = t1_s - t0_s
-        q0 = self.backlog()
-        lam = arrivals / dt
-        if k <= 0:
-            integral, served = q0 * dt + arrivals * dt / 2, 0.0
-        elif lam >= k:
-            integral, served = q0 * dt + (lam - k) * dt * dt / 2, k * dt
-        else:
-            tau = q0 / (k - lam)
-            if tau >= dt:
-                integral, served = q0 * dt - (k - lam) * dt * dt / 2, k * dt
-            else:
-                integral, served = q0 * tau / 2, q0 + arrivals
-        served = min(served, q0 + arrivals)
+        integral, served = fluid_segment(self.backlog(), arrivals, dt, k)
         self.cohorts.append([0.5 * (t0_s + t1_s), arrivals])
-        left = served
-        while left > 1e-12 and self.cohorts:
-            take = min(left, self.cohorts[0][1])
-            self.cohorts[0][1] -= take
-            left -= take
-            if self.cohorts[0][1] <= 1e-12:
-                self.cohorts.popleft()
-        while self.cohorts and self.cohorts[0][0] < t1_s - self.timeout_s:
-            self.rejected += self.cohorts.popleft()[1]
+        self.rejected = drain_cohorts(self.cohorts, served, t1_s, self.timeout_s, self.rejected)
         return served, integral
 
 

@@ -48,7 +48,7 @@ from gigafactory_sim.inference.perf import (
     SloLimits,
     TokenMix,
 )
-from gigafactory_sim.inference.queueing import erlang_c
+from gigafactory_sim.inference.queueing import drain_cohorts, erlang_c, fluid_segment
 from gigafactory_sim.inference.single import single_operating_point, single_service_cv2
 from gigafactory_sim.power.models import GpuPowerModel
 
@@ -296,17 +296,7 @@ class FluidService:
         k = plan.capacity_per_s
         q0 = self.backlog_requests()
         lam = arrivals / dt
-        if k <= 0:
-            integral, served = q0 * dt + arrivals * dt / 2, 0.0
-        elif lam >= k:
-            integral, served = q0 * dt + (lam - k) * dt * dt / 2, k * dt
-        else:
-            tau = q0 / (k - lam)
-            if tau >= dt:
-                integral, served = q0 * dt - (k - lam) * dt * dt / 2, k * dt
-            else:
-                integral, served = q0 * tau / 2, q0 + arrivals
-        served = min(served, q0 + arrivals)
+        integral, served = fluid_segment(q0, arrivals, dt, k)
         levels: list[tuple[float, float]] | None = None
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
             cell = dt / len(sub_counts)
@@ -321,15 +311,7 @@ class FluidService:
             waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0, walk) - base, 0.0)
             levels = wait_levels(waits, np.asarray(sub_counts, dtype=float))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
-        left = served
-        while left > 1e-12 and self.backlog:
-            take = min(left, self.backlog[0][1])
-            self.backlog[0][1] -= take
-            left -= take
-            if self.backlog[0][1] <= 1e-12:
-                self.backlog.popleft()
-        while self.backlog and self.backlog[0][0] < t1_s - self.queue_timeout_s:
-            self.rejected += self.backlog.popleft()[1]
+        self.rejected = drain_cohorts(self.backlog, served, t1_s, self.queue_timeout_s, self.rejected)
         if served <= 0:
             return 0.0
         self.served += served

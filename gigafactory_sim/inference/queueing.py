@@ -12,8 +12,16 @@ recursion (a replica batching thousands of requests is thousands of servers).
 from __future__ import annotations
 
 import math
+from collections import deque
 
-__all__ = ["allen_cunneen_wait_s", "erlang_c", "mmc_wait_s", "wait_exceeds_probability"]
+__all__ = [
+    "allen_cunneen_wait_s",
+    "drain_cohorts",
+    "erlang_c",
+    "fluid_segment",
+    "mmc_wait_s",
+    "wait_exceeds_probability",
+]
 
 EXACT_MAX_SERVERS = 2000
 
@@ -65,3 +73,37 @@ def wait_exceeds_probability(
     pw = erlang_c(c, lam / mu)
     scale = max((ca2 + cs2) / 2.0, 1e-9)
     return pw * math.exp(-(c * mu - lam) * max(x_s, 0.0) / scale)
+
+
+def fluid_segment(q0: float, arrivals: float, dt_s: float, k: float) -> tuple[float, float]:
+    """A FIFO fluid queue over one segment of ``dt_s``: backlog ``q0`` at its start, ``arrivals`` spread uniformly
+    over it, served at ``k`` requests/s. Returns (integral of the backlog over the segment in request-seconds,
+    requests served): the queue grows at ``lam - k`` while above zero, and once empty stays empty."""
+    lam = arrivals / dt_s
+    if k <= 0:
+        integral, served = q0 * dt_s + arrivals * dt_s / 2, 0.0
+    elif lam >= k:
+        integral, served = q0 * dt_s + (lam - k) * dt_s * dt_s / 2, k * dt_s
+    else:
+        tau = q0 / (k - lam)  # when the backlog is gone
+        if tau >= dt_s:
+            integral, served = q0 * dt_s - (k - lam) * dt_s * dt_s / 2, k * dt_s
+        else:
+            integral, served = q0 * tau / 2, q0 + arrivals
+    return integral, min(served, q0 + arrivals)
+
+
+def drain_cohorts(cohorts: deque[list[float]], served: float, now_s: float, timeout_s: float, rejected: float) -> float:
+    """Take ``served`` requests from the oldest cohorts (``[arrival time, requests]``, oldest first), then drop
+    the cohorts that arrived more than ``timeout_s`` before ``now_s``; returns ``rejected`` plus the requests
+    dropped (added one cohort at a time, onto the running total)."""
+    left = served
+    while left > 1e-12 and cohorts:
+        take = min(left, cohorts[0][1])
+        cohorts[0][1] -= take
+        left -= take
+        if cohorts[0][1] <= 1e-12:
+            cohorts.popleft()
+    while cohorts and cohorts[0][0] < now_s - timeout_s:
+        rejected += cohorts.popleft()[1]
+    return rejected
