@@ -2,7 +2,8 @@
 
 A run's size is set by its input: an arrival rate of ``1e12`` per hour, a horizon of ``10000w`` or a report
 interval of ``1e-9s`` would each build tables larger than the machine. :func:`estimate` reads only the scenario
-(and counts the rows of its trace files, without parsing them) and :func:`check_limits` refuses a run whose
+(and counts the rows of its trace files; a request trace of up to two million rows is also read, to count the
+requests it lays over the horizon once scaled and looped) and :func:`check_limits` refuses a run whose
 estimate is beyond its :class:`Limits` with a :class:`~gigafactory_sim.errors.ScenarioError` that gives the
 estimate, what dominates it and how to raise the limit.
 
@@ -16,7 +17,7 @@ import gzip
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pydantic import ByteSize, TypeAdapter
 
@@ -24,6 +25,9 @@ from gigafactory_sim.config.limits import LimitsConfig
 from gigafactory_sim.config.scenario import Facility, Scenario, ScenarioBase
 from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.federation.config import Federation
+
+if TYPE_CHECKING:
+    from gigafactory_sim.inference.demand import TraceDemand
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
@@ -115,6 +119,8 @@ def _count(x: float) -> str:
 def _bytes(x: float) -> str:
     if not math.isfinite(x):
         return "unbounded"
+    if x >= 2**40 * 1e6:  # (beyond a million TiB the digits say nothing)
+        return f"{x / 2**40:.1e} TiB"
     for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
         if x >= size:
             return f"{x / size:,.1f} {unit}"
@@ -144,6 +150,24 @@ def count_rows(path: Path, cap: int = COUNT_CAP) -> int:
         return 0
     lines += last != b"\n"
     return max(lines - 1, 0)
+
+
+PARSE_ROWS_MAX = 2_000_000  # traces up to this many rows are read to count their requests over the horizon
+
+
+def _trace_requests(demand: TraceDemand, scenario: Scenario | Federation, where: str, rows: float) -> float:
+    """Requests a trace lays over the horizon: its rows scaled in rate and looped (read with the trace reader,
+    for traces of up to :data:`PARSE_ROWS_MAX` rows; a larger one, or one the reader refuses, counts its rows:
+    the build reports a bad file properly)."""
+    from gigafactory_sim.inference.trace import load_request_trace
+
+    if rows > PARSE_ROWS_MAX or rows == 0:
+        return rows
+    try:
+        trace = load_request_trace(demand, scenario.base_dir, scenario.horizon_s, where)
+    except ScenarioError:
+        return rows
+    return _safe(trace.n_requests)
 
 
 def _safe(value: float) -> float:
@@ -190,9 +214,11 @@ def estimate(scenario: Scenario | Federation) -> Estimate:
     for i, svc in enumerate(scenario.workload.inference):
         where = f"workload.inference.{i}"
         demand = svc.demand
+        rows = 0.0
         if isinstance(demand, TraceDemand):
             rows = float(count_rows(resolve_data_path(demand.path, scenario.base_dir)))
-            requests = min(rows, float(demand.max_rows)) if demand.max_rows is not None else rows
+            rows = min(rows, float(demand.max_rows)) if demand.max_rows is not None else rows
+            requests = _trace_requests(demand, scenario, where, rows)
         elif isinstance(demand, ConstantDemand | DiurnalDemand):
             rate = demand.rate_per_s if isinstance(demand, ConstantDemand) else demand.mean_rate_per_s
             requests = _safe(rate * horizon)
@@ -207,7 +233,7 @@ def estimate(scenario: Scenario | Federation) -> Estimate:
                 BYTES_PER_DISCRETE_REQUEST * requests,
             )
         else:
-            stored = requests if isinstance(demand, TraceDemand) else 0.0
+            stored = rows if isinstance(demand, TraceDemand) else 0.0  # the trace's own rows (loops are counted)
             est.add(
                 f"{where}.control_interval",
                 f"{_count(ticks)} control intervals",

@@ -386,3 +386,25 @@ def test_a_stop_requested_mid_run_closes_every_figure_at_the_time_reached(name: 
     assert sim.stopped_at_s == 6 * 3600.0
     assert result.summary["horizon_s"] == 6 * 3600.0
     assert result.timeseries["t_end_s"].iloc[-1] == pytest.approx(6 * 3600.0)
+
+
+def test_a_trace_at_a_huge_rate_is_counted_over_the_horizon_not_by_its_rows() -> None:
+    """A looped request trace at rate_scale 1e30 lays ~1e36 requests over a week: fine for the fluid model (it
+    counts them), refused with exit 2 for the discrete one (it would simulate each), never a crash."""
+    path = ROOT / "scenarios" / "inference-heavy.yaml"
+    fast = ["--set", "workload.inference.1.demand.rate_scale=1e30"]
+    res = runner.invoke(app, ["validate", str(path), *fast])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["validate", str(path), *fast, "--set", "workload.inference.1.fidelity=discrete"])
+    assert res.exit_code == 2, res.output
+    assert "workload.inference.1.demand" in res.output and "requests, each simulated" in res.output
+    assert "Traceback" not in res.output
+    for scale in ("1e30", "1e308"):  # block hashes: one pass replayed; the autoscaler asks for its most
+        cache = ["--set", f"workload.inference.0.demand.rate_scale={scale}"]
+        res = runner.invoke(app, ["validate", str(ROOT / "scenarios" / "prefix-cache.yaml"), *cache])
+        assert res.exit_code == 0, res.output
+    from gigafactory_sim.inference.autoscaler import AutoscalerPolicy
+    from gigafactory_sim.inference.config import Autoscaler
+
+    policy = AutoscalerPolicy(Autoscaler(min_replicas=2, max_replicas=7), 1.0)
+    assert [policy.needed(x) for x in (0.0, 3.5, 1e300, float("inf"))] == [2, 5, 7, 7]

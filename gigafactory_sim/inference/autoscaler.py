@@ -27,7 +27,10 @@ class AutoscalerPolicy:
 
     def needed(self, demand_per_s: float) -> int:
         c = self.config
-        raw = math.ceil(demand_per_s / (c.target_utilisation * self.capacity) - 1e-9) if self.capacity > 0 else 0
+        raw = 0
+        if self.capacity > 0:
+            x = demand_per_s / (c.target_utilisation * self.capacity) - 1e-9
+            raw = math.ceil(x) if x < c.max_replicas else c.max_replicas  # (an infinite demand wants the most)
         return min(max(raw, c.min_replicas), c.max_replicas)
 
     def decide(self, now_s: float, demand_per_s: float, current: int) -> int:

@@ -141,7 +141,8 @@ def backlog_integral(
     a, net, before, after = walk if walk is not None else fifo_walk(counts, dt_s, rate_per_s, q0)
     stays = before + net >= 0.0
     fall = np.maximum(rate_per_s - a / dt_s, 1e-300)  # backlog falls at this rate when it empties
-    area = np.where(stays, 0.5 * (before + after) * dt_s, before * before / (2.0 * fall))
+    with np.errstate(over="ignore"):  # (the branch np.where discards may overflow at absurd rates)
+        area = np.where(stays, 0.5 * (before + after) * dt_s, before * before / (2.0 * fall))
     return float(area.sum())
 
 

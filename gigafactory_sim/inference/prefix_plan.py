@@ -101,6 +101,6 @@ def plan_blocks(
     horizon_s = trace.horizon_s
     rate = trace.expected_requests(0.0, horizon_s) / horizon_s if horizon_s > 0 else 0.0
     replicas = max(AutoscalerPolicy(svc.autoscaler, models[first].rate_per_s).needed(rate), 1)
-    n = min(len(trace), len(trace.base_hashes))
+    n = int(min(trace.n_requests, len(trace.base_hashes)))
     result = replay(trace.base_hashes[:n], trace.base_prompt[:n].tolist(), pc.block_size, caps[first], replicas)
     return PrefixPlan(pc.block_size, pc.cache_share, caps, result, replicas)

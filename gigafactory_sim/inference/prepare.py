@@ -67,7 +67,7 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
         try:
             if isinstance(svc.demand, TraceDemand):
                 trace = load_request_trace(svc.demand, scenario.base_dir, scenario.horizon_s, path, from_trace)
-                if len(trace) == 0:
+                if trace.n_requests == 0:
                     raise ScenarioError.single(scenario.source_file, f"{path}.demand", "the trace is empty")
                 prompt, output = trace.base_prompt, trace.base_output
                 mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)

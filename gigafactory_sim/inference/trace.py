@@ -72,8 +72,13 @@ class RequestTrace:
             before = k * len(self.base_s) + np.searchsorted(self.base_s, rest, side="left")
         return np.diff(before)
 
+    @property
+    def n_requests(self) -> float:
+        """Requests before the horizon (a float: a looped trace at a huge rate may hold more than an index)."""
+        return self._count_before(self.horizon_s)
+
     def __len__(self) -> int:
-        return int(self._count_before(self.horizon_s))
+        return int(self.n_requests)
 
     def expected_requests(self, t0_s: float, t1_s: float) -> float:
         return self._count_before(t1_s) - self._count_before(t0_s)
