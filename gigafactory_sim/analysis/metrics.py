@@ -30,7 +30,7 @@ SIZE = "size"
 """A metric that grows with the facility (power in MW, totals, mean numbers of jobs)."""
 
 # Ratios, fractions, percentiles and intensities do not grow with the horizon or the facility.
-_INTENSIVE = re.compile(r"(^|\.|_)(fraction|share|pue|ratio|factor|pct|percent|intensity|per)(_|\.|$)|^wait_s\.")
+_INTENSIVE = re.compile(r"(^|\.|_)(fraction|share|pue|ratio|factor|pct|percent|intensity|per)(_|\.|$)|(^|\.)wait_s\.")
 _DESCRIPTORS = frozenset({"gpus_total", "horizon_s"})
 _POWER_SUFFIXES = ("_mw", "_kw", "_w")
 _SITE_INTENSIVE = frozenset({"gpus", "assurance", "mean_wait_h"})

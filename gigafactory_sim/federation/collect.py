@@ -17,7 +17,7 @@ from gigafactory_sim.federation.config import Federation
 from gigafactory_sim.federation.residency import allows
 from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.result import RunResult
-from gigafactory_sim.sim.collect import collect
+from gigafactory_sim.sim.collect import collect, source_figures
 from gigafactory_sim.units import S_PER_H
 
 __all__ = ["collect_federation"]
@@ -139,6 +139,17 @@ def _percentiles(x: np.ndarray) -> dict[str, float | None]:
         return {"mean": None, "p50": None, "p95": None, "p99": None, "max": None}
     p50, p95, p99 = np.percentile(x, [50, 95, 99])
     return {"mean": float(x.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(x.max())}
+
+
+def _sources(fed: Federation, jobs: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each source's figures over the federation's jobs (a job that migrated once, at its last stay), as a single
+    site's ``sources``; a source with jobs whose data is still moving at the end also has ``in_transfer``."""
+    out = source_figures(jobs, [t.name for t in fed.workload.training])
+    for name, figures in out.items():
+        moving = int(((jobs["source"] == name) & (jobs["state"] == "in_transfer")).sum()) if len(jobs) else 0
+        if moving:
+            figures["in_transfer"] = moving
+    return out
 
 
 def _site_row(fed: Federation, k: int, res: RunResult) -> dict[str, Any]:
@@ -298,6 +309,7 @@ def collect_federation(run: FederationRun) -> RunResult:
             "in_transfer": int((jobs["state"] == "in_transfer").sum()) if len(jobs) else 0,
         },
         "wait_s": _percentiles(jobs["wait_s"].to_numpy()[started] if len(jobs) else np.zeros(0)),
+        "sources": _sources(fed, jobs),
     }
     carbon = [r.summary.get("carbon", {}).get("total_t") for r in results]
     if any(c is not None for c in carbon):

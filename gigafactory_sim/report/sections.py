@@ -84,7 +84,12 @@ class Section:
 
 def _jobs_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list[Table], set[str]]:
     table = source_table(jobs)
-    return ([table] if table else []), set()
+    if table is None:
+        return [], set()
+    # the table is the summary's ``sources`` a row per class (its wait percentiles beyond p95: summary.json)
+    sources = summary.get("sources")
+    used = {f"sources.{k}" for k, _ in flatten(sources)} if isinstance(sources, Mapping) else set()
+    return [table], used
 
 
 def _records_table(title: str, records: Sequence[Mapping[str, Any]], columns: Sequence[Row], prefix: str) -> Table:
@@ -212,6 +217,28 @@ def _budget_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list
     return tables, used
 
 
+def _steady_sources_table(by_source: Mapping[str, Any]) -> Table:
+    """``statistics.steady.sources``: a row per source (jobs submitted in the span, started and completed in it,
+    the share that waited, the waits of those submitted in it that started)."""
+    rows = []
+    for name, f in by_source.items():
+        f = f if isinstance(f, Mapping) else {}
+        wait = f.get("wait_s")
+        w: Mapping[str, Any] = wait if isinstance(wait, Mapping) else {}
+        rows.append(
+            [
+                str(name),
+                format_value(f.get("submitted")),
+                format_value(f.get("started")),
+                format_value(f.get("completed")),
+                format_value(f.get("waited_fraction"), "waited_fraction"),
+                *(format_value(w.get(q), "wait_s") for q in ("mean", "p50", "p95", "p99", "max")),
+            ]
+        )
+    headers = ["source", "submitted", "started", "completed", "waited", "mean wait", "median", "p95", "p99", "longest"]
+    return Table("Steady state by source", headers, rows, [False] + [True] * 9)
+
+
 def _statistics_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[list[Table], set[str]]:
     stats = summary.get("statistics")
     if not isinstance(stats, Mapping):
@@ -237,7 +264,7 @@ def _statistics_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[
     ]
     steady = stats.get("steady")
     if isinstance(steady, Mapping):
-        flat = flatten(steady)
+        flat = flatten({k: v for k, v in steady.items() if k != "sources"})
         used |= {f"statistics.steady.{k}" for k, _ in flat}
         tables.append(
             Table(
@@ -246,6 +273,10 @@ def _statistics_tables(summary: Mapping[str, Any], jobs: pd.DataFrame) -> tuple[
                 [[humanise(k), format_value(v, k)] for k, v in flat],
             )
         )
+        by_source = steady.get("sources")
+        if isinstance(by_source, Mapping) and by_source:
+            tables.append(_steady_sources_table(by_source))
+            used |= {f"statistics.steady.sources.{k}" for k, _ in flatten(by_source)}
     means = stats.get("batch_means")
     if isinstance(means, Mapping) and means:
         rows = []
@@ -288,7 +319,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec(
         "utilisation",
         "GPUs and jobs",
-        ("gpus_total", "utilisation", "jobs", "wait_s", "clusters"),
+        ("gpus_total", "utilisation", "jobs", "wait_s", "clusters", "sources"),
         blocks=(
             Group(
                 "GPU utilisation (share of GPU-time over the run)",

@@ -68,7 +68,8 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def source_table(jobs: pd.DataFrame) -> Table | None:
-    """Jobs per workload source and class: submitted, started, completed, wait of those started, work."""
+    """Jobs per workload source and class: submitted, started, completed, running and queued at the end, wait of
+    those started, work (the summary's ``sources`` figures, a row per class)."""
     needed = {"source", "start_s", "state", "wait_s", "work_gpu_h"}
     if len(jobs) == 0 or not needed <= set(jobs.columns):
         return None
@@ -86,6 +87,8 @@ def source_table(jobs: pd.DataFrame) -> Table | None:
                 f"{len(g):,}",
                 f"{int(started.sum()):,}",
                 f"{int((g['state'] == 'completed').sum()):,}",
+                f"{int((g['state'] == 'running').sum()):,}",
+                f"{int((g['state'] == 'queued').sum()):,}",
                 mean_wait,
                 p95_wait,
                 sig(float(g["work_gpu_h"].sum())),
@@ -96,11 +99,13 @@ def source_table(jobs: pd.DataFrame) -> Table | None:
         "submitted",
         "started",
         "completed",
+        "running at end",
+        "queued at end",
         "mean wait",
         "p95 wait",
         "work (GPU-h)",
     ]
-    return Table("Jobs by source and class", headers, rows, [False] * len(keys) + [True] * 6)
+    return Table("Jobs by source and class", headers, rows, [False] * len(keys) + [True] * 8)
 
 
 def period(timeseries: pd.DataFrame) -> str | None:

@@ -8,6 +8,7 @@ and summary sections, in the registry's order. Facility power comes from the fea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from gigafactory_sim.sim.engine import Simulation
     from gigafactory_sim.sim.hooks import Hooks
 
-__all__ = ["Finished", "collect"]
+__all__ = ["Finished", "collect", "source_figures"]
 
 
 class ConstantPue:
@@ -191,6 +192,33 @@ def _percentiles(x: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(x.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(x.max())}
 
 
+def source_figures(jobs: pd.DataFrame, names: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """``summary["sources"]``: the headline job counts and waits of each training source (the jobs table's
+    ``source``), plus the GPU-hours of work each submitted. ``names`` (the scenario's training sources, in its
+    order) are always there, with zeros when a source submitted nothing; any other source in the table follows
+    (the jobs pre-filled by ``initial_state: steady`` are the source ``warm-start``). Every job counts under its
+    own source, so the counts add up to ``jobs``."""
+    source = jobs["source"].to_numpy() if len(jobs) else np.zeros(0, dtype=object)
+    started = jobs["start_s"].notna().to_numpy() if len(jobs) else np.zeros(0, dtype=bool)
+    waits = jobs["wait_s"].to_numpy(dtype=float) if len(jobs) else np.zeros(0)
+    state = jobs["state"].to_numpy() if len(jobs) else np.zeros(0, dtype=object)
+    work = jobs["work_gpu_h"].to_numpy(dtype=float) if len(jobs) else np.zeros(0)
+    present = set(source.tolist())
+    out: dict[str, dict[str, Any]] = {}
+    for name in [*names, *sorted(str(n) for n in present - set(names))]:
+        mine = source == name
+        out[str(name)] = {
+            "submitted": int(mine.sum()),
+            "started": int((mine & started).sum()),
+            "completed": int((mine & (state == "completed")).sum()),
+            "running_at_end": int((mine & (state == "running")).sum()),
+            "queued_at_end": int((mine & (state == "queued")).sum()),
+            "work_gpu_h": float(work[mine].sum()),
+            "wait_s": _percentiles(waits[mine & started]),
+        }
+    return out
+
+
 def summarise(run: Finished, jobs: pd.DataFrame) -> dict[str, Any]:
     """Headline KPIs (``summary.json``). Energies are exact integrals; fractions are of GPU-time over the horizon."""
     horizon = run.horizon_s
@@ -273,6 +301,7 @@ def summarise(run: Finished, jobs: pd.DataFrame) -> dict[str, Any]:
         },
         "wait_s": _percentiles(waits),
         "clusters": clusters,
+        "sources": source_figures(jobs, [t.name for t in run.scenario.workload.training]),
     }
     migrated = int((state == "migrated").sum())
     if migrated:  # (a federation moved them on: they went on at another site)

@@ -202,6 +202,7 @@ def statistics_section(scenario: Scenario, timeseries: pd.DataFrame, jobs: pd.Da
     steady["jobs"]["mean_queued"] = mean(timeseries["queued_jobs_mean"].to_numpy(dtype=float))
     steady["jobs"]["mean_running"] = mean(timeseries["running_jobs_mean"].to_numpy(dtype=float))
     steady["wait_s"] = steady["jobs"].pop("wait_s")
+    steady["sources"] = _source_figures(jobs, [t.name for t in scenario.workload.training], span_start, span_end)
 
     n_rows = len(t_start) - r
     k = min(cfg.batches, n_rows)
@@ -269,6 +270,15 @@ def _job_figures(jobs: pd.DataFrame, start_s: float, end_s: float) -> dict[str, 
         "waited_fraction": _waited_fraction(submitted, started_at - submit),
         "wait_s": _percentiles((started_at - submit)[waited]),
     }
+
+
+def _source_figures(jobs: pd.DataFrame, names: list[str], start_s: float, end_s: float) -> dict[str, dict[str, Any]]:
+    """``steady.sources``: :func:`_job_figures` of each source's jobs, the scenario's ``names`` first (there even
+    without jobs), as the summary's ``sources``. The warm-start jobs are their own source (they count as completed
+    only), so the counts add up to ``steady.jobs``."""
+    present = set(jobs["source"].tolist()) if len(jobs) else set()
+    names = [*names, *sorted(str(n) for n in present - set(names))]
+    return {n: _job_figures(jobs[(jobs["source"] == n).to_numpy()], start_s, end_s) for n in names}
 
 
 def _waited_fraction(submitted: np.ndarray, wait_s: np.ndarray) -> float | None:
