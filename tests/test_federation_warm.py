@@ -21,6 +21,7 @@ from gigafactory_sim.api import prepare_any
 from gigafactory_sim.cli import app
 from gigafactory_sim.config.loader import parse_scenario_text
 from gigafactory_sim.federation.config import Federation
+from gigafactory_sim.federation.placement import PLACEMENTS
 from gigafactory_sim.federation.prepare import PreparedFederation
 from gigafactory_sim.federation.residency import allows
 from gigafactory_sim.result import RunResult
@@ -162,6 +163,19 @@ def test_a_confined_source_is_capped_at_the_gpus_of_its_sites() -> None:
     assert set(warm.loc[warm["site"] == "paris", "origin"]) == {"health"}
     assert held["open"] == pytest.approx(6000.0, rel=0.01)
     assert held["research"] == pytest.approx(1500.0, rel=0.01)
+
+
+@pytest.mark.parametrize("kind", sorted(PLACEMENTS))
+def test_every_policy_starts_warm_within_the_rules_and_the_sites_gpus(kind: str) -> None:
+    fed = _load(_doc(placement=kind, horizon="1s", report={"interval": "1s", "plots": False}))
+    r = g.run(fed)
+    warm = _warm(r)
+    rules = {s.name: s.residency for s in fed.workload.training}
+    sites = {s.name: s for s in fed.sites}
+    assert all(allows(rules[o], sites[k]) for o, k in zip(warm["origin"], warm["site"], strict=True))
+    assert all(gpus <= sites[k].facility.gpus for k, gpus in _held_at_start(warm, "site").items())
+    assert sum(_held_at_start(warm, "origin").values()) == pytest.approx(9500.0, rel=0.01)
+    assert r.summary["residency"]["violations"] == 0 and (warm["transfer_gb"] == 0.0).all()
 
 
 def test_the_placement_policy_chooses_among_the_sites_with_room() -> None:
