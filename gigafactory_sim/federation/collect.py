@@ -192,9 +192,10 @@ def _audit(run: FederationRun, jobs: pd.DataFrame, results: list[RunResult]) -> 
     if len(jobs):
         gpu_h = jobs.get("allocated_gpu_h")
         held_s = np.where(jobs["start_s"].notna(), jobs["end_s"].fillna(run.horizon_s) - jobs["start_s"], 0.0)
+        plans, src_idx = run.prepared.sources, run.prepared.jobs.source_idx[jobs["job_id"].to_numpy()]
         frame = pd.DataFrame(
             {
-                "source": jobs["source"],
+                "source": [plans[s].source for s in src_idx.tolist()],  # a warm-start job: the source it came from
                 "site": jobs["site"],
                 "gpu_h": jobs["gpus"].to_numpy() * np.nan_to_num(held_s) / S_PER_H if gpu_h is None else gpu_h,
             }

@@ -313,6 +313,11 @@ class Federation(ScenarioBase):
     workload: FederatedWorkload = Field(default_factory=FederatedWorkload)
     placement: PlacementConfig = Field(default_factory=HomePlacement)
     migration: MigrationConfig | None = Field(default=None, description="move running jobs (off by default)")
+    initial_state: Literal["empty", "steady"] = Field(
+        default="empty",
+        description="empty: every site starts idle; steady: pre-filled with running jobs drawn from each "
+        "synthetic source and placed at t = 0 (README, 'Several European sites')",
+    )
 
     @property
     def site_names(self) -> list[str]:

@@ -10,8 +10,10 @@ from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.features import prepare_features
 from gigafactory_sim.federation.checks import site_field
 from gigafactory_sim.federation.config import Federation
+from gigafactory_sim.federation.plans import SourcePlan
 from gigafactory_sim.federation.residency import allowed_sites
 from gigafactory_sim.federation.sites import Route, home_of, route_service, site_scenario
+from gigafactory_sim.federation.warm import warm_batches
 from gigafactory_sim.grid.config import GridSignals
 from gigafactory_sim.preparation import Prepared
 from gigafactory_sim.random_streams import RandomStreams
@@ -22,23 +24,11 @@ __all__ = ["PreparedFederation", "SourcePlan", "prepare_federation"]
 
 
 @dataclass(frozen=True)
-class SourcePlan:
-    """Where a training source's jobs may go: ``allowed`` sites (indices), its ``home``, the clusters each site
-    lets it use (None: all; absent: none there), the dataset it must move to run away from home."""
-
-    allowed: tuple[int, ...]
-    home: int
-    clusters: dict[int, tuple[str, ...] | None]
-    largest_gpus: dict[int, int]
-    dataset_gb: float
-    checkpoint_gb: float
-
-
-@dataclass(frozen=True)
 class PreparedFederation:
     scenario: Federation
     jobs: JobTable
     sources: list[SourcePlan]
+    """One plan per source of ``jobs`` (the warm-start batches' first, with ``initial_state: steady``)."""
     sites: list[Prepared]
     routes: list[Route]
     signals: list[GridSignals]
@@ -57,6 +47,7 @@ def _source_plans(fed: Federation) -> list[SourcePlan]:
                 largest[k] = max(c.gpus for c in fed.sites[k].facility.clusters if c.name in names)
         plans.append(
             SourcePlan(
+                source=src.name,
                 allowed=tuple(k for k in allowed if k in clusters),
                 home=home_of(fed, src.home, allowed),
                 clusters=clusters,
@@ -96,7 +87,10 @@ def prepare_federation(fed: Federation) -> PreparedFederation:
             problems.append(problem)
         batch.clusters = None  # (each site's own cluster names are in its table)
         batches.append(batch)
-    jobs = JobTable(batches)
+    # initial_state: steady puts the jobs in progress at t = 0 first, as one site does (federation/warm.py)
+    warm, warm_plans = warm_batches(fed, plans, streams)
+    jobs = JobTable(warm + batches)
+    plans = warm_plans + plans
     sites: list[Prepared] = []
     signals: list[GridSignals] = []
     for k in range(len(fed.sites)):

@@ -4,7 +4,9 @@ arrives, and the data transfers placement starts.
 Events are per job (one arrival batch per distinct submit time, one transfer end, then the site's own events) and
 per report interval of each site; no process per site per job. Each site is a full
 :class:`~gigafactory_sim.sim.engine.Simulation` (its features, caps and budgets act on it alone); the federation
-submits a job to a site the instant it is placed there, or when its dataset has arrived over the network.
+submits a job to a site the instant it is placed there, or when its dataset has arrived over the network. Jobs in
+progress at t = 0 (``initial_state: steady``, :mod:`gigafactory_sim.federation.warm`) are placed by the same
+policy among the sites where they fit at once, and move no data.
 """
 
 from __future__ import annotations
@@ -235,12 +237,14 @@ class FederationRun:
             k = fits[0]
         else:
             options = self.candidates(i, now)
+            if plan.warm:  # a job in progress at t = 0 runs where it fits at once (queues only if none has room)
+                options = [c for c in options if self.fits_now(i, c.site)] or options
             k = self.policy.choose(options).site
             if not any(c.site == k for c in options):  # a policy may only return one of the candidates
                 raise RuntimeError(f"placement {self.scenario.placement.kind} chose a site it was not offered")
         self.rec_site[i] = k
         self.n_submitted += 1
-        if k != plan.home and plan.dataset_gb > 0:
+        if k != plan.home and plan.dataset_gb > 0 and not plan.warm:  # (a job in progress moved its data before)
             self.rec_transfer_gb[i] = plan.dataset_gb
             tr = self.network.send(plan.home, k, plan.dataset_gb, partial(self._delivered, i))
             self.rec_egress_eur[i] = tr.egress_eur
@@ -249,6 +253,17 @@ class FederationRun:
             opened.append(k)
             self.sites[k].begin_submissions()
         self._submit(i, k)
+
+    def fits_now(self, i: int, k: int) -> bool:
+        """Whether job ``i`` fits at site ``k`` beside the jobs running and queued there now (on a cluster its
+        source may use: its free GPUs, not counting node fragmentation)."""
+        s = self.job_source[i]
+        gpus = self.job_gpus[i]
+        f = self.sites[k].facility
+        opt = next(o for o in self.options[s] if o.site == k)
+        return any(
+            f.clusters[c].total_gpus - f.clusters[c].allocated_gpus - f.queued_gpus[c] >= gpus for c in opt.clusters
+        )
 
     def _submit(self, i: int, k: int, work_s: float | None = None) -> None:
         """Job ``i`` joins site ``k``'s queue now (``work_s``: what is left of it after a migration)."""

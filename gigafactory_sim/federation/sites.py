@@ -142,6 +142,7 @@ def site_scenario(fed: Federation, k: int) -> Scenario:
         cooling=site.cooling,
         heat_reuse=site.heat_reuse,
         eed=site.eed,
+        initial_state=fed.initial_state,  # (its warm jobs come from the federation; the site's statistics count them)
     )
     prefix = f"sites.{k}."
     lines = {key[len(prefix) :]: line for key, line in fed.field_lines.items() if key.startswith(prefix)}
