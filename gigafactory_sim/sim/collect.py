@@ -192,27 +192,32 @@ def _percentiles(x: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(x.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(x.max())}
 
 
+STATES = ("completed", "running", "queued")  # the end states a source's figures count
+
+
 def source_figures(jobs: pd.DataFrame, names: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """``summary["sources"]``: the headline job counts and waits of each training source (the jobs table's
     ``source``), plus the GPU-hours of work each submitted. ``names`` (the scenario's training sources, in its
     order) are always there, with zeros when a source submitted nothing; any other source in the table follows
     (the jobs pre-filled by ``initial_state: steady`` are the source ``warm-start``). Every job counts under its
     own source, so the counts add up to ``jobs``."""
-    source = jobs["source"].to_numpy() if len(jobs) else np.zeros(0, dtype=object)
-    started = jobs["start_s"].notna().to_numpy() if len(jobs) else np.zeros(0, dtype=bool)
-    waits = jobs["wait_s"].to_numpy(dtype=float) if len(jobs) else np.zeros(0)
-    state = jobs["state"].to_numpy() if len(jobs) else np.zeros(0, dtype=object)
-    work = jobs["work_gpu_h"].to_numpy(dtype=float) if len(jobs) else np.zeros(0)
-    present = set(source.tolist())
+    n = len(jobs)
+    # (string comparisons on the columns themselves: no object array of a million names)
+    source = jobs["source"] if n else pd.Series([], dtype=object)
+    state = {k: (jobs["state"] == k).to_numpy(dtype=bool) if n else np.zeros(0, dtype=bool) for k in STATES}
+    started = jobs["start_s"].notna().to_numpy(dtype=bool) if n else np.zeros(0, dtype=bool)
+    waits = jobs["wait_s"].to_numpy(dtype=float) if n else np.zeros(0)
+    work = jobs["work_gpu_h"].to_numpy(dtype=float) if n else np.zeros(0)
+    present = {str(x) for x in source.unique()}
     out: dict[str, dict[str, Any]] = {}
-    for name in [*names, *sorted(str(n) for n in present - set(names))]:
-        mine = source == name
+    for name in [*names, *sorted(present - set(names))]:
+        mine = (source == name).to_numpy(dtype=bool)
         out[str(name)] = {
             "submitted": int(mine.sum()),
             "started": int((mine & started).sum()),
-            "completed": int((mine & (state == "completed")).sum()),
-            "running_at_end": int((mine & (state == "running")).sum()),
-            "queued_at_end": int((mine & (state == "queued")).sum()),
+            "completed": int((mine & state["completed"]).sum()),
+            "running_at_end": int((mine & state["running"]).sum()),
+            "queued_at_end": int((mine & state["queued"]).sum()),
             "work_gpu_h": float(work[mine].sum()),
             "wait_s": _percentiles(waits[mine & started]),
         }
