@@ -247,23 +247,40 @@ class DiscreteService:
             step += 1
             now = env.now
             ctx += n
-            for r in new:
-                r.ttft_s = now
-                if cache is not None:
-                    cache.insert(r.hashes)
-                steps = math.ceil(r.output) - 1
-                if steps <= 0:
-                    self.done.append((r.arrival_s, now, now, r.prompt, float(max(math.ceil(r.output), 1))))
-                    continue
-                seq += 1
-                heapq.heappush(heap, (step + steps, seq, r))
-                ctx += r.prompt + 1
-            while heap and heap[0][0] <= step:
-                r = heapq.heappop(heap)[2]
-                out = float(math.ceil(r.output))
-                self.done.append((r.arrival_s, r.ttft_s, now, r.prompt, out))
-                ctx -= r.prompt + out
+            seq, ctx = self._step_end(new, now, step, heap, seq, ctx, cache)
             n = len(heap)
+
+    def _step_end(
+        self,
+        prefilled: list[_Request],
+        now: float,
+        step: int,
+        heap: list[tuple[int, int, _Request]],
+        seq: int,
+        ctx: float,
+        cache: BlockCache | None,
+    ) -> tuple[int, float]:
+        """The end of step ``step`` at ``now`` (both step loops): the requests whose prefill it finished get their
+        first token (and their blocks enter the cache) and join the decoding heap, or are done if that was their
+        only token; the requests whose last token it was are done. Returns the heap's sequence counter and the
+        context tokens after it."""
+        for r in prefilled:
+            r.ttft_s = now
+            if cache is not None:
+                cache.insert(r.hashes)
+            steps = math.ceil(r.output) - 1
+            if steps <= 0:
+                self.done.append((r.arrival_s, now, now, r.prompt, float(max(math.ceil(r.output), 1))))
+                continue
+            seq += 1
+            heapq.heappush(heap, (step + steps, seq, r))
+            ctx += r.prompt + 1
+        while heap and heap[0][0] <= step:
+            r = heapq.heappop(heap)[2]
+            out = float(math.ceil(r.output))
+            self.done.append((r.arrival_s, r.ttft_s, now, r.prompt, out))
+            ctx -= r.prompt + out
+        return seq, ctx
 
     def _chunked(self, rep: DiscreteReplica) -> Generator[simpy.Event, Any, None]:
         """Chunked prefill: each step carries the decodes (one token each) and, within the token budget left,
@@ -312,23 +329,10 @@ class DiscreteService:
             ctx += n
             for item, take in chunks:
                 item[1] -= take
+            prefilled = []
             while pre and pre[0][1] <= 0:
-                r = pre.popleft()[0]
-                r.ttft_s = now
-                if rep.cache is not None:
-                    rep.cache.insert(r.hashes)
-                steps = math.ceil(r.output) - 1
-                if steps <= 0:
-                    self.done.append((r.arrival_s, now, now, r.prompt, float(max(math.ceil(r.output), 1))))
-                    continue
-                seq += 1
-                heapq.heappush(heap, (step + steps, seq, r))
-                ctx += r.prompt + 1
-            while heap and heap[0][0] <= step:
-                r = heapq.heappop(heap)[2]
-                out = float(math.ceil(r.output))
-                self.done.append((r.arrival_s, r.ttft_s, now, r.prompt, out))
-                ctx -= r.prompt + out
+                prefilled.append(pre.popleft()[0])
+            seq, ctx = self._step_end(prefilled, now, step, heap, seq, ctx, rep.cache)
             n = len(heap)
 
     def _single(self, rep: DiscreteReplica) -> Generator[simpy.Event, Any, None]:
