@@ -7,16 +7,9 @@ from typing import Any
 
 from rich.table import Table
 
+from gigafactory_sim.report.tables import get
+
 __all__ = ["kpi_table", "rows_table"]
-
-
-def _get(summary: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = summary
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _number(value: Any) -> bool:
@@ -45,14 +38,14 @@ def _plain_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The rows of :data:`_FORMATS` whose figures the summary has (the horizon in days), waits, carbon."""
     rows = []
     for label, keys, fmt in _FORMATS:
-        values = [_get(summary, k) for k in keys]
+        values = [get(summary, k) for k in keys]
         if all(_number(v) for v in values):
             scaled = [v / 86400 if k == "horizon_s" else v for k, v in zip(keys, values, strict=True)]
             rows.append((label, fmt.format(*scaled)))
     wait = summary.get("wait_s")
     if isinstance(wait, Mapping):
         rows.append(("wait p50 / p95 / p99", " / ".join(_hours(wait.get(q)) for q in ("p50", "p95", "p99"))))
-    if _number(_get(summary, "carbon.total_t")):
+    if _number(get(summary, "carbon.total_t")):
         rows.append(("carbon (location-based)", f"{summary['carbon']['total_t']:,.0f} t CO2"))
     return rows
 
@@ -63,17 +56,17 @@ def _federation_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(sites, Mapping) or "residency" not in summary:
         return []
     rows = [("sites / placement", f"{len(sites)} / {summary.get('placement') or '-'}")]
-    violations = _get(summary, "residency.violations")
+    violations = get(summary, "residency.violations")
     if _number(violations):
         rows.append(("residency violations", "0 (every rule kept)" if violations == 0 else f"{violations:,}"))
-    if _number(_get(summary, "network.tb")) and _number(_get(summary, "network.transfers")):
+    if _number(get(summary, "network.tb")) and _number(get(summary, "network.transfers")):
         rows.append(
             (
                 "inter-site transfers / data moved",
                 f"{summary['network']['transfers']:,} / {summary['network']['tb']:,.1f} TB",
             )
         )
-    if _number(_get(summary, "cost.egress_eur")):
+    if _number(get(summary, "cost.egress_eur")):
         rows.append(("egress cost", f"EUR {summary['cost']['egress_eur']:,.0f}"))
     return rows
 
@@ -81,9 +74,9 @@ def _federation_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _feature_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Cost, inference services and reliability, where the run has them."""
     rows = []
-    if _number(_get(summary, "cost.total_eur")):
+    if _number(get(summary, "cost.total_eur")):
         label = (
-            "total cost (electricity and egress)" if _number(_get(summary, "cost.egress_eur")) else "electricity cost"
+            "total cost (electricity and egress)" if _number(get(summary, "cost.egress_eur")) else "electricity cost"
         )
         rows.append((label, f"EUR {summary['cost']['total_eur']:,.0f}"))
     inf = summary.get("inference")

@@ -31,6 +31,7 @@ __all__ = [
     "counts",
     "legend_below",
     "log_ticks",
+    "new_axes",
     "new_figure",
     "no_data",
     "png",
@@ -49,6 +50,16 @@ WIDTH_IN = 9.0
 
 def new_figure(height_in: float = 3.8, width_in: float = WIDTH_IN) -> Figure:
     return Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+
+
+def new_axes(title: str, ylabel: str, height_in: float = 3.8) -> tuple[Figure, Axes]:
+    """A figure with one titled, gridded axes (the shape of most report plots)."""
+    fig = new_figure(height_in)
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    return fig, ax
 
 
 def png(fig: Figure) -> bytes:

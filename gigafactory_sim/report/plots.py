@@ -58,15 +58,6 @@ _WAIT_TICKS = (
 )
 
 
-def _new_axes(title: str, ylabel: str, height_in: float = 3.8) -> tuple[Figure, Axes]:
-    fig = style.new_figure(height_in)
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    return fig, ax
-
-
 def _clusters(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     clusters = summary.get("clusters")
     if not isinstance(clusters, Mapping):
@@ -84,7 +75,7 @@ def _finish_time_plot(fig: Figure, ax: Axes, summary: Mapping[str, Any], edges: 
 
 def power_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """IT and facility power (interval means, MW); per-cluster IT power when there are several clusters."""
-    fig, ax = _new_axes("Power draw (interval means)", "power (MW)")
+    fig, ax = style.new_axes("Power draw (interval means)", "power (MW)")
     edges = style.time_edges(timeseries)
     if edges is None:
         return style.no_data(fig, ax, "no time-series rows")
@@ -102,7 +93,7 @@ def power_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.Da
 
 def utilisation_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """GPUs held by training jobs or inference replicas per cluster, as a share of its GPUs (interval means, %)."""
-    fig, ax = _new_axes("GPUs allocated by cluster (interval means)", "GPUs allocated (%)")
+    fig, ax = style.new_axes("GPUs allocated by cluster (interval means)", "GPUs allocated (%)")
     edges = style.time_edges(timeseries)
     if edges is None:
         return style.no_data(fig, ax, "no time-series rows")
@@ -130,7 +121,7 @@ def utilisation_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs:
 
 def queue_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """Queued and running jobs, counted at the end of each report interval."""
-    fig, ax = _new_axes("Jobs queued and running (at each interval end)", "jobs")
+    fig, ax = style.new_axes("Jobs queued and running (at each interval end)", "jobs")
     edges = style.time_edges(timeseries)
     if edges is None:
         return style.no_data(fig, ax, "no time-series rows")
@@ -162,7 +153,7 @@ def wait_cdf_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd
     started at once. Jobs never started are counted in the legend; they cannot be placed on the curve (their
     wait is at least the time left in the run).
     """
-    fig, ax = _new_axes(
+    fig, ax = style.new_axes(
         "Wait from submission to start, by job class", "jobs started within the wait (%)", height_in=4.2
     )
     ax.set_xlabel("wait (log scale)")
@@ -234,7 +225,7 @@ def _energy_split(summary: Mapping[str, Any]) -> list[tuple[str, float, str]]:
 def energy_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """Facility energy over the run by use (MWh): training, inference and idle IT energy, and the facility
     overhead (PUE); each bar labelled with its value and share."""
-    fig, ax = _new_axes("Facility energy over the run, by use", "energy (MWh)")
+    fig, ax = style.new_axes("Facility energy over the run, by use", "energy (MWh)")
     parts = _energy_split(summary)
     if not parts:
         return style.no_data(fig, ax, "no energy figures in the summary")

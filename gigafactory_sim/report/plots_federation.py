@@ -42,15 +42,6 @@ def _colours(summary: Mapping[str, Any]) -> dict[str, str]:
     return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(site_names(summary))}
 
 
-def _axes(title: str, ylabel: str, height_in: float = 3.8) -> tuple[Figure, Axes]:
-    fig = style.new_figure(height_in)
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    return fig, ax
-
-
 def _column(timeseries: pd.DataFrame, name: str) -> np.ndarray:
     if name not in timeseries.columns:
         return np.zeros(len(timeseries))
@@ -72,7 +63,7 @@ def _finish(fig: Figure, ax: Axes, edges: np.ndarray, ncols: int = 4) -> bytes:
 def allocation_by_site_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs: pd.DataFrame) -> bytes:
     """GPUs held by training jobs and inference replicas at each site, stacked (interval means), under the
     federation's GPU count."""
-    fig, ax = _axes("GPUs allocated by site, stacked (interval means)", "GPUs allocated")
+    fig, ax = style.new_axes("GPUs allocated by site, stacked (interval means)", "GPUs allocated")
     edges = style.time_edges(timeseries)
     names = [s for s in site_names(summary) if f"allocated_gpus@{s}" in timeseries.columns]
     if edges is None or not names:
@@ -104,7 +95,7 @@ def grid_by_site_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, jobs
     hard cap as a dashed line of the same colour where it has one."""
     capped = any(f"hard_cap_mw@{site}" in timeseries.columns for site in site_names(summary))
     title = "against each site's hard cap (dashed)" if capped else "no site has a hard cap"
-    fig, ax = _axes(f"Grid draw by site (interval means); {title}", "power (MW)")
+    fig, ax = style.new_axes(f"Grid draw by site (interval means); {title}", "power (MW)")
     edges = style.time_edges(timeseries)
     if edges is None:
         return style.no_data(fig, ax, "no time-series rows")
@@ -162,7 +153,9 @@ def workload_by_site_plot(summary: Mapping[str, Any], timeseries: pd.DataFrame, 
     """Where each workload ran: its GPU-hours at each site, one stacked horizontal bar per workload, the total
     written at the end of each bar."""
     by_workload = _workload_gpu_h(summary, timeseries)
-    fig, ax = _axes("Where each workload ran: GPU-hours by site", "", height_in=1.6 + 0.55 * max(len(by_workload), 1))
+    fig, ax = style.new_axes(
+        "Where each workload ran: GPU-hours by site", "", height_in=1.6 + 0.55 * max(len(by_workload), 1)
+    )
     ax.set_xlabel("GPU-hours")
     if not by_workload:
         return style.no_data(fig, ax, "no residency rows")
