@@ -32,6 +32,8 @@ CASES: dict[str, list[str]] = {
     "quickstart.yaml": [],
     "philly-replay.yaml": [],
     "benchmark-year.yaml": ["horizon=2d"],
+    "eu-federation.yaml": ["horizon=3d"],  # federations: the summary with its sites, the federation's tables
+    "federation-4x100k.yaml": ["horizon=2d"],
 }
 
 
