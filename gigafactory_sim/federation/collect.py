@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gigafactory_sim.federation.config import Federation
+from gigafactory_sim.federation.network import Transfer
 from gigafactory_sim.federation.residency import allows
 from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.result import RunResult
@@ -246,8 +247,11 @@ def _audit(run: FederationRun, jobs: pd.DataFrame, results: list[RunResult]) -> 
 def _network(run: FederationRun) -> dict[str, Any]:
     names = run.scenario.site_names
     links = []
+    by_pipe: dict[tuple[int, int], list[Transfer]] = {key: [] for key in run.network.pipes}
+    for t in run.network.transfers:  # one pass, each pipe's transfers in their order
+        by_pipe[t.src, t.dst].append(t)
     for (a, b), pipe in run.network.pipes.items():
-        trs = [t for t in run.network.transfers if (t.src, t.dst) == (a, b)]
+        trs = by_pipe[a, b]
         done = [t for t in trs if t.end_s >= 0]
         links.append(
             {

@@ -25,14 +25,15 @@ BYTES_PER_GB = 1e9
 BITS_PER_BYTE = 8.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Transfer:
-    """One transfer: ``size_gb`` from site ``src`` to site ``dst``; ``done(transfer)`` is called on arrival."""
+    """One transfer: ``size_gb`` from site ``src`` to site ``dst``; ``done(transfer)`` is called on arrival (and
+    then dropped: the transfer stays as a record, without the callback and what it holds)."""
 
     src: int
     dst: int
     size_gb: float
-    done: Callable[[Transfer], None]
+    done: Callable[[Transfer], None] | None
     egress_eur: float = 0.0
     start_s: float = 0.0
     sent_s: float = -1.0  # when its last byte left (then it arrives latency_s later)
@@ -98,7 +99,9 @@ class Pipe:
 
     def _arrive(self, tr: Transfer) -> None:
         tr.end_s = self.env.now
-        tr.done(tr)
+        done, tr.done = tr.done, None
+        assert done is not None
+        done(tr)
 
 
 class Network:

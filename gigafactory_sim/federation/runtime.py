@@ -105,6 +105,7 @@ class FederationRun:
         self.scenario = fed
         self.horizon_s = fed.horizon_s
         self.env = env = simpy.Environment()
+        self.policy = build_placement(fed.placement)
         self.books: list[LoadBook] = []
 
         def book(ops: EngineOps) -> LoadBook:
@@ -112,11 +113,16 @@ class FederationRun:
             self.books.append(b)
             return b
 
+        # The books observe the sites' queues only for a policy that reads the wait; otherwise they give the
+        # speeds alone, and the sites run without an observer (their hot paths skip the hooks).
+        observe = "wait" in self.policy.needs
         self.sites = [
-            Simulation(p, progress if k == 0 else None, (book, *probes), env=env) for k, p in enumerate(prepared.sites)
+            Simulation(p, progress if k == 0 else None, (book, *probes) if observe else probes, env=env)
+            for k, p in enumerate(prepared.sites)
         ]
+        if not observe:
+            self.books = [LoadBook(site) for site in self.sites]
         self.network = Network(env, fed.site_names, fed.network.links)
-        self.policy = build_placement(fed.placement)
         jobs = prepared.jobs
         n = len(jobs)
         self.rec_site = np.full(n, -1, dtype=np.int32)
@@ -143,6 +149,23 @@ class FederationRun:
         self._submit_s: list[float] = jobs.submit_s.tolist()
         self.carbon_forecasts = [forecast_of(sig.carbon) for sig in prepared.signals]
         self.price_forecasts = [forecast_of(sig.price) for sig in prepared.signals]
+        needs = self._needs
+        self._reads = ("wait" in needs, "load" in needs, "carbon" in needs, "price" in needs)
+        # what candidates() reads of each option's site, looked up once
+        self._option_refs = [
+            [
+                (
+                    opt,
+                    self.sites[opt.site].facility,
+                    self.books[opt.site],
+                    self._energy_w_per_gpu[opt.site],
+                    self.carbon_forecasts[opt.site],
+                    self.price_forecasts[opt.site],
+                )
+                for opt in options
+            ]
+            for options in self.options
+        ]
 
     @staticmethod
     def _site_w_per_gpu(site: Simulation) -> list[dict[float, float]]:
@@ -177,16 +200,12 @@ class FederationRun:
         gpus = self.job_gpus[i]
         work_s = self._job_work[i]
         load = self.prepared.jobs.source_load[s]
-        needs = self._needs
-        wait_needed = "wait" in needs
-        load_needed = "load" in needs
+        wait_needed, load_needed, carbon_needed, price_needed = self._reads
         out = []
-        for opt in self.options[s]:
+        for opt, f, book, w_per_gpu, carbon, price in self._option_refs[s]:
             if opt.largest_gpus < gpus:
                 continue
-            k, cs = opt.site, opt.clusters
-            f = self.sites[k].facility
-            book = self.books[k]
+            cs = opt.clusters
             states = f.clusters
             if len(cs) == 1:
                 c_best = cs[0]
@@ -203,7 +222,6 @@ class FederationRun:
                 else opt.dataset_bytes * (len(pipe.active) + 1) / pipe.bandwidth_bytes_per_s + pipe.latency_s
             )
             run_s = work_s / book.speed[c_best][load]
-            t0 = now + transfer + wait
             committed_share = 0.0
             if load_needed:
                 if len(cs) == 1:
@@ -212,19 +230,18 @@ class FederationRun:
                 else:
                     total = sum(states[c].total_gpus for c in cs)
                     committed_share = sum(states[c].allocated_gpus + f.queued_gpus[c] for c in cs) / total
-            carbon = self.carbon_forecasts[k] if "carbon" in needs else None
-            price = self.price_forecasts[k] if "price" in needs else None
+            t0 = now + transfer + wait
             out.append(
                 Candidate(
-                    k,
+                    opt.site,
                     opt.home,
                     committed_share,
                     transfer + wait,
                     transfer,
                     opt.egress_eur,
-                    0.0 if carbon is None else carbon.mean(t0, t0 + run_s),
-                    0.0 if price is None else price.mean(t0, t0 + run_s),
-                    gpus * run_s * self._energy_w_per_gpu[k][c_best][load] / J_PER_MWH,
+                    carbon.mean(t0, t0 + run_s) if carbon_needed and carbon is not None else 0.0,
+                    price.mean(t0, t0 + run_s) if price_needed and price is not None else 0.0,
+                    gpus * run_s * w_per_gpu[c_best][load] / J_PER_MWH,
                 )
             )
         return out
