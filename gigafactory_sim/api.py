@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gigafactory_sim.config.scenario import Scenario
-from gigafactory_sim.federation.collect import collect_federation
 from gigafactory_sim.federation.config import Federation
-from gigafactory_sim.federation.prepare import PreparedFederation, prepare_federation
-from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.preparation import Prepared, prepare
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.sim.collect import collect
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps
+
+if TYPE_CHECKING:  # (a federation's modules are imported when one is run: a single site does not pay for them)
+    from gigafactory_sim.federation.prepare import PreparedFederation
+    from gigafactory_sim.federation.runtime import FederationRun
 
 __all__ = ["build", "execute", "prepare_any", "run"]
 
@@ -33,7 +34,7 @@ def run(
     """
     t0 = time.perf_counter()
     if isinstance(scenario, Federation):
-        return execute(build(prepare_federation(scenario), progress, probes), t0)
+        return execute(build(prepare_any(scenario), progress, probes), t0)
     if isinstance(scenario, Scenario):
         return execute(build(prepare(scenario), progress, probes), t0)
     return execute(build(scenario, progress, probes), t0)
@@ -45,14 +46,20 @@ def build(
     probes: Sequence[Callable[[EngineOps], object]] = (),
 ) -> Simulation | FederationRun:
     """The engine of a prepared scenario: one :class:`Simulation`, or a federation's :class:`FederationRun`."""
-    if isinstance(prepared, PreparedFederation):
-        return FederationRun(prepared, progress, probes)
-    return Simulation(prepared, progress, probes)
+    if isinstance(prepared, Prepared):
+        return Simulation(prepared, progress, probes)
+    from gigafactory_sim.federation.runtime import FederationRun
+
+    return FederationRun(prepared, progress, probes)
 
 
 def prepare_any(scenario: Scenario | Federation) -> Prepared | PreparedFederation:
     """:func:`~gigafactory_sim.preparation.prepare` a single site, or prepare a federation."""
-    return prepare_federation(scenario) if isinstance(scenario, Federation) else prepare(scenario)
+    if not isinstance(scenario, Federation):
+        return prepare(scenario)
+    from gigafactory_sim.federation.prepare import prepare_federation
+
+    return prepare_federation(scenario)
 
 
 def execute(sim: Simulation | FederationRun, t0: float | None = None) -> RunResult:
@@ -62,7 +69,9 @@ def execute(sim: Simulation | FederationRun, t0: float | None = None) -> RunResu
     t_build = time.perf_counter() - t0
     sim.run()
     t_run = time.perf_counter() - t0 - t_build
-    if isinstance(sim, FederationRun):
+    if not isinstance(sim, Simulation):
+        from gigafactory_sim.federation.collect import collect_federation
+
         result = collect_federation(sim)
         result.meta["performance"] = _performance(sim, t0, t_build, t_run)
         return result

@@ -15,7 +15,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,13 +28,15 @@ from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
 from gigafactory_sim.federation.config import Federation
-from gigafactory_sim.federation.prepare import PreparedFederation
-from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
 from gigafactory_sim.preparation import Prepared
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.runmeta import base_meta
 from gigafactory_sim.sim.engine import Simulation
+
+if TYPE_CHECKING:
+    from gigafactory_sim.federation.prepare import PreparedFederation
+    from gigafactory_sim.federation.runtime import FederationRun
 
 
 def load_or_exit(path: Path, overrides: list[str]) -> Scenario | Federation:

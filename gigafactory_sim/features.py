@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gigafactory_sim.energy.prepare import prepare_energy
 from gigafactory_sim.energy.system import EnergySystem
-from gigafactory_sim.inference.prepare import prepare_inference
-from gigafactory_sim.inference.runtime import InferenceRuntime, inference_channels
-from gigafactory_sim.reliability.runtime import Reliability, prepare_reliability
+from gigafactory_sim.reliability.prepare import prepare_reliability
 
 if TYPE_CHECKING:
     from gigafactory_sim.config.scenario import Scenario
@@ -42,15 +40,40 @@ def _no_channels(scenario: Scenario) -> tuple[list[str], list[list[str]]]:
     return [], [[] for _ in scenario.facility.clusters]
 
 
+# Reliability's and inference's runtimes (and inference's preparation) are imported only by a scenario that
+# enables them: a run without them does not pay for their modules.
+
+
+def _build_reliability(ops: EngineOps, inputs: Any) -> object:
+    from gigafactory_sim.reliability.runtime import Reliability
+
+    return Reliability(ops, inputs)
+
+
+def _prepare_inference(scenario: Scenario, jobs: JobTable) -> Any:
+    if not scenario.workload.inference:
+        return None  # (prepare_inference's own first test, before its modules are imported)
+    from gigafactory_sim.inference.prepare import prepare_inference
+
+    return prepare_inference(scenario)
+
+
+def _build_inference(ops: EngineOps, services: Any) -> object:
+    from gigafactory_sim.inference.runtime import InferenceRuntime
+
+    return InferenceRuntime(ops, services)
+
+
+def _inference_channels(scenario: Scenario, services: Any) -> tuple[list[str], list[list[str]]]:
+    from gigafactory_sim.inference.runtime import inference_channels
+
+    return inference_channels([c.name for c in scenario.facility.clusters], services)
+
+
 FEATURES: tuple[Feature, ...] = (
     Feature("energy", lambda sc, jobs: prepare_energy(sc, jobs.sources), EnergySystem),
-    Feature("reliability", lambda sc, jobs: prepare_reliability(sc), Reliability),
-    Feature(
-        "inference",
-        lambda sc, jobs: prepare_inference(sc),
-        InferenceRuntime,
-        lambda sc, services: inference_channels([c.name for c in sc.facility.clusters], services),
-    ),
+    Feature("reliability", lambda sc, jobs: prepare_reliability(sc), _build_reliability),
+    Feature("inference", _prepare_inference, _build_inference, _inference_channels),
 )
 
 

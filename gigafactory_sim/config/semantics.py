@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from gigafactory_sim.config.scenario import Scenario
-from gigafactory_sim.inference.checks import inference_problems
 
 __all__ = ["semantic_problems"]
 
@@ -43,7 +42,10 @@ def semantic_problems(scenario: Scenario) -> list[tuple[str, str]]:
                             f"(largest: {largest} GPUs)",
                         )
                     )
-    problems.extend(inference_problems(scenario))
+    if scenario.workload.inference:  # (its checks import the serving model: only for a scenario with services)
+        from gigafactory_sim.inference.checks import inference_problems
+
+        problems.extend(inference_problems(scenario))
     for i, cluster in enumerate(scenario.facility.clusters):
         failures = scenario.facility.failures_of(cluster)
         if failures is not None and failures.hot_spares >= cluster.nodes:

@@ -12,38 +12,20 @@ ends ``failed``. Other features stop jobs through the engine (``EngineOps.stop``
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from gigafactory_sim.reliability import results
 from gigafactory_sim.reliability.checkpoints import RESTART, JobRun, PhaseEngine, RunRecords, checkpoint_count
-from gigafactory_sim.reliability.config import CheckpointConfig, FailureConfig, NoCheckpoints
+from gigafactory_sim.reliability.config import CheckpointConfig
 from gigafactory_sim.reliability.failures import ClusterFailures
+from gigafactory_sim.reliability.prepare import ReliabilityInputs
 from gigafactory_sim.sim.ops import EngineOps, Outcome, RunView
 from gigafactory_sim.sim.state import Job, SpeedGroup
 
-if TYPE_CHECKING:
-    from gigafactory_sim.config.scenario import Scenario
-
-__all__ = ["Reliability", "ReliabilityInputs", "prepare_reliability"]
-
-
-class ReliabilityInputs:
-    """What the reliability feature needs, checked at prepare time: the policy and each cluster's failures."""
-
-    def __init__(self, policy: CheckpointConfig, failures: list[FailureConfig | None]) -> None:
-        self.policy = policy
-        self.failures = failures
-
-
-def prepare_reliability(scenario: Scenario) -> ReliabilityInputs | None:
-    facility = scenario.facility
-    failures = [facility.failures_of(c) for c in facility.clusters]
-    if scenario.checkpointing is None and all(f is None for f in failures):
-        return None
-    return ReliabilityInputs(scenario.checkpointing or NoCheckpoints(), failures)
+__all__ = ["Reliability"]
 
 
 class Reliability:
