@@ -11,6 +11,7 @@ is beyond its limits and an unusable ``--out``; 1 unexpected error (``run.json``
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from datetime import UTC, datetime
@@ -471,7 +472,14 @@ def sweep(
 
 
 def main() -> None:
-    app()
+    try:
+        app()  # (typer ends it with SystemExit and the command's exit code)
+    finally:
+        # The process ends here. CPython's finalisation runs full garbage collections over every object still
+        # alive (pydantic's schemas, pandas, the run's tables): ~0.15 s of a Philly run's 1.9 s. Frozen objects are
+        # not traversed, and nothing here needs collecting: every file is closed, and memory goes back to the
+        # operating system with the process.
+        gc.freeze()
 
 
 # the commands of the other modules register themselves on the same app
