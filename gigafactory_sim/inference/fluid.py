@@ -189,6 +189,7 @@ class FluidService:
         self.e2e_hist = LatencyHistogram()
         self._points: dict[tuple[int, float], OperatingPoint] = {}
         self._walk_memo: tuple[np.ndarray, tuple[float, float, float], Walk] | None = None
+        self.burst_carry = 0.0  # requests the sub-segment queue still held at the last segment's end (chunked)
         self.ttft_hist = LatencyHistogram()
 
     # -- planning ------------------------------------------------------------------------------------------
@@ -252,7 +253,8 @@ class FluidService:
         # with same-instant groups a window's rate counts a request's own group, which the group step holds
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and not grouped:
             dt = interval_s / len(sub_counts)
-            served = served_per_cell(sub_counts, dt, k, self.backlog_requests(), self._walk(sub_counts, dt, k))
+            q0 = self.backlog_requests() + self.burst_carry
+            served = served_per_cell(sub_counts, dt, k, q0, self._walk(sub_counts, dt, k))
             # a replica's batch settles over a request's stay: weight by rates over windows that long
             stay = max(m.cap.e2e_s for m in self.models.values())
             w = max(1, min(round(stay / dt), len(served)))
@@ -274,9 +276,10 @@ class FluidService:
         return Plan(lam, k, points, dict(serving))
 
     def _walk(self, counts: np.ndarray, dt_s: float, rate_per_s: float) -> Walk:
-        """:func:`~gigafactory_sim.inference.bursts.fifo_walk` of ``counts`` from the backlog now; a segment
-        planned and accounted over the same cells, capacity and backlog walks once."""
-        key = (dt_s, rate_per_s, self.backlog_requests())
+        """:func:`~gigafactory_sim.inference.bursts.fifo_walk` of ``counts`` from the backlog now (the fluid
+        backlog and the sub-segment burst carried over, :meth:`carry_burst`); a segment planned and accounted
+        over the same cells, capacity and backlog walks once."""
+        key = (dt_s, rate_per_s, self.backlog_requests() + self.burst_carry)
         if self._walk_memo is not None and self._walk_memo[0] is counts and self._walk_memo[1] == key:
             return self._walk_memo[2]
         walk = fifo_walk(counts, dt_s, rate_per_s, key[2])
@@ -298,6 +301,7 @@ class FluidService:
         lam = arrivals / dt
         integral, served = fluid_segment(q0, arrivals, dt, k)
         levels: list[tuple[float, float]] | None = None
+        walk: Walk | None = None
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
             cell = dt / len(sub_counts)
             # the step queue already holds the waiting of a compound Poisson stream at this rate: only the
@@ -306,18 +310,32 @@ class FluidService:
             if self.batching != "continuous" or any(self.models[c].perf.chunked for c in plan.serving):
                 base = 0.0  # no step-queue TTFT to hold it (chunked prefill, or one request at a time)
             walk = self._walk(sub_counts, cell, k)
-            fifo = max(backlog_integral(sub_counts, cell, k, q0, walk) - arrivals * base, 0.0)
+            q_walk = q0 + self.burst_carry
+            fifo = max(backlog_integral(sub_counts, cell, k, q_walk, walk) - arrivals * base, 0.0)
             integral = max(integral, fifo)
-            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0, walk) - base, 0.0)
+            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q_walk, walk) - base, 0.0)
             levels = wait_levels(waits, np.asarray(sub_counts, dtype=float))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
         self.rejected = drain_cohorts(self.backlog, served, t1_s, self.queue_timeout_s, self.rejected)
+        self.carry_burst(plan, walk)
         if served <= 0:
             return 0.0
         self.served += served
         fluid_wait = integral / served
         self._latencies(plan, served, fluid_wait, stable=not self.backlog, levels=levels)
         return served
+
+    def carry_burst(self, plan: Plan, walk: Walk | None) -> None:
+        """Keep the sub-segment queue's backlog at the segment's end (``walk``: its
+        :func:`~gigafactory_sim.inference.bursts.fifo_walk`, None when not run) beyond the fluid backlog, as the
+        start of the next segment's walk: a burst near a segment's end still waits in the next one (else the
+        control interval's edges would cut its queue). Chunked prefill only (the prefill-first fluid keeps its
+        results: its walk starts from the fluid backlog)."""
+        chunked = any(self.models[c].perf.chunked for c in plan.serving)
+        if walk is None or not chunked or len(walk[3]) == 0:
+            self.burst_carry = 0.0
+            return
+        self.burst_carry = max(float(walk[3][-1]) - self.backlog_requests(), 0.0)
 
     def _latencies(
         self,
