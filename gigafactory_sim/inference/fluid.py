@@ -42,6 +42,12 @@ from gigafactory_sim.inference.bursts import (
     wait_levels,
 )
 from gigafactory_sim.inference.chunked import batched_point_fn, chunked_ttft_at
+from gigafactory_sim.inference.chunked_bursts import (
+    chunk_drain_per_s,
+    chunked_group_decode_s,
+    chunked_group_ttft_s,
+    own_group_walk_wait_s,
+)
 from gigafactory_sim.inference.perf import (
     OperatingPoint,
     ReplicaPerf,
@@ -237,6 +243,11 @@ class FluidService:
         """Whether the burst-aware terms of same-instant groups apply (prefill-first continuous batching)."""
         return self.step_queue and self.group > 1.0 and self.batching == "continuous" and not m.perf.chunked
 
+    def grouped_chunked(self, m: ClusterModel) -> bool:
+        """Whether the burst-aware terms of same-instant groups under chunked prefill apply
+        (:mod:`.chunked_bursts`)."""
+        return self.step_queue and self.group > 1.0 and self.batching == "continuous" and m.perf.chunked
+
     def plan(
         self, rate_per_s: float, serving: dict[int, int], interval_s: float, sub_counts: np.ndarray | None = None
     ) -> Plan:
@@ -275,6 +286,16 @@ class FluidService:
                 )
         return Plan(lam, k, points, dict(serving))
 
+    def burst_drain_per_s(self, serving: dict[int, int], capacity_per_s: float) -> float:
+        """Rate at which the sub-segment burst queue drains: the serving replicas' chunk budgets
+        (:func:`~gigafactory_sim.inference.chunked_bursts.chunk_drain_per_s`) when every one is chunked prefill,
+        else ``capacity_per_s`` (the SLO capacity)."""
+        if not serving or not all(self.models[c].perf.chunked for c in serving):
+            return capacity_per_s
+        models = self.models
+        drain = sum(n * chunk_drain_per_s(models[c].perf, self.mix, models[c].cap) for c, n in serving.items())
+        return drain if drain > 0 else capacity_per_s
+
     def _walk(self, counts: np.ndarray, dt_s: float, rate_per_s: float) -> Walk:
         """:func:`~gigafactory_sim.inference.bursts.fifo_walk` of ``counts`` from the backlog now (the fluid
         backlog and the sub-segment burst carried over, :meth:`carry_burst`); a segment planned and accounted
@@ -307,13 +328,17 @@ class FluidService:
             # the step queue already holds the waiting of a compound Poisson stream at this rate: only the
             # backlog beyond it (bursts) is added
             base = poisson_backlog_wait_s(lam, k, self.group)
-            if self.batching != "continuous" or any(self.models[c].perf.chunked for c in plan.serving):
-                base = 0.0  # no step-queue TTFT to hold it (chunked prefill, or one request at a time)
-            walk = self._walk(sub_counts, cell, k)
+            if self.batching != "continuous":
+                base = 0.0  # no step-queue TTFT to hold it (one request at a time)
+            elif any(self.models[c].perf.chunked for c in plan.serving):
+                # the chunked TTFT holds a group's own mates ahead (:mod:`.chunked_bursts`), not the rest
+                base = own_group_walk_wait_s(self.group, cell, self.burst_drain_per_s(plan.serving, k))
+            drain = self.burst_drain_per_s(plan.serving, k)
+            walk = self._walk(sub_counts, cell, drain)
             q_walk = q0 + self.burst_carry
-            fifo = max(backlog_integral(sub_counts, cell, k, q_walk, walk) - arrivals * base, 0.0)
+            fifo = max(backlog_integral(sub_counts, cell, drain, q_walk, walk) - arrivals * base, 0.0)
             integral = max(integral, fifo)
-            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q_walk, walk) - base, 0.0)
+            waits = np.maximum(cell_waits_s(sub_counts, cell, drain, q_walk, walk) - base, 0.0)
             levels = wait_levels(waits, np.asarray(sub_counts, dtype=float))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
         self.rejected = drain_cohorts(self.backlog, served, t1_s, self.queue_timeout_s, self.rejected)
@@ -369,13 +394,20 @@ class FluidService:
             t = op.step_s
             c_p = m.perf.c_prefill_s
             ttft_grid: np.ndarray | None = None  # TTFT per prompt quantile without waiting, where not linear
+            decode_grid: np.ndarray | None = None  # first to last token per output quantile, where not linear
             if self.batching == "none":
                 a_ttft, a_e2e, b = t, c_p * self.mix.prompt_mean, t
             elif m.perf.chunked or self.step_queue:
-                if m.perf.chunked:
+                replicas = sum(plan.serving.values())
+                if self.grouped_chunked(m):
+                    ttft_grid = chunked_group_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
+                    decode_grid = chunked_group_decode_s(
+                        m.perf, self.mix, op, self.output_grid, self.output_sorted, replicas, self.group
+                    )
+                    t = self._decode_step_s(decode_grid, t)
+                elif m.perf.chunked:
                     ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
                 else:
-                    replicas = sum(plan.serving.values())
                     ttft_grid = step_queue_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
                 b = t
                 a_ttft, a_e2e = 0.0, float(ttft_grid.mean()) - b
@@ -390,6 +422,8 @@ class FluidService:
             self.e2e_sum += weight * (wait + a_e2e + b * self.mix.output_mean)
             self.tpot_sum += weight * b
             e2e_grid = a_e2e + b * self.output_grid  # end-to-end per output quantile without waiting
+            if decode_grid is not None:
+                e2e_grid = a_e2e + b + decode_grid
             if self.step_queue and ttft_grid is not None and not m.perf.chunked:
                 e2e_grid = prefill_stall_spread(m.perf, self.mix, op, b, a_e2e, self.output_grid, self.group)
             spread = [(1.0, fluid_wait)]
@@ -428,6 +462,12 @@ class FluidService:
             )
             self.e2e_hist.add_grid(waits, e2e_grid, [weight * p / e2e_grid.size for p in kept])
             self.late += weight * (1.0 - attained)
+
+    def _decode_step_s(self, decode_s: np.ndarray, default_s: float) -> float:
+        """The mean time per output token after the first of decode times ``decode_s`` on the output grid (what
+        the latency sums take as the step): their mean over the grid's mean output tokens after the first."""
+        steps = float(np.maximum(self.output_grid - 1.0, 0.0).mean())
+        return float(decode_s.mean()) / steps if steps > 0 else default_s
 
     @staticmethod
     def _cdf(sorted_values: np.ndarray, x: float) -> float:

@@ -1,0 +1,136 @@
+"""Fluid latency of chunked prefill under same-instant groups (a service's ``fluid: {step_queue: true}`` with
+``scheduling: {chunked_prefill: true}``): the counterpart of :mod:`.bursts` item 2 for :mod:`.chunked` steps.
+
+A group of ``g`` prompts arriving at one instant (``g = E[G^2] / E[G]``, :func:`~.bursts.size_biased_group`)
+is not prefilled in one step as with prefill-first steps: every replica with budget left takes the next
+prompt of the queue, so the group is spread over ``s = min(c, g)`` replicas and chunked through their budgets
+``B - n`` in full steps of ``t_full = h + max(mem, cmp + c_p (B - n))``. Hence:
+
+1. **Mates ahead** (:func:`chunked_group_ttft_s`). The request ``k`` places into its group (uniform, so
+   ``(g - 1) / 2`` mates ahead on average) waits for the chunks ahead of it: ``(g - 1) E[I] / (2 s)`` prompt
+   tokens on its replica before its own ``I``, all in the chunked TTFT's ``ceil(work / (B - n))`` steps.
+2. **The walk's own-group wait** (:func:`own_group_walk_wait_s`). The sub-segment FIFO walk of :mod:`.bursts`
+   charges a group arriving alone in one cell for its own mates (served at the capacity rate); item 1 now holds
+   that wait, so it is taken off the walk's (what stays is the backlog of the other groups and bursts).
+3. **Decode beside the group's chunks** (:func:`chunked_group_decode_s`). A request's first token comes at the
+   end of its own last chunk, while the ``(g / s - 1) / 2`` mates behind it on its replica are still chunked:
+   it decodes through those full steps first. Its decode steps hold its mates still decoding (as in
+   :func:`~.bursts.group_decode_step_s`), and prompt tokens keep the budget full at ``f = lam E[I] / (B - n)``
+   full steps per second, each a stall of ``t_full - t_d`` beside a decode step ``t_d``: a request of ``O``
+   tokens decodes for ``D(O) = ((O - 1) t_d + min(own, O - 1) (t_full - t_d)) / (1 - f (t_full - t_d))``.
+
+With ``g == 1`` none of these applies (the chunked mean field of :mod:`.chunked` is kept). Units: seconds,
+requests, tokens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gigafactory_sim.inference.bursts import _min_mean, poisson_levels
+from gigafactory_sim.inference.chunked import chunked_ttft_at
+from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
+
+__all__ = [
+    "chunked_group_decode_s",
+    "chunked_group_ttft_s",
+    "group_spread",
+    "own_group_walk_wait_s",
+]
+
+
+def group_spread(replicas: int, group: float) -> float:
+    """Replicas a group of ``group`` prompts is chunked on at once: each replica with budget left takes the
+    next prompt of the shared queue, so ``min(replicas, group)`` (at least one)."""
+    return max(min(float(max(replicas, 1)), group), 1.0)
+
+
+def chunked_group_ttft_s(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    op: OperatingPoint,
+    prompt: np.ndarray,
+    replicas: int = 1,
+    group: float = 1.0,
+) -> np.ndarray:
+    """Time to first token (no queueing for a slot) of prompts of ``prompt`` tokens at ``op``, chunked prefill,
+    requests arriving in groups of size-biased size ``group`` at one instant, ``replicas`` replicas pulling
+    from one queue (seconds): the chunked TTFT of :func:`~.chunked.chunked_ttft_at` with the ``(group - 1) / 2``
+    mates ahead of a request chunked before it, ``E[I] / s`` tokens each on its replica
+    (:func:`group_spread`)."""
+    spread = group_spread(replicas, group)
+    mates_ahead = max(group - 1.0, 0.0) / 2.0
+    ahead = mates_ahead * mix.prompt_mean / spread
+    ttft = chunked_ttft_at(perf, mix, op, prompt, ahead)
+    # the step with its last chunk is filled by the chunks of the mates behind it (all but the group's last
+    # prompt on each replica): its steps are all full
+    behind = max(1.0 - spread / group, 0.0) if group > 1.0 else 0.0
+    if behind <= 0.0:
+        return ttft
+    lane = max(perf.step_token_budget - op.batch, 1.0)
+    work = np.asarray(prompt, dtype=float) + ahead + op.rate_per_s * op.step_s * mix.prompt_mean / 2.0
+    steps = np.maximum(1.0, np.ceil(work / lane))
+    t_full = perf.step_time_s(op.batch, op.kv_tokens, lane)
+    full = 0.5 * op.step_s + steps * t_full
+    return np.asarray(ttft + behind * np.maximum(full - ttft, 0.0), dtype=float)
+
+
+def own_group_walk_wait_s(group: float, dt_s: float, rate_per_s: float) -> float:
+    """Mean wait the sub-segment FIFO walk (:func:`~.bursts.backlog_integral`: arrivals uniform within a cell of
+    ``dt_s``, served at ``rate_per_s``) gives the requests of one group of ``group`` arriving alone into an
+    empty queue: the backlog rises to ``group - rate dt`` over the cell, then drains at ``rate``; the area
+    ``(group - rate dt) (dt / 2 + (group - rate dt) / (2 rate))`` over ``group``. Zero when the cell serves
+    the whole group (``group <= rate dt``)."""
+    if group <= 0 or rate_per_s <= 0:
+        return 0.0
+    left = group - rate_per_s * dt_s  # backlog at the end of the group's cell
+    if left <= 0:
+        return 0.0
+    return left * (0.5 * dt_s + left / (2.0 * rate_per_s)) / group
+
+
+def chunked_group_decode_s(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    op: OperatingPoint,
+    output: np.ndarray,
+    output_sorted: np.ndarray,
+    replicas: int = 1,
+    group: float = 1.0,
+) -> np.ndarray:
+    """Decode time ``D(O)`` from the first token to the last of requests of ``output`` tokens at ``op``, chunked
+    prefill, requests in same-instant groups of size-biased size ``group`` (module docstring, item 3;
+    ``output_sorted``: the service's output lengths, sorted, for the mates still decoding)."""
+    o = np.asarray(output, dtype=float)
+    steps = np.maximum(o - 1.0, 0.0)
+    spread = group_spread(replicas, group)
+    here = max(group / spread - 1.0, 0.0)  # mates on the request's replica
+    decoding = here * _min_mean(output_sorted) / mix.output_mean if mix.output_mean > 0 else 0.0
+    n = max(op.batch, 0.0) + decoding
+    ctx = op.kv_tokens + decoding * (mix.prompt_mean + 0.5 * mix.output_mean)
+    lane = max(perf.step_token_budget - n, 1.0)
+    t_d = perf.step_time_s(n, ctx, 0.0)
+    stall = max(perf.step_time_s(n, ctx, lane) - t_d, 0.0)  # a full step beside a decode step
+    own = 0.5 * here * mix.prompt_mean / lane  # full steps of the mates behind it on its replica
+    share = min(op.rate_per_s * mix.prompt_mean / lane * stall, 1.0 - 1e-9)  # time in other prompts' full steps
+    alone = steps * t_d + np.minimum(own, steps) * stall  # its decode steps and its own group's chunks
+    lump = (group / spread) * mix.prompt_mean / lane * stall  # one other group's chunks on its replica
+    if lump <= 0.0:
+        return np.asarray((alone / (1.0 - share))[None, :], dtype=float)
+    # other groups arrive as a Poisson stream: the count of their lumps during the decode, mean share D / lump
+    count = poisson_levels(share * alone / (1.0 - share) / lump)
+    return np.asarray(alone[None, :] + count * lump, dtype=float)
+
+
+def chunk_drain_per_s(perf: ReplicaPerf, mix: TokenMix, cap: OperatingPoint) -> float:
+    """Requests per second a replica's budget takes from a backlogged queue (a burst): every step is full,
+    ``B - n`` prompt tokens beside the ``n`` decodes of the capacity point ``cap`` in
+    ``t_full = h + max(mem, cmp + c_p (B - n))``, so ``(B - n) / (t_full E[I])``. A burst's queue drains at this
+    rate rather than at the SLO capacity (which bounds the mean rate, not a burst's). Zero without chunked
+    prefill or prompts."""
+    if not perf.chunked or mix.prompt_mean <= 0 or not cap.feasible:
+        return 0.0
+    n = max(cap.batch, 0.0)
+    lane = max(perf.step_token_budget - n, 1.0)
+    t_full = perf.step_time_s(n, cap.kv_tokens, lane)
+    return lane / (t_full * mix.prompt_mean)
