@@ -30,6 +30,7 @@ import numpy as np
 from gigafactory_sim.inference.bursts import _min_mean, poisson_levels
 from gigafactory_sim.inference.chunked import chunked_ttft_at
 from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
+from gigafactory_sim.inference.queueing import erlang_c
 
 __all__ = [
     "chunked_group_decode_s",
@@ -134,3 +135,24 @@ def chunk_drain_per_s(perf: ReplicaPerf, mix: TokenMix, cap: OperatingPoint) -> 
     lane = max(perf.step_token_budget - n, 1.0)
     t_full = perf.step_time_s(n, cap.kv_tokens, lane)
     return lane / (t_full * mix.prompt_mean)
+
+
+def chunk_queue_wait_s(perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, replicas: int = 1) -> float:
+    """Mean wait of a prompt for a chunk budget (seconds): the prompts ahead of it take every replica's
+    budget. Each of the ``replicas`` replicas (pulling from one queue) drains ``B - n`` prompt tokens per full
+    step ``t_full``, so a prompt of ``I`` tokens holds one replica's budget for ``S = I t_full / (B - n)``: an
+    M/G/c queue at ``op``'s rate per replica, Allen-Cunneen ``C(c, c rho) E[S] / (c (1 - rho)) (1 + cs2) / 2``
+    (Poisson arrivals, ``cs2`` the squared CV of the prompt lengths). A long prompt blocks one budget while
+    the other replicas take the prompts behind it. Infinite when ``rho >= 1``."""
+    lam = op.rate_per_s
+    if lam <= 0 or mix.prompt_mean <= 0 or not perf.chunked:
+        return 0.0
+    lane = max(perf.step_token_budget - op.batch, 1.0)
+    service = mix.prompt_mean * perf.step_time_s(op.batch, op.kv_tokens, lane) / lane
+    c = max(replicas, 1)
+    rho = lam * service
+    if rho >= 1.0:
+        return float("inf")
+    ei2 = mix.prompt_sq_mean if mix.prompt_sq_mean > 0 else mix.prompt_mean**2
+    cs2 = max(ei2 / mix.prompt_mean**2 - 1.0, 0.0)
+    return erlang_c(c, c * rho) * service / (c * (1.0 - rho)) * (1.0 + cs2) / 2.0

@@ -44,6 +44,7 @@ from gigafactory_sim.inference.bursts import (
 from gigafactory_sim.inference.chunked import batched_point_fn, chunked_ttft_at
 from gigafactory_sim.inference.chunked_bursts import (
     chunk_drain_per_s,
+    chunk_queue_wait_s,
     chunked_group_decode_s,
     chunked_group_ttft_s,
     own_group_walk_wait_s,
@@ -331,8 +332,10 @@ class FluidService:
             if self.batching != "continuous":
                 base = 0.0  # no step-queue TTFT to hold it (one request at a time)
             elif any(self.models[c].perf.chunked for c in plan.serving):
-                # the chunked TTFT holds a group's own mates ahead (:mod:`.chunked_bursts`), not the rest
-                base = own_group_walk_wait_s(self.group, cell, self.burst_drain_per_s(plan.serving, k))
+                # the chunked TTFT holds a group's own mates ahead and the Poisson queue for the budgets
+                # (:mod:`.chunked_bursts`): the walk keeps the other groups' and the bursts' backlog
+                drain = self.burst_drain_per_s(plan.serving, k)
+                base = own_group_walk_wait_s(self.group, cell, drain) + poisson_backlog_wait_s(lam, drain)
             drain = self.burst_drain_per_s(plan.serving, k)
             walk = self._walk(sub_counts, cell, drain)
             q_walk = q0 + self.burst_carry
@@ -399,14 +402,8 @@ class FluidService:
                 a_ttft, a_e2e, b = t, c_p * self.mix.prompt_mean, t
             elif m.perf.chunked or self.step_queue:
                 replicas = sum(plan.serving.values())
-                if self.grouped_chunked(m):
-                    ttft_grid = chunked_group_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
-                    decode_grid = chunked_group_decode_s(
-                        m.perf, self.mix, op, self.output_grid, self.output_sorted, replicas, self.group
-                    )
-                    t = self._decode_step_s(decode_grid, t)
-                elif m.perf.chunked:
-                    ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
+                if m.perf.chunked:
+                    ttft_grid, decode_grid, t = self._chunked_latency(m, op, replicas, t)
                 else:
                     ttft_grid = step_queue_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
                 b = t
@@ -462,6 +459,26 @@ class FluidService:
             )
             self.e2e_hist.add_grid(waits, e2e_grid, [weight * p / e2e_grid.size for p in kept])
             self.late += weight * (1.0 - attained)
+
+    def _chunked_latency(
+        self, m: ClusterModel, op: OperatingPoint, replicas: int, step_s: float
+    ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """(TTFT per prompt quantile, decode time per output quantile or None where it is ``step_s`` per token,
+        the step the latency sums take) of a chunked-prefill replica at ``op`` without waiting for a slot:
+        :func:`~gigafactory_sim.inference.chunked.chunked_ttft_at`, and with ``step_queue`` the burst-aware
+        terms of :mod:`.chunked_bursts` (same-instant groups; the wait for a budget)."""
+        if not self.step_queue:
+            return chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid), None, step_s
+        decode_grid: np.ndarray | None = None
+        if self.grouped_chunked(m):
+            ttft_grid = chunked_group_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
+            decode_grid = chunked_group_decode_s(
+                m.perf, self.mix, op, self.output_grid, self.output_sorted, replicas, self.group
+            )
+            step_s = self._decode_step_s(decode_grid, step_s)
+        else:
+            ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
+        return ttft_grid + chunk_queue_wait_s(m.perf, self.mix, op, replicas), decode_grid, step_s
 
     def _decode_step_s(self, decode_s: np.ndarray, default_s: float) -> float:
         """The mean time per output token after the first of decode times ``decode_s`` on the output grid (what
