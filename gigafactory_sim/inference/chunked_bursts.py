@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from gigafactory_sim.inference.bursts import _min_mean, poisson_levels
+from gigafactory_sim.inference.bursts import _min_mean, max_mean, poisson_levels
 from gigafactory_sim.inference.chunked import chunked_ttft_at
 from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
 from gigafactory_sim.inference.queueing import erlang_c
+from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
     "chunked_group_decode_s",
@@ -156,3 +157,45 @@ def chunk_queue_wait_s(perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, rep
     ei2 = mix.prompt_sq_mean if mix.prompt_sq_mean > 0 else mix.prompt_mean**2
     cs2 = max(ei2 / mix.prompt_mean**2 - 1.0, 0.0)
     return erlang_c(c, c * rho) * service / (c * (1.0 - rho)) * (1.0 + cs2) / 2.0
+
+
+def chunked_group_power_w(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    model: GpuPowerModel,
+    op: OperatingPoint,
+    output_sorted: np.ndarray,
+    replicas: int = 1,
+    group: float = 1.0,
+) -> float:
+    """Mean power per GPU of a chunked-prefill replica whose requests arrive in same-instant groups (size-biased
+    size ``group``, spread over :func:`group_spread` replicas). The prompts' tokens are chunked in full steps,
+    ``f = lam E[I] / (B - n)`` a second of ``t_full`` each at the fused pass's power. In the rest of the time
+    the replica decodes while one of its groups' requests does: the ``g / s`` requests a group leaves on a
+    replica decode until the longest of their outputs is done (:func:`~.bursts.max_mean`), at ``t_d`` per step
+    slowed by the full steps, and groups are there as an M/G/inf population, so it decodes ``1 - exp(-n_g)``
+    of that time (``n_g = lam s / g`` times that stay) at the decode power of the batch it then holds
+    (``lam E[O] t_d`` over that share, Little's law); idle otherwise. ``op``'s power if it does not apply."""
+    lam = op.rate_per_s
+    if lam <= 0 or not op.feasible or mix.prompt_mean <= 0 or not perf.chunked:
+        return op.gpu_power_w
+    spread = group_spread(replicas, group)
+    here = max(group / spread, 1.0)  # a group's requests on one replica
+    n = max(op.batch, 1e-12)
+    lane = max(perf.step_token_budget - n, 1.0)
+    t_full = perf.step_time_s(n, op.kv_tokens, lane)
+    mem_f, cmp_f, pre_f = perf.step_parts_s(n, op.kv_tokens, lane)
+    full_w = perf.phase_power_w(model, mem_f, cmp_f, pre_f, t_full)
+    full_share = min(lam * mix.prompt_mean / lane * t_full, 1.0)
+    t_d = perf.step_time_s(n, op.kv_tokens, 0.0)
+    slowed = t_d / max(1.0 - full_share, 1e-9)  # a decode step and its share of the full steps
+    n_g = lam / here * max_mean(output_sorted, here) * slowed
+    decoding = float(-np.expm1(-n_g))
+    if decoding <= 0:
+        return float(full_share * full_w + (1.0 - full_share) * model.idle_w)
+    batch = max(lam * mix.output_mean * slowed / decoding, 1e-12)
+    ctx = batch * (mix.prompt_mean + 0.5 * mix.output_mean)
+    mem, cmp, _ = perf.step_parts_s(batch, ctx, 0.0)
+    decode_w = perf.phase_power_w(model, mem, cmp, 0.0, perf.step_overhead_s + max(mem, cmp))
+    rest = decoding * decode_w + (1.0 - decoding) * model.idle_w
+    return float(full_share * full_w + (1.0 - full_share) * rest)

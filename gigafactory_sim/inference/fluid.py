@@ -46,6 +46,7 @@ from gigafactory_sim.inference.chunked_bursts import (
     chunk_drain_per_s,
     chunk_queue_wait_s,
     chunked_group_decode_s,
+    chunked_group_power_w,
     chunked_group_ttft_s,
     own_group_walk_wait_s,
 )
@@ -194,7 +195,8 @@ class FluidService:
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
         self.e2e_hist = LatencyHistogram()
-        self._points: dict[tuple[int, float], OperatingPoint] = {}
+        self._points: dict[tuple[int, float, int], OperatingPoint] = {}
+        self.replicas_serving = 1  # replicas of the segment being planned (groups spread over them: chunked)
         self._walk_memo: tuple[np.ndarray, tuple[float, float, float], Walk] | None = None
         self.burst_carry = 0.0  # requests the sub-segment queue still held at the last segment's end (chunked)
         self.ttft_hist = LatencyHistogram()
@@ -209,7 +211,7 @@ class FluidService:
     def point(self, cluster: int, rate_per_s: float) -> OperatingPoint:
         """The operating point of a replica on ``cluster`` at ``rate_per_s`` (a pure function of them for this
         service: memoised, a third of a burst-weighted run's rates recur)."""
-        key = (cluster, rate_per_s)
+        key = (cluster, rate_per_s, self.replicas_serving if self.grouped_chunked(self.models[cluster]) else 0)
         op = self._points.get(key)
         if op is None:
             if len(self._points) >= POINT_MEMO:
@@ -226,6 +228,10 @@ class FluidService:
             step = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
             power = group_power_w(m.perf, self.mix, m.power, op, self.group, self.group_max_output, step)
             op = op.with_power(power, step)
+        elif self.grouped_chunked(m) and op.feasible and rate_per_s > 0:  # (:mod:`.chunked_bursts`)
+            replicas = self.replicas_serving
+            power = chunked_group_power_w(m.perf, self.mix, m.power, op, self.output_sorted, replicas, self.group)
+            op = op.with_power(power)
         elif self.step_queue and not m.perf.chunked and op.feasible and rate_per_s > 0:  # prefill energy by work
             power = group_power_w(m.perf, self.mix, m.power, op, 1.0, self.mix.output_mean, op.step_s)
             op = op.with_power(power)
@@ -256,12 +262,13 @@ class FluidService:
         ``sub_counts`` (with ``step_queue``): its arrivals in equal cells, to weight power and step time by the
         bursts (:func:`~gigafactory_sim.inference.bursts.burst_weighted_point`)."""
         k = self.capacity_per_s(serving)
+        self.replicas_serving = max(sum(serving.values()), 1)
         offered = rate_per_s + self.backlog_requests() / max(interval_s, 1e-9)
         lam = min(offered, k)
         points: dict[int, OperatingPoint] = {}
         cells: np.ndarray | None = None
         spans: np.ndarray | None = None
-        grouped = self.group > 1.0 and all(self.grouped(m) for m in self.models.values())
+        grouped = self.group > 1.0 and all(self.grouped(m) or self.grouped_chunked(m) for m in self.models.values())
         # with same-instant groups a window's rate counts a request's own group, which the group step holds
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and not grouped:
             dt = interval_s / len(sub_counts)
