@@ -99,10 +99,13 @@ def chunked_group_decode_s(
     output_sorted: np.ndarray,
     replicas: int = 1,
     group: float = 1.0,
+    ahead_s: float = 0.0,
 ) -> np.ndarray:
     """Decode time ``D(O)`` from the first token to the last of requests of ``output`` tokens at ``op``, chunked
     prefill, requests in same-instant groups of size-biased size ``group`` (module docstring, item 3;
-    ``output_sorted``: the service's output lengths, sorted, for the mates still decoding)."""
+    ``output_sorted``: the service's output lengths, sorted, for the mates still decoding; ``ahead_s``: the
+    time from its group's arrival to its first token, during which other groups queue behind its mates),
+    ``STALL_LEVELS x len(output)`` equally likely levels."""
     o = np.asarray(output, dtype=float)
     steps = np.maximum(o - 1.0, 0.0)
     spread = group_spread(replicas, group)
@@ -113,14 +116,16 @@ def chunked_group_decode_s(
     lane = max(perf.step_token_budget - n, 1.0)
     t_d = perf.step_time_s(n, ctx, 0.0)
     stall = max(perf.step_time_s(n, ctx, lane) - t_d, 0.0)  # a full step beside a decode step
-    own = 0.5 * here * mix.prompt_mean / lane  # full steps of the mates behind it on its replica
+    own = 0.5 * max(group - 1.0, 0.0) / spread * mix.prompt_mean / lane  # the mates behind it, on s replicas
     share = min(op.rate_per_s * mix.prompt_mean / lane * stall, 1.0 - 1e-9)  # time in other prompts' full steps
     alone = steps * t_d + np.minimum(own, steps) * stall  # its decode steps and its own group's chunks
     lump = (group / spread) * mix.prompt_mean / lane * stall  # one other group's chunks on its replica
+    # other groups arrive as a Poisson stream; those arriving from its group's arrival on (``ahead_s``) are
+    # chunked after its mates, in its decode: D = alone + share (ahead + D)
+    exposed = (alone + ahead_s) / (1.0 - share)  # ahead + D
     if lump <= 0.0:
-        return np.asarray((alone / (1.0 - share))[None, :], dtype=float)
-    # other groups arrive as a Poisson stream: the count of their lumps during the decode, mean share D / lump
-    count = poisson_levels(share * alone / (1.0 - share) / lump)
+        return np.asarray((exposed - ahead_s)[None, :], dtype=float)
+    count = poisson_levels(share * exposed / lump)  # the lumps it decodes through, mean share (ahead + D) / lump
     return np.asarray(alone[None, :] + count * lump, dtype=float)
 
 

@@ -479,8 +479,9 @@ class FluidService:
         decode_grid: np.ndarray | None = None
         if self.grouped_chunked(m):
             ttft_grid = chunked_group_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
+            ahead = float(ttft_grid.mean())
             decode_grid = chunked_group_decode_s(
-                m.perf, self.mix, op, self.output_grid, self.output_sorted, replicas, self.group
+                m.perf, self.mix, op, self.output_grid, self.output_sorted, replicas, self.group, ahead
             )
             step_s = self._decode_step_s(decode_grid, step_s)
         else:
