@@ -25,6 +25,8 @@ requests, tokens.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gigafactory_sim.inference.bursts import _min_mean, max_mean, poisson_levels
@@ -204,3 +206,50 @@ def chunked_group_power_w(
     decode_w = perf.phase_power_w(model, mem, cmp, 0.0, perf.step_overhead_s + max(mem, cmp))
     rest = decoding * decode_w + (1.0 - decoding) * model.idle_w
     return float(full_share * full_w + (1.0 - full_share) * rest)
+
+
+_EXACT_MEAN = 50.0  # Poisson means up to this summed exactly in :func:`poisson_walk_wait_s`, normal beyond
+
+
+def _poisson_excess(mean: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``E[(X - level)^+]`` for ``X ~ Poisson(mean)``, element by element: exact up to a mean of
+    ``_EXACT_MEAN``, normal beyond."""
+    m = np.asarray(mean, dtype=float)
+    c = np.asarray(level, dtype=float)
+    out = np.zeros_like(m)
+    small = m <= _EXACT_MEAN
+    if small.any():
+        k = np.arange(0.0, _EXACT_MEAN + 10.0 * np.sqrt(_EXACT_MEAN) + 20.0)
+        ms = m[small][:, None]
+        log_fact = np.concatenate(([0.0], np.cumsum(np.log(k[1:]))))
+        with np.errstate(divide="ignore"):
+            pmf = np.exp(k[None, :] * np.log(np.where(ms > 0, ms, 1.0)) - ms - log_fact[None, :])
+        pmf = np.where(ms > 0, pmf, (k[None, :] == 0).astype(float))
+        out[small] = (np.maximum(k[None, :] - c[small][:, None], 0.0) * pmf).sum(axis=1)
+    big = ~small
+    if big.any():
+        mb, cb = m[big], c[big]
+        sd = np.sqrt(mb)
+        d = (mb - cb) / sd
+        cdf = 0.5 * (1.0 + np.vectorize(math.erf)(d / math.sqrt(2.0)))
+        pdf = np.exp(-0.5 * d * d) / math.sqrt(2.0 * math.pi)
+        out[big] = (mb - cb) * cdf + sd * pdf
+    return out
+
+
+def poisson_walk_wait_s(rate_per_s: float, capacity_per_s: float, dt_s: float, group: float = 1.0) -> float:
+    """Mean wait the sub-segment FIFO walk (:func:`~.bursts.backlog_integral`, cells of ``dt_s`` served at
+    ``capacity_per_s``) gives a stream of groups of ``group`` requests arriving as a Poisson stream at
+    ``rate_per_s`` requests/s: the walk's own backlog of such a stream, which the chunked TTFT's queue for the
+    budgets (:func:`chunk_queue_wait_s`) already holds, so what a trace's walk holds beyond it is the burst.
+    The backlog at a cell's end is the reflected random walk of increments ``group x Poisson(rate dt / group) -
+    capacity dt``, whose stationary mean is Spitzer's ``sum_n E[S_n^+] / n`` (``S_n`` the sum of ``n``
+    increments); Little's law makes it a wait (``E[Q] / rate``). Zero when overloaded or without arrivals."""
+    if rate_per_s <= 0 or capacity_per_s <= rate_per_s or dt_s <= 0:
+        return 0.0
+    g = max(group, 1.0)
+    rho = rate_per_s / capacity_per_s
+    terms = int(min(max(200.0 * (1.0 + 1.0 / (1.0 - rho) ** 2), 200.0), 20000.0))
+    n = np.arange(1.0, terms + 1.0)
+    excess = g * _poisson_excess(n * rate_per_s * dt_s / g, n * capacity_per_s * dt_s / g)
+    return float((excess / n).sum()) / rate_per_s

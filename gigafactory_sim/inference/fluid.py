@@ -49,6 +49,7 @@ from gigafactory_sim.inference.chunked_bursts import (
     chunked_group_power_w,
     chunked_group_ttft_s,
     own_group_walk_wait_s,
+    poisson_walk_wait_s,
 )
 from gigafactory_sim.inference.perf import (
     OperatingPoint,
@@ -342,7 +343,7 @@ class FluidService:
                 # the chunked TTFT holds a group's own mates ahead and the Poisson queue for the budgets
                 # (:mod:`.chunked_bursts`): the walk keeps the other groups' and the bursts' backlog
                 drain = self.burst_drain_per_s(plan.serving, k)
-                base = own_group_walk_wait_s(self.group, cell, drain) + poisson_backlog_wait_s(lam, drain)
+                base = own_group_walk_wait_s(self.group, cell, drain) + poisson_walk_wait_s(lam, drain, cell)
             drain = self.burst_drain_per_s(plan.serving, k)
             walk = self._walk(sub_counts, cell, drain)
             q_walk = q0 + self.burst_carry
