@@ -32,7 +32,6 @@ import numpy as np
 from gigafactory_sim.inference.bursts import _min_mean, max_mean, poisson_levels
 from gigafactory_sim.inference.chunked import chunked_ttft_at
 from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
-from gigafactory_sim.inference.queueing import erlang_c
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
@@ -65,17 +64,18 @@ def chunked_group_ttft_s(
     spread = group_spread(replicas, group)
     mates_ahead = max(group - 1.0, 0.0) / 2.0
     ahead = mates_ahead * mix.prompt_mean / spread
-    ttft = chunked_ttft_at(perf, mix, op, prompt, ahead)
+    queue = chunked_step_queue(perf, mix, op, replicas)
+    ttft = chunked_ttft_at(perf, mix, op, prompt, ahead, queue)
     # the step with its last chunk is filled by the chunks of the mates behind it (all but the group's last
     # prompt on each replica): its steps are all full
     behind = max(1.0 - spread / group, 0.0) if group > 1.0 else 0.0
     if behind <= 0.0:
         return ttft
     lane = max(perf.step_token_budget - op.batch, 1.0)
-    work = np.asarray(prompt, dtype=float) + ahead + op.rate_per_s * op.step_s * mix.prompt_mean / 2.0
+    work = np.asarray(prompt, dtype=float) + ahead + queue[1]
     steps = np.maximum(1.0, np.ceil(work / lane))
     t_full = perf.step_time_s(op.batch, op.kv_tokens, lane)
-    full = 0.5 * op.step_s + steps * t_full
+    full = queue[0] + steps * t_full
     return np.asarray(ttft + behind * np.maximum(full - ttft, 0.0), dtype=float)
 
 
@@ -143,27 +143,6 @@ def chunk_drain_per_s(perf: ReplicaPerf, mix: TokenMix, cap: OperatingPoint) -> 
     lane = max(perf.step_token_budget - n, 1.0)
     t_full = perf.step_time_s(n, cap.kv_tokens, lane)
     return lane / (t_full * mix.prompt_mean)
-
-
-def chunk_queue_wait_s(perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, replicas: int = 1) -> float:
-    """Mean wait of a prompt for a chunk budget (seconds): the prompts ahead of it take every replica's
-    budget. Each of the ``replicas`` replicas (pulling from one queue) drains ``B - n`` prompt tokens per full
-    step ``t_full``, so a prompt of ``I`` tokens holds one replica's budget for ``S = I t_full / (B - n)``: an
-    M/G/c queue at ``op``'s rate per replica, Allen-Cunneen ``C(c, c rho) E[S] / (c (1 - rho)) (1 + cs2) / 2``
-    (Poisson arrivals, ``cs2`` the squared CV of the prompt lengths). A long prompt blocks one budget while
-    the other replicas take the prompts behind it. Infinite when ``rho >= 1``."""
-    lam = op.rate_per_s
-    if lam <= 0 or mix.prompt_mean <= 0 or not perf.chunked:
-        return 0.0
-    lane = max(perf.step_token_budget - op.batch, 1.0)
-    service = mix.prompt_mean * perf.step_time_s(op.batch, op.kv_tokens, lane) / lane
-    c = max(replicas, 1)
-    rho = lam * service
-    if rho >= 1.0:
-        return float("inf")
-    ei2 = mix.prompt_sq_mean if mix.prompt_sq_mean > 0 else mix.prompt_mean**2
-    cs2 = max(ei2 / mix.prompt_mean**2 - 1.0, 0.0)
-    return erlang_c(c, c * rho) * service / (c * (1.0 - rho)) * (1.0 + cs2) / 2.0
 
 
 def chunked_group_power_w(
@@ -241,7 +220,7 @@ def poisson_walk_wait_s(rate_per_s: float, capacity_per_s: float, dt_s: float, g
     """Mean wait the sub-segment FIFO walk (:func:`~.bursts.backlog_integral`, cells of ``dt_s`` served at
     ``capacity_per_s``) gives a stream of groups of ``group`` requests arriving as a Poisson stream at
     ``rate_per_s`` requests/s: the walk's own backlog of such a stream, which the chunked TTFT's queue for the
-    budgets (:func:`chunk_queue_wait_s`) already holds, so what a trace's walk holds beyond it is the burst.
+    step queue (:func:`chunked_step_queue`) already holds, so what a trace's walk holds beyond it is the burst.
     The backlog at a cell's end is the reflected random walk of increments ``group x Poisson(rate dt / group) -
     capacity dt``, whose stationary mean is Spitzer's ``sum_n E[S_n^+] / n`` (``S_n`` the sum of ``n``
     increments); Little's law makes it a wait (``E[Q] / rate``). Zero when overloaded or without arrivals."""
@@ -253,3 +232,30 @@ def poisson_walk_wait_s(rate_per_s: float, capacity_per_s: float, dt_s: float, g
     n = np.arange(1.0, terms + 1.0)
     excess = g * _poisson_excess(n * rate_per_s * dt_s / g, n * capacity_per_s * dt_s / g)
     return float((excess / n).sum()) / rate_per_s
+
+
+def chunked_step_queue(perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, replicas: int = 1) -> tuple[float, float]:
+    """(wait ``R`` for the next step boundary of any of ``replicas`` replicas pulling from one queue, prompt
+    tokens admitted beside a request at that boundary) of chunked-prefill steps at ``op``: the step queue of
+    :func:`~.bursts.step_queue_ttft_s` with the chunked mean step ``m1``. A step's chunks are the prompt tokens
+    that arrived during the step before it (compound Poisson), so its squared CV is
+    ``c_p^2 lam m1 E[I^2] / ((1 - rho^2) m1^2)`` (no hiding under the slack: an upper bound), a request waits
+    ``R = (m1 / c) (1 + cv2_c) / 2`` (``cv2_c = 1 + (cv2 - 1) / c``, superposed boundaries), and is admitted with
+    the ``2 c lam R`` prompts that arrived since the last boundary or before the next, whose chunks share its
+    steps (fused)."""
+    lam = op.rate_per_s
+    m1 = op.step_s
+    c = max(replicas, 1)
+    if lam <= 0 or m1 <= 0:
+        return 0.5 * max(m1, 0.0), 0.0
+    c_p = perf.c_prefill_s
+    rho = min(lam * c_p * mix.prompt_mean, 1.0 - 1e-9)
+    ei2 = mix.prompt_sq_mean if mix.prompt_sq_mean > 0 else mix.prompt_mean**2
+    cv2 = c_p * c_p * lam * m1 * ei2 / (1.0 - rho * rho) / (m1 * m1)
+    # a step lies between a decode step and a full one: its variance is at most (m1 - t_d) (t_full - m1)
+    lane = max(perf.step_token_budget - op.batch, 1.0)
+    t_d = perf.step_time_s(op.batch, op.kv_tokens, 0.0)
+    t_full = perf.step_time_s(op.batch, op.kv_tokens, lane)
+    cv2 = min(cv2, max(m1 - t_d, 0.0) * max(t_full - m1, 0.0) / (m1 * m1))
+    residual = m1 / c * (2.0 + (cv2 - 1.0) / c) / 2.0
+    return residual, 2.0 * c * lam * residual * mix.prompt_mean

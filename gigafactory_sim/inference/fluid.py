@@ -44,10 +44,10 @@ from gigafactory_sim.inference.bursts import (
 from gigafactory_sim.inference.chunked import batched_point_fn, chunked_ttft_at
 from gigafactory_sim.inference.chunked_bursts import (
     chunk_drain_per_s,
-    chunk_queue_wait_s,
     chunked_group_decode_s,
     chunked_group_power_w,
     chunked_group_ttft_s,
+    chunked_step_queue,
     own_group_walk_wait_s,
     poisson_walk_wait_s,
 )
@@ -474,7 +474,7 @@ class FluidService:
         """(TTFT per prompt quantile, decode time per output quantile or None where it is ``step_s`` per token,
         the step the latency sums take) of a chunked-prefill replica at ``op`` without waiting for a slot:
         :func:`~gigafactory_sim.inference.chunked.chunked_ttft_at`, and with ``step_queue`` the burst-aware
-        terms of :mod:`.chunked_bursts` (same-instant groups; the wait for a budget)."""
+        terms of :mod:`.chunked_bursts` (the step queue; same-instant groups)."""
         if not self.step_queue:
             return chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid), None, step_s
         decode_grid: np.ndarray | None = None
@@ -486,8 +486,9 @@ class FluidService:
             )
             step_s = self._decode_step_s(decode_grid, step_s)
         else:
-            ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
-        return ttft_grid + chunk_queue_wait_s(m.perf, self.mix, op, replicas), decode_grid, step_s
+            queue = chunked_step_queue(m.perf, self.mix, op, replicas)
+            ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid, queue=queue)
+        return ttft_grid, decode_grid, step_s
 
     def _decode_step_s(self, decode_s: np.ndarray, default_s: float) -> float:
         """The mean time per output token after the first of decode times ``decode_s`` on the output grid (what
