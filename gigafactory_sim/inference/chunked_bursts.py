@@ -1,26 +1,33 @@
-"""Fluid latency of chunked prefill under same-instant groups (a service's ``fluid: {step_queue: true}`` with
-``scheduling: {chunked_prefill: true}``): the counterpart of :mod:`.bursts` item 2 for :mod:`.chunked` steps.
+"""Fluid latency and power of chunked prefill under bursts (a service's ``fluid: {step_queue: true}``, the
+default, with ``scheduling: {chunked_prefill: true}``): the counterpart of :mod:`.bursts` for :mod:`.chunked`
+steps (``B`` the token budget, ``n`` the decodes, ``lane = B - n`` prompt tokens a step carries at most, a full
+step ``t_full = h + max(mem, cmp + c_p lane)``). Each term from its own mechanism:
 
-A group of ``g`` prompts arriving at one instant (``g = E[G^2] / E[G]``, :func:`~.bursts.size_biased_group`)
-is not prefilled in one step as with prefill-first steps: every replica with budget left takes the next
-prompt of the queue, so the group is spread over ``s = min(c, g)`` replicas and chunked through their budgets
-``B - n`` in full steps of ``t_full = h + max(mem, cmp + c_p (B - n))``. Hence:
+1. **Step queue** (:func:`chunked_step_queue`). A step carries the chunks of the prompts that arrived during
+   the step before it, so step lengths spread as prefill-first ones do (compound Poisson, squared CV
+   ``c_p^2 lam m1 E[I^2] / ((1 - rho^2) m1^2)`` about the chunked mean step ``m1``), but never beyond a full step
+   (variance at most ``(m1 - t_d) (t_full - m1)``). With ``c`` replicas pulling from one queue a request waits
+   ``R = (m1 / c) (1 + cv2_c) / 2`` for the next boundary of any of them, and its chunks share steps with the
+   ``2 c lam R`` prompts admitted beside it: they replace the mean field's ``t / 2`` and ``lam t E[I] / 2``.
+2. **Groups at one instant** (``g = E[G^2] / E[G]``, :func:`~.bursts.size_biased_group`). A group is not
+   prefilled in one step: every replica with budget left takes the next prompt of the queue, so it is spread over
+   ``s = min(c, g)`` replicas (:func:`group_spread`) and chunked through their budgets. A request waits for the
+   ``(g - 1) / 2`` mates ahead of it, ``(g - 1) E[I] / (2 s)`` tokens on its replica before its own, and the step
+   with its last chunk is filled by the mates behind it, so its steps are full (:func:`chunked_group_ttft_s`).
+3. **Decode beside the chunks** (:func:`chunked_group_decode_s`). Its first token comes while the
+   ``(g - 1) / (2 s)`` mates behind it on its replica are still chunked: it decodes through those full steps,
+   beside its mates still decoding, and through the chunks of the other groups: a Poisson number of lumps of
+   ``g / s`` prompts each, counted from its group's arrival on (a group arriving while its own is chunked is
+   chunked after it, in its decode). Power (:func:`chunked_group_power_w`): the prompts' tokens in full steps,
+   the groups decoding as an M/G/inf population, idle otherwise.
+4. **Sub-segment bursts.** The FIFO walk of :mod:`.bursts` drains at the budgets' rate
+   (:func:`chunk_drain_per_s`: a burst's queue fills every step's budget, whatever the SLO capacity), its backlog
+   at a segment's end is carried into the next (``FluidService.carry_burst``), and the part of its wait that
+   items 1 and 2 already hold is taken off: a group's own mates (:func:`own_group_walk_wait_s`) and the walk's
+   own backlog of a Poisson stream of the same rate (:func:`poisson_walk_wait_s`, exact). What stays is the
+   burst.
 
-1. **Mates ahead** (:func:`chunked_group_ttft_s`). The request ``k`` places into its group (uniform, so
-   ``(g - 1) / 2`` mates ahead on average) waits for the chunks ahead of it: ``(g - 1) E[I] / (2 s)`` prompt
-   tokens on its replica before its own ``I``, all in the chunked TTFT's ``ceil(work / (B - n))`` steps.
-2. **The walk's own-group wait** (:func:`own_group_walk_wait_s`). The sub-segment FIFO walk of :mod:`.bursts`
-   charges a group arriving alone in one cell for its own mates (served at the capacity rate); item 1 now holds
-   that wait, so it is taken off the walk's (what stays is the backlog of the other groups and bursts).
-3. **Decode beside the group's chunks** (:func:`chunked_group_decode_s`). A request's first token comes at the
-   end of its own last chunk, while the ``(g / s - 1) / 2`` mates behind it on its replica are still chunked:
-   it decodes through those full steps first. Its decode steps hold its mates still decoding (as in
-   :func:`~.bursts.group_decode_step_s`), and prompt tokens keep the budget full at ``f = lam E[I] / (B - n)``
-   full steps per second, each a stall of ``t_full - t_d`` beside a decode step ``t_d``: a request of ``O``
-   tokens decodes for ``D(O) = ((O - 1) t_d + min(own, O - 1) (t_full - t_d)) / (1 - f (t_full - t_d))``.
-
-With ``g == 1`` none of these applies (the chunked mean field of :mod:`.chunked` is kept). Units: seconds,
-requests, tokens.
+With ``g == 1`` items 2 and 3 do not apply. Units: seconds, requests, tokens, watts.
 """
 
 from __future__ import annotations
@@ -35,10 +42,14 @@ from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
+    "chunk_drain_per_s",
     "chunked_group_decode_s",
+    "chunked_group_power_w",
     "chunked_group_ttft_s",
+    "chunked_step_queue",
     "group_spread",
     "own_group_walk_wait_s",
+    "poisson_walk_wait_s",
 ]
 
 
@@ -219,8 +230,8 @@ def _poisson_excess(mean: np.ndarray, level: np.ndarray) -> np.ndarray:
 def poisson_walk_wait_s(rate_per_s: float, capacity_per_s: float, dt_s: float, group: float = 1.0) -> float:
     """Mean wait the sub-segment FIFO walk (:func:`~.bursts.backlog_integral`, cells of ``dt_s`` served at
     ``capacity_per_s``) gives a stream of groups of ``group`` requests arriving as a Poisson stream at
-    ``rate_per_s`` requests/s: the walk's own backlog of such a stream, which the chunked TTFT's queue for the
-    step queue (:func:`chunked_step_queue`) already holds, so what a trace's walk holds beyond it is the burst.
+    ``rate_per_s`` requests/s: the walk's own backlog of such a stream, which the chunked step queue
+    (:func:`chunked_step_queue`) already holds, so what a trace's walk holds beyond it is the burst.
     The backlog at a cell's end is the reflected random walk of increments ``group x Poisson(rate dt / group) -
     capacity dt``, whose stationary mean is Spitzer's ``sum_n E[S_n^+] / n`` (``S_n`` the sum of ``n``
     increments); Little's law makes it a wait (``E[Q] / rate``). Zero when overloaded or without arrivals."""
