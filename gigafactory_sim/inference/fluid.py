@@ -89,6 +89,7 @@ class Plan:
     capacity_per_s: float
     points: dict[int, OperatingPoint]
     serving: dict[int, int]
+    step_levels: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # (served, step) per window level
 
     def gpu_power_w(self, cluster: int) -> float:
         """Power of each GPU of a serving replica on ``cluster``."""
@@ -285,15 +286,22 @@ class FluidService:
                 windows = np.append(windows, served[whole:].sum())
                 spans = np.append(spans, (len(served) - whole) * dt)
             cells = windows / spans
+        step_levels: dict[int, list[tuple[float, float]]] = {}
         for c in self.models:
             share = self.models[c].rate_per_s / k if k > 0 else 0.0
             if cells is None:
                 points[c] = self.point(c, lam * share)
             else:
+                # chunked prefill: the windows' steps spread the end-to-end latency (:meth:`_window_e2e`)
+                levels = step_levels.setdefault(c, []) if self.models[c].perf.chunked else None
                 points[c] = burst_weighted_point(
-                    partial(self.point, c), cells * share, durations_s=spans, points_at=partial(self.points_at, c)
+                    partial(self.point, c),
+                    cells * share,
+                    durations_s=spans,
+                    points_at=partial(self.points_at, c),
+                    levels_out=levels,
                 )
-        return Plan(lam, k, points, dict(serving))
+        return Plan(lam, k, points, dict(serving), step_levels)
 
     def burst_drain_per_s(self, serving: dict[int, int], capacity_per_s: float) -> float:
         """Rate at which the sub-segment burst queue drains: the serving replicas' chunk budgets
@@ -429,6 +437,8 @@ class FluidService:
             e2e_grid = a_e2e + b * self.output_grid  # end-to-end per output quantile without waiting
             if decode_grid is not None:
                 e2e_grid = a_e2e + b + decode_grid
+            elif m.perf.chunked and self.step_queue and plan.step_levels.get(c):
+                e2e_grid = self._window_e2e(plan.step_levels[c], a_e2e + b, b)
             if self.step_queue and ttft_grid is not None and not m.perf.chunked:
                 e2e_grid = prefill_stall_spread(m.perf, self.mix, op, b, a_e2e, self.output_grid, self.group)
             spread = [(1.0, fluid_wait)]
@@ -489,6 +499,26 @@ class FluidService:
             queue = chunked_step_queue(m.perf, self.mix, op, replicas)
             ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid, queue=queue)
         return ttft_grid, decode_grid, step_s
+
+    def _window_e2e(
+        self, step_levels: list[tuple[float, float]], ttft_s: float, step_s: float, levels: int = 8
+    ) -> np.ndarray:
+        """End-to-end latency without waiting per output quantile (``levels x len(output grid)``, equally likely)
+        of requests whose first token comes after ``ttft_s``: a request decodes at the step of the window it is
+        served in, so the windows' steps ``step_levels`` ((requests served, step) each) spread it, taken at the
+        midpoints of ``levels`` equal shares of the requests and scaled to the mean ``step_s`` the latency sums
+        take."""
+        order = sorted(step_levels, key=lambda x: x[1])
+        served = np.array([s for s, _ in order])
+        steps = np.array([t for _, t in order])
+        cum = np.cumsum(served) / served.sum()
+        mids = (np.arange(levels) + 0.5) / levels
+        rows = steps[np.minimum(np.searchsorted(cum, mids, side="left"), len(steps) - 1)]
+        mean = float(rows.mean())
+        if mean <= 0:
+            rows, mean = np.full(levels, step_s), step_s
+        rows = rows * (step_s / mean)
+        return np.asarray(ttft_s + rows[:, None] * np.maximum(self.output_grid - 1.0, 0.0)[None, :], dtype=float)
 
     def _decode_step_s(self, decode_s: np.ndarray, default_s: float) -> float:
         """The mean time per output token after the first of decode times ``decode_s`` on the output grid (what
