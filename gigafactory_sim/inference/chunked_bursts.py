@@ -25,7 +25,8 @@ step ``t_full = h + max(mem, cmp + c_p lane)``). Each term from its own mechanis
    at a segment's end is carried into the next (``FluidService.carry_burst``), and the part of its wait that
    items 1 and 2 already hold is taken off: a group's own mates (:func:`own_group_walk_wait_s`) and the walk's
    own backlog of a Poisson stream of the same rate (:func:`poisson_walk_wait_s`, exact). What stays is the
-   burst.
+   burst. A request decodes at the step of the window it is served in: the windows' steps spread the
+   end-to-end histogram (``FluidService._window_e2e``).
 
 With ``g == 1`` items 2 and 3 do not apply. Units: seconds, requests, tokens, watts.
 """
