@@ -90,6 +90,7 @@ def compare(
         plan = fluid.plan(arrivals / (t1 - t0), {0: replicas}, t1 - t0, sub)
         fluid.account(plan, t0, t1, arrivals, sub)
         energy += replicas * gpus * plan.gpu_power_w(0) * (t1 - t0)
+    energy += replicas * gpus * _tail_energy_per_gpu_j(fluid, replicas)
     f_sum = fluid.summary()
     tokens = fluid.served * mix.output_mean
     f = Figures(
@@ -100,6 +101,22 @@ def compare(
         energy / tokens if tokens > 0 else float("inf"),
     )
     return f, d
+
+
+def _tail_energy_per_gpu_j(fluid: FluidService, replicas: int) -> float:
+    """Energy per GPU of serving the burst queue's backlog still carried at the horizon (chunked prefill,
+    :meth:`~gigafactory_sim.inference.fluid.FluidService.carry_burst`; zero otherwise) after it, as the discrete
+    model runs every request to its end: drained at the queue's rate, at the capacity operating point's
+    power."""
+    carry = fluid.burst_carry
+    if carry <= 0:
+        return 0.0
+    serving = {0: replicas}
+    k = fluid.capacity_per_s(serving)
+    drain = fluid.burst_drain_per_s(serving, k)
+    if drain <= 0:
+        return 0.0
+    return fluid.plan(k, serving, carry / drain).gpu_power_w(0) * carry / drain
 
 
 def relative_errors(fluid: Figures, discrete: Figures) -> dict[str, float]:

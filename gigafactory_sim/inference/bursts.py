@@ -166,12 +166,14 @@ def burst_weighted_point(
     bins: int = 16,
     durations_s: np.ndarray | None = None,
     points_at: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = None,
+    levels_out: list[tuple[float, float]] | None = None,
 ) -> OperatingPoint:
     """The operating point ``point(rate)`` averaged over windows served at ``served_rates`` (per replica) and
     lasting ``durations_s`` (equal if not given): power by time, step time by requests served (what a decoding
     request sees). The rates are grouped into ``bins`` levels; the rest of the point is that of the mean
     rate. ``points_at(rates)``: (power, step, feasible) of ``point`` at several rates at once, or None where it
-    cannot (then ``point`` is called at each)."""
+    cannot (then ``point`` is called at each). ``levels_out``: if given, (requests served, step) of each feasible
+    level are appended to it (the step averaged is their served-weighted mean)."""
     rates = np.asarray(served_rates, dtype=float)
     dur = np.ones_like(rates) if durations_s is None else np.asarray(durations_s, dtype=float)
     total = float(dur.sum())
@@ -211,6 +213,8 @@ def burst_weighted_point(
         if ok and s > 0:
             step += s * t
             weight += s
+            if levels_out is not None:
+                levels_out.append((s, t))
     power /= total
     return mean_point.with_power(power, step / weight if weight > 0 else mean_point.step_s)
 

@@ -109,15 +109,30 @@ def _step(perf: ReplicaPerf, mix: TokenMix, lam: float, t: float) -> _Step:
     return _Step(perf.step_overhead_s + max(mem, cmp) + excess, mem, cmp, excess, n)
 
 
-def chunked_ttft_s(perf: ReplicaPerf, step: _Step, lam: float, mix: TokenMix, prompt: np.ndarray) -> np.ndarray:
-    """Time to first token (no queueing for a slot) of prompts of ``prompt`` tokens, seconds."""
+def chunked_ttft_s(
+    perf: ReplicaPerf,
+    step: _Step,
+    lam: float,
+    mix: TokenMix,
+    prompt: np.ndarray,
+    ahead_tokens: float = 0.0,
+    queue: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Time to first token (no queueing for a slot) of prompts of ``prompt`` tokens, seconds. ``ahead_tokens``:
+    prompt tokens chunked on the replica before it beyond the step's own arrivals (same-instant group mates,
+    :func:`~gigafactory_sim.inference.chunked_bursts.chunked_group_ttft_s`). ``queue``: (wait for the next step
+    boundary, prompt tokens admitted beside it) in place of the mean field's ``t / 2`` and ``lam t E[I] / 2``
+    (:func:`~gigafactory_sim.inference.chunked_bursts.chunked_step_queue`)."""
     t = step.t
     lane = max(perf.step_token_budget - step.batch, 1.0)  # prefill tokens per step
-    work = np.asarray(prompt, dtype=float) + lam * t * mix.prompt_mean / 2.0
+    residual, beside = (0.5 * t, lam * t * mix.prompt_mean / 2.0) if queue is None else queue
+    work = np.asarray(prompt, dtype=float) + beside
+    if ahead_tokens > 0:
+        work = work + ahead_tokens
     steps = np.maximum(1.0, np.ceil(work / lane))
     slack = max(step.mem - step.cmp, 0.0)
     base = perf.step_overhead_s + max(step.mem, step.cmp)
-    return 0.5 * t + steps * base + np.maximum(perf.c_prefill_s * work - steps * slack, 0.0)
+    return residual + steps * base + np.maximum(perf.c_prefill_s * work - steps * slack, 0.0)
 
 
 def chunked_operating_point(
@@ -161,10 +176,19 @@ def chunked_operating_point(
     return OperatingPoint(lam, t, st.batch, float(ttft), e2e, e2e_q, float(ttft_q), lam * t * a_ctx, power, True)
 
 
-def chunked_ttft_at(perf: ReplicaPerf, mix: TokenMix, op: OperatingPoint, prompt: np.ndarray) -> np.ndarray:
-    """Time to first token (no queueing for a slot) of prompts of ``prompt`` tokens at operating point ``op``."""
+def chunked_ttft_at(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    op: OperatingPoint,
+    prompt: np.ndarray,
+    ahead_tokens: float = 0.0,
+    queue: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Time to first token (no queueing for a slot) of prompts of ``prompt`` tokens at operating point ``op``
+    (``ahead_tokens``, ``queue``: as in :func:`chunked_ttft_s`)."""
     st = _step(perf, mix, op.rate_per_s, op.step_s)
-    return chunked_ttft_s(perf, _Step(op.step_s, st.mem, st.cmp, st.excess, st.batch), op.rate_per_s, mix, prompt)
+    step = _Step(op.step_s, st.mem, st.cmp, st.excess, st.batch)
+    return chunked_ttft_s(perf, step, op.rate_per_s, mix, prompt, ahead_tokens, queue)
 
 
 def batched_point_fn(perf: ReplicaPerf) -> PointFn:

@@ -42,6 +42,15 @@ from gigafactory_sim.inference.bursts import (
     wait_levels,
 )
 from gigafactory_sim.inference.chunked import batched_point_fn, chunked_ttft_at
+from gigafactory_sim.inference.chunked_bursts import (
+    chunk_drain_per_s,
+    chunked_group_decode_s,
+    chunked_group_power_w,
+    chunked_group_ttft_s,
+    chunked_step_queue,
+    own_group_walk_wait_s,
+    poisson_walk_wait_s,
+)
 from gigafactory_sim.inference.perf import (
     OperatingPoint,
     ReplicaPerf,
@@ -80,6 +89,7 @@ class Plan:
     capacity_per_s: float
     points: dict[int, OperatingPoint]
     serving: dict[int, int]
+    step_levels: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # (served, step) per window level
 
     def gpu_power_w(self, cluster: int) -> float:
         """Power of each GPU of a serving replica on ``cluster``."""
@@ -187,8 +197,10 @@ class FluidService:
         self.arrived = self.served = self.rejected = self.late = 0.0
         self.wait_sum = self.ttft_sum = self.e2e_sum = self.tpot_sum = 0.0
         self.e2e_hist = LatencyHistogram()
-        self._points: dict[tuple[int, float], OperatingPoint] = {}
+        self._points: dict[tuple[int, float, int], OperatingPoint] = {}
+        self.replicas_serving = 1  # replicas of the segment being planned (groups spread over them: chunked)
         self._walk_memo: tuple[np.ndarray, tuple[float, float, float], Walk] | None = None
+        self.burst_carry = 0.0  # requests the sub-segment queue still held at the last segment's end (chunked)
         self.ttft_hist = LatencyHistogram()
 
     # -- planning ------------------------------------------------------------------------------------------
@@ -201,7 +213,7 @@ class FluidService:
     def point(self, cluster: int, rate_per_s: float) -> OperatingPoint:
         """The operating point of a replica on ``cluster`` at ``rate_per_s`` (a pure function of them for this
         service: memoised, a third of a burst-weighted run's rates recur)."""
-        key = (cluster, rate_per_s)
+        key = (cluster, rate_per_s, self.replicas_serving if self.grouped_chunked(self.models[cluster]) else 0)
         op = self._points.get(key)
         if op is None:
             if len(self._points) >= POINT_MEMO:
@@ -218,6 +230,10 @@ class FluidService:
             step = group_decode_step_s(m.perf, self.mix, op, self.group, self.output_sorted)
             power = group_power_w(m.perf, self.mix, m.power, op, self.group, self.group_max_output, step)
             op = op.with_power(power, step)
+        elif self.grouped_chunked(m) and op.feasible and rate_per_s > 0:  # (:mod:`.chunked_bursts`)
+            replicas = self.replicas_serving
+            power = chunked_group_power_w(m.perf, self.mix, m.power, op, self.output_sorted, replicas, self.group)
+            op = op.with_power(power)
         elif self.step_queue and not m.perf.chunked and op.feasible and rate_per_s > 0:  # prefill energy by work
             power = group_power_w(m.perf, self.mix, m.power, op, 1.0, self.mix.output_mean, op.step_s)
             op = op.with_power(power)
@@ -236,6 +252,11 @@ class FluidService:
         """Whether the burst-aware terms of same-instant groups apply (prefill-first continuous batching)."""
         return self.step_queue and self.group > 1.0 and self.batching == "continuous" and not m.perf.chunked
 
+    def grouped_chunked(self, m: ClusterModel) -> bool:
+        """Whether the burst-aware terms of same-instant groups under chunked prefill apply
+        (:mod:`.chunked_bursts`)."""
+        return self.step_queue and self.group > 1.0 and self.batching == "continuous" and m.perf.chunked
+
     def plan(
         self, rate_per_s: float, serving: dict[int, int], interval_s: float, sub_counts: np.ndarray | None = None
     ) -> Plan:
@@ -243,16 +264,18 @@ class FluidService:
         ``sub_counts`` (with ``step_queue``): its arrivals in equal cells, to weight power and step time by the
         bursts (:func:`~gigafactory_sim.inference.bursts.burst_weighted_point`)."""
         k = self.capacity_per_s(serving)
+        self.replicas_serving = max(sum(serving.values()), 1)
         offered = rate_per_s + self.backlog_requests() / max(interval_s, 1e-9)
         lam = min(offered, k)
         points: dict[int, OperatingPoint] = {}
         cells: np.ndarray | None = None
         spans: np.ndarray | None = None
-        grouped = self.group > 1.0 and all(self.grouped(m) for m in self.models.values())
+        grouped = self.group > 1.0 and all(self.grouped(m) or self.grouped_chunked(m) for m in self.models.values())
         # with same-instant groups a window's rate counts a request's own group, which the group step holds
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0 and not grouped:
             dt = interval_s / len(sub_counts)
-            served = served_per_cell(sub_counts, dt, k, self.backlog_requests(), self._walk(sub_counts, dt, k))
+            q0 = self.backlog_requests() + self.burst_carry
+            served = served_per_cell(sub_counts, dt, k, q0, self._walk(sub_counts, dt, k))
             # a replica's batch settles over a request's stay: weight by rates over windows that long
             stay = max(m.cap.e2e_s for m in self.models.values())
             w = max(1, min(round(stay / dt), len(served)))
@@ -263,20 +286,38 @@ class FluidService:
                 windows = np.append(windows, served[whole:].sum())
                 spans = np.append(spans, (len(served) - whole) * dt)
             cells = windows / spans
+        step_levels: dict[int, list[tuple[float, float]]] = {}
         for c in self.models:
             share = self.models[c].rate_per_s / k if k > 0 else 0.0
             if cells is None:
                 points[c] = self.point(c, lam * share)
             else:
+                # chunked prefill: the windows' steps spread the end-to-end latency (:meth:`_window_e2e`)
+                levels = step_levels.setdefault(c, []) if self.models[c].perf.chunked else None
                 points[c] = burst_weighted_point(
-                    partial(self.point, c), cells * share, durations_s=spans, points_at=partial(self.points_at, c)
+                    partial(self.point, c),
+                    cells * share,
+                    durations_s=spans,
+                    points_at=partial(self.points_at, c),
+                    levels_out=levels,
                 )
-        return Plan(lam, k, points, dict(serving))
+        return Plan(lam, k, points, dict(serving), step_levels)
+
+    def burst_drain_per_s(self, serving: dict[int, int], capacity_per_s: float) -> float:
+        """Rate at which the sub-segment burst queue drains: the serving replicas' chunk budgets
+        (:func:`~gigafactory_sim.inference.chunked_bursts.chunk_drain_per_s`) when every one is chunked prefill,
+        else ``capacity_per_s`` (the SLO capacity)."""
+        if not serving or not all(self.models[c].perf.chunked for c in serving):
+            return capacity_per_s
+        models = self.models
+        drain = sum(n * chunk_drain_per_s(models[c].perf, self.mix, models[c].cap) for c, n in serving.items())
+        return drain if drain > 0 else capacity_per_s
 
     def _walk(self, counts: np.ndarray, dt_s: float, rate_per_s: float) -> Walk:
-        """:func:`~gigafactory_sim.inference.bursts.fifo_walk` of ``counts`` from the backlog now; a segment
-        planned and accounted over the same cells, capacity and backlog walks once."""
-        key = (dt_s, rate_per_s, self.backlog_requests())
+        """:func:`~gigafactory_sim.inference.bursts.fifo_walk` of ``counts`` from the backlog now (the fluid
+        backlog and the sub-segment burst carried over, :meth:`carry_burst`); a segment planned and accounted
+        over the same cells, capacity and backlog walks once."""
+        key = (dt_s, rate_per_s, self.backlog_requests() + self.burst_carry)
         if self._walk_memo is not None and self._walk_memo[0] is counts and self._walk_memo[1] == key:
             return self._walk_memo[2]
         walk = fifo_walk(counts, dt_s, rate_per_s, key[2])
@@ -298,26 +339,47 @@ class FluidService:
         lam = arrivals / dt
         integral, served = fluid_segment(q0, arrivals, dt, k)
         levels: list[tuple[float, float]] | None = None
+        walk: Walk | None = None
         if self.step_queue and sub_counts is not None and len(sub_counts) > 1 and k > 0:
             cell = dt / len(sub_counts)
             # the step queue already holds the waiting of a compound Poisson stream at this rate: only the
             # backlog beyond it (bursts) is added
             base = poisson_backlog_wait_s(lam, k, self.group)
-            if self.batching != "continuous" or any(self.models[c].perf.chunked for c in plan.serving):
-                base = 0.0  # no step-queue TTFT to hold it (chunked prefill, or one request at a time)
-            walk = self._walk(sub_counts, cell, k)
-            fifo = max(backlog_integral(sub_counts, cell, k, q0, walk) - arrivals * base, 0.0)
+            if self.batching != "continuous":
+                base = 0.0  # no step-queue TTFT to hold it (one request at a time)
+            elif any(self.models[c].perf.chunked for c in plan.serving):
+                # the chunked TTFT holds a group's own mates ahead and the Poisson queue for the budgets
+                # (:mod:`.chunked_bursts`): the walk keeps the other groups' and the bursts' backlog
+                drain = self.burst_drain_per_s(plan.serving, k)
+                base = own_group_walk_wait_s(self.group, cell, drain) + poisson_walk_wait_s(lam, drain, cell)
+            drain = self.burst_drain_per_s(plan.serving, k)
+            walk = self._walk(sub_counts, cell, drain)
+            q_walk = q0 + self.burst_carry
+            fifo = max(backlog_integral(sub_counts, cell, drain, q_walk, walk) - arrivals * base, 0.0)
             integral = max(integral, fifo)
-            waits = np.maximum(cell_waits_s(sub_counts, cell, k, q0, walk) - base, 0.0)
+            waits = np.maximum(cell_waits_s(sub_counts, cell, drain, q_walk, walk) - base, 0.0)
             levels = wait_levels(waits, np.asarray(sub_counts, dtype=float))
         self.backlog.append([0.5 * (t0_s + t1_s), arrivals])
         self.rejected = drain_cohorts(self.backlog, served, t1_s, self.queue_timeout_s, self.rejected)
+        self.carry_burst(plan, walk)
         if served <= 0:
             return 0.0
         self.served += served
         fluid_wait = integral / served
         self._latencies(plan, served, fluid_wait, stable=not self.backlog, levels=levels)
         return served
+
+    def carry_burst(self, plan: Plan, walk: Walk | None) -> None:
+        """Keep the sub-segment queue's backlog at the segment's end (``walk``: its
+        :func:`~gigafactory_sim.inference.bursts.fifo_walk`, None when not run) beyond the fluid backlog, as the
+        start of the next segment's walk: a burst near a segment's end still waits in the next one (else the
+        control interval's edges would cut its queue). Chunked prefill only (the prefill-first fluid keeps its
+        results: its walk starts from the fluid backlog)."""
+        chunked = any(self.models[c].perf.chunked for c in plan.serving)
+        if walk is None or not chunked or len(walk[3]) == 0:
+            self.burst_carry = 0.0
+            return
+        self.burst_carry = max(float(walk[3][-1]) - self.backlog_requests(), 0.0)
 
     def _latencies(
         self,
@@ -351,13 +413,14 @@ class FluidService:
             t = op.step_s
             c_p = m.perf.c_prefill_s
             ttft_grid: np.ndarray | None = None  # TTFT per prompt quantile without waiting, where not linear
+            decode_grid: np.ndarray | None = None  # first to last token per output quantile, where not linear
             if self.batching == "none":
                 a_ttft, a_e2e, b = t, c_p * self.mix.prompt_mean, t
             elif m.perf.chunked or self.step_queue:
+                replicas = sum(plan.serving.values())
                 if m.perf.chunked:
-                    ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid)
+                    ttft_grid, decode_grid, t = self._chunked_latency(m, op, replicas, t)
                 else:
-                    replicas = sum(plan.serving.values())
                     ttft_grid = step_queue_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
                 b = t
                 a_ttft, a_e2e = 0.0, float(ttft_grid.mean()) - b
@@ -372,6 +435,10 @@ class FluidService:
             self.e2e_sum += weight * (wait + a_e2e + b * self.mix.output_mean)
             self.tpot_sum += weight * b
             e2e_grid = a_e2e + b * self.output_grid  # end-to-end per output quantile without waiting
+            if decode_grid is not None:
+                e2e_grid = a_e2e + b + decode_grid
+            elif m.perf.chunked and self.step_queue and plan.step_levels.get(c):
+                e2e_grid = self._window_e2e(plan.step_levels[c], a_e2e + b, b)
             if self.step_queue and ttft_grid is not None and not m.perf.chunked:
                 e2e_grid = prefill_stall_spread(m.perf, self.mix, op, b, a_e2e, self.output_grid, self.group)
             spread = [(1.0, fluid_wait)]
@@ -410,6 +477,54 @@ class FluidService:
             )
             self.e2e_hist.add_grid(waits, e2e_grid, [weight * p / e2e_grid.size for p in kept])
             self.late += weight * (1.0 - attained)
+
+    def _chunked_latency(
+        self, m: ClusterModel, op: OperatingPoint, replicas: int, step_s: float
+    ) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """(TTFT per prompt quantile, decode time per output quantile or None where it is ``step_s`` per token,
+        the step the latency sums take) of a chunked-prefill replica at ``op`` without waiting for a slot:
+        :func:`~gigafactory_sim.inference.chunked.chunked_ttft_at`, and with ``step_queue`` the burst-aware
+        terms of :mod:`.chunked_bursts` (the step queue; same-instant groups)."""
+        if not self.step_queue:
+            return chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid), None, step_s
+        decode_grid: np.ndarray | None = None
+        if self.grouped_chunked(m):
+            ttft_grid = chunked_group_ttft_s(m.perf, self.mix, op, self.prompt_grid, replicas, self.group)
+            ahead = float(ttft_grid.mean())
+            decode_grid = chunked_group_decode_s(
+                m.perf, self.mix, op, self.output_grid, self.output_sorted, replicas, self.group, ahead
+            )
+            step_s = self._decode_step_s(decode_grid, step_s)
+        else:
+            queue = chunked_step_queue(m.perf, self.mix, op, replicas)
+            ttft_grid = chunked_ttft_at(m.perf, self.mix, op, self.prompt_grid, queue=queue)
+        return ttft_grid, decode_grid, step_s
+
+    def _window_e2e(
+        self, step_levels: list[tuple[float, float]], ttft_s: float, step_s: float, levels: int = 8
+    ) -> np.ndarray:
+        """End-to-end latency without waiting per output quantile (``levels x len(output grid)``, equally likely)
+        of requests whose first token comes after ``ttft_s``: a request decodes at the step of the window it is
+        served in, so the windows' steps ``step_levels`` ((requests served, step) each) spread it, taken at the
+        midpoints of ``levels`` equal shares of the requests and scaled to the mean ``step_s`` the latency sums
+        take."""
+        order = sorted(step_levels, key=lambda x: x[1])
+        served = np.array([s for s, _ in order])
+        steps = np.array([t for _, t in order])
+        cum = np.cumsum(served) / served.sum()
+        mids = (np.arange(levels) + 0.5) / levels
+        rows = steps[np.minimum(np.searchsorted(cum, mids, side="left"), len(steps) - 1)]
+        mean = float(rows.mean())
+        if mean <= 0:
+            rows, mean = np.full(levels, step_s), step_s
+        rows = rows * (step_s / mean)
+        return np.asarray(ttft_s + rows[:, None] * np.maximum(self.output_grid - 1.0, 0.0)[None, :], dtype=float)
+
+    def _decode_step_s(self, decode_s: np.ndarray, default_s: float) -> float:
+        """The mean time per output token after the first of decode times ``decode_s`` on the output grid (what
+        the latency sums take as the step): their mean over the grid's mean output tokens after the first."""
+        steps = float(np.maximum(self.output_grid - 1.0, 0.0).mean())
+        return float(decode_s.mean()) / steps if steps > 0 else default_s
 
     @staticmethod
     def _cdf(sorted_values: np.ndarray, x: float) -> float:
