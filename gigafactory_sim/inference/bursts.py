@@ -46,6 +46,7 @@ __all__ = [
     "group_decode_step_s",
     "group_power_w",
     "max_mean",
+    "min_mean",
     "poisson_backlog_wait_s",
     "poisson_levels",
     "prefill_first_power_step",
@@ -343,7 +344,7 @@ def group_decode_step_s(
     if len(o) == 0 or mix.output_mean <= 0:
         return op.step_s
     lam = op.rate_per_s
-    mates = max(group - 1.0, 0.0) * _min_mean(o) / mix.output_mean
+    mates = max(group - 1.0, 0.0) * min_mean(o) / mix.output_mean
     rho = lam * perf.c_prefill_s * mix.prompt_mean
     den_mem = 1.0 - rho - lam * perf.kv_time_per_token_s * mix.context_token_steps
     den_cmp = 1.0 - rho - lam * perf.c_decode_s * mix.output_mean
@@ -356,7 +357,7 @@ def group_decode_step_s(
     return max(t_mem, t_cmp)
 
 
-def _min_mean(sorted_values: np.ndarray) -> float:
+def min_mean(sorted_values: np.ndarray) -> float:
     """``E[min(X, X')]`` of two independent draws from the empirical distribution ``sorted_values``."""
     n = len(sorted_values)
     # min of two draws is x_(i) when both are >= x_(i) and not both > x_(i): weight ((n-i)^2 - (n-i-1)^2) / n^2

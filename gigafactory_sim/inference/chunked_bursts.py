@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from gigafactory_sim.inference.bursts import _min_mean, max_mean, poisson_levels
+from gigafactory_sim.inference.bursts import max_mean, min_mean, poisson_levels
 from gigafactory_sim.inference.chunked import chunked_ttft_at
 from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
 from gigafactory_sim.power.models import GpuPowerModel
@@ -124,7 +124,7 @@ def chunked_group_decode_s(
     steps = np.maximum(o - 1.0, 0.0)
     spread = group_spread(replicas, group)
     here = max(group / spread - 1.0, 0.0)  # mates on the request's replica
-    decoding = here * _min_mean(output_sorted) / mix.output_mean if mix.output_mean > 0 else 0.0
+    decoding = here * min_mean(output_sorted) / mix.output_mean if mix.output_mean > 0 else 0.0
     n = max(op.batch, 0.0) + decoding
     ctx = op.kv_tokens + decoding * (mix.prompt_mean + 0.5 * mix.output_mean)
     lane = max(perf.step_token_budget - n, 1.0)
