@@ -11,6 +11,7 @@ policy among the sites where they fit at once, and move no data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -288,7 +289,7 @@ class FederationRun:
         self.local_to_global[k].append(i)
         self.local_segment[k].append(int(self.rec_migrations[i]))
         self.rec_local[i] = local
-        if np.isnan(self.rec_delivered_s[i]):
+        if math.isnan(self.rec_delivered_s[i]):
             self.rec_delivered_s[i] = self.env.now
         site = self.sites[k]
         site.jobs.copy_row(local, self.prepared.jobs, i)
