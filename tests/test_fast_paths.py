@@ -44,6 +44,44 @@ def test_deferral_window_rule_equals_the_numpy_one() -> None:
     assert checked > 10_000
 
 
+def test_deferral_release_many_equals_release_s() -> None:
+    """The release times decided ahead, many arrivals at once, against :meth:`Deferral.release_s` one by one:
+    the same floats, with ties, arrivals on breakpoints, before the signal, past its end, and runs of every
+    length (below 1 s, up to past ``run_window``)."""
+    rng = np.random.default_rng(2)
+    checked = 0
+    for trial in range(8):
+        times = np.cumsum(rng.choice([900.0, 1800.0, 3600.0], 300)) - 5000.0
+        values = rng.uniform(50.0, 500.0, 300)
+        if trial % 2:
+            values = np.round(values / 100.0) * 100.0  # ties between candidate starts
+        signal = Signal("carbon", "gCO2/kWh", times, values)
+        cfg = DeferralConfig(rule="window", max_delay=float(rng.choice([3600.0, 6 * 3600.0, 12 * 3600.0])))
+        d = Deferral(cfg, signal, {0}, 30 * 86400.0)
+        now = np.concatenate(
+            (rng.uniform(-8000.0, times[-1] + 8000.0, 3000), times[::3], [times[0], times[-1], d._t[-1], -1e9, 1e12])
+        )
+        work = np.concatenate(
+            (
+                rng.choice([0.0, 0.5, 1.0, 60.0, 3600.0, 86400.0, 2e5], len(now) // 2),
+                rng.uniform(0.0, 2e5, len(now) - len(now) // 2),
+            )
+        )
+        rng.shuffle(work)
+        many = d.release_many(now, work)
+        one = [d.release_s(a, w) for a, w in zip(now.tolist(), work.tolist(), strict=True)]
+        assert many.tolist() == one
+        x = np.concatenate((now, times, d._t, now + work))
+        assert d._cumulative_many(x).tolist() == [d._cumulative_at(v) for v in x.tolist()]
+        checked += len(one)
+    thr = Deferral(DeferralConfig(rule="threshold", threshold=200.0), signal, {0}, 30 * 86400.0)
+    assert thr.release_many(now[:200], work[:200]).tolist() == [
+        thr.release_s(a, w) for a, w in zip(now[:200].tolist(), work[:200].tolist(), strict=True)
+    ]
+    assert len(d.release_many(np.zeros(0), np.zeros(0))) == 0
+    assert checked > 20_000
+
+
 def test_job_table_name_codes_equal_numpy_unique() -> None:
     """The job table's tenant and class codes: the names sorted as np.unique sorts them (code points: upper case
     before lower, accents after ASCII), each job the index of its name."""

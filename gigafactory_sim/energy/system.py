@@ -32,6 +32,8 @@ from gigafactory_sim.sim.state import Job
 
 __all__ = ["EnergySystem"]
 
+_AHEAD = 4096  # job rows whose deferral release times are decided at once
+
 
 class EnergySystem:
     """The energy feature of one run; see the module docstring."""
@@ -85,6 +87,10 @@ class EnergySystem:
         self.period_snapshots: list[tuple[float, np.ndarray]] = []
         self.held = 0
         self.deadlines: dict[int, float] = {}
+        self._ahead_lo = 0  # release times decided ahead for job rows _ahead_lo... (see _release_s)
+        self._ahead_now: list[float] = []
+        self._ahead_work: list[float] = []
+        self._ahead_release: list[float] = []
         self.k = 0
         self._apply(0)
 
@@ -195,7 +201,7 @@ class EnergySystem:
             return False
         now = ops.env.now
         self.deadlines[job.idx] = now + d.cfg.max_delay + job.work_s  # completion, at reference speed
-        release = d.release_s(now, job.work_s)
+        release = self._release_s(d, job.idx, now, job.work_s)
         if release <= now:
             return False
         d.deferred += 1
@@ -205,6 +211,32 @@ class EnergySystem:
         ops.meter.values[self.ch["deferred_jobs"]] = self.held
         ops.env.timeout(release - now).callbacks.append(lambda _e: self._release(job, allowed))
         return True
+
+    def _release_s(self, d: Deferral, idx: int, now: float, work_s: float) -> float:
+        """``d.release_s(now, work_s)`` for job row ``idx``: decided ahead, :data:`_AHEAD` rows of the job table at
+        a time (:meth:`Deferral.release_many`, the same floats), and taken when the arrival is the one decided
+        (its time and work those of its row, as every job arriving in the engine); any other is decided now."""
+        i = idx - self._ahead_lo
+        if i >= len(self._ahead_now):
+            self._decide_ahead(d, idx)
+            i = 0
+        if i >= 0 and self._ahead_now[i] == now and self._ahead_work[i] == work_s:
+            return self._ahead_release[i]
+        return d.release_s(now, work_s)
+
+    def _decide_ahead(self, d: Deferral, lo: int) -> None:
+        jobs = self.ops.facility.jobs
+        hi = min(lo + _AHEAD, len(jobs))
+        submit, work = jobs.submit_s[lo:hi], jobs.work_s[lo:hi]
+        flexible = np.isin(jobs.source_idx[lo:hi], sorted(d.flexible_sources)) & (
+            jobs.priority[lo:hi] <= d.cfg.max_priority
+        )
+        release = np.full(hi - lo, np.nan)
+        release[flexible] = d.release_many(submit[flexible], work[flexible])
+        self._ahead_lo = lo
+        self._ahead_now = np.where(flexible, submit, np.nan).tolist()  # (NaN: not flexible, never taken)
+        self._ahead_work = work.tolist()
+        self._ahead_release = release.tolist()
 
     def _release(self, job: Job, allowed: tuple[int, ...]) -> None:
         ops = self.ops
