@@ -7,9 +7,16 @@ runs.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
+import pytest
 
 from gigafactory_sim.energy.deferral import Deferral, DeferralConfig
+from gigafactory_sim.energy.solve import MARGIN_W
+from gigafactory_sim.energy.system import EnergySystem
 from gigafactory_sim.grid.signals import Signal
 
 
@@ -98,3 +105,61 @@ def test_job_table_name_codes_equal_numpy_unique() -> None:
     assert np.array_equal(codes, np.asarray(ref_codes, dtype=np.int32).reshape(-1)[order])
     empty_names, empty_codes = _codes([], np.zeros(0, dtype=np.int64))
     assert empty_names == [] and len(empty_codes) == 0
+
+
+def _reference_after_pass(self: EnergySystem, now_s: float, clusters: list[int]) -> None:
+    """EnergySystem.after_pass before the IT limit was kept per segment and the throttled flags per limit
+    change: the limit, the thetas and IT power re-derived at every pass."""
+    if not self.active:
+        return
+    for c in clusters:
+        if c not in self._blocked_now:
+            self.blocked.pop(c, None)
+    self._blocked_now.clear()
+    ctrl = self.ctrl
+    limit = (ctrl.facility_limit_w() - ctrl.b_w - MARGIN_W) / ctrl.a
+    assert limit == ctrl.it_limit_w() or (math.isinf(limit) and limit == ctrl.it_limit_w())
+    assert ctrl.throttled == any(t < 1.0 for t in ctrl.theta)
+    assert ctrl.unthrottled == all(t >= 1.0 for t in ctrl.theta)
+    if not (self._quiet_under_cap and all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= limit):
+        for policy in self.enforcers:
+            policy.enforce(ctrl, now_s)
+    ops = self.ops
+    v = ops.meter.values
+    ch = self.ch
+    if any(t < 1.0 for t in self.ctrl.theta) or v[ch["throttled_gpus"]] or v[ch["slowed_gpus"]]:
+        _SEEN["throttled"] += 1
+        v[ch["throttled_gpus"]], v[ch["slowed_gpus"]] = self.ctrl.throttle_stats()
+    if self.blocked:
+        _SEEN["blocked"] += 1
+        it_w = ops.meter.it_power_w()
+        for c, at_w in list(self.blocked.items()):
+            if it_w < at_w - 1.0:
+                self.blocked[c] = it_w
+                ops.request_pass(c)
+    v[ch["power_blocked_gpus"]] = sum(ops.facility.queued_gpus[c] for c in self.blocked)
+
+
+_SEEN = {"throttled": 0, "blocked": 0}
+
+
+def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capped run (admission blocks, capping throttles) with after_pass as it was: the same results, figure for
+    figure (the golden outputs check the shipped scenarios the same way)."""
+    from gigafactory_sim import load_scenario, run
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    cases = (
+        ("power-capped.yaml", ["horizon=1d", "energy.power_cap_mw.base_mw=45", "energy.power_cap_mw.windows.0.mw=40"]),
+        ("carbon-aware.yaml", ["horizon=2d"]),
+    )
+    for name, overrides in cases:
+        scenario = load_scenario(root / name, [*overrides, "report.interval=1h"])
+        fast = run(scenario)
+        with monkeypatch.context() as m:
+            m.setattr(EnergySystem, "after_pass", _reference_after_pass)
+            ref = run(scenario)
+        assert fast.summary == ref.summary
+        pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
+        pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
+    assert _SEEN["throttled"] and _SEEN["blocked"], _SEEN

@@ -45,15 +45,25 @@ class PowerControl:
         self.b_w = 0.0
         self.renewable_w = 0.0
         self.cap_w = math.inf  # the effective limit on grid draw (hard cap and budget pacing)
+        self._it_limit_w = math.inf
+        self.set_signals(self.a, self.b_w, self.renewable_w, self.cap_w)
+        self.throttled = False  # some cluster's GPU limit is lowered: any theta below 1 (set by set_theta)
+        self.unthrottled = True  # every theta at or above 1
         self.suspended = 0
+
+    def set_signals(self, a: float, b_w: float, renewable_w: float, cap_w: float) -> None:
+        """Put a segment's PUE coefficients, renewable output and effective cap in force (the only way they
+        change: the IT limit is computed here, once a segment, not at every pass)."""
+        self.a, self.b_w, self.renewable_w, self.cap_w = a, b_w, renewable_w, cap_w
+        self._it_limit_w = (self.facility_limit_w() - self.b_w - MARGIN_W) / self.a
 
     # -- power -----------------------------------------------------------------------------------------------
     def facility_limit_w(self) -> float:
         return self.cap_w + self.renewable_w
 
     def it_limit_w(self) -> float:
-        """Largest IT power under the cap."""
-        return (self.facility_limit_w() - self.b_w - MARGIN_W) / self.a
+        """Largest IT power under the cap (set by :meth:`set_signals`)."""
+        return self._it_limit_w
 
     def it_power_w(self) -> float:
         return self.ops.meter.it_power_w()
@@ -103,6 +113,8 @@ class PowerControl:
         if abs(theta - self.theta[c]) <= 1e-12:
             return
         self.theta[c] = theta
+        self.throttled = any(t < 1.0 for t in self.theta)
+        self.unthrottled = all(t >= 1.0 for t in self.theta)
         model = self.models[c]
         limit = theta * self.board_w[c]
         for g in self.facility.groups[c].values():

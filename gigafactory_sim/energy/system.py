@@ -11,6 +11,7 @@ of the results; and a result contributor.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Generator
 from typing import Any, cast
 
@@ -68,6 +69,7 @@ class EnergySystem:
         meter = ops.meter
         meter.add_channels(list(channels.ENERGY_DERIVED) + list(channels.ENERGY_SIGNALS))
         self.ch = {name: meter.index[name] for name in (*channels.ENERGY_DERIVED, *channels.ENERGY_SIGNALS)}
+        self._ch_after_pass = (self.ch["throttled_gpus"], self.ch["slowed_gpus"], self.ch["power_blocked_gpus"])
         names = f.cluster_names
         self.acc = Accounting(
             meter.index,
@@ -100,9 +102,9 @@ class EnergySystem:
         plan = self.plan
         self.k = k
         acc, ctrl = self.acc, self.ctrl
-        acc.a = ctrl.a = float(plan.seg_a[k])
-        acc.b_w = ctrl.b_w = float(plan.seg_b[k])
-        acc.renewable_w = ctrl.renewable_w = float(plan.seg_renewable_w[k])
+        acc.a = float(plan.seg_a[k])
+        acc.b_w = float(plan.seg_b[k])
+        acc.renewable_w = float(plan.seg_renewable_w[k])
         acc.carbon_g_per_kwh = float(plan.seg_carbon[k])
         acc.price_eur_per_mwh = float(plan.seg_price[k])
         if acc.eed is not None:
@@ -113,7 +115,8 @@ class EnergySystem:
         for b in self.budgets:
             cap = min(cap, b.cap_w(k, float(integral[self.ch[b.channel]])))
         acc.hard_cap_w = hard
-        acc.cap_w = ctrl.cap_w = cap
+        acc.cap_w = cap
+        ctrl.set_signals(acc.a, acc.b_w, acc.renewable_w, cap)
         v = self.ops.meter.values
         ch = self.ch
         v[ch["renewable_w"]] = acc.renewable_w
@@ -164,26 +167,33 @@ class EnergySystem:
     def after_pass(self, now_s: float, clusters: list[int]) -> None:
         if not self.active:
             return
-        for c in clusters:
-            if c not in self._blocked_now:
-                self.blocked.pop(c, None)
+        blocked = self.blocked
+        if blocked:  # (nothing to unblock otherwise)
+            for c in clusters:
+                if c not in self._blocked_now:
+                    blocked.pop(c, None)
         self._blocked_now.clear()
         ctrl = self.ctrl
-        if not (self._quiet_under_cap and all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= ctrl.it_limit_w()):
+        ops = self.ops
+        it_w = ops.meter.it_power_w() if self._quiet_under_cap and ctrl.unthrottled else math.nan
+        if not it_w <= ctrl.it_limit_w():  # (NaN: throttled, or an enforcer that always acts)
             for policy in self.enforcers:
                 policy.enforce(ctrl, now_s)
-        ops = self.ops
+            it_w = math.nan  # (the enforcers may have changed it)
         v = ops.meter.values
-        ch = self.ch
-        if any(t < 1.0 for t in self.ctrl.theta) or v[ch["throttled_gpus"]] or v[ch["slowed_gpus"]]:
-            v[ch["throttled_gpus"]], v[ch["slowed_gpus"]] = self.ctrl.throttle_stats()
-        if self.blocked:
-            it_w = ops.meter.it_power_w()
-            for c, at_w in list(self.blocked.items()):
+        i_throttled, i_slowed, i_blocked = self._ch_after_pass
+        if ctrl.throttled or v[i_throttled] or v[i_slowed]:
+            v[i_throttled], v[i_slowed] = ctrl.throttle_stats()
+        if blocked:
+            if it_w != it_w:
+                it_w = ops.meter.it_power_w()
+            for c, at_w in list(blocked.items()):
                 if it_w < at_w - 1.0:
-                    self.blocked[c] = it_w
+                    blocked[c] = it_w
                     ops.request_pass(c)
-        v[ch["power_blocked_gpus"]] = sum(ops.facility.queued_gpus[c] for c in self.blocked)
+            v[i_blocked] = sum(ops.facility.queued_gpus[c] for c in blocked)
+        else:
+            v[i_blocked] = 0
 
     # -- PowerWatcher ----------------------------------------------------------------------------------------
     def power_changed(self, c: int) -> None:
