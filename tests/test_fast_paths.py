@@ -18,6 +18,9 @@ from gigafactory_sim.energy.deferral import Deferral, DeferralConfig
 from gigafactory_sim.energy.solve import MARGIN_W
 from gigafactory_sim.energy.system import EnergySystem
 from gigafactory_sim.grid.signals import Signal
+from gigafactory_sim.inference.runtime import preemption_victims
+from gigafactory_sim.sim.cluster import ClusterState
+from gigafactory_sim.sim.state import Job
 
 
 def _reference_release_s(d: Deferral, now_s: float, work_s: float) -> float:
@@ -163,3 +166,80 @@ def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch)
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
     assert _SEEN["throttled"] and _SEEN["blocked"], _SEEN
+
+
+def _reference_victims(running: list[Job], st: ClusterState, gpus: int, priority: int, now: float) -> list[Job] | None:
+    """InferenceRuntime.preempt_for's choice before preemption_victims: a map of per-node lists of pairs."""
+    gpn = st.gpus_per_node
+    on_node: dict[int, list[tuple[Job, int]]] = {}
+    for job in running:
+        for node, k in job.alloc:
+            on_node.setdefault(node, []).append((job, k))
+    need_free = gpus if gpus <= gpn else gpn
+    best: tuple[float, list[Job]] | None = None
+    for node, held in on_node.items():
+        if not st.node_up[node]:
+            continue
+        lacking = need_free - st.node_free[node]
+        if lacking <= 0:
+            continue
+        if len(held) == 1:
+            job, k = held[0]
+            if job.priority < priority and k >= lacking:
+                cost = job.gpus * (now - job.start_s)
+                if best is None or cost < best[0]:
+                    best = (cost, [job])
+            continue
+        lower = [(j, k) for j, k in held if j.priority < priority]
+        if sum(k for _, k in lower) < lacking:
+            continue
+        chosen: list[Job] = []
+        freed = 0
+        cost = 0.0
+        for job, k in sorted(lower, key=lambda e: e[0].gpus * (now - e[0].start_s)):
+            chosen.append(job)
+            freed += k
+            cost += job.gpus * (now - job.start_s)
+            if freed >= lacking:
+                break
+        if freed >= lacking and (best is None or cost < best[0]):
+            best = (cost, chosen)
+    return None if best is None else best[1]
+
+
+def test_preemption_victims_equal_the_reference() -> None:
+    """Random clusters (jobs of every size, nodes down, GPUs held by replicas, start times with ties) and requests
+    of every size: the same victims, in the same order, as the map of per-node lists it replaces."""
+    rng = np.random.default_rng(3)
+    checked = found = 0
+    for trial in range(60):
+        nodes, gpn = int(rng.integers(4, 60)), int(rng.choice([4, 8]))
+        st = ClusterState("c", 0, nodes, gpn)
+        running: list[Job] = []
+        for i in range(int(rng.integers(0, nodes * 3))):
+            size = int(rng.choice([1, 2, 3, 4, 8, 16, 32]))
+            if rng.random() < 0.15:  # a replica's GPUs: held, but by no training job
+                if st.fits(size):
+                    st.allocate(size)
+                continue
+            if not st.fits(size):
+                continue
+            job = Job(i, 0.0, size, 3600.0, int(rng.integers(0, 3)), 0.5)
+            job.alloc = st.allocate(size)
+            job.start_s = float(rng.choice([0.0, 100.0, 250.0])) if trial % 2 else float(rng.uniform(0.0, 900.0))
+            running.append(job)
+        order = rng.permutation(len(running))
+        running = [running[k] for k in order]
+        for node in rng.choice(nodes, size=int(rng.integers(0, 3)), replace=False).tolist():
+            st.set_down(int(node))
+        for gpus in (1, 2, 3, 4, gpn, 2 * gpn):
+            for priority in (1, 2, 10):
+                now = 1000.0 + float(rng.uniform(0.0, 10.0))
+                ref = _reference_victims(running, st, gpus, priority, now)
+                fast = preemption_victims(running, st, gpus, priority, now)
+                assert (None if fast is None else [j.idx for j in fast]) == (
+                    None if ref is None else [j.idx for j in ref]
+                )
+                checked += 1
+                found += ref is not None
+    assert checked > 1000 and found > 300
