@@ -89,6 +89,7 @@ class EnergySystem:
         self.period_snapshots: list[tuple[float, np.ndarray]] = []
         self.held = 0
         self.deadlines: dict[int, float] = {}
+        self._release_cb = self._release  # bound once: holding a job creates no callable
         self._ahead_lo = 0  # release times decided ahead for job rows _ahead_lo... (see _release_s)
         self._ahead_now: list[float] = []
         self._ahead_work: list[float] = []
@@ -219,7 +220,9 @@ class EnergySystem:
         d.deferred_gpu_s += job.gpus * (release - now)
         self.held += 1
         ops.meter.values[self.ch["deferred_jobs"]] = self.held
-        ops.env.timeout(release - now).callbacks.append(lambda _e: self._release(job, allowed))
+        # the job rides on its release event (one tuple per held job, not a closure of five objects for the
+        # garbage collector to follow while it waits)
+        ops.env.timeout(release - now, (job, allowed)).callbacks.append(self._release_cb)
         return True
 
     def _release_s(self, d: Deferral, idx: int, now: float, work_s: float) -> float:
@@ -248,7 +251,8 @@ class EnergySystem:
         self._ahead_work = work.tolist()
         self._ahead_release = release.tolist()
 
-    def _release(self, job: Job, allowed: tuple[int, ...]) -> None:
+    def _release(self, event: simpy.Event) -> None:
+        job, allowed = cast(tuple[Job, tuple[int, ...]], event.value)
         ops = self.ops
         ops.begin_event()
         self.held -= 1
