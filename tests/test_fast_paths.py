@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gigafactory_sim.energy.control import PowerControl
 from gigafactory_sim.energy.deferral import Deferral, DeferralConfig
 from gigafactory_sim.energy.solve import MARGIN_W
 from gigafactory_sim.energy.system import EnergySystem
@@ -143,12 +144,22 @@ def _reference_after_pass(self: EnergySystem, now_s: float, clusters: list[int])
     v[ch["power_blocked_gpus"]] = sum(ops.facility.queued_gpus[c] for c in self.blocked)
 
 
-_SEEN = {"throttled": 0, "blocked": 0}
+_SEEN = {"throttled": 0, "blocked": 0, "deltas": 0}
+_FAST_JOB_DELTA_W = PowerControl.job_delta_w
+
+
+def _reference_job_delta_w(self: PowerControl, job: Job, c: int, theta: float) -> float:
+    """PowerControl.job_delta_w before its values were kept per key: derived at every call (and the kept one
+    checked against it)."""
+    delta = self.facility.start_delta_w(job, c, self.gpu_power_at(c, job.load, theta))
+    assert _FAST_JOB_DELTA_W(self, job, c, theta) == delta
+    _SEEN["deltas"] += 1
+    return delta
 
 
 def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A capped run (admission blocks, capping throttles) with after_pass as it was: the same results, figure for
-    figure (the golden outputs check the shipped scenarios the same way)."""
+    """A capped run (admission blocks, capping throttles) with after_pass and the admission's job_delta_w as they
+    were: the same results, figure for figure (the golden outputs check the shipped scenarios the same way)."""
     from gigafactory_sim import load_scenario, run
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
@@ -161,11 +172,12 @@ def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch)
         fast = run(scenario)
         with monkeypatch.context() as m:
             m.setattr(EnergySystem, "after_pass", _reference_after_pass)
+            m.setattr(PowerControl, "job_delta_w", _reference_job_delta_w)
             ref = run(scenario)
         assert fast.summary == ref.summary
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
-    assert _SEEN["throttled"] and _SEEN["blocked"], _SEEN
+    assert _SEEN["throttled"] and _SEEN["blocked"] and _SEEN["deltas"], _SEEN
 
 
 def _reference_victims(running: list[Job], st: ClusterState, gpus: int, priority: int, now: float) -> list[Job] | None:

@@ -22,6 +22,8 @@ from gigafactory_sim.sim.state import Job, SpeedGroup
 
 __all__ = ["PowerControl"]
 
+_JOB_DELTA_KEYS = 4096  # job_delta_w's kept values at most (a few dozen in practice)
+
 
 class PowerControl:
     """Facility power and the per-cluster GPU limits of a running simulation (a
@@ -50,6 +52,7 @@ class PowerControl:
         self.throttled = False  # some cluster's GPU limit is lowered: any theta below 1 (set by set_theta)
         self.unthrottled = True  # every theta at or above 1
         self.suspended = 0
+        self._job_delta: dict[tuple[int, int, float, float], float] = {}  # (see job_delta_w)
 
     def set_signals(self, a: float, b_w: float, renewable_w: float, cap_w: float) -> None:
         """Put a segment's PUE coefficients, renewable output and effective cap in force (the only way they
@@ -104,8 +107,16 @@ class PowerControl:
         return total
 
     def job_delta_w(self, job: Job, c: int, theta: float) -> float:
-        """IT power added by starting ``job`` on cluster ``c`` with its GPUs at ``theta``."""
-        return self.facility.start_delta_w(job, c, self.gpu_power_at(c, job.load, theta))
+        """IT power added by starting ``job`` on cluster ``c`` with its GPUs at ``theta``: a function of the
+        cluster, the job's size and load and ``theta`` only (the power model and the cluster's constants), so it
+        is kept per such key (the admission gate asks it before every start, for a few distinct keys)."""
+        key = (c, job.gpus, job.load, theta)
+        delta = self._job_delta.get(key)
+        if delta is None:
+            if len(self._job_delta) >= _JOB_DELTA_KEYS:
+                self._job_delta.clear()
+            delta = self._job_delta[key] = self.facility.start_delta_w(job, c, self.gpu_power_at(c, job.load, theta))
+        return delta
 
     # -- limits ----------------------------------------------------------------------------------------------
     def set_theta(self, c: int, theta: float, now: float) -> None:
