@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from gigafactory_sim.energy import deferral as deferral_module
 from gigafactory_sim.energy.control import PowerControl
 from gigafactory_sim.energy.deferral import Deferral, DeferralConfig
 from gigafactory_sim.energy.solve import MARGIN_W
@@ -55,7 +57,7 @@ def test_deferral_window_rule_equals_the_numpy_one() -> None:
     assert checked > 10_000
 
 
-def test_deferral_release_many_equals_release_s() -> None:
+def test_deferral_release_many_equals_release_s(monkeypatch: pytest.MonkeyPatch) -> None:
     """The release times decided ahead, many arrivals at once, against :meth:`Deferral.release_s` one by one:
     the same floats, with ties, arrivals on breakpoints, before the signal, past its end, and runs of every
     length (below 1 s, up to past ``run_window``)."""
@@ -82,6 +84,9 @@ def test_deferral_release_many_equals_release_s() -> None:
         many = d.release_many(now, work)
         one = [d.release_s(a, w) for a, w in zip(now.tolist(), work.tolist(), strict=True)]
         assert many.tolist() == one
+        with monkeypatch.context() as m:  # the table split into smaller ones
+            m.setattr(deferral_module, "_MAX_CELLS", 97)
+            assert d.release_many(now, work).tolist() == one
         x = np.concatenate((now, times, d._t, now + work))
         assert d._cumulative_many(x).tolist() == [d._cumulative_at(v) for v in x.tolist()]
         checked += len(one)
@@ -255,3 +260,41 @@ def test_preemption_victims_equal_the_reference() -> None:
                 checked += 1
                 found += ref is not None
     assert checked > 1000 and found > 300
+
+
+class _Table:
+    def __init__(self, n: int, rng: np.random.Generator) -> None:
+        self.submit_s = np.sort(rng.uniform(0.0, 20 * 86400.0, n))
+        self.work_s = rng.lognormal(8.0, 1.5, n)
+        self.source_idx = rng.integers(0, 2, n).astype(np.int32)
+        self.priority = rng.integers(0, 2, n)
+
+    def __len__(self) -> int:
+        return len(self.submit_s)
+
+
+def test_release_times_decided_ahead_are_the_ones_decided_at_arrival() -> None:
+    """EnergySystem's release times decided ahead (rows of the job table at a time) against Deferral.release_s at
+    each arrival: arrivals in row order, arrivals whose time or work differ from their row's (decided at once),
+    rows before the decided ones, and the table's last rows."""
+    rng = np.random.default_rng(5)
+    times = np.arange(-3600.0, 30 * 86400.0, 3600.0)
+    signal = Signal("carbon", "gCO2/kWh", times, rng.uniform(50.0, 500.0, len(times)))
+    d = Deferral(DeferralConfig(rule="window", max_delay=6 * 3600.0), signal, {0}, 20 * 86400.0)
+    table = _Table(10_000, rng)
+    es = EnergySystem.__new__(EnergySystem)
+    es.ops = SimpleNamespace(facility=SimpleNamespace(jobs=table))
+    es._ahead_lo, es._ahead_now, es._ahead_work, es._ahead_release = 0, [], [], []
+    flexible = (table.source_idx == 0) & (table.priority <= 0)
+    for i in range(len(table)):
+        now, work = float(table.submit_s[i]), float(table.work_s[i])
+        if not flexible[i] and i % 3:
+            continue  # (not held: not asked)
+        if i % 7 == 0:
+            now += 1.0  # not its row's arrival
+        if i % 11 == 0:
+            work *= 2.0
+        assert es._release_s(d, i, now, work) == d.release_s(now, work)
+        if i % 13 == 0 and i > 5000:
+            early = i - 4500  # a row before the decided ones
+            assert es._release_s(d, early, now, work) == d.release_s(now, work)

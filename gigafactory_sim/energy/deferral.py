@@ -26,6 +26,8 @@ from gigafactory_sim.units import Duration
 
 __all__ = ["Deferral", "DeferralConfig"]
 
+_MAX_CELLS = 1 << 18  # candidate starts release_many tables at once (a few MB)
+
 
 class DeferralConfig(StrictModel):
     """``kind: deferral``: flexible training jobs wait for low-carbon or low-price hours."""
@@ -138,6 +140,9 @@ class Deferral:
         i1 = np.searchsorted(times, deadline, side="right")
         count = i1 - i0
         k = int(count.max())
+        if n > 1 and n * (k + 1) > _MAX_CELLS:  # (many breakpoints within max_delay: fewer rows at a time)
+            h = n // 2
+            return np.concatenate((self.release_many(now_s[:h], work_s[:h]), self.release_many(now_s[h:], work_s[h:])))
         run = np.maximum(np.minimum(work_s, self.cfg.run_window), 1.0)
         means = np.empty((n, k + 1))
         starts = np.empty((n, k + 1))

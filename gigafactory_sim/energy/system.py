@@ -233,13 +233,13 @@ class EnergySystem:
         if i >= len(self._ahead_now):
             self._decide_ahead(d, idx)
             i = 0
-        if i >= 0 and self._ahead_now[i] == now and self._ahead_work[i] == work_s:
+        if 0 <= i < len(self._ahead_now) and self._ahead_now[i] == now and self._ahead_work[i] == work_s:
             return self._ahead_release[i]
         return d.release_s(now, work_s)
 
     def _decide_ahead(self, d: Deferral, lo: int) -> None:
         jobs = self.ops.facility.jobs
-        hi = min(lo + _AHEAD, len(jobs))
+        hi = max(lo, min(lo + _AHEAD, len(jobs)))
         submit, work = jobs.submit_s[lo:hi], jobs.work_s[lo:hi]
         flexible = np.isin(jobs.source_idx[lo:hi], sorted(d.flexible_sources)) & (
             jobs.priority[lo:hi] <= d.cfg.max_priority
