@@ -7,10 +7,23 @@ runs.
 
 from __future__ import annotations
 
-import numpy as np
+import math
+from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
+import pandas as pd
+import pytest
+
+from gigafactory_sim.energy import deferral as deferral_module
+from gigafactory_sim.energy.control import PowerControl
 from gigafactory_sim.energy.deferral import Deferral, DeferralConfig
+from gigafactory_sim.energy.solve import MARGIN_W
+from gigafactory_sim.energy.system import EnergySystem
 from gigafactory_sim.grid.signals import Signal
+from gigafactory_sim.inference.runtime import preemption_victims
+from gigafactory_sim.sim.cluster import ClusterState
+from gigafactory_sim.sim.state import Job
 
 
 def _reference_release_s(d: Deferral, now_s: float, work_s: float) -> float:
@@ -44,6 +57,47 @@ def test_deferral_window_rule_equals_the_numpy_one() -> None:
     assert checked > 10_000
 
 
+def test_deferral_release_many_equals_release_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The release times decided ahead, many arrivals at once, against :meth:`Deferral.release_s` one by one:
+    the same floats, with ties, arrivals on breakpoints, before the signal, past its end, and runs of every
+    length (below 1 s, up to past ``run_window``)."""
+    rng = np.random.default_rng(2)
+    checked = 0
+    for trial in range(8):
+        times = np.cumsum(rng.choice([900.0, 1800.0, 3600.0], 300)) - 5000.0
+        values = rng.uniform(50.0, 500.0, 300)
+        if trial % 2:
+            values = np.round(values / 100.0) * 100.0  # ties between candidate starts
+        signal = Signal("carbon", "gCO2/kWh", times, values)
+        cfg = DeferralConfig(rule="window", max_delay=float(rng.choice([3600.0, 6 * 3600.0, 12 * 3600.0])))
+        d = Deferral(cfg, signal, {0}, 30 * 86400.0)
+        now = np.concatenate(
+            (rng.uniform(-8000.0, times[-1] + 8000.0, 3000), times[::3], [times[0], times[-1], d._t[-1], -1e9, 1e12])
+        )
+        work = np.concatenate(
+            (
+                rng.choice([0.0, 0.5, 1.0, 60.0, 3600.0, 86400.0, 2e5], len(now) // 2),
+                rng.uniform(0.0, 2e5, len(now) - len(now) // 2),
+            )
+        )
+        rng.shuffle(work)
+        many = d.release_many(now, work)
+        one = [d.release_s(a, w) for a, w in zip(now.tolist(), work.tolist(), strict=True)]
+        assert many.tolist() == one
+        with monkeypatch.context() as m:  # the table split into smaller ones
+            m.setattr(deferral_module, "_MAX_CELLS", 97)
+            assert d.release_many(now, work).tolist() == one
+        x = np.concatenate((now, times, d._t, now + work))
+        assert d._cumulative_many(x).tolist() == [d._cumulative_at(v) for v in x.tolist()]
+        checked += len(one)
+    thr = Deferral(DeferralConfig(rule="threshold", threshold=200.0), signal, {0}, 30 * 86400.0)
+    assert thr.release_many(now[:200], work[:200]).tolist() == [
+        thr.release_s(a, w) for a, w in zip(now[:200].tolist(), work[:200].tolist(), strict=True)
+    ]
+    assert len(d.release_many(np.zeros(0), np.zeros(0))) == 0
+    assert checked > 20_000
+
+
 def test_job_table_name_codes_equal_numpy_unique() -> None:
     """The job table's tenant and class codes: the names sorted as np.unique sorts them (code points: upper case
     before lower, accents after ASCII), each job the index of its name."""
@@ -60,3 +114,187 @@ def test_job_table_name_codes_equal_numpy_unique() -> None:
     assert np.array_equal(codes, np.asarray(ref_codes, dtype=np.int32).reshape(-1)[order])
     empty_names, empty_codes = _codes([], np.zeros(0, dtype=np.int64))
     assert empty_names == [] and len(empty_codes) == 0
+
+
+def _reference_after_pass(self: EnergySystem, now_s: float, clusters: list[int]) -> None:
+    """EnergySystem.after_pass before the IT limit was kept per segment and the throttled flags per limit
+    change: the limit, the thetas and IT power re-derived at every pass."""
+    if not self.active:
+        return
+    for c in clusters:
+        if c not in self._blocked_now:
+            self.blocked.pop(c, None)
+    self._blocked_now.clear()
+    ctrl = self.ctrl
+    limit = (ctrl.facility_limit_w() - ctrl.b_w - MARGIN_W) / ctrl.a
+    assert limit == ctrl.it_limit_w() or (math.isinf(limit) and limit == ctrl.it_limit_w())
+    assert ctrl.throttled == any(t < 1.0 for t in ctrl.theta)
+    assert ctrl.unthrottled == all(t >= 1.0 for t in ctrl.theta)
+    if not (self._quiet_under_cap and all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= limit):
+        for policy in self.enforcers:
+            policy.enforce(ctrl, now_s)
+    ops = self.ops
+    v = ops.meter.values
+    ch = self.ch
+    if any(t < 1.0 for t in self.ctrl.theta) or v[ch["throttled_gpus"]] or v[ch["slowed_gpus"]]:
+        _SEEN["throttled"] += 1
+        v[ch["throttled_gpus"]], v[ch["slowed_gpus"]] = self.ctrl.throttle_stats()
+    if self.blocked:
+        _SEEN["blocked"] += 1
+        it_w = ops.meter.it_power_w()
+        for c, at_w in list(self.blocked.items()):
+            if it_w < at_w - 1.0:
+                self.blocked[c] = it_w
+                ops.request_pass(c)
+    v[ch["power_blocked_gpus"]] = sum(ops.facility.queued_gpus[c] for c in self.blocked)
+
+
+_SEEN = {"throttled": 0, "blocked": 0, "deltas": 0}
+_FAST_JOB_DELTA_W = PowerControl.job_delta_w
+
+
+def _reference_job_delta_w(self: PowerControl, job: Job, c: int, theta: float) -> float:
+    """PowerControl.job_delta_w before its values were kept per key: derived at every call (and the kept one
+    checked against it)."""
+    delta = self.facility.start_delta_w(job, c, self.gpu_power_at(c, job.load, theta))
+    assert _FAST_JOB_DELTA_W(self, job, c, theta) == delta
+    _SEEN["deltas"] += 1
+    return delta
+
+
+def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capped run (admission blocks, capping throttles) with after_pass and the admission's job_delta_w as they
+    were: the same results, figure for figure (the golden outputs check the shipped scenarios the same way)."""
+    from gigafactory_sim import load_scenario, run
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    cases = (
+        ("power-capped.yaml", ["horizon=1d", "energy.power_cap_mw.base_mw=45", "energy.power_cap_mw.windows.0.mw=40"]),
+        ("carbon-aware.yaml", ["horizon=2d"]),
+    )
+    for name, overrides in cases:
+        scenario = load_scenario(root / name, [*overrides, "report.interval=1h"])
+        fast = run(scenario)
+        with monkeypatch.context() as m:
+            m.setattr(EnergySystem, "after_pass", _reference_after_pass)
+            m.setattr(PowerControl, "job_delta_w", _reference_job_delta_w)
+            ref = run(scenario)
+        assert fast.summary == ref.summary
+        pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
+        pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
+    assert _SEEN["throttled"] and _SEEN["blocked"] and _SEEN["deltas"], _SEEN
+
+
+def _reference_victims(running: list[Job], st: ClusterState, gpus: int, priority: int, now: float) -> list[Job] | None:
+    """InferenceRuntime.preempt_for's choice before preemption_victims: a map of per-node lists of pairs."""
+    gpn = st.gpus_per_node
+    on_node: dict[int, list[tuple[Job, int]]] = {}
+    for job in running:
+        for node, k in job.alloc:
+            on_node.setdefault(node, []).append((job, k))
+    need_free = gpus if gpus <= gpn else gpn
+    best: tuple[float, list[Job]] | None = None
+    for node, held in on_node.items():
+        if not st.node_up[node]:
+            continue
+        lacking = need_free - st.node_free[node]
+        if lacking <= 0:
+            continue
+        if len(held) == 1:
+            job, k = held[0]
+            if job.priority < priority and k >= lacking:
+                cost = job.gpus * (now - job.start_s)
+                if best is None or cost < best[0]:
+                    best = (cost, [job])
+            continue
+        lower = [(j, k) for j, k in held if j.priority < priority]
+        if sum(k for _, k in lower) < lacking:
+            continue
+        chosen: list[Job] = []
+        freed = 0
+        cost = 0.0
+        for job, k in sorted(lower, key=lambda e: e[0].gpus * (now - e[0].start_s)):
+            chosen.append(job)
+            freed += k
+            cost += job.gpus * (now - job.start_s)
+            if freed >= lacking:
+                break
+        if freed >= lacking and (best is None or cost < best[0]):
+            best = (cost, chosen)
+    return None if best is None else best[1]
+
+
+def test_preemption_victims_equal_the_reference() -> None:
+    """Random clusters (jobs of every size, nodes down, GPUs held by replicas, start times with ties) and requests
+    of every size: the same victims, in the same order, as the map of per-node lists it replaces."""
+    rng = np.random.default_rng(3)
+    checked = found = 0
+    for trial in range(60):
+        nodes, gpn = int(rng.integers(4, 60)), int(rng.choice([4, 8]))
+        st = ClusterState("c", 0, nodes, gpn)
+        running: list[Job] = []
+        for i in range(int(rng.integers(0, nodes * 3))):
+            size = int(rng.choice([1, 2, 3, 4, 8, 16, 32]))
+            if rng.random() < 0.15:  # a replica's GPUs: held, but by no training job
+                if st.fits(size):
+                    st.allocate(size)
+                continue
+            if not st.fits(size):
+                continue
+            job = Job(i, 0.0, size, 3600.0, int(rng.integers(0, 3)), 0.5)
+            job.alloc = st.allocate(size)
+            job.start_s = float(rng.choice([0.0, 100.0, 250.0])) if trial % 2 else float(rng.uniform(0.0, 900.0))
+            running.append(job)
+        order = rng.permutation(len(running))
+        running = [running[k] for k in order]
+        for node in rng.choice(nodes, size=int(rng.integers(0, 3)), replace=False).tolist():
+            st.set_down(int(node))
+        for gpus in (1, 2, 3, 4, gpn, 2 * gpn):
+            for priority in (1, 2, 10):
+                now = 1000.0 + float(rng.uniform(0.0, 10.0))
+                ref = _reference_victims(running, st, gpus, priority, now)
+                fast = preemption_victims(running, st, gpus, priority, now)
+                assert (None if fast is None else [j.idx for j in fast]) == (
+                    None if ref is None else [j.idx for j in ref]
+                )
+                checked += 1
+                found += ref is not None
+    assert checked > 1000 and found > 300
+
+
+class _Table:
+    def __init__(self, n: int, rng: np.random.Generator) -> None:
+        self.submit_s = np.sort(rng.uniform(0.0, 20 * 86400.0, n))
+        self.work_s = rng.lognormal(8.0, 1.5, n)
+        self.source_idx = rng.integers(0, 2, n).astype(np.int32)
+        self.priority = rng.integers(0, 2, n)
+
+    def __len__(self) -> int:
+        return len(self.submit_s)
+
+
+def test_release_times_decided_ahead_are_the_ones_decided_at_arrival() -> None:
+    """EnergySystem's release times decided ahead (rows of the job table at a time) against Deferral.release_s at
+    each arrival: arrivals in row order, arrivals whose time or work differ from their row's (decided at once),
+    rows before the decided ones, and the table's last rows."""
+    rng = np.random.default_rng(5)
+    times = np.arange(-3600.0, 30 * 86400.0, 3600.0)
+    signal = Signal("carbon", "gCO2/kWh", times, rng.uniform(50.0, 500.0, len(times)))
+    d = Deferral(DeferralConfig(rule="window", max_delay=6 * 3600.0), signal, {0}, 20 * 86400.0)
+    table = _Table(10_000, rng)
+    es = EnergySystem.__new__(EnergySystem)
+    es.ops = SimpleNamespace(facility=SimpleNamespace(jobs=table))
+    es._ahead_lo, es._ahead_now, es._ahead_work, es._ahead_release = 0, [], [], []
+    flexible = (table.source_idx == 0) & (table.priority <= 0)
+    for i in range(len(table)):
+        now, work = float(table.submit_s[i]), float(table.work_s[i])
+        if not flexible[i] and i % 3:
+            continue  # (not held: not asked)
+        if i % 7 == 0:
+            now += 1.0  # not its row's arrival
+        if i % 11 == 0:
+            work *= 2.0
+        assert es._release_s(d, i, now, work) == d.release_s(now, work)
+        if i % 13 == 0 and i > 5000:
+            early = i - 4500  # a row before the decided ones
+            assert es._release_s(d, early, now, work) == d.release_s(now, work)

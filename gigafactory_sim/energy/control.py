@@ -22,6 +22,8 @@ from gigafactory_sim.sim.state import Job, SpeedGroup
 
 __all__ = ["PowerControl"]
 
+_JOB_DELTA_KEYS = 4096  # job_delta_w's kept values at most (a few dozen in practice)
+
 
 class PowerControl:
     """Facility power and the per-cluster GPU limits of a running simulation (a
@@ -45,15 +47,26 @@ class PowerControl:
         self.b_w = 0.0
         self.renewable_w = 0.0
         self.cap_w = math.inf  # the effective limit on grid draw (hard cap and budget pacing)
+        self._it_limit_w = math.inf
+        self.set_signals(self.a, self.b_w, self.renewable_w, self.cap_w)
+        self.throttled = False  # some cluster's GPU limit is lowered: any theta below 1 (set by set_theta)
+        self.unthrottled = True  # every theta at or above 1
         self.suspended = 0
+        self._job_delta: dict[tuple[int, int, float, float], float] = {}  # (see job_delta_w)
+
+    def set_signals(self, a: float, b_w: float, renewable_w: float, cap_w: float) -> None:
+        """Put a segment's PUE coefficients, renewable output and effective cap in force (the only way they
+        change: the IT limit is computed here, once a segment, not at every pass)."""
+        self.a, self.b_w, self.renewable_w, self.cap_w = a, b_w, renewable_w, cap_w
+        self._it_limit_w = (self.facility_limit_w() - self.b_w - MARGIN_W) / self.a
 
     # -- power -----------------------------------------------------------------------------------------------
     def facility_limit_w(self) -> float:
         return self.cap_w + self.renewable_w
 
     def it_limit_w(self) -> float:
-        """Largest IT power under the cap."""
-        return (self.facility_limit_w() - self.b_w - MARGIN_W) / self.a
+        """Largest IT power under the cap (set by :meth:`set_signals`)."""
+        return self._it_limit_w
 
     def it_power_w(self) -> float:
         return self.ops.meter.it_power_w()
@@ -94,8 +107,16 @@ class PowerControl:
         return total
 
     def job_delta_w(self, job: Job, c: int, theta: float) -> float:
-        """IT power added by starting ``job`` on cluster ``c`` with its GPUs at ``theta``."""
-        return self.facility.start_delta_w(job, c, self.gpu_power_at(c, job.load, theta))
+        """IT power added by starting ``job`` on cluster ``c`` with its GPUs at ``theta``: a function of the
+        cluster, the job's size and load and ``theta`` only (the power model and the cluster's constants), so it
+        is kept per such key (the admission gate asks it before every start, for a few distinct keys)."""
+        key = (c, job.gpus, job.load, theta)
+        delta = self._job_delta.get(key)
+        if delta is None:
+            if len(self._job_delta) >= _JOB_DELTA_KEYS:
+                self._job_delta.clear()
+            delta = self._job_delta[key] = self.facility.start_delta_w(job, c, self.gpu_power_at(c, job.load, theta))
+        return delta
 
     # -- limits ----------------------------------------------------------------------------------------------
     def set_theta(self, c: int, theta: float, now: float) -> None:
@@ -103,6 +124,8 @@ class PowerControl:
         if abs(theta - self.theta[c]) <= 1e-12:
             return
         self.theta[c] = theta
+        self.throttled = any(t < 1.0 for t in self.theta)
+        self.unthrottled = all(t >= 1.0 for t in self.theta)
         model = self.models[c]
         limit = theta * self.board_w[c]
         for g in self.facility.groups[c].values():

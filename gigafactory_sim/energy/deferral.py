@@ -26,6 +26,8 @@ from gigafactory_sim.units import Duration
 
 __all__ = ["Deferral", "DeferralConfig"]
 
+_MAX_CELLS = 1 << 18  # candidate starts release_many tables at once (a few MB)
+
 
 class DeferralConfig(StrictModel):
     """``kind: deferral``: flexible training jobs wait for low-carbon or low-price hours."""
@@ -106,3 +108,55 @@ class Deferral:
             if mean < best:
                 best_s, best = c, mean
         return best_s
+
+    def _cumulative_many(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`_cumulative_at` of many times: its very steps as elementwise numpy (each a correctly rounded
+        IEEE operation, as in plain floats), so each result is the same float."""
+        t, cum = self._t, self._cum
+        last = len(t) - 1
+        j = np.searchsorted(t, x, side="right") - 1  # bisect_right - 1
+        jc = np.clip(j, 0, last)
+        lo = np.minimum(jc, last - 1)  # (the segment's left end; where jc is last the result is cum[jc] below)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = (cum[lo + 1] - cum[lo]) / (t[lo + 1] - t[lo])
+            out = slope * (x - t[lo]) + cum[lo]
+        out = np.where((j >= last) | (t[jc] == x), cum[jc], out)
+        return np.where(j < 0, cum[0], out)
+
+    def release_many(self, now_s: np.ndarray, work_s: np.ndarray) -> np.ndarray:
+        """:meth:`release_s` of many arrivals at once (arrays of their times and work): the same floats. The
+        window rule is evaluated as one table of candidate starts per arrival (each row: now, then the
+        breakpoints in ``(now, now + max_delay]``), with :meth:`release_s`'s own operations; its first least
+        mean is np.argmin's choice, as the strict ``<`` scan's. Rows with a NaN mean (never with a finite signal)
+        and the threshold rule take :meth:`release_s` itself."""
+        now_s = np.asarray(now_s, dtype=float)
+        work_s = np.asarray(work_s, dtype=float)
+        n = len(now_s)
+        if self.cfg.rule != "window" or n == 0:
+            return np.array([self.release_s(a, w) for a, w in zip(now_s.tolist(), work_s.tolist(), strict=True)])
+        times = self.signal.times_s
+        deadline = now_s + self.cfg.max_delay
+        i0 = np.searchsorted(times, now_s, side="right")
+        i1 = np.searchsorted(times, deadline, side="right")
+        count = i1 - i0
+        k = int(count.max())
+        if n > 1 and n * (k + 1) > _MAX_CELLS:  # (many breakpoints within max_delay: fewer rows at a time)
+            h = n // 2
+            return np.concatenate((self.release_many(now_s[:h], work_s[:h]), self.release_many(now_s[h:], work_s[h:])))
+        run = np.maximum(np.minimum(work_s, self.cfg.run_window), 1.0)
+        means = np.empty((n, k + 1))
+        starts = np.empty((n, k + 1))
+        starts[:, 0] = now_s
+        means[:, 0] = (self._cumulative_many(now_s + run) - self._cumulative_many(now_s)) / run
+        if k:
+            cols = np.arange(k)
+            idx = np.minimum(i0[:, None] + cols[None, :], len(times) - 1)
+            c = times[idx]
+            starts[:, 1:] = c
+            means[:, 1:] = (self._cumulative_many(c + run[:, None]) - self._cum[idx]) / run[:, None]
+            means[:, 1:][cols[None, :] >= count[:, None]] = np.inf  # past the row's last candidate
+        out = starts[np.arange(n), np.argmin(means, axis=1)]
+        odd = np.flatnonzero(np.isnan(means).any(axis=1))
+        for r in odd.tolist():
+            out[r] = self.release_s(float(now_s[r]), float(work_s[r]))
+        return out

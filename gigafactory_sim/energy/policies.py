@@ -97,11 +97,14 @@ class Admission(_Hooks):
     def __init__(self, limit_fraction: float) -> None:
         self.limit_fraction = limit_fraction
         self.refused = 0
+        self._theta: list[float] = []  # every cluster at limit_fraction (built once)
 
     def admit(self, ctrl: PowerState, job: Job, cluster: int) -> bool:
         if math.isinf(ctrl.cap_w):
             return True
-        theta = [self.limit_fraction] * len(ctrl.theta)
+        theta = self._theta
+        if len(theta) != len(ctrl.theta):
+            theta = self._theta = [self.limit_fraction] * len(ctrl.theta)
         it_w = ctrl.it_at(theta) + ctrl.job_delta_w(job, cluster, self.limit_fraction)
         if it_w <= ctrl.it_limit_w():
             return True

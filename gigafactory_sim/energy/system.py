@@ -11,6 +11,7 @@ of the results; and a result contributor.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Generator
 from typing import Any, cast
 
@@ -31,6 +32,8 @@ from gigafactory_sim.sim.ops import EngineOps, RunView
 from gigafactory_sim.sim.state import Job
 
 __all__ = ["EnergySystem"]
+
+_AHEAD = 4096  # job rows whose deferral release times are decided at once
 
 
 class EnergySystem:
@@ -66,6 +69,7 @@ class EnergySystem:
         meter = ops.meter
         meter.add_channels(list(channels.ENERGY_DERIVED) + list(channels.ENERGY_SIGNALS))
         self.ch = {name: meter.index[name] for name in (*channels.ENERGY_DERIVED, *channels.ENERGY_SIGNALS)}
+        self._ch_after_pass = (self.ch["throttled_gpus"], self.ch["slowed_gpus"], self.ch["power_blocked_gpus"])
         names = f.cluster_names
         self.acc = Accounting(
             meter.index,
@@ -85,6 +89,11 @@ class EnergySystem:
         self.period_snapshots: list[tuple[float, np.ndarray]] = []
         self.held = 0
         self.deadlines: dict[int, float] = {}
+        self._release_cb = self._release  # bound once: holding a job creates no callable
+        self._ahead_lo = 0  # release times decided ahead for job rows _ahead_lo... (see _release_s)
+        self._ahead_now: list[float] = []
+        self._ahead_work: list[float] = []
+        self._ahead_release: list[float] = []
         self.k = 0
         self._apply(0)
 
@@ -94,9 +103,9 @@ class EnergySystem:
         plan = self.plan
         self.k = k
         acc, ctrl = self.acc, self.ctrl
-        acc.a = ctrl.a = float(plan.seg_a[k])
-        acc.b_w = ctrl.b_w = float(plan.seg_b[k])
-        acc.renewable_w = ctrl.renewable_w = float(plan.seg_renewable_w[k])
+        acc.a = float(plan.seg_a[k])
+        acc.b_w = float(plan.seg_b[k])
+        acc.renewable_w = float(plan.seg_renewable_w[k])
         acc.carbon_g_per_kwh = float(plan.seg_carbon[k])
         acc.price_eur_per_mwh = float(plan.seg_price[k])
         if acc.eed is not None:
@@ -107,7 +116,8 @@ class EnergySystem:
         for b in self.budgets:
             cap = min(cap, b.cap_w(k, float(integral[self.ch[b.channel]])))
         acc.hard_cap_w = hard
-        acc.cap_w = ctrl.cap_w = cap
+        acc.cap_w = cap
+        ctrl.set_signals(acc.a, acc.b_w, acc.renewable_w, cap)
         v = self.ops.meter.values
         ch = self.ch
         v[ch["renewable_w"]] = acc.renewable_w
@@ -158,26 +168,33 @@ class EnergySystem:
     def after_pass(self, now_s: float, clusters: list[int]) -> None:
         if not self.active:
             return
-        for c in clusters:
-            if c not in self._blocked_now:
-                self.blocked.pop(c, None)
+        blocked = self.blocked
+        if blocked:  # (nothing to unblock otherwise)
+            for c in clusters:
+                if c not in self._blocked_now:
+                    blocked.pop(c, None)
         self._blocked_now.clear()
         ctrl = self.ctrl
-        if not (self._quiet_under_cap and all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= ctrl.it_limit_w()):
+        ops = self.ops
+        it_w = ops.meter.it_power_w() if self._quiet_under_cap and ctrl.unthrottled else math.nan
+        if not it_w <= ctrl.it_limit_w():  # (NaN: throttled, or an enforcer that always acts)
             for policy in self.enforcers:
                 policy.enforce(ctrl, now_s)
-        ops = self.ops
+            it_w = math.nan  # (the enforcers may have changed it)
         v = ops.meter.values
-        ch = self.ch
-        if any(t < 1.0 for t in self.ctrl.theta) or v[ch["throttled_gpus"]] or v[ch["slowed_gpus"]]:
-            v[ch["throttled_gpus"]], v[ch["slowed_gpus"]] = self.ctrl.throttle_stats()
-        if self.blocked:
-            it_w = ops.meter.it_power_w()
-            for c, at_w in list(self.blocked.items()):
+        i_throttled, i_slowed, i_blocked = self._ch_after_pass
+        if ctrl.throttled or v[i_throttled] or v[i_slowed]:
+            v[i_throttled], v[i_slowed] = ctrl.throttle_stats()
+        if blocked:
+            if it_w != it_w:
+                it_w = ops.meter.it_power_w()
+            for c, at_w in list(blocked.items()):
                 if it_w < at_w - 1.0:
-                    self.blocked[c] = it_w
+                    blocked[c] = it_w
                     ops.request_pass(c)
-        v[ch["power_blocked_gpus"]] = sum(ops.facility.queued_gpus[c] for c in self.blocked)
+            v[i_blocked] = sum(ops.facility.queued_gpus[c] for c in blocked)
+        else:
+            v[i_blocked] = 0
 
     # -- PowerWatcher ----------------------------------------------------------------------------------------
     def power_changed(self, c: int) -> None:
@@ -195,7 +212,7 @@ class EnergySystem:
             return False
         now = ops.env.now
         self.deadlines[job.idx] = now + d.cfg.max_delay + job.work_s  # completion, at reference speed
-        release = d.release_s(now, job.work_s)
+        release = self._release_s(d, job.idx, now, job.work_s)
         if release <= now:
             return False
         d.deferred += 1
@@ -203,10 +220,39 @@ class EnergySystem:
         d.deferred_gpu_s += job.gpus * (release - now)
         self.held += 1
         ops.meter.values[self.ch["deferred_jobs"]] = self.held
-        ops.env.timeout(release - now).callbacks.append(lambda _e: self._release(job, allowed))
+        # the job rides on its release event (one tuple per held job, not a closure of five objects for the
+        # garbage collector to follow while it waits)
+        ops.env.timeout(release - now, (job, allowed)).callbacks.append(self._release_cb)
         return True
 
-    def _release(self, job: Job, allowed: tuple[int, ...]) -> None:
+    def _release_s(self, d: Deferral, idx: int, now: float, work_s: float) -> float:
+        """``d.release_s(now, work_s)`` for job row ``idx``: decided ahead, :data:`_AHEAD` rows of the job table at
+        a time (:meth:`Deferral.release_many`, the same floats), and taken when the arrival is the one decided
+        (its time and work those of its row, as every job arriving in the engine); any other is decided now."""
+        i = idx - self._ahead_lo
+        if i >= len(self._ahead_now):
+            self._decide_ahead(d, idx)
+            i = 0
+        if 0 <= i < len(self._ahead_now) and self._ahead_now[i] == now and self._ahead_work[i] == work_s:
+            return self._ahead_release[i]
+        return d.release_s(now, work_s)
+
+    def _decide_ahead(self, d: Deferral, lo: int) -> None:
+        jobs = self.ops.facility.jobs
+        hi = max(lo, min(lo + _AHEAD, len(jobs)))
+        submit, work = jobs.submit_s[lo:hi], jobs.work_s[lo:hi]
+        flexible = np.isin(jobs.source_idx[lo:hi], sorted(d.flexible_sources)) & (
+            jobs.priority[lo:hi] <= d.cfg.max_priority
+        )
+        release = np.full(hi - lo, np.nan)
+        release[flexible] = d.release_many(submit[flexible], work[flexible])
+        self._ahead_lo = lo
+        self._ahead_now = np.where(flexible, submit, np.nan).tolist()  # (NaN: not flexible, never taken)
+        self._ahead_work = work.tolist()
+        self._ahead_release = release.tolist()
+
+    def _release(self, event: simpy.Event) -> None:
+        job, allowed = cast(tuple[Job, tuple[int, ...]], event.value)
         ops = self.ops
         ops.begin_event()
         self.held -= 1

@@ -30,7 +30,7 @@ from gigafactory_sim.sim.cluster import Allocation, ClusterState
 from gigafactory_sim.sim.ops import EngineOps, RunView
 from gigafactory_sim.sim.state import Job
 
-__all__ = ["InferenceRuntime", "inference_channels"]
+__all__ = ["InferenceRuntime", "inference_channels", "preemption_victims"]
 
 
 def inference_channels(cluster_names: list[str], services: list[PreparedService]) -> tuple[list[str], list[list[str]]]:
@@ -106,44 +106,11 @@ class InferenceRuntime:
         """Preempt training jobs of priority < ``priority`` on cluster ``c`` until ``gpus`` fit; False if they
         cannot be made to fit (nothing is preempted then beyond what was needed on the way)."""
         st = self.facility.clusters[c]
-        gpn = st.gpus_per_node
         while not st.fits(gpus):
-            on_node: dict[int, list[tuple[Job, int]]] = {}  # node -> (job, its GPUs there), in running order
-            for job in self.facility.running(c):
-                for node, k in job.alloc:
-                    on_node.setdefault(node, []).append((job, k))
-            need_free = gpus if gpus <= gpn else gpn
-            best: tuple[float, list[Job]] | None = None
-            for node, held in on_node.items():
-                if not st.node_up[node]:
-                    continue
-                lacking = need_free - st.node_free[node]
-                if lacking <= 0:
-                    continue
-                if len(held) == 1:  # (most nodes: one job, or one node of a gang)
-                    job, k = held[0]
-                    if job.priority < priority and k >= lacking:
-                        cost = job.gpus * (now - job.start_s)
-                        if best is None or cost < best[0]:
-                            best = (cost, [job])
-                    continue
-                lower = [(j, k) for j, k in held if j.priority < priority]
-                if sum(k for _, k in lower) < lacking:
-                    continue
-                chosen: list[Job] = []
-                freed = 0
-                cost = 0.0
-                for job, k in sorted(lower, key=lambda e: e[0].gpus * (now - e[0].start_s)):
-                    chosen.append(job)
-                    freed += k
-                    cost += job.gpus * (now - job.start_s)
-                    if freed >= lacking:
-                        break
-                if freed >= lacking and (best is None or cost < best[0]):
-                    best = (cost, chosen)
-            if best is None:
+            victims = preemption_victims(list(self.facility.running(c)), st, gpus, priority, now)
+            if victims is None:
                 return False
-            for job in best[1]:
+            for job in victims:
                 self._preempt(job, c)
         return True
 
@@ -172,3 +139,96 @@ class InferenceRuntime:
 
     def summary_sections(self, run: RunView, jobs: pd.DataFrame, summary: dict[str, Any]) -> None:
         results.summary_sections(self, run, summary)
+
+
+def preemption_victims(running: list[Job], st: ClusterState, gpus: int, priority: int, now: float) -> list[Job] | None:
+    """The running training jobs of lower priority than ``priority`` to preempt so that a replica of ``gpus``
+    GPUs gains room on one node of ``st``: of the nodes (up, lacking free GPUs) where that is possible, the one
+    whose jobs lose the fewest GPU-seconds (``gpus x (now - start)``; the first such node in the order the
+    running jobs, in ``running``'s order, first hold them); on a node of several jobs, its lowest-cost ones
+    first (ties in running order) until enough GPUs are free. None if no node will do.
+
+    Nodes and their jobs are kept as integers in flat lists (the jobs of each node held by several are grouped
+    by one stable sort of their positions), not as a map of per-node lists of pairs: a call over thousands of
+    running jobs then makes a handful of objects for the garbage collector to follow, not tens of thousands."""
+    gpn = st.gpus_per_node
+    node_free, node_up = st.node_free, st.node_up
+    need_free = gpus if gpus <= gpn else gpn
+    first = [-1] * st.nodes  # position in `running` of the node's first job
+    first_k = [0] * st.nodes  # its GPUs there
+    shared = [False] * st.nodes  # more than one job on the node
+    order: list[int] = []  # nodes in order of first appearance
+    for pos, job in enumerate(running):
+        for node, k in job.alloc:
+            if first[node] < 0:
+                first[node] = pos
+                first_k[node] = k
+                order.append(node)
+            else:
+                shared[node] = True
+    cost = [job.gpus * (now - job.start_s) for job in running]
+    # the jobs of shared nodes, node by node, in running order: (node, position, GPUs) flat, then a stable sort
+    s_node: list[int] = []
+    s_pos: list[int] = []
+    s_k: list[int] = []
+    for pos, job in enumerate(running):
+        for node, k in job.alloc:
+            if shared[node]:
+                s_node.append(node)
+                s_pos.append(pos)
+                s_k.append(k)
+    by_node = sorted(range(len(s_node)), key=s_node.__getitem__)
+    begin = [0] * st.nodes  # node -> its slice of by_node
+    end = [0] * st.nodes
+    for i, e in enumerate(by_node):
+        node = s_node[e]
+        if end[node] == 0:
+            begin[node] = i
+        end[node] = i + 1
+
+    def lowest(node: int, lacking: int) -> tuple[float, list[int]] | None:
+        """(cost, positions) of a shared node's cheapest lower-priority jobs freeing ``lacking``, or None."""
+        lower = [e for e in by_node[begin[node] : end[node]] if running[s_pos[e]].priority < priority]
+        total = 0
+        for e in lower:
+            total += s_k[e]
+        if total < lacking:
+            return None
+        chosen: list[int] = []
+        freed = 0
+        c = 0.0
+        for e in sorted(lower, key=lambda e: cost[s_pos[e]]):
+            chosen.append(s_pos[e])
+            freed += s_k[e]
+            c += cost[s_pos[e]]
+            if freed >= lacking:
+                break
+        return (c, chosen) if freed >= lacking else None
+
+    best_cost = 0.0
+    best_node = -1
+    for node in order:
+        if not node_up[node]:
+            continue
+        lacking = need_free - node_free[node]
+        if lacking <= 0:
+            continue
+        if not shared[node]:  # (most nodes: one job, or one node of a gang)
+            pos = first[node]
+            if (
+                running[pos].priority < priority
+                and first_k[node] >= lacking
+                and (best_node < 0 or cost[pos] < best_cost)
+            ):
+                best_cost, best_node = cost[pos], node
+            continue
+        found = lowest(node, lacking)
+        if found is not None and (best_node < 0 or found[0] < best_cost):
+            best_cost, best_node = found[0], node
+    if best_node < 0:
+        return None
+    if not shared[best_node]:
+        return [running[first[best_node]]]
+    found = lowest(best_node, need_free - node_free[best_node])
+    assert found is not None
+    return [running[pos] for pos in found[1]]
