@@ -357,7 +357,10 @@ class Simulation:
             self.facility.refresh(lone_c)
             self.facility.set_counts()
         if self._in_handler:
-            self._end_handler()
+            if self._pass_inline:
+                self._end_handler()
+            else:
+                self._in_handler = False  # (no pass made due: what _end_handler would do)
 
     def submit(self, i: int, submit_s: float, gpus: int, work_s: float, priority: int, s: int) -> None:
         """Submit row ``i`` of the site's job table now, the job of those figures from source ``s`` (a
@@ -472,7 +475,13 @@ class Simulation:
         group.advance(now)
         for job in group.due():
             self._complete(job, now)
-        self._schedule_completion(group)
+        running = group.running  # the next completion (_schedule_completion, the group advanced to now already)
+        timer = group.timer
+        assert timer is not None
+        if running and group.speed > 0.0:
+            timer.arm(max((running[0][0] - group.v) / group.speed, 0.0))
+        else:
+            timer.cancel()
         f = self.facility
         c = group.cluster
         f.refresh(c)
