@@ -22,7 +22,9 @@ Corrections to the mean-field latency of :mod:`.fluid`, each from its own mechan
    (:func:`poisson_backlog_wait_s`) is the segment's waiting, spread over the cells' own waits
    (:func:`cell_waits_s`, :func:`wait_levels`) in the latency histograms.
 4. **Prefill stalls in the tail**: a Poisson number of other groups' prefill steps interrupts a request's
-   decode (:func:`prefill_stall_spread`), which spreads the end-to-end percentiles.
+   decode (:func:`prefill_stall_spread`), which spreads the end-to-end percentiles; beyond the time share,
+   the groups queued during its own prefill step stall it right after its first token
+   (:func:`first_token_stalls`).
 
 Units: seconds, requests, tokens.
 """
@@ -36,6 +38,7 @@ from statistics import NormalDist
 import numpy as np
 
 from gigafactory_sim.inference.perf import INF, OperatingPoint, ReplicaPerf, TokenMix
+from gigafactory_sim.inference.queueing import erlang_c
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "burst_weighted_point",
     "cell_waits_s",
     "fifo_walk",
+    "first_token_stalls",
     "group_decode_step_s",
     "group_power_w",
     "max_mean",
@@ -417,22 +421,48 @@ def prefill_stall_spread(
     before_s: float,
     output: np.ndarray,
     group: float = 1.0,
+    first_stalls: float = 0.0,
 ) -> np.ndarray:
     """End-to-end latency without queueing of requests of ``output`` tokens (``STALL_LEVELS x len(output)``,
-    equally likely), the mean ``before_s + step_s * output``. A decoding request's steps are decode steps of
-    ``step_s * (1 - rho)`` and, between them, the prefill steps of the prompts arriving meanwhile: stalls of one
-    group's prefill ``s = c_p * group * E[I]`` each, a Poisson number of them with mean
-    ``step_s * rho * (O - 1) / s`` (``rho = lam c_p E[I]``, the share of time spent prefilling). Many small
-    stalls (short prompts, single arrivals) are nearly their mean; a few long ones (groups of long prompts)
-    spread the tail."""
+    equally likely), the mean ``before_s + step_s * output`` (plus ``first_stalls`` stalls for those that
+    decode). A decoding request's steps are decode steps of ``step_s * (1 - rho)`` and, between them, the
+    prefill steps of the prompts arriving meanwhile: stalls of one group's prefill ``s = c_p * group * E[I]``
+    each, a Poisson number of them with mean ``step_s * rho * (O - 1) / s`` (``rho = lam c_p E[I]``, the share
+    of time spent prefilling) and, for ``O > 1``, ``first_stalls`` more right after its first token
+    (:func:`first_token_stalls`). Many small stalls (short prompts, single arrivals) are nearly their mean; a
+    few long ones (groups of long prompts) spread the tail."""
     o = np.asarray(output, dtype=float)
     rho = min(op.rate_per_s * perf.c_prefill_s * mix.prompt_mean, 1.0 - 1e-9)
     stall = perf.c_prefill_s * max(group, 1.0) * mix.prompt_mean
     steps = np.maximum(o - 1.0, 0.0)
     if stall <= 0 or rho <= 0:
         return np.asarray((before_s + step_s * (steps + 1.0))[None, :], dtype=float)
-    count = poisson_levels(step_s * rho * steps / stall)
+    count = poisson_levels(step_s * rho * steps / stall + np.where(steps > 0, first_stalls, 0.0))
     return np.asarray(before_s + step_s + step_s * (1.0 - rho) * steps + count * stall, dtype=float)
+
+
+def first_token_stalls(
+    perf: ReplicaPerf,
+    mix: TokenMix,
+    op: OperatingPoint,
+    prefill_step_s: float,
+    replicas: int = 1,
+    group: float = 1.0,
+) -> float:
+    """Mean number of groups whose prefill stalls a request right after its first token, beyond the time share
+    of :func:`prefill_stall_spread` (its decode starts at the end of its own prefill step, not at a random
+    time). The groups arriving during its own prefill step (``prefill_step_s`` long, at ``replicas * lam /
+    group`` a second) are taken at once by a replica that is decoding; they wait only when every replica is
+    prefilling (the replicas' prefill steps as an M/M/c queue of groups at offered load ``c rho``, ``rho = lam
+    c_p E[I]``: Erlang C of the arrivals, ``C / rho`` of those during one replica's prefill), and then go to the
+    replica whose step ends first, its own in ``1 / c`` of cases (the replicas alike):
+    ``prefill_step_s * lam / group * C / rho``. One replica: every group arriving during its prefill step."""
+    lam = op.rate_per_s
+    rho = min(lam * perf.c_prefill_s * mix.prompt_mean, 1.0 - 1e-9)
+    if lam <= 0 or prefill_step_s <= 0 or rho <= 0:
+        return 0.0
+    c = max(replicas, 1)
+    return float(prefill_step_s * lam / max(group, 1.0) * erlang_c(c, c * rho) / rho)
 
 
 def max_mean(sorted_values: np.ndarray, draws: float) -> float:

@@ -31,6 +31,7 @@ from gigafactory_sim.inference.bursts import (
     burst_weighted_point,
     cell_waits_s,
     fifo_walk,
+    first_token_stalls,
     group_decode_step_s,
     group_power_w,
     max_mean,
@@ -38,6 +39,7 @@ from gigafactory_sim.inference.bursts import (
     prefill_first_power_step,
     prefill_stall_spread,
     served_per_cell,
+    step_lengths,
     step_queue_ttft_s,
     wait_levels,
 )
@@ -440,7 +442,10 @@ class FluidService:
             elif m.perf.chunked and self.step_queue and plan.step_levels.get(c):
                 e2e_grid = self._window_e2e(plan.step_levels[c], a_e2e + b, b)
             if self.step_queue and ttft_grid is not None and not m.perf.chunked:
-                e2e_grid = prefill_stall_spread(m.perf, self.mix, op, b, a_e2e, self.output_grid, self.group)
+                first = self._first_token_stalls(m, op, sum(plan.serving.values()), a_e2e + b)
+                stall_s = m.perf.c_prefill_s * max(self.group, 1.0) * self.mix.prompt_mean
+                self.e2e_sum += weight * first * stall_s * float((self.output_grid > 1.0).mean())  # those decoding
+                e2e_grid = prefill_stall_spread(m.perf, self.mix, op, b, a_e2e, self.output_grid, self.group, first)
             spread = [(1.0, fluid_wait)]
             if levels:  # each cell's arrivals wait as long as the sub-segment queue makes them
                 mean = sum(p * w for p, w in levels)
@@ -477,6 +482,13 @@ class FluidService:
             )
             self.e2e_hist.add_grid(waits, e2e_grid, [weight * p / e2e_grid.size for p in kept])
             self.late += weight * (1.0 - attained)
+
+    def _first_token_stalls(self, m: ClusterModel, op: OperatingPoint, replicas: int, ttft_s: float) -> float:
+        """Mean number of groups' prefill steps right after a request's first token
+        (:func:`~gigafactory_sim.inference.bursts.first_token_stalls`) of a prefill-first replica at ``op``, its
+        own prefill step the mean TTFT without waiting ``ttft_s`` less the residual to a step boundary."""
+        residual_s = step_lengths(m.perf, self.mix, op, replicas, self.group)[3]
+        return first_token_stalls(m.perf, self.mix, op, ttft_s - residual_s, replicas, self.group)
 
     def _chunked_latency(
         self, m: ClusterModel, op: OperatingPoint, replicas: int, step_s: float
