@@ -12,52 +12,20 @@ import numpy as np
 import pytest
 
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
-from gigafactory_sim.inference.agreement import azure_sample, compare, relative_errors, synthetic_stream
+from gigafactory_sim.inference.agreement import LOADS, STREAMS, missed_targets, reference_service, stream_errors
 from gigafactory_sim.inference.bursts import backlog_integral, served_per_cell, step_queue_ttft_s
-from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.inference.fluid import cluster_model
 from gigafactory_sim.inference.perf import TokenMix, operating_point
 
 H200 = BUILTIN_GPUS["H200-SXM"]
-TARGETS = {
-    "mean_ttft_s": 0.15,
-    "mean_e2e_s": 0.15,
-    "p90_e2e_s": 0.15,
-    "throughput_tokens_per_s": 0.05,
-    "energy_j_per_token": 0.05,
-}
-SERVICE = InferenceService.model_validate(
-    dict(
-        name="s",
-        model={"params_b": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128},
-        demand={"kind": "constant", "rate_per_s": 1.0},
-        prompt_tokens={"kind": "fixed", "value": 1},
-        output_tokens={"kind": "fixed", "value": 1},
-        slo={"tpot": "150ms"},
-    )
-)
-
-
-def errors(stream: tuple[np.ndarray, np.ndarray, np.ndarray], load: float) -> dict[str, float]:
-    t, p, o = stream
-    mix = TokenMix.from_samples(p, o)
-    cm = cluster_model(SERVICE.replica_perf(H200), H200.power_model, mix, SERVICE.slo.limits(), "continuous")
-    scale = load * 2 * cm.rate_per_s / (len(t) / (t[-1] - t[0]))
-    f, d = compare(cm, 2, t / scale, p, o, 600.0, step_queue=True)
-    return relative_errors(f, d)
+SERVICE = reference_service(chunked=False)
 
 
 def check(err: dict[str, float]) -> None:
-    missed = {k: round(100 * v, 1) for k, v in err.items() if abs(v) > TARGETS[k]}
+    missed = missed_targets(err)
     assert not missed, f"outside the targets (%): {missed}"
 
 
-STREAMS = {
-    "azure-code": lambda: azure_sample("code"),
-    "azure-conv": lambda: azure_sample("conv"),
-    "long-burst": lambda: synthetic_stream("long_burst"),
-    "heavy-tail": lambda: synthetic_stream("heavy"),
-}
 MISSES: dict[tuple[str, float], str] = {}  # (stream, load): the measured errors (%) that miss a target
 CASES = [
     pytest.param(
@@ -67,13 +35,13 @@ CASES = [
         id=f"{name}-{round(100 * load)}",
     )
     for name in STREAMS
-    for load in (0.3, 0.6, 0.8)
+    for load in LOADS
 ]
 
 
 @pytest.mark.parametrize(("name", "load"), CASES)
 def test_fluid_agrees_with_discrete(name: str, load: float) -> None:
-    check(errors(STREAMS[name](), load))
+    check(stream_errors(SERVICE, STREAMS[name](), load))
 
 
 def test_backlog_integral_against_hand_values() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
-from gigafactory_sim.inference.agreement import azure_sample, compare, relative_errors, synthetic_stream
+from gigafactory_sim.inference.agreement import LOADS, STREAMS, missed_targets, reference_service, stream_errors
 from gigafactory_sim.inference.bursts import backlog_integral
 from gigafactory_sim.inference.chunked import chunked_operating_point, chunked_ttft_at
 from gigafactory_sim.inference.chunked_bursts import (
@@ -24,52 +24,19 @@ from gigafactory_sim.inference.chunked_bursts import (
     own_group_walk_wait_s,
     poisson_walk_wait_s,
 )
-from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.inference.fluid import FluidService, cluster_model
 from gigafactory_sim.inference.perf import OperatingPoint, SloLimits, TokenMix
 
 H200 = BUILTIN_GPUS["H200-SXM"]
-TARGETS = {
-    "mean_ttft_s": 0.15,
-    "mean_e2e_s": 0.15,
-    "p90_e2e_s": 0.15,
-    "throughput_tokens_per_s": 0.05,
-    "energy_j_per_token": 0.05,
-}
-SERVICE = InferenceService.model_validate(
-    dict(
-        name="s",
-        model={"params_b": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128},
-        demand={"kind": "constant", "rate_per_s": 1.0},
-        prompt_tokens={"kind": "fixed", "value": 1},
-        output_tokens={"kind": "fixed", "value": 1},
-        slo={"tpot": "150ms"},
-        scheduling={"chunked_prefill": True, "max_num_batched_tokens": 8192},
-    )
-)
+SERVICE = reference_service(chunked=True)
 PERF = SERVICE.replica_perf(H200)
 
 
-def errors(stream: tuple[np.ndarray, np.ndarray, np.ndarray], load: float) -> dict[str, float]:
-    t, p, o = stream
-    mix = TokenMix.from_samples(p, o)
-    cm = cluster_model(PERF, H200.power_model, mix, SERVICE.slo.limits(), "continuous")
-    scale = load * 2 * cm.rate_per_s / (len(t) / (t[-1] - t[0]))
-    f, d = compare(cm, 2, t / scale, p, o, 600.0, step_queue=True)
-    return relative_errors(f, d)
-
-
 def check(err: dict[str, float]) -> None:
-    missed = {k: round(100 * v, 1) for k, v in err.items() if abs(v) > TARGETS[k]}
+    missed = missed_targets(err)
     assert not missed, f"outside the targets (%): {missed}"
 
 
-STREAMS = {
-    "azure-code": lambda: azure_sample("code"),
-    "azure-conv": lambda: azure_sample("conv"),
-    "long-burst": lambda: synthetic_stream("long_burst"),
-    "heavy-tail": lambda: synthetic_stream("heavy"),
-}
 MISSES: dict[tuple[str, float], str] = {}  # (stream, load): the measured errors (%) that miss a target (none now)
 CASES = [
     pytest.param(
@@ -79,13 +46,13 @@ CASES = [
         id=f"{name}-{round(100 * load)}",
     )
     for name in STREAMS
-    for load in (0.3, 0.6, 0.8)
+    for load in LOADS
 ]
 
 
 @pytest.mark.parametrize(("name", "load"), CASES)
 def test_chunked_fluid_agrees_with_discrete(name: str, load: float) -> None:
-    check(errors(STREAMS[name](), load))
+    check(stream_errors(SERVICE, STREAMS[name](), load))
 
 
 def point(mix: TokenMix, rate_per_s: float) -> OperatingPoint:

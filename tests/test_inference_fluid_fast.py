@@ -5,22 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
+from gigafactory_sim.inference.agreement import reference_service
 from gigafactory_sim.inference.bursts import burst_weighted_point, poisson_levels, wait_levels
-from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.inference.fluid import FluidService, LatencyHistogram, cluster_model
 from gigafactory_sim.inference.perf import TokenMix
 
 H200 = BUILTIN_GPUS["H200-SXM"]
-SERVICE = InferenceService.model_validate(
-    dict(
-        name="s",
-        model={"params_b": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128},
-        demand={"kind": "constant", "rate_per_s": 1.0},
-        prompt_tokens={"kind": "fixed", "value": 1},
-        output_tokens={"kind": "fixed", "value": 1},
-        slo={"tpot": "150ms"},
-    )
-)
+SERVICE = reference_service()
 
 
 def _service(step_queue: bool = True) -> FluidService:

@@ -2,12 +2,16 @@
 
 :func:`compare` serves the same requests (arrival times, prompt and output tokens) on a fixed number of
 replicas of one cluster model with each fidelity: the discrete model every request as an event, the fluid
-model in control segments whose arrivals are the stream's counts. Used by
-``tests/test_inference_fluid_discrete.py`` and the agreement table in README.md. Units: seconds, joules.
+model in control segments whose arrivals are the stream's counts. :func:`stream_errors` runs the issue's
+agreement cases (a stream at a share of the reference service's capacity, :data:`STREAMS`, :data:`TARGETS`).
+Used by the agreement tests (``tests/test_inference_fluid_discrete.py``, ``tests/test_inference_bursts.py``,
+``tests/test_inference_chunked_bursts.py``) and ``benchmarks/fluid_vs_discrete.py`` (the agreement tables in
+README.md). Units: seconds, joules.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from itertools import pairwise
@@ -15,13 +19,48 @@ from itertools import pairwise
 import numpy as np
 import simpy
 
+from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
 from gigafactory_sim.inference.bursts import size_biased_group
+from gigafactory_sim.inference.config import InferenceService
 from gigafactory_sim.inference.discrete import DiscreteService
-from gigafactory_sim.inference.fluid import ClusterModel, FluidService
+from gigafactory_sim.inference.fluid import ClusterModel, FluidService, cluster_model
 from gigafactory_sim.inference.perf import SloLimits, TokenMix
 from gigafactory_sim.inference.trace import read_trace_file
 
-__all__ = ["Figures", "azure_sample", "compare", "relative_errors", "synthetic_stream"]
+__all__ = [
+    "HORIZON_S",
+    "LOADS",
+    "REPLICAS",
+    "STREAMS",
+    "TARGETS",
+    "Figures",
+    "azure_sample",
+    "compare",
+    "missed_targets",
+    "reference_service",
+    "relative_errors",
+    "stream_errors",
+    "synthetic_stream",
+]
+
+Stream = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(arrival s, prompt tokens, output tokens) of each request."""
+
+TARGETS = {
+    "mean_ttft_s": 0.15,
+    "mean_e2e_s": 0.15,
+    "p90_e2e_s": 0.15,
+    "throughput_tokens_per_s": 0.05,
+    "energy_j_per_token": 0.05,
+}
+"""Issue #16's agreement targets, relative error of fluid against discrete: 15 % on the latencies, 5 % on
+throughput and energy per output token."""
+REPLICAS = 2
+HORIZON_S = 600.0
+LOADS = (0.3, 0.6, 0.8)
+"""Each stream is scaled to these shares of the replicas' SLO capacity."""
+_LLAMA3_8B = {"params_b": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128}
+_H200 = BUILTIN_GPUS["H200-SXM"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +184,53 @@ def synthetic_stream(kind: str, seed: int = 3) -> tuple[np.ndarray, np.ndarray, 
         prompt = np.clip(np.round(500 * (rng.pareto(1.2, n) + 1) / 1.78), 1, 32000)
     output = np.clip(np.round(150 * np.exp(0.8 * rng.standard_normal(n))), 1, 2000)
     return times - times[0], prompt, output
+
+
+STREAMS: dict[str, Callable[[], Stream]] = {
+    "azure-code": lambda: azure_sample("code"),
+    "azure-conv": lambda: azure_sample("conv"),
+    "long-burst": lambda: synthetic_stream("long_burst"),
+    "heavy-tail": lambda: synthetic_stream("heavy"),
+}
+"""The agreement cases' streams: the shipped Azure code and conversation samples, long prompts in groups of 10 at
+one instant, and a heavy-tailed prompt mix."""
+
+
+def reference_service(chunked: bool = False) -> InferenceService:
+    """The agreement cases' service: Llama-3-8B's shape on one H200 per replica, a 150 ms TPOT objective;
+    ``chunked``: chunked prefill with an 8,192-token step budget (vLLM's default)."""
+    scheduling = {"chunked_prefill": True, "max_num_batched_tokens": 8192} if chunked else {}
+    return InferenceService.model_validate(
+        dict(
+            name="s",
+            model=_LLAMA3_8B,
+            demand={"kind": "constant", "rate_per_s": 1.0},
+            prompt_tokens={"kind": "fixed", "value": 1},
+            output_tokens={"kind": "fixed", "value": 1},
+            slo={"tpot": "150ms"},
+            scheduling=scheduling,
+        )
+    )
+
+
+def stream_errors(
+    service: InferenceService,
+    stream: Stream,
+    load: float,
+    step_queue: bool = True,
+    replicas: int = REPLICAS,
+    horizon_s: float = HORIZON_S,
+) -> dict[str, float]:
+    """:func:`relative_errors` of ``service`` on ``replicas`` H200 replicas serving ``stream`` scaled to
+    ``load`` of their SLO capacity, for ``horizon_s``."""
+    t, p, o = stream
+    mix = TokenMix.from_samples(p, o)
+    cm = cluster_model(service.replica_perf(_H200), _H200.power_model, mix, service.slo.limits(), "continuous")
+    scale = load * replicas * cm.rate_per_s / (len(t) / (t[-1] - t[0]))
+    f, d = compare(cm, replicas, t / scale, p, o, horizon_s, step_queue=step_queue)
+    return relative_errors(f, d)
+
+
+def missed_targets(errors: dict[str, float]) -> dict[str, float]:
+    """The figures of ``errors`` outside :data:`TARGETS`, in per cent (rounded to 0.1)."""
+    return {k: round(100 * v, 1) for k, v in errors.items() if abs(v) > TARGETS[k]}
