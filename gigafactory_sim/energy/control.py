@@ -43,6 +43,13 @@ class PowerControl:
             for g in groups.values():
                 self.full[id(g)] = (g.gpu_power_w, g.speed)
                 self.demand[id(g)] = self.models[c].demand_w(g.load)
+        # per cluster, what the hot paths read of each group that never changes (the models are pure):
+        # (group, demand, unthrottled power, unthrottled speed, model speed at the board limit)
+        self._consts: list[tuple[tuple[SpeedGroup, float, float, float, float], ...]] = [
+            tuple((g, self.demand[id(g)], *self.full[id(g)], self.models[c].speed(g.load)) for g in groups.values())
+            for c, groups in enumerate(f.groups)
+        ]
+        self._demands = [tuple((g, d) for g, d, *_ in consts) for consts in self._consts]
         self.a = 1.0  # facility = a * IT + b
         self.b_w = 0.0
         self.renewable_w = 0.0
@@ -90,6 +97,18 @@ class PowerControl:
             if (n := self.active_gpus(g))
         ]
 
+    def capping_inputs(self) -> tuple[list[float], list[list[tuple[float, float, float]]]]:
+        """:meth:`fixed_w` and :meth:`pieces` of every cluster, in one walk over the groups (the same floats:
+        the same sums in the same order, the demands kept from the start)."""
+        cluster_it_w = self.facility.cluster_it_w
+        fixed: list[float] = []
+        pieces: list[list[tuple[float, float, float]]] = []
+        for c, demands in enumerate(self._demands):
+            fixed.append(cluster_it_w(c) - sum([(g.busy_gpus - g.low_gpus) * g.gpu_power_w for g, _ in demands]))
+            board = self.board_w[c]
+            pieces.append([(float(n), d, board) for g, d in demands if (n := g.busy_gpus - g.low_gpus)])
+        return fixed, pieces
+
     def gpu_power_at(self, c: int, load: float, theta: float) -> float:
         return self.models[c].power_w(load, theta * self.board_w[c])
 
@@ -100,10 +119,10 @@ class PowerControl:
             if theta == self.theta[c]:
                 continue
             limit = max(theta * self.board_w[c], self.models[c].idle_w)
-            for g in self.facility.groups[c].values():
-                active = self.active_gpus(g)
+            for g, demand in self._demands[c]:
+                active = g.busy_gpus - g.low_gpus
                 if active:
-                    total += active * (min(self.demand[id(g)], limit) - g.gpu_power_w)
+                    total += active * (min(demand, limit) - g.gpu_power_w)
         return total
 
     def job_delta_w(self, job: Job, c: int, theta: float) -> float:
@@ -128,13 +147,12 @@ class PowerControl:
         self.unthrottled = all(t >= 1.0 for t in self.theta)
         model = self.models[c]
         limit = theta * self.board_w[c]
-        for g in self.facility.groups[c].values():
-            full_w, full_speed = self.full[id(g)]
+        set_group_rate = self.ops.set_group_rate
+        for g, _, full_w, full_speed, base in self._consts[c]:
             if theta >= 1.0:
-                self.ops.set_group_rate(g, full_w, full_speed)
+                set_group_rate(g, full_w, full_speed)
             else:
-                base = model.speed(g.load)
-                self.ops.set_group_rate(
+                set_group_rate(
                     g,
                     model.power_w(g.load, limit),
                     full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0),
@@ -144,13 +162,12 @@ class PowerControl:
     def throttle_stats(self) -> tuple[float, float]:
         """(busy GPUs running below their unthrottled power, GPU-equivalents of speed lost)."""
         throttled = slowed = 0.0
-        for c, groups in enumerate(self.facility.groups):
+        for c, consts in enumerate(self._consts):
             if self.theta[c] >= 1.0:
                 continue
-            for g in groups.values():
+            for g, _, full_w, full_speed, _ in consts:
                 if not g.busy_gpus:
                     continue
-                full_w, full_speed = self.full[id(g)]
                 if g.gpu_power_w < full_w - 1e-9:
                     throttled += g.busy_gpus
                 if full_speed > 0:
