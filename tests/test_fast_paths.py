@@ -155,7 +155,7 @@ def _reference_after_pass(self: EnergySystem, now_s: float, clusters: list[int])
     v[ch["power_blocked_gpus"]] = sum(ops.facility.queued_gpus[c] for c in self.blocked)
 
 
-_SEEN = {"throttled": 0, "blocked": 0, "deltas": 0, "capping": 0, "replays": 0, "shadows": 0}
+_SEEN = {"throttled": 0, "blocked": 0, "deltas": 0, "capping": 0, "replays": 0, "shadows": 0, "refused": 0}
 _FAST_JOB_DELTA_W = PowerControl.job_delta_w
 
 
@@ -516,6 +516,19 @@ def _reference_set_theta(self: PowerControl, c: int, theta: float, now: float) -
     self.ops.refresh(c)
 
 
+def _reference_admit(self: EnergySystem, job: Job, c: int) -> bool:
+    """EnergySystem.admit before a refusal reused the admission's read of IT power: read again."""
+    if self.admission is None or not self.active:
+        return True
+    self.ops.refresh(c)
+    if self.admission.admit(self.ctrl, job, c):
+        return True
+    self._blocked_now.add(c)
+    self.blocked[c] = self.ops.meter.it_power_w()
+    _SEEN["refused"] += 1
+    return False
+
+
 def _reference_select(self: EasyBackfillScheduler, view: EngineClusterView) -> Iterator[Job]:
     """EasyBackfillScheduler.select before a disruption that left the occupancy as it was only re-timed the
     reservation: the replay at every disruption."""
@@ -539,7 +552,8 @@ def _counting(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """Capped runs of a smaller facility, full within hours and throttled for hours (GPU limits re-solved at
     most passes, EASY's reservations disrupted by every limit change), with capping, set_theta and EASY's memo
-    as they were: the same results, figure for figure (and some reservations re-timed, not replayed)."""
+    as they were, and the energy system's admit and after_pass reading IT power afresh: the same results, figure
+    for figure (and some reservations re-timed, not replayed)."""
     from gigafactory_sim import load_scenario, run
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
@@ -557,8 +571,10 @@ def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> Non
         with monkeypatch.context() as m:
             m.setattr(Capping, "enforce", _reference_capping_enforce)
             m.setattr(EasyBackfillScheduler, "select", _reference_select)
+            m.setattr(EnergySystem, "after_pass", _reference_after_pass)
+            m.setattr(EnergySystem, "admit", _reference_admit)
             ref = run(scenario)
         assert fast.summary == ref.summary
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
-    assert _SEEN["capping"] and _SEEN["shadows"] > _SEEN["replays"] > 0, _SEEN
+    assert _SEEN["capping"] and _SEEN["refused"] and _SEEN["shadows"] > _SEEN["replays"] > 0, _SEEN

@@ -50,6 +50,10 @@ class PowerControl:
             for c, groups in enumerate(f.groups)
         ]
         self._demands = [tuple((g, d) for g, d, *_ in consts) for consts in self._consts]
+        self._it_channels: list[tuple[int, int, int, int, tuple[int, ...]]] = [
+            (ch["gpu_train_w"], ch["gpu_idle_w"], ch["node_train_w"], ch["node_idle_w"], tuple(extra))
+            for ch, extra in zip(f.ch, f.extra_it_idx, strict=True)
+        ]
         self.a = 1.0  # facility = a * IT + b
         self.b_w = 0.0
         self.renewable_w = 0.0
@@ -60,6 +64,10 @@ class PowerControl:
         self.unthrottled = True  # every theta at or above 1
         self.suspended = 0
         self._job_delta: dict[tuple[int, int, float, float], float] = {}  # (see job_delta_w)
+        # IT power as last read (it_power_w, it_at); NaN once this object changed it (set_theta, suspend). The
+        # energy system clears it before its gates and enforcers and reuses a read they made: nothing else
+        # writes IT power in between.
+        self.it_read_w = math.nan
 
     def set_signals(self, a: float, b_w: float, renewable_w: float, cap_w: float) -> None:
         """Put a segment's PUE coefficients, renewable output and effective cap in force (the only way they
@@ -76,7 +84,8 @@ class PowerControl:
         return self._it_limit_w
 
     def it_power_w(self) -> float:
-        return self.ops.meter.it_power_w()
+        self.it_read_w = w = self.ops.meter.it_power_w()
+        return w
 
     @staticmethod
     def active_gpus(g: SpeedGroup) -> int:
@@ -100,11 +109,18 @@ class PowerControl:
     def capping_inputs(self) -> tuple[list[float], list[list[tuple[float, float, float]]]]:
         """:meth:`fixed_w` and :meth:`pieces` of every cluster, in one walk over the groups (the same floats:
         the same sums in the same order, the demands kept from the start)."""
-        cluster_it_w = self.facility.cluster_it_w
+        v = self.ops.meter.values.tolist()  # (Python floats: the same sums as cluster_it_w's float64 ones)
         fixed: list[float] = []
         pieces: list[list[tuple[float, float, float]]] = []
         for c, demands in enumerate(self._demands):
-            fixed.append(cluster_it_w(c) - sum([(g.busy_gpus - g.low_gpus) * g.gpu_power_w for g, _ in demands]))
+            i_train, i_idle, i_nt, i_ni, extra = self._it_channels[c]
+            it = v[i_train] + v[i_idle] + v[i_nt] + v[i_ni]  # Facility.cluster_it_w
+            if extra:
+                x = v[extra[0]]
+                for i in extra[1:]:
+                    x = x + v[i]
+                it += x
+            fixed.append(it - sum([(g.busy_gpus - g.low_gpus) * g.gpu_power_w for g, _ in demands]))
             board = self.board_w[c]
             pieces.append([(float(n), d, board) for g, d in demands if (n := g.busy_gpus - g.low_gpus)])
         return fixed, pieces
@@ -114,7 +130,7 @@ class PowerControl:
 
     def it_at(self, thetas: list[float]) -> float:
         """IT power if every cluster ran at ``thetas`` (current occupancy; meter channels must be current)."""
-        total = self.ops.meter.it_power_w()
+        self.it_read_w = total = self.ops.meter.it_power_w()
         for c, theta in enumerate(thetas):
             if theta == self.theta[c]:
                 continue
@@ -143,6 +159,7 @@ class PowerControl:
         if abs(theta - self.theta[c]) <= 1e-12:
             return
         self.theta[c] = theta
+        self.it_read_w = math.nan
         self.throttled = any(t < 1.0 for t in self.theta)
         self.unthrottled = all(t >= 1.0 for t in self.theta)
         model = self.models[c]
@@ -184,6 +201,7 @@ class PowerControl:
         """Stop ``job`` now and put it back in its queue. Without checkpointing configured it keeps its progress
         (an instant checkpoint); with it, it restarts from its last checkpoint like any preempted job."""
         c = job.cluster
+        self.it_read_w = math.nan
         self.ops.stop(job, "suspended", "power")
         self.ops.refresh(c)
         self.suspended += 1

@@ -159,10 +159,13 @@ class EnergySystem:
         if self.admission is None or not self.active:
             return True
         self.ops.refresh(c)  # the engine refreshes a cluster's meter channels only after its pass
-        if self.admission.admit(self.ctrl, job, c):
+        ctrl = self.ctrl
+        ctrl.it_read_w = math.nan
+        if self.admission.admit(ctrl, job, c):
             return True
         self._blocked_now.add(c)
-        self.blocked[c] = self.ops.meter.it_power_w()
+        it_w = ctrl.it_read_w  # (the admission's own read of IT power, if it made one: nothing changed since)
+        self.blocked[c] = it_w if it_w == it_w else self.ops.meter.it_power_w()
         return False
 
     def after_pass(self, now_s: float, clusters: list[int]) -> None:
@@ -178,9 +181,10 @@ class EnergySystem:
         ops = self.ops
         it_w = ops.meter.it_power_w() if self._quiet_under_cap and ctrl.unthrottled else math.nan
         if not it_w <= ctrl.it_limit_w():  # (NaN: throttled, or an enforcer that always acts)
+            ctrl.it_read_w = math.nan
             for policy in self.enforcers:
                 policy.enforce(ctrl, now_s)
-            it_w = math.nan  # (the enforcers may have changed it)
+            it_w = ctrl.it_read_w  # (NaN unless an enforcer read it and none changed it since)
         v = ops.meter.values
         i_throttled, i_slowed, i_blocked = self._ch_after_pass
         if ctrl.throttled or v[i_throttled] or v[i_slowed]:
