@@ -145,7 +145,14 @@ class EasyBackfillScheduler:
         # Fitting is monotone in size (best fit on one node, or whole free nodes), so once a job of `too_big`
         # GPUs does not fit, no larger one does until capacity grows.
         too_big = view.free_gpus + 1
-        for job in list(islice(queue, 1, self.lookahead + 1)):
+        # The jobs this pass may look at, those already turned down left out at once (too_big only falls and the
+        # sets only grow as the pass goes, each by the job it looks at: the loop below would skip them too).
+        window = [
+            job
+            for job in islice(queue, 1, self.lookahead + 1)
+            if job.gpus < too_big and job.idx not in too_late and job.idx not in no_fit
+        ]
+        for job in window:
             gpus = job.gpus
             if gpus >= too_big or job.idx in too_late or job.idx in no_fit:
                 continue
