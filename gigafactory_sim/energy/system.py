@@ -70,6 +70,7 @@ class EnergySystem:
         meter.add_channels(list(channels.ENERGY_DERIVED) + list(channels.ENERGY_SIGNALS))
         self.ch = {name: meter.index[name] for name in (*channels.ENERGY_DERIVED, *channels.ENERGY_SIGNALS)}
         self._ch_after_pass = (self.ch["throttled_gpus"], self.ch["slowed_gpus"], self.ch["power_blocked_gpus"])
+        self._stats_shown = False  # whether throttled_gpus or slowed_gpus is non-zero (see after_pass)
         names = f.cluster_names
         self.acc = Accounting(
             meter.index,
@@ -187,8 +188,10 @@ class EnergySystem:
             it_w = ctrl.it_read_w  # (NaN unless an enforcer read it and none changed it since)
         v = ops.meter.values
         i_throttled, i_slowed, i_blocked = self._ch_after_pass
-        if ctrl.throttled or v[i_throttled] or v[i_slowed]:
-            v[i_throttled], v[i_slowed] = ctrl.throttle_stats()
+        if ctrl.throttled or self._stats_shown:
+            throttled, slowed = ctrl.throttle_stats()
+            v[i_throttled], v[i_slowed] = throttled, slowed
+            self._stats_shown = bool(throttled or slowed)  # (the truth of the two channels: only this writes them)
         if blocked:
             if it_w != it_w:
                 it_w = ops.meter.it_power_w()
@@ -196,7 +199,8 @@ class EnergySystem:
                 if it_w < at_w - 1.0:
                     blocked[c] = it_w
                     ops.request_pass(c)
-            v[i_blocked] = sum(ops.facility.queued_gpus[c] for c in blocked)
+            queued = ops.facility.queued_gpus
+            v[i_blocked] = sum([queued[c] for c in blocked])
         else:
             v[i_blocked] = 0
 
