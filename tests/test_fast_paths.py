@@ -166,6 +166,7 @@ _SEEN = {
     "shadows": 0,
     "refused": 0,
     "ref_replays": 0,
+    "it_at": 0,
 }
 _FAST_JOB_DELTA_W = PowerControl.job_delta_w
 
@@ -559,6 +560,26 @@ def _reference_set_theta(self: PowerControl, c: int, theta: float, now: float) -
     self.ops.refresh(c)
 
 
+_FAST_IT_AT = PowerControl.it_at
+
+
+def _reference_it_at(self: PowerControl, thetas: list[float]) -> float:
+    """PowerControl.it_at before the power drawn at a theta was kept per (cluster, theta): derived at every call
+    (and the kept one checked against it)."""
+    total = self.ops.meter.it_power_w()
+    for c, theta in enumerate(thetas):
+        if theta == self.theta[c]:
+            continue
+        limit = max(theta * self.board_w[c], self.models[c].idle_w)
+        for g in self.facility.groups[c].values():
+            active = self.active_gpus(g)
+            if active:
+                total += active * (min(self.demand[id(g)], limit) - g.gpu_power_w)
+    assert _FAST_IT_AT(self, thetas) == total
+    _SEEN["it_at"] += 1
+    return total
+
+
 def _reference_admit(self: EnergySystem, job: Job, c: int) -> bool:
     """EnergySystem.admit before a refusal reused the admission's read of IT power: read again."""
     if self.admission is None or not self.active:
@@ -674,9 +695,10 @@ def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> Non
             m.setattr(EasyBackfillScheduler, "select", _reference_select)
             m.setattr(EnergySystem, "after_pass", _reference_after_pass)
             m.setattr(EnergySystem, "admit", _reference_admit)
+            m.setattr(PowerControl, "it_at", _reference_it_at)
             ref = run(scenario)
         assert fast.summary == ref.summary
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
-    assert _SEEN["capping"] and _SEEN["refused"] and _SEEN["shadows"] > _SEEN["replays"] > 0, _SEEN
+    assert _SEEN["capping"] and _SEEN["refused"] and _SEEN["it_at"] and _SEEN["shadows"] > _SEEN["replays"] > 0, _SEEN
     assert _SEEN["ref_replays"] > _SEEN["replays"], _SEEN

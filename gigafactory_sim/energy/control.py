@@ -22,7 +22,7 @@ from gigafactory_sim.sim.state import Job, SpeedGroup
 
 __all__ = ["PowerControl"]
 
-_JOB_DELTA_KEYS = 4096  # job_delta_w's kept values at most (a few dozen in practice)
+_JOB_DELTA_KEYS = 4096  # job_delta_w's (and it_at's) kept values at most (a few dozen in practice)
 
 
 class PowerControl:
@@ -64,6 +64,7 @@ class PowerControl:
         self.unthrottled = True  # every theta at or above 1
         self.suspended = 0
         self._job_delta: dict[tuple[int, int, float, float], float] = {}  # (see job_delta_w)
+        self._drawn_at: dict[tuple[int, float], tuple[tuple[SpeedGroup, float], ...]] = {}  # (see it_at)
         # IT power as last read (it_power_w, it_at); NaN once this object changed it (set_theta, suspend). The
         # energy system clears it before its gates and enforcers and reuses a read they made: nothing else
         # writes IT power in between.
@@ -134,12 +135,23 @@ class PowerControl:
         for c, theta in enumerate(thetas):
             if theta == self.theta[c]:
                 continue
-            limit = max(theta * self.board_w[c], self.models[c].idle_w)
-            for g, demand in self._demands[c]:
+            drawn = self._drawn_at.get((c, theta))
+            if drawn is None:
+                drawn = self._drawn(c, theta)
+            for g, w in drawn:
                 active = g.busy_gpus - g.low_gpus
                 if active:
-                    total += active * (min(demand, limit) - g.gpu_power_w)
+                    total += active * (w - g.gpu_power_w)
         return total
+
+    def _drawn(self, c: int, theta: float) -> tuple[tuple[SpeedGroup, float], ...]:
+        """Each group of cluster ``c`` with the power a busy GPU of it draws at ``theta`` (a function of the
+        cluster's constants and ``theta`` only: kept per such key; the gates ask at one or two thetas)."""
+        if len(self._drawn_at) >= _JOB_DELTA_KEYS:
+            self._drawn_at.clear()
+        limit = max(theta * self.board_w[c], self.models[c].idle_w)
+        drawn = self._drawn_at[c, theta] = tuple((g, min(demand, limit)) for g, demand in self._demands[c])
+        return drawn
 
     def job_delta_w(self, job: Job, c: int, theta: float) -> float:
         """IT power added by starting ``job`` on cluster ``c`` with its GPUs at ``theta``: a function of the
