@@ -8,8 +8,12 @@ runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,12 +22,16 @@ import pytest
 from gigafactory_sim.energy import deferral as deferral_module
 from gigafactory_sim.energy.control import PowerControl
 from gigafactory_sim.energy.deferral import Deferral, DeferralConfig
-from gigafactory_sim.energy.solve import MARGIN_W
+from gigafactory_sim.energy.policies import Capping
+from gigafactory_sim.energy.solve import MARGIN_W, max_theta
 from gigafactory_sim.energy.system import EnergySystem
 from gigafactory_sim.grid.signals import Signal
 from gigafactory_sim.inference.runtime import preemption_victims
+from gigafactory_sim.scheduling import easy
+from gigafactory_sim.scheduling.easy import EasyBackfillScheduler, reservation, reservation_stop, shadow_s
 from gigafactory_sim.sim.cluster import ClusterState
-from gigafactory_sim.sim.state import Job
+from gigafactory_sim.sim.state import Job, SpeedGroup
+from gigafactory_sim.sim.view import EngineClusterView
 
 
 def _reference_release_s(d: Deferral, now_s: float, work_s: float) -> float:
@@ -149,7 +157,17 @@ def _reference_after_pass(self: EnergySystem, now_s: float, clusters: list[int])
     v[ch["power_blocked_gpus"]] = sum(ops.facility.queued_gpus[c] for c in self.blocked)
 
 
-_SEEN = {"throttled": 0, "blocked": 0, "deltas": 0}
+_SEEN = {
+    "throttled": 0,
+    "blocked": 0,
+    "deltas": 0,
+    "capping": 0,
+    "replays": 0,
+    "shadows": 0,
+    "refused": 0,
+    "ref_replays": 0,
+    "it_at": 0,
+}
 _FAST_JOB_DELTA_W = PowerControl.job_delta_w
 
 
@@ -298,3 +316,389 @@ def test_release_times_decided_ahead_are_the_ones_decided_at_arrival() -> None:
         if i % 13 == 0 and i > 5000:
             early = i - 4500  # a row before the decided ones
             assert es._release_s(d, early, now, work) == d.release_s(now, work)
+
+
+def _reference_reservation(view: EngineClusterView, head: Job) -> tuple[float, int]:
+    """easy.reservation before it was split into the replay's stop and its time: the replay over
+    running_by_end, end times read as it goes."""
+    gpn = view.gpus_per_node
+    need = head.gpus
+    node_free = view.node_free
+    node_up = view.node_up
+    touched: dict[int, int] = {}
+    if need <= gpn:
+        for end_s, job in view.running_by_end():
+            for node, k in job.alloc:
+                if not node_up[node]:
+                    continue
+                f = touched.get(node, node_free[node]) + k
+                touched[node] = f
+                if f >= need:
+                    return end_s, 0
+        return math.inf, 0
+    nodes_needed = -(-need // gpn)
+    whole = view.whole_free_nodes
+    for end_s, job in view.running_by_end():
+        for node, k in job.alloc:
+            if not node_up[node]:
+                continue
+            f = touched.get(node, node_free[node]) + k
+            touched[node] = f
+            if f == gpn:
+                whole += 1
+        if whole >= nodes_needed:
+            return end_s, whole - nodes_needed
+    return math.inf, 0
+
+
+def test_easy_reservation_and_its_retiming_equal_the_replay() -> None:
+    """Random clusters (one or two speed groups, jobs of every size, nodes down, spares held, ties in end
+    times) and heads of every size: easy.reservation, and the memo's re-timed reservation after speeds change
+    with the occupancy as it was (one group running: the end order stands), equal the replay they replace,
+    float for float."""
+    rng = np.random.default_rng(6)
+    checked = retimed = 0
+    for trial in range(80):
+        nodes, gpn = int(rng.integers(3, 40)), int(rng.choice([4, 8]))
+        st = ClusterState("c", 0, nodes, gpn)
+        loads = [0.5] if trial % 2 else [0.5, 0.9]
+        groups = {load: SpeedGroup(0, load, float(rng.uniform(0.5, 2.0)), 500.0) for load in loads}
+        view = EngineClusterView(st, [], groups)
+        for g in groups.values():
+            g.advance(float(rng.uniform(0.0, 50.0)))
+        for i in range(int(rng.integers(0, nodes * 2))):
+            size = int(rng.choice([1, 2, 3, gpn, 2 * gpn, 3 * gpn]))
+            if not st.fits(size):
+                continue
+            load = loads[int(rng.integers(0, len(loads)))]
+            work = float(rng.choice([600.0, 3600.0])) if trial % 3 == 0 else float(rng.uniform(60.0, 1e5))
+            job = Job(i, 0.0, size, work, 0, load)
+            job.alloc = st.allocate(size)
+            job.group = groups[load]
+            groups[load].add(job)
+        for node in rng.choice(nodes, size=int(rng.integers(0, 3)), replace=False).tolist():
+            st.set_down(int(node))
+        whole = sorted(st.buckets[gpn])
+        if whole and trial % 4 == 0:
+            st.reserve(whole[0])
+        heads = [Job(10_000 + k, 0.0, gpus, 1.0, 0, 0.5) for k, gpus in enumerate((1, 2, gpn, 2 * gpn, 5 * gpn))]
+        for head in heads:
+            assert reservation(view, head) == _reference_reservation(view, head)
+            checked += 1
+        version, order_kept = st.occupancy_version, view.ends_keep_order
+        stops = [reservation_stop(view, head) for head in heads]
+        for g in groups.values():  # a power cap moves the speeds (each group advanced first, as the engine does)
+            g.advance(g.t_s + float(rng.uniform(0.0, 100.0)))
+            g.speed *= float(rng.uniform(0.3, 1.0))
+        assert st.occupancy_version == version
+        for head, (stop, extra) in zip(heads, stops, strict=True):
+            ref = _reference_reservation(view, head)
+            if order_kept:
+                assert (shadow_s(view, head, stop), extra) == ref
+                retimed += 1
+            assert reservation(view, head) == ref
+    assert checked > 300 and retimed > 150
+
+
+def test_occupancy_version_moves_with_every_node_change() -> None:
+    """Every change EASY's replay could see (allocate, release, down, up, spare held or let go) moves the
+    occupancy version; queries do not."""
+    st = ClusterState("c", 0, 4, 8)
+    seen = [st.occupancy_version]
+
+    def moved() -> None:
+        assert st.occupancy_version > seen[-1]
+        seen.append(st.occupancy_version)
+
+    alloc = st.allocate(3)
+    moved()
+    big = st.allocate(16)
+    moved()
+    st.fits(8), st.gpus_held(3), st.busy_nodes
+    assert st.occupancy_version == seen[-1]
+    st.release(alloc)
+    moved()
+    st.set_down(big[0][0])
+    moved()
+    st.set_up(big[0][0])
+    moved()
+    st.release(big)
+    moved()
+    st.reserve(0)
+    moved()
+    st.unreserve(0)
+    moved()
+
+
+def _reference_max_theta(pieces: list[tuple[float, float, float]], budget_w: float, theta_min: float) -> float | None:
+    """solve.max_theta before its sums were list comprehensions and its min a comparison: generators."""
+
+    def total(theta: float) -> float:
+        return sum(n * min(d, theta * b) for n, d, b in pieces)
+
+    if total(1.0) <= budget_w:
+        return 1.0
+    if total(theta_min) > budget_w:
+        return None
+    kinks = sorted({theta_min, 1.0, *(d / b for _, d, b in pieces if theta_min < d / b < 1.0)})
+    lo = theta_min
+    for hi in kinks[1:]:
+        if total(hi) > budget_w:
+            slope = sum(n * b for n, d, b in pieces if d > lo * b)
+            if slope <= 0.0:
+                return lo
+            return min(hi, lo + (budget_w - total(lo)) / slope)
+        lo = hi
+    return 1.0
+
+
+def test_max_theta_equals_the_reference() -> None:
+    """Random pieces (demands below, at and above the board limit, kinks tied and at the floor, empty lists)
+    and budgets around every total: the same theta, float for float, and the same None."""
+    rng = np.random.default_rng(7)
+    checked = found = 0
+    for _ in range(3000):
+        pieces = []
+        for _k in range(int(rng.integers(0, 5))):
+            b = float(rng.choice([700.0, 1000.0, 1200.0]))
+            d = float(rng.choice([b * 0.3, b * 0.65, b, b * 1.2, float(rng.uniform(50.0, 1.3 * b))]))
+            pieces.append((float(rng.integers(0, 20_000)), d, b))
+        floor = float(rng.choice([0.3, 0.29, 0.65, 1.0]))
+        ref_total = sum(n * min(d, b) for n, d, b in pieces)
+        low_total = sum(n * min(d, floor * b) for n, d, b in pieces)
+        for budget in (ref_total, low_total, float(rng.uniform(low_total * 0.9, ref_total * 1.1 + 1.0)), 0.0):
+            for delta in (0.0, 1e-3, -1e-3):
+                ref = _reference_max_theta(pieces, budget + delta, floor)
+                assert max_theta(pieces, budget + delta, floor) == ref
+                checked += 1
+                found += ref is not None and ref < 1.0
+    assert checked > 30_000 and found > 3000
+
+
+def test_uniform_capping_solve_equals_the_tiered_one() -> None:
+    """Capping's solve with one tier of every cluster, written out, against the tiered loop it skips: the same
+    limits, float for float, on random clusters (busy or not, demands below and above the board limit) and
+    limits around the totals at full power and at the floor."""
+    rng = np.random.default_rng(8)
+    checked = throttled = 0
+    for _ in range(3000):
+        n = int(rng.integers(1, 4))
+        fixed = [float(rng.uniform(1e5, 3e7)) for _ in range(n)]
+        pieces = []
+        for _c in range(n):
+            b = float(rng.choice([700.0, 1000.0]))
+            pieces.append(
+                [
+                    (float(rng.integers(1, 50_000)), float(rng.uniform(0.2, 1.3)) * b, b)
+                    for _k in range(rng.integers(0, 3))
+                ]
+            )
+        theta_min = [float(rng.choice([0.3, 0.29, 0.5])) for _ in range(n)]
+        fast = Capping([list(range(n))])
+        tiered = Capping([list(range(n))])
+        tiered._uniform = False  # (the loop over tiers)
+        full = sum(fixed[c] + sum(k * min(d, b) for k, d, b in pieces[c]) for c in range(n))
+        low = sum(fixed[c] + sum(k * min(d, 0.5 * b) for k, d, b in pieces[c]) for c in range(n))
+        for limit in (full, low, float(rng.uniform(min(fixed) * 0.5, full * 1.05)), math.inf, full - 1e-3):
+            ref = tiered.solve(limit, theta_min, fixed, pieces)
+            assert fast.solve(limit, theta_min, fixed, pieces) == ref
+            checked += 1
+            throttled += ref[0] < 1.0
+    assert checked == 15_000 and throttled > 3000
+
+
+def _reference_capping_enforce(self: Capping, ctrl: PowerControl, now_s: float) -> None:
+    """Capping.enforce before its inputs were read in one walk and its last solve kept: fixed_w and pieces per
+    cluster and a solve at every call (and the fast inputs checked against them)."""
+    n = len(ctrl.theta)
+    limit = ctrl.it_limit_w()
+    if all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= limit:
+        return
+    fixed = [ctrl.fixed_w(c) for c in range(n)]
+    pieces = [ctrl.pieces(c) for c in range(n)]
+    assert ctrl.capping_inputs() == (fixed, pieces)
+    _SEEN["capping"] += 1
+
+    def it(c: int, theta: float) -> float:
+        return fixed[c] + sum(k * min(d, theta * b) for k, d, b in pieces[c])
+
+    target = [1.0] * n
+    if sum(it(c, 1.0) for c in range(n)) > limit:
+        for tier in self.tiers:
+            others = sum(it(c, target[c]) for c in range(n) if c not in tier)
+            budget = limit - others - sum(fixed[c] for c in tier)
+            floor = max(ctrl.theta_min[c] for c in tier)
+            theta = _reference_max_theta([p for c in tier for p in pieces[c]], budget, floor)
+            for c in tier:
+                target[c] = floor if theta is None else theta
+            if theta is not None:
+                break
+    for c in range(n):
+        _reference_set_theta(ctrl, c, target[c], now_s)
+
+
+def _reference_set_theta(self: PowerControl, c: int, theta: float, now: float) -> None:
+    """PowerControl.set_theta before the groups' constants were kept: looked up and derived at every change."""
+    if abs(theta - self.theta[c]) <= 1e-12:
+        return
+    self.theta[c] = theta
+    self.throttled = any(t < 1.0 for t in self.theta)
+    self.unthrottled = all(t >= 1.0 for t in self.theta)
+    model = self.models[c]
+    limit = theta * self.board_w[c]
+    for g in self.facility.groups[c].values():
+        full_w, full_speed = self.full[id(g)]
+        if theta >= 1.0:
+            self.ops.set_group_rate(g, full_w, full_speed)
+        else:
+            base = model.speed(g.load)
+            self.ops.set_group_rate(
+                g,
+                model.power_w(g.load, limit),
+                full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0),
+            )
+    self.ops.refresh(c)
+
+
+_FAST_IT_AT = PowerControl.it_at
+
+
+def _reference_it_at(self: PowerControl, thetas: list[float]) -> float:
+    """PowerControl.it_at before the power drawn at a theta was kept per (cluster, theta): derived at every call
+    (and the kept one checked against it)."""
+    total = self.ops.meter.it_power_w()
+    for c, theta in enumerate(thetas):
+        if theta == self.theta[c]:
+            continue
+        limit = max(theta * self.board_w[c], self.models[c].idle_w)
+        for g in self.facility.groups[c].values():
+            active = self.active_gpus(g)
+            if active:
+                total += active * (min(self.demand[id(g)], limit) - g.gpu_power_w)
+    assert _FAST_IT_AT(self, thetas) == total
+    _SEEN["it_at"] += 1
+    return total
+
+
+def _reference_admit(self: EnergySystem, job: Job, c: int) -> bool:
+    """EnergySystem.admit before a refusal reused the admission's read of IT power: read again."""
+    if self.admission is None or not self.active:
+        return True
+    self.ops.refresh(c)
+    if self.admission.admit(self.ctrl, job, c):
+        return True
+    self._blocked_now.add(c)
+    self.blocked[c] = self.ops.meter.it_power_w()
+    _SEEN["refused"] += 1
+    return False
+
+
+@dataclass
+class _RefMemo:
+    """easy._Memo as it was."""
+
+    head_idx: int = -1
+    disruptions: int = -1
+    shadow_s: float = math.inf
+    extra_nodes: int = 0
+    capacity_version: int = -1
+    no_fit: set[int] = field(default_factory=set)
+    too_late: set[int] = field(default_factory=set)
+
+
+_REF_MEMOS: dict[int, _RefMemo] = {}
+
+
+def _reference_select(self: EasyBackfillScheduler, view: EngineClusterView) -> Iterator[Job]:
+    """EasyBackfillScheduler.select before a disruption that left the occupancy as it was only re-timed the
+    reservation and before the look-ahead left out the jobs already turned down at once: the replay at every
+    disruption, every job of the window looked at in the loop."""
+    queue = view.queue
+    while queue:
+        job = queue[0]
+        if not view.fits(job.gpus):
+            break
+        yield job
+    if len(queue) < 2:
+        return
+    head = queue[0]
+    memo = _REF_MEMOS.setdefault(id(view), _RefMemo())
+    if memo.head_idx != head.idx or memo.disruptions != view.disruptions:
+        memo.shadow_s, memo.extra_nodes = _reference_reservation(view, head)
+        memo.head_idx, memo.disruptions = head.idx, view.disruptions
+        memo.no_fit.clear()
+        memo.too_late.clear()
+        _SEEN["ref_replays"] += 1
+    if memo.capacity_version != view.capacity_version:
+        memo.capacity_version = view.capacity_version
+        memo.no_fit.clear()
+    gpn = view.gpus_per_node
+    now_s = view.now_s
+    no_fit, too_late = memo.no_fit, memo.too_late
+    too_big = view.free_gpus + 1
+    for job in list(islice(queue, 1, self.lookahead + 1)):
+        gpus = job.gpus
+        if gpus >= too_big or job.idx in too_late or job.idx in no_fit:
+            continue
+        if not view.fits(gpus):
+            too_big = gpus
+            no_fit.add(job.idx)
+            continue
+        started = False
+        if now_s + view.expected_duration_s(job) <= memo.shadow_s:
+            started = True
+        elif gpus > gpn:
+            nodes = -(-gpus // gpn)
+            if nodes <= memo.extra_nodes:
+                memo.extra_nodes -= nodes
+                started = True
+        if not started:
+            too_late.add(job.idx)
+            continue
+        yield job
+        free = view.free_gpus
+        if free == 0:
+            return
+        too_big = min(too_big, free + 1)
+
+
+def _counting(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(*args: Any) -> Any:
+        _SEEN[name] += 1
+        return fn(*args)
+
+    return counted
+
+
+def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Capped runs of a smaller facility, full within hours and throttled for hours (GPU limits re-solved at
+    most passes, EASY's reservations disrupted by every limit change), with capping, set_theta and EASY's memo
+    as they were, and the energy system's admit and after_pass reading IT power afresh: the same results, figure
+    for figure (and some reservations re-timed, not replayed)."""
+    from gigafactory_sim import load_scenario, run
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    small = ["horizon=2d", "facility.clusters.0.nodes=2100", "facility.clusters.1.nodes=1500"]  # (full in hours)
+    cases = (
+        ("power-capped.yaml", [*small, "energy.power_cap_mw.base_mw=28", "energy.power_cap_mw.windows.0.mw=24"]),
+        ("carbon-aware.yaml", [*small, "energy.budgets.0.t_co2=900"]),
+    )
+    for name, overrides in cases:
+        scenario = load_scenario(root / name, [*overrides, "report.interval=1h"])
+        _REF_MEMOS.clear()
+        with monkeypatch.context() as m:  # (counted: how many reservations were re-timed, not replayed)
+            m.setattr(easy, "reservation_stop", _counting("replays", easy.reservation_stop))
+            m.setattr(easy, "shadow_s", _counting("shadows", easy.shadow_s))
+            fast = run(scenario)
+        with monkeypatch.context() as m:
+            m.setattr(Capping, "enforce", _reference_capping_enforce)
+            m.setattr(EasyBackfillScheduler, "select", _reference_select)
+            m.setattr(EnergySystem, "after_pass", _reference_after_pass)
+            m.setattr(EnergySystem, "admit", _reference_admit)
+            m.setattr(PowerControl, "it_at", _reference_it_at)
+            ref = run(scenario)
+        assert fast.summary == ref.summary
+        pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
+        pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
+    assert _SEEN["capping"] and _SEEN["refused"] and _SEEN["it_at"] and _SEEN["shadows"] > _SEEN["replays"] > 0, _SEEN
+    assert _SEEN["ref_replays"] > _SEEN["replays"], _SEEN

@@ -424,14 +424,15 @@ def test_head_check_probe_sees_a_left_head() -> None:
 # --- EASY backfilling --------------------------------------------------------------------------------------------
 @contextmanager
 def record_reservations(records: list[tuple[int, float, float]]) -> Iterator[None]:
-    original = easy.reservation
+    """Every reservation EASY makes, replayed or re-timed (its shadow time: easy.shadow_s)."""
+    original = easy.shadow_s
 
-    def recording(view: Any, head: Any) -> tuple[float, int]:
-        shadow_s, extra = original(view, head)
+    def recording(view: Any, head: Any, stop: Any) -> float:
+        shadow_s = original(view, head, stop)
         records.append((head.idx, view.now_s, shadow_s))
-        return shadow_s, extra
+        return shadow_s
 
-    with mock.patch.object(easy, "reservation", recording):
+    with mock.patch.object(easy, "shadow_s", recording):
         yield
 
 

@@ -22,7 +22,7 @@ from gigafactory_sim.sim.state import Job, SpeedGroup
 
 __all__ = ["PowerControl"]
 
-_JOB_DELTA_KEYS = 4096  # job_delta_w's kept values at most (a few dozen in practice)
+_JOB_DELTA_KEYS = 4096  # job_delta_w's (and it_at's) kept values at most (a few dozen in practice)
 
 
 class PowerControl:
@@ -43,6 +43,17 @@ class PowerControl:
             for g in groups.values():
                 self.full[id(g)] = (g.gpu_power_w, g.speed)
                 self.demand[id(g)] = self.models[c].demand_w(g.load)
+        # per cluster, what the hot paths read of each group that never changes (the models are pure):
+        # (group, demand, unthrottled power, unthrottled speed, model speed at the board limit)
+        self._consts: list[tuple[tuple[SpeedGroup, float, float, float, float], ...]] = [
+            tuple((g, self.demand[id(g)], *self.full[id(g)], self.models[c].speed(g.load)) for g in groups.values())
+            for c, groups in enumerate(f.groups)
+        ]
+        self._demands = [tuple((g, d) for g, d, *_ in consts) for consts in self._consts]
+        self._it_channels: list[tuple[int, int, int, int, tuple[int, ...]]] = [
+            (ch["gpu_train_w"], ch["gpu_idle_w"], ch["node_train_w"], ch["node_idle_w"], tuple(extra))
+            for ch, extra in zip(f.ch, f.extra_it_idx, strict=True)
+        ]
         self.a = 1.0  # facility = a * IT + b
         self.b_w = 0.0
         self.renewable_w = 0.0
@@ -53,6 +64,11 @@ class PowerControl:
         self.unthrottled = True  # every theta at or above 1
         self.suspended = 0
         self._job_delta: dict[tuple[int, int, float, float], float] = {}  # (see job_delta_w)
+        self._drawn_at: dict[tuple[int, float], tuple[tuple[SpeedGroup, float], ...]] = {}  # (see it_at)
+        # IT power as last read (it_power_w, it_at); NaN once this object changed it (set_theta, suspend). The
+        # energy system clears it before its gates and enforcers and reuses a read they made: nothing else
+        # writes IT power in between.
+        self.it_read_w = math.nan
 
     def set_signals(self, a: float, b_w: float, renewable_w: float, cap_w: float) -> None:
         """Put a segment's PUE coefficients, renewable output and effective cap in force (the only way they
@@ -69,7 +85,8 @@ class PowerControl:
         return self._it_limit_w
 
     def it_power_w(self) -> float:
-        return self.ops.meter.it_power_w()
+        self.it_read_w = w = self.ops.meter.it_power_w()
+        return w
 
     @staticmethod
     def active_gpus(g: SpeedGroup) -> int:
@@ -90,21 +107,51 @@ class PowerControl:
             if (n := self.active_gpus(g))
         ]
 
+    def capping_inputs(self) -> tuple[list[float], list[list[tuple[float, float, float]]]]:
+        """:meth:`fixed_w` and :meth:`pieces` of every cluster, in one walk over the groups (the same floats:
+        the same sums in the same order, the demands kept from the start)."""
+        v = self.ops.meter.values.tolist()  # (Python floats: the same sums as cluster_it_w's float64 ones)
+        fixed: list[float] = []
+        pieces: list[list[tuple[float, float, float]]] = []
+        for c, demands in enumerate(self._demands):
+            i_train, i_idle, i_nt, i_ni, extra = self._it_channels[c]
+            it = v[i_train] + v[i_idle] + v[i_nt] + v[i_ni]  # Facility.cluster_it_w
+            if extra:
+                x = v[extra[0]]
+                for i in extra[1:]:
+                    x = x + v[i]
+                it += x
+            fixed.append(it - sum([(g.busy_gpus - g.low_gpus) * g.gpu_power_w for g, _ in demands]))
+            board = self.board_w[c]
+            pieces.append([(float(n), d, board) for g, d in demands if (n := g.busy_gpus - g.low_gpus)])
+        return fixed, pieces
+
     def gpu_power_at(self, c: int, load: float, theta: float) -> float:
         return self.models[c].power_w(load, theta * self.board_w[c])
 
     def it_at(self, thetas: list[float]) -> float:
         """IT power if every cluster ran at ``thetas`` (current occupancy; meter channels must be current)."""
-        total = self.ops.meter.it_power_w()
+        self.it_read_w = total = self.ops.meter.it_power_w()
         for c, theta in enumerate(thetas):
             if theta == self.theta[c]:
                 continue
-            limit = max(theta * self.board_w[c], self.models[c].idle_w)
-            for g in self.facility.groups[c].values():
-                active = self.active_gpus(g)
+            drawn = self._drawn_at.get((c, theta))
+            if drawn is None:
+                drawn = self._drawn(c, theta)
+            for g, w in drawn:
+                active = g.busy_gpus - g.low_gpus
                 if active:
-                    total += active * (min(self.demand[id(g)], limit) - g.gpu_power_w)
+                    total += active * (w - g.gpu_power_w)
         return total
+
+    def _drawn(self, c: int, theta: float) -> tuple[tuple[SpeedGroup, float], ...]:
+        """Each group of cluster ``c`` with the power a busy GPU of it draws at ``theta`` (a function of the
+        cluster's constants and ``theta`` only: kept per such key; the gates ask at one or two thetas)."""
+        if len(self._drawn_at) >= _JOB_DELTA_KEYS:
+            self._drawn_at.clear()
+        limit = max(theta * self.board_w[c], self.models[c].idle_w)
+        drawn = self._drawn_at[c, theta] = tuple((g, min(demand, limit)) for g, demand in self._demands[c])
+        return drawn
 
     def job_delta_w(self, job: Job, c: int, theta: float) -> float:
         """IT power added by starting ``job`` on cluster ``c`` with its GPUs at ``theta``: a function of the
@@ -124,17 +171,17 @@ class PowerControl:
         if abs(theta - self.theta[c]) <= 1e-12:
             return
         self.theta[c] = theta
+        self.it_read_w = math.nan
         self.throttled = any(t < 1.0 for t in self.theta)
         self.unthrottled = all(t >= 1.0 for t in self.theta)
         model = self.models[c]
         limit = theta * self.board_w[c]
-        for g in self.facility.groups[c].values():
-            full_w, full_speed = self.full[id(g)]
+        set_group_rate = self.ops.set_group_rate
+        for g, _, full_w, full_speed, base in self._consts[c]:
             if theta >= 1.0:
-                self.ops.set_group_rate(g, full_w, full_speed)
+                set_group_rate(g, full_w, full_speed)
             else:
-                base = model.speed(g.load)
-                self.ops.set_group_rate(
+                set_group_rate(
                     g,
                     model.power_w(g.load, limit),
                     full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0),
@@ -144,13 +191,12 @@ class PowerControl:
     def throttle_stats(self) -> tuple[float, float]:
         """(busy GPUs running below their unthrottled power, GPU-equivalents of speed lost)."""
         throttled = slowed = 0.0
-        for c, groups in enumerate(self.facility.groups):
+        for c, consts in enumerate(self._consts):
             if self.theta[c] >= 1.0:
                 continue
-            for g in groups.values():
+            for g, _, full_w, full_speed, _ in consts:
                 if not g.busy_gpus:
                     continue
-                full_w, full_speed = self.full[id(g)]
                 if g.gpu_power_w < full_w - 1e-9:
                     throttled += g.busy_gpus
                 if full_speed > 0:
@@ -167,6 +213,7 @@ class PowerControl:
         """Stop ``job`` now and put it back in its queue. Without checkpointing configured it keeps its progress
         (an instant checkpoint); with it, it restarts from its last checkpoint like any preempted job."""
         c = job.cluster
+        self.it_read_w = math.nan
         self.ops.stop(job, "suspended", "power")
         self.ops.refresh(c)
         self.suspended += 1

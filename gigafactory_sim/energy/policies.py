@@ -50,6 +50,10 @@ class PowerState(Protocol):
 
     def pieces(self, c: int) -> list[tuple[float, float, float]]: ...
 
+    def capping_inputs(self) -> tuple[list[float], list[list[tuple[float, float, float]]]]:
+        """(``fixed_w(c)`` for every cluster, ``pieces(c)`` for every cluster)."""
+        ...
+
     def set_theta(self, c: int, theta: float, now: float) -> None: ...
 
     def running_jobs(self) -> list[tuple[int, Job, SpeedGroup]]: ...
@@ -137,31 +141,68 @@ class Capping(_Hooks):
 
     def __init__(self, tiers: list[list[int]]) -> None:
         self.tiers = tiers
+        # one tier of every cluster in order (order: uniform): solved by _solve_uniform
+        self._uniform = len(tiers) == 1 and tiers[0] == list(range(len(tiers[0])))
+        # the last solve: its inputs (limit, floors, fixed power and pieces per cluster) and its limits
+        self._solved: tuple[float, list[float], list[float], list[list[tuple[float, float, float]]]] | None = None
+        self._target: list[float] = []
 
     def enforce(self, ctrl: PowerState, now_s: float) -> None:
         n = len(ctrl.theta)
         limit = ctrl.it_limit_w()
         if all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= limit:
             return
-        fixed = [ctrl.fixed_w(c) for c in range(n)]
-        pieces = [ctrl.pieces(c) for c in range(n)]
+        fixed, pieces = ctrl.capping_inputs()
+        key = (limit, ctrl.theta_min, fixed, pieces)
+        if key == self._solved:  # (a pure function of them: the same limits as last time)
+            target = self._target
+        else:
+            target = self._target = self.solve(limit, ctrl.theta_min, fixed, pieces)
+            self._solved = (limit, list(ctrl.theta_min), fixed, pieces)
+        for c in range(n):
+            ctrl.set_theta(c, target[c], now_s)
 
-        def it(c: int, theta: float) -> float:
-            return fixed[c] + sum(k * min(d, theta * b) for k, d, b in pieces[c])
+    def solve(
+        self, limit: float, theta_min: list[float], fixed: list[float], pieces: list[list[tuple[float, float, float]]]
+    ) -> list[float]:
+        """The GPU limit of every cluster: one common fraction per tier, tiers in order, until IT power fits
+        ``limit`` (``fixed[c]``: cluster ``c``'s power that does not depend on its limit, ``pieces[c]`` its
+        busy GPUs, see :func:`~gigafactory_sim.energy.solve.max_theta`)."""
+        n = len(fixed)
+        if self._uniform and n == len(self.tiers[0]):
+            return self._solve_uniform(limit, theta_min, fixed, pieces)
+
+        def it(c: int, theta: float) -> float:  # (list comprehensions: the same sums as generators, faster)
+            return fixed[c] + sum([k * (d if d <= (t := theta * b) else t) for k, d, b in pieces[c]])
 
         target = [1.0] * n
-        if sum(it(c, 1.0) for c in range(n)) > limit:
+        if sum([it(c, 1.0) for c in range(n)]) > limit:
             for tier in self.tiers:
-                others = sum(it(c, target[c]) for c in range(n) if c not in tier)
-                budget = limit - others - sum(fixed[c] for c in tier)
-                floor = max(ctrl.theta_min[c] for c in tier)
+                others = sum([it(c, target[c]) for c in range(n) if c not in tier])
+                budget = limit - others - sum([fixed[c] for c in tier])
+                floor = max([theta_min[c] for c in tier])
                 theta = max_theta([p for c in tier for p in pieces[c]], budget, floor)
                 for c in tier:
                     target[c] = floor if theta is None else theta
                 if theta is not None:
                     break
-        for c in range(n):
-            ctrl.set_theta(c, target[c], now_s)
+        return target
+
+    @staticmethod
+    def _solve_uniform(
+        limit: float, theta_min: list[float], fixed: list[float], pieces: list[list[tuple[float, float, float]]]
+    ) -> list[float]:
+        """:meth:`solve` with one tier of every cluster in order, its steps written out: the same floats (the
+        tier's others sum to 0, so its budget is ``limit - 0 - sum(fixed)``; its floor the largest)."""
+        at_full = sum(
+            [fixed[c] + sum([k * (d if d <= (t := 1.0 * b) else t) for k, d, b in p]) for c, p in enumerate(pieces)]
+        )
+        n = len(fixed)
+        if not at_full > limit:
+            return [1.0] * n
+        floor = max([theta_min[c] for c in range(n)])
+        theta = max_theta([q for p in pieces for q in p], limit - 0 - sum(fixed), floor)
+        return [floor if theta is None else theta] * n
 
 
 class CappingConfig(StrictModel):

@@ -70,6 +70,7 @@ class EnergySystem:
         meter.add_channels(list(channels.ENERGY_DERIVED) + list(channels.ENERGY_SIGNALS))
         self.ch = {name: meter.index[name] for name in (*channels.ENERGY_DERIVED, *channels.ENERGY_SIGNALS)}
         self._ch_after_pass = (self.ch["throttled_gpus"], self.ch["slowed_gpus"], self.ch["power_blocked_gpus"])
+        self._stats_shown = False  # whether throttled_gpus or slowed_gpus is non-zero (see after_pass)
         names = f.cluster_names
         self.acc = Accounting(
             meter.index,
@@ -159,10 +160,13 @@ class EnergySystem:
         if self.admission is None or not self.active:
             return True
         self.ops.refresh(c)  # the engine refreshes a cluster's meter channels only after its pass
-        if self.admission.admit(self.ctrl, job, c):
+        ctrl = self.ctrl
+        ctrl.it_read_w = math.nan
+        if self.admission.admit(ctrl, job, c):
             return True
         self._blocked_now.add(c)
-        self.blocked[c] = self.ops.meter.it_power_w()
+        it_w = ctrl.it_read_w  # (the admission's own read of IT power, if it made one: nothing changed since)
+        self.blocked[c] = it_w if it_w == it_w else self.ops.meter.it_power_w()
         return False
 
     def after_pass(self, now_s: float, clusters: list[int]) -> None:
@@ -178,13 +182,16 @@ class EnergySystem:
         ops = self.ops
         it_w = ops.meter.it_power_w() if self._quiet_under_cap and ctrl.unthrottled else math.nan
         if not it_w <= ctrl.it_limit_w():  # (NaN: throttled, or an enforcer that always acts)
+            ctrl.it_read_w = math.nan
             for policy in self.enforcers:
                 policy.enforce(ctrl, now_s)
-            it_w = math.nan  # (the enforcers may have changed it)
+            it_w = ctrl.it_read_w  # (NaN unless an enforcer read it and none changed it since)
         v = ops.meter.values
         i_throttled, i_slowed, i_blocked = self._ch_after_pass
-        if ctrl.throttled or v[i_throttled] or v[i_slowed]:
-            v[i_throttled], v[i_slowed] = ctrl.throttle_stats()
+        if ctrl.throttled or self._stats_shown:
+            throttled, slowed = ctrl.throttle_stats()
+            v[i_throttled], v[i_slowed] = throttled, slowed
+            self._stats_shown = bool(throttled or slowed)  # (the truth of the two channels: only this writes them)
         if blocked:
             if it_w != it_w:
                 it_w = ops.meter.it_power_w()
@@ -192,7 +199,8 @@ class EnergySystem:
                 if it_w < at_w - 1.0:
                     blocked[c] = it_w
                     ops.request_pass(c)
-            v[i_blocked] = sum(ops.facility.queued_gpus[c] for c in blocked)
+            queued = ops.facility.queued_gpus
+            v[i_blocked] = sum([queued[c] for c in blocked])
         else:
             v[i_blocked] = 0
 

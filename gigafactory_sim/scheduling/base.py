@@ -8,7 +8,7 @@ must fit (``view.fits(job.gpus)``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 __all__ = ["ClusterView", "JobView", "Scheduler", "starts_lone_job"]
@@ -60,6 +60,18 @@ class ClusterView(Protocol):
         """Bumped whenever free capacity grows (a job ends, a node returns)."""
         ...
 
+    @property
+    def occupancy_version(self) -> int:
+        """Bumped whenever node occupancy changes (an allocation, a release, a node down or up, a spare held or
+        let go): while it stands, ``node_free``, ``node_up``, ``whole_free_nodes`` and the running jobs are as
+        they were."""
+        ...
+
+    @property
+    def ends_keep_order(self) -> bool:
+        """Whether the running jobs' end order stays as it is when speeds change (they all share one speed)."""
+        ...
+
     def fits(self, gpus: int) -> bool:
         """Whether a job of ``gpus`` GPUs can start now under the placement rule."""
         ...
@@ -70,6 +82,14 @@ class ClusterView(Protocol):
 
     def running_by_end(self) -> Iterator[tuple[float, JobView]]:
         """Running jobs with their expected end time, earliest first."""
+        ...
+
+    def jobs_by_end(self) -> Iterable[JobView]:
+        """The jobs of :meth:`running_by_end`, in its order."""
+        ...
+
+    def end_s(self, job: JobView) -> float:
+        """Expected end time of a running job (the time :meth:`running_by_end` gives it)."""
         ...
 
 

@@ -20,7 +20,7 @@ from pydantic import Field
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.scheduling.base import ClusterView, JobView
 
-__all__ = ["EasyBackfillConfig", "EasyBackfillScheduler", "reservation"]
+__all__ = ["EasyBackfillConfig", "EasyBackfillScheduler", "reservation", "reservation_stop", "shadow_s"]
 
 
 def reservation(view: ClusterView, head: JobView) -> tuple[float, int]:
@@ -29,24 +29,38 @@ def reservation(view: ClusterView, head: JobView) -> tuple[float, int]:
     Replays expected ends of running jobs at node level (free GPUs per touched node) until the head fits.
     Returns ``(inf, 0)`` if it never fits with the nodes now up.
     """
+    stop, extra = reservation_stop(view, head)
+    return shadow_s(view, head, stop), extra
+
+
+def shadow_s(view: ClusterView, head: JobView, stop: JobView | None) -> float:
+    """The shadow time of ``head`` whose replay stopped at ``stop`` (:func:`reservation_stop`): its expected end,
+    or inf if the head never fits."""
+    return math.inf if stop is None else view.end_s(stop)
+
+
+def reservation_stop(view: ClusterView, head: JobView) -> tuple[JobView | None, int]:
+    """The running job at whose expected end ``head`` fits (None: never, with the nodes now up) and the whole
+    nodes spare then: :func:`reservation` without the time. It depends only on the node occupancy and the end
+    order of the running jobs, not on when they end (the shadow time is the stop's expected end)."""
     gpn = view.gpus_per_node
     need = head.gpus
     node_free = view.node_free
     node_up = view.node_up
     touched: dict[int, int] = {}
     if need <= gpn:
-        for end_s, job in view.running_by_end():
+        for job in view.jobs_by_end():
             for node, k in job.alloc:
                 if not node_up[node]:
                     continue
                 f = touched.get(node, node_free[node]) + k
                 touched[node] = f
                 if f >= need:
-                    return end_s, 0
-        return math.inf, 0
+                    return job, 0
+        return None, 0
     nodes_needed = -(-need // gpn)
     whole = view.whole_free_nodes
-    for end_s, job in view.running_by_end():
+    for job in view.jobs_by_end():
         for node, k in job.alloc:
             if not node_up[node]:
                 continue
@@ -55,8 +69,8 @@ def reservation(view: ClusterView, head: JobView) -> tuple[float, int]:
             if f == gpn:
                 whole += 1
         if whole >= nodes_needed:
-            return end_s, whole - nodes_needed
-    return math.inf, 0
+            return job, whole - nodes_needed
+    return None, 0
 
 
 @dataclass
@@ -68,6 +82,10 @@ class _Memo:
     changes or the view reports a disruption. A job that did not fit stays turned down until capacity grows (free
     capacity only shrank since); a job that fit but would end after the shadow time, without extra nodes enough,
     stays turned down while the reservation holds (time only moves on, and the extra nodes only shrink).
+
+    When a disruption leaves the node occupancy as it was and every running job shares one speed (a power cap
+    moved the cluster's speed: the end order stands), the reservation a fresh replay would find ends at the same
+    job (:func:`reservation_stop`) with the same extra nodes: only its time is re-read.
     """
 
     head_idx: int = -1
@@ -77,6 +95,10 @@ class _Memo:
     capacity_version: int = -1
     no_fit: set[int] = field(default_factory=set)
     too_late: set[int] = field(default_factory=set)
+    # the last replay: the occupancy it saw (-1: none to reuse), where it stopped and its extra nodes
+    replay_version: int = -1
+    stop: JobView | None = None
+    replay_extra: int = 0
 
 
 class EasyBackfillScheduler:
@@ -106,7 +128,11 @@ class EasyBackfillScheduler:
         if memo is None:  # (not setdefault: that would build a memo on every pass)
             memo = self._memos[id(view)] = _Memo()
         if memo.head_idx != head.idx or memo.disruptions != view.disruptions:
-            memo.shadow_s, memo.extra_nodes = reservation(view, head)
+            if memo.head_idx != head.idx or memo.replay_version != view.occupancy_version or not view.ends_keep_order:
+                memo.stop, memo.replay_extra = reservation_stop(view, head)
+                memo.replay_version = view.occupancy_version if view.ends_keep_order else -1
+            # (else the same replay as the last: only the stop's end time moved)
+            memo.shadow_s, memo.extra_nodes = shadow_s(view, head, memo.stop), memo.replay_extra
             memo.head_idx, memo.disruptions = head.idx, view.disruptions
             memo.no_fit.clear()
             memo.too_late.clear()
@@ -119,7 +145,14 @@ class EasyBackfillScheduler:
         # Fitting is monotone in size (best fit on one node, or whole free nodes), so once a job of `too_big`
         # GPUs does not fit, no larger one does until capacity grows.
         too_big = view.free_gpus + 1
-        for job in list(islice(queue, 1, self.lookahead + 1)):
+        # The jobs this pass may look at, those already turned down left out at once (too_big only falls and the
+        # sets only grow as the pass goes, each by the job it looks at: the loop below would skip them too).
+        window = [
+            job
+            for job in islice(queue, 1, self.lookahead + 1)
+            if job.gpus < too_big and job.idx not in too_late and job.idx not in no_fit
+        ]
+        for job in window:
             gpus = job.gpus
             if gpus >= too_big or job.idx in too_late or job.idx in no_fit:
                 continue

@@ -18,7 +18,9 @@ class ClusterState:
     """Free GPUs per node of one cluster; O(gpus_per_node) placement via free-count buckets.
 
     Only nodes that are up and not held as hot spares are in a bucket; ``free_gpus`` counts their free GPUs.
-    ``capacity_version`` is bumped whenever schedulable capacity grows (schedulers use it to skip work).
+    ``capacity_version`` is bumped whenever schedulable capacity grows (schedulers use it to skip work);
+    ``occupancy_version`` whenever anything about the nodes changes (an allocation, a release, a node going down or
+    up, a spare held or let go): while it stands, free GPUs per node, nodes up and whole free nodes are as they were.
     """
 
     def __init__(self, name: str, index: int, nodes: int, gpus_per_node: int) -> None:
@@ -36,6 +38,7 @@ class ClusterState:
         self.reserved: set[int] = set()
         self.free_gpus = self.total_gpus  # free GPUs on schedulable nodes (up, not reserved)
         self.capacity_version = 0
+        self.occupancy_version = 0
 
     # -- queries ---------------------------------------------------------------------------------------------
     @property
@@ -67,6 +70,7 @@ class ClusterState:
 
     # -- changes ---------------------------------------------------------------------------------------------
     def allocate(self, gpus: int) -> Allocation:
+        self.occupancy_version += 1
         gpn = self.gpus_per_node
         if gpus <= gpn:
             for f in range(gpus, gpn + 1):
@@ -96,6 +100,7 @@ class ClusterState:
 
     def release(self, alloc: Allocation) -> None:
         self.capacity_version += 1
+        self.occupancy_version += 1
         if len(alloc) > 1:  # a gang allocation: whole nodes, each wholly held
             gpn = self.gpus_per_node
             node_free = self.node_free
@@ -121,6 +126,7 @@ class ClusterState:
         """Take a node out of service (its jobs must have been released or be released later)."""
         if not self.node_up[node]:
             return
+        self.occupancy_version += 1
         self.node_up[node] = False
         if node in self.reserved:
             self.reserved.discard(node)
@@ -133,6 +139,7 @@ class ClusterState:
         """Return a node to service; with ``reserve`` it comes back as a hot spare (see :meth:`reserve`)."""
         if self.node_up[node]:
             return
+        self.occupancy_version += 1
         self.node_up[node] = True
         self.down_nodes -= 1
         if reserve:
@@ -146,12 +153,14 @@ class ClusterState:
         """Hold a wholly free, up node out of scheduling (a hot spare)."""
         if not self.node_up[node] or self.node_free[node] != self.gpus_per_node or node in self.reserved:
             raise RuntimeError(f"cluster {self.name}: node {node} is not up and wholly free")
+        self.occupancy_version += 1
         self.buckets[self.gpus_per_node].discard(node)
         self.reserved.add(node)
         self.free_gpus -= self.gpus_per_node
 
     def unreserve(self, node: int) -> None:
         """Put a hot spare back into scheduling."""
+        self.occupancy_version += 1
         self.reserved.remove(node)
         self.buckets[self.node_free[node]].add(node)
         self.free_gpus += self.node_free[node]

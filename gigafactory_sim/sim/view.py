@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import cast
 
 from gigafactory_sim.scheduling.base import JobView
 from gigafactory_sim.sim.cluster import ClusterState
@@ -45,6 +46,14 @@ class EngineClusterView:
         return self._state.capacity_version
 
     @property
+    def occupancy_version(self) -> int:
+        return self._state.occupancy_version
+
+    @property
+    def ends_keep_order(self) -> bool:
+        return sum(1 for g in self._groups.values() if g.running) <= 1
+
+    @property
     def whole_free_nodes(self) -> int:
         return len(self._state.buckets[self._state.gpus_per_node])
 
@@ -61,3 +70,14 @@ class EngineClusterView:
         if len(groups) == 1:
             return ends(groups[0])
         return heapq.merge(*(ends(g) for g in groups), key=lambda e: e[0])
+
+    def jobs_by_end(self) -> Iterable[JobView]:
+        groups = [g for g in self._groups.values() if g.running]
+        if len(groups) == 1:  # one group's own order (v_finish, idx): the order of its end times
+            return (job for _, _, job in groups[0].running)
+        return (job for _, job in self.running_by_end())
+
+    def end_s(self, job: JobView) -> float:
+        j = cast(Job, job)
+        assert j.group is not None
+        return j.group.expected_end_s(j.v_finish)
