@@ -475,38 +475,6 @@ def test_max_theta_equals_the_reference() -> None:
     assert checked > 30_000 and found > 3000
 
 
-def test_uniform_capping_solve_equals_the_tiered_one() -> None:
-    """Capping's solve with one tier of every cluster, written out, against the tiered loop it skips: the same
-    limits, float for float, on random clusters (busy or not, demands below and above the board limit) and
-    limits around the totals at full power and at the floor."""
-    rng = np.random.default_rng(8)
-    checked = throttled = 0
-    for _ in range(3000):
-        n = int(rng.integers(1, 4))
-        fixed = [float(rng.uniform(1e5, 3e7)) for _ in range(n)]
-        pieces = []
-        for _c in range(n):
-            b = float(rng.choice([700.0, 1000.0]))
-            pieces.append(
-                [
-                    (float(rng.integers(1, 50_000)), float(rng.uniform(0.2, 1.3)) * b, b)
-                    for _k in range(rng.integers(0, 3))
-                ]
-            )
-        theta_min = [float(rng.choice([0.3, 0.29, 0.5])) for _ in range(n)]
-        fast = Capping([list(range(n))])
-        tiered = Capping([list(range(n))])
-        tiered._uniform = False  # (the loop over tiers)
-        full = sum(fixed[c] + sum(k * min(d, b) for k, d, b in pieces[c]) for c in range(n))
-        low = sum(fixed[c] + sum(k * min(d, 0.5 * b) for k, d, b in pieces[c]) for c in range(n))
-        for limit in (full, low, float(rng.uniform(min(fixed) * 0.5, full * 1.05)), math.inf, full - 1e-3):
-            ref = tiered.solve(limit, theta_min, fixed, pieces)
-            assert fast.solve(limit, theta_min, fixed, pieces) == ref
-            checked += 1
-            throttled += ref[0] < 1.0
-    assert checked == 15_000 and throttled > 3000
-
-
 def _reference_capping_enforce(self: Capping, ctrl: PowerControl, now_s: float) -> None:
     """Capping.enforce before its inputs were read in one walk and its last solve kept: fixed_w and pieces per
     cluster and a solve at every call (and the fast inputs checked against them)."""

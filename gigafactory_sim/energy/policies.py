@@ -141,8 +141,6 @@ class Capping(_Hooks):
 
     def __init__(self, tiers: list[list[int]]) -> None:
         self.tiers = tiers
-        # one tier of every cluster in order (order: uniform): solved by _solve_uniform
-        self._uniform = len(tiers) == 1 and tiers[0] == list(range(len(tiers[0])))
         # the last solve: its inputs (limit, floors, fixed power and pieces per cluster) and its limits
         self._solved: tuple[float, list[float], list[float], list[list[tuple[float, float, float]]]] | None = None
         self._target: list[float] = []
@@ -169,8 +167,6 @@ class Capping(_Hooks):
         ``limit`` (``fixed[c]``: cluster ``c``'s power that does not depend on its limit, ``pieces[c]`` its
         busy GPUs, see :func:`~gigafactory_sim.energy.solve.max_theta`)."""
         n = len(fixed)
-        if self._uniform and n == len(self.tiers[0]):
-            return self._solve_uniform(limit, theta_min, fixed, pieces)
 
         def it(c: int, theta: float) -> float:  # (list comprehensions: the same sums as generators, faster)
             return fixed[c] + sum([k * (d if d <= (t := theta * b) else t) for k, d, b in pieces[c]])
@@ -187,22 +183,6 @@ class Capping(_Hooks):
                 if theta is not None:
                     break
         return target
-
-    @staticmethod
-    def _solve_uniform(
-        limit: float, theta_min: list[float], fixed: list[float], pieces: list[list[tuple[float, float, float]]]
-    ) -> list[float]:
-        """:meth:`solve` with one tier of every cluster in order, its steps written out: the same floats (the
-        tier's others sum to 0, so its budget is ``limit - 0 - sum(fixed)``; its floor the largest)."""
-        at_full = sum(
-            [fixed[c] + sum([k * (d if d <= (t := 1.0 * b) else t) for k, d, b in p]) for c, p in enumerate(pieces)]
-        )
-        n = len(fixed)
-        if not at_full > limit:
-            return [1.0] * n
-        floor = max([theta_min[c] for c in range(n)])
-        theta = max_theta([q for p in pieces for q in p], limit - 0 - sum(fixed), floor)
-        return [floor if theta is None else theta] * n
 
 
 class CappingConfig(StrictModel):
