@@ -191,20 +191,24 @@ def check_cluster(state: ClusterState) -> None:
 
 
 class AllocationProbe:
-    """Wraps ``ClusterState.allocate``/``release``: checks the state after every call and that every allocation
-    is released at most once."""
+    """Wraps ``ClusterState.try_allocate`` (every allocation goes through it, ``allocate``'s too) and ``release``:
+    checks the state after every call and that every allocation is released at most once."""
 
     def __init__(self) -> None:
         self.live: dict[int, Allocation] = {}
         self.calls = 0
-        orig_allocate = ClusterState.allocate
+        orig_allocate = ClusterState.try_allocate
         orig_release = ClusterState.release
         probe = self
 
-        def allocate(state: ClusterState, gpus: int) -> Allocation:
+        def allocate(state: ClusterState, gpus: int) -> Allocation | None:
             before = list(state.node_free)
             alloc = orig_allocate(state, gpus)
             probe.calls += 1
+            if alloc is None:  # it did not fit: nothing changed
+                assert state.node_free == before
+                check_cluster(state)
+                return None
             nodes = [n for n, _ in alloc]
             assert len(set(nodes)) == len(nodes)
             assert sum(k for _, k in alloc) == state.gpus_held(gpus) >= gpus
@@ -222,7 +226,7 @@ class AllocationProbe:
             check_cluster(state)
 
         self.patches = [
-            mock.patch.object(ClusterState, "allocate", allocate),
+            mock.patch.object(ClusterState, "try_allocate", allocate),
             mock.patch.object(ClusterState, "release", release),
         ]
 

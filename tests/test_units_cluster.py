@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gigafactory_sim.sim.cluster import ClusterState
+from gigafactory_sim.sim.cluster import Allocation, ClusterState
 from gigafactory_sim.units import format_duration, parse_duration_s
 
 # --- durations ---------------------------------------------------------------------------------------------------
@@ -260,6 +260,64 @@ def test_fits_agrees_with_allocate(gpn: int, nodes: int, sizes: list[int]) -> No
         else:
             assert fits
             assert sum(n for _, n in alloc) == state.gpus_held(k) >= k
+        check_consistent(state)
+
+
+def reference_allocate(state: ClusterState, gpus: int) -> Allocation:
+    """The allocation as it was written before ``try_allocate`` (one node, or whole nodes one at a time)."""
+    gpn = state.gpus_per_node
+    state.occupancy_version += 1
+    if gpus <= gpn:
+        for f in range(gpus, gpn + 1):
+            if state.buckets[f]:
+                node = state.buckets[f].pop()
+                state.buckets[f - gpus].add(node)
+                state.node_free[node] = f - gpus
+                state.allocated_gpus += gpus
+                state.free_gpus -= gpus
+                return [(node, gpus)]
+        raise RuntimeError("no node fits")
+    alloc = []
+    for _ in range(-(-gpus // gpn)):
+        node = state.buckets[gpn].pop()
+        state.buckets[0].add(node)
+        state.node_free[node] = 0
+        alloc.append((node, gpn))
+    state.allocated_gpus += len(alloc) * gpn
+    state.free_gpus -= len(alloc) * gpn
+    return alloc
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    gpn=st.sampled_from([1, 2, 4, 6, 8]),
+    nodes=st.integers(1, 6),
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=25),
+    releases=st.lists(st.booleans(), min_size=25, max_size=25),
+)
+def test_try_allocate_is_fits_then_allocate(gpn: int, nodes: int, sizes: list[int], releases: list[bool]) -> None:
+    """try_allocate(k) takes the very nodes the allocation before it took, exactly when fits(k), and changes nothing
+    when it does not fit."""
+    state = ClusterState("c", 0, nodes, gpn)
+    twin = ClusterState("c", 0, nodes, gpn)
+    held: list[tuple[Allocation, Allocation]] = []
+    for k, release in zip(sizes, releases, strict=False):
+        if release and held:
+            a, b = held.pop(0)
+            state.release(a)
+            twin.release(b)
+        fits = twin.fits(k)
+        before = (list(state.node_free), [set(b) for b in state.buckets], state.occupancy_version)
+        alloc = state.try_allocate(k)
+        if not fits:
+            assert alloc is None
+            assert (state.node_free, state.buckets, state.occupancy_version) == before
+            continue
+        expected = reference_allocate(twin, k)
+        assert alloc == expected
+        assert state.node_free == twin.node_free and state.buckets == twin.buckets
+        assert (state.free_gpus, state.allocated_gpus) == (twin.free_gpus, twin.allocated_gpus)
+        held.append((alloc, expected))
         check_consistent(state)
 
 

@@ -70,23 +70,37 @@ class ClusterState:
 
     # -- changes ---------------------------------------------------------------------------------------------
     def allocate(self, gpus: int) -> Allocation:
-        self.occupancy_version += 1
+        alloc = self.try_allocate(gpus)
+        if alloc is None:
+            if gpus <= self.gpus_per_node:
+                raise RuntimeError(f"cluster {self.name}: no node has {gpus} free GPUs")
+            whole = len(self.buckets[self.gpus_per_node])
+            raise RuntimeError(f"cluster {self.name}: {self.nodes_for(gpus)} whole nodes needed, {whole} free")
+        return alloc
+
+    def try_allocate(self, gpus: int) -> Allocation | None:
+        """:meth:`allocate` if the job :meth:`fits`, else None (and nothing changed): both in one walk."""
+        if gpus > self.free_gpus:
+            return None
         gpn = self.gpus_per_node
         if gpus <= gpn:
+            buckets = self.buckets
             for f in range(gpus, gpn + 1):
-                bucket = self.buckets[f]
+                bucket = buckets[f]
                 if bucket:
+                    self.occupancy_version += 1
                     node = bucket.pop()
-                    self.buckets[f - gpus].add(node)
+                    buckets[f - gpus].add(node)
                     self.node_free[node] = f - gpus
                     self.allocated_gpus += gpus
                     self.free_gpus -= gpus
                     return [(node, gpus)]
-            raise RuntimeError(f"cluster {self.name}: no node has {gpus} free GPUs")
-        n = self.nodes_for(gpus)
+            return None
+        n = -(-gpus // gpn)
         whole = self.buckets[gpn]
         if len(whole) < n:
-            raise RuntimeError(f"cluster {self.name}: {n} whole nodes needed, {len(whole)} free")
+            return None
+        self.occupancy_version += 1
         # Whole nodes in bulk (set operations in the same order as one at a time: identical state, C speed).
         pop = whole.pop
         nodes = [pop() for _ in range(n)]

@@ -25,12 +25,13 @@ import simpy
 from gigafactory_sim.features import build_features
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.scheduling.base import Scheduler, starts_lone_job
+from gigafactory_sim.sim.cluster import Allocation
 from gigafactory_sim.sim.facility import Facility
 from gigafactory_sim.sim.hooks import Hooks
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import COMPLETED, FAILED, MIGRATED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.stop import StopSwitch
-from gigafactory_sim.sim.timer import Timer
+from gigafactory_sim.sim.timer import Timer, Wake
 
 if TYPE_CHECKING:
     from gigafactory_sim.preparation import Prepared
@@ -122,7 +123,6 @@ class Simulation:
 
     def refresh(self, c: int) -> None:
         self.facility.refresh(c)
-        self.facility.set_counts()
 
     def changed(self, c: int) -> None:
         self.refresh(c)
@@ -140,7 +140,7 @@ class Simulation:
                 # end instead, in the same order, without an event.
                 self._pass_inline = True
             else:
-                env.timeout(0).callbacks.append(self._on_pass_event)
+                Wake(env, 0.0, self._on_pass_event)
 
     def route_and_enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
         c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
@@ -176,11 +176,14 @@ class Simulation:
         f.n_queued -= 1
         self._place(job, c, now)
 
-    def _place(self, job: Job, c: int, now: float) -> None:
-        """Start ``job`` (out of the queue) on cluster ``c``: its GPUs, its speed group, its records."""
+    def _place(self, job: Job, c: int, now: float, alloc: Allocation | None = None) -> None:
+        """Start ``job`` (out of the queue) on cluster ``c``: its GPUs (``alloc``, or allocated here), its speed
+        group, its records."""
         f = self.facility
         st = f.clusters[c]
-        job.alloc = alloc = st.allocate(job.gpus)
+        if alloc is None:
+            alloc = st.allocate(job.gpus)
+        job.alloc = alloc
         job.gpus_held = alloc[0][1] if len(alloc) == 1 else len(alloc) * st.gpus_per_node  # (gangs: whole nodes)
         group = f.groups[c][job.load]
         group.advance(now)
@@ -311,6 +314,7 @@ class Simulation:
         i = self._next_arrival
         lone: Job | None = None
         lone_c = -1
+        lone_alloc: Allocation | None = None
         if i < n and submit[i] <= now:
             self._in_handler = True
             gpus, work, prio, source = self._job_gpus, self._job_work, self._job_prio, self._job_source
@@ -338,13 +342,13 @@ class Simulation:
                     and not self._pass_pending
                     and (i == n or submit[i] > now)
                     and env.peek() > now
-                    and f.clusters[c].fits(job.gpus)
+                    and (lone_alloc := f.clusters[c].try_allocate(job.gpus)) is not None
                 ):
                     lone, lone_c = job, c  # alone, on an empty queue, and it fits: the pass would start it
                 else:
                     self.enqueue(job, c)
         if i < n:  # (a second step when now + (t - now) rounds below t)
-            env.timeout(submit[i] - now).callbacks.append(self._arrive)
+            Wake(env, submit[i] - now, self._arrive)
         else:  # every job is in: drop the columns (the report is built after the run, in the same process)
             self._submit_s = self._job_gpus = self._job_work = self._job_prio = self._job_source = []
         if lone is not None:
@@ -353,9 +357,8 @@ class Simulation:
             # or gate is told of enqueues, starts or passes, and no other event is due now.
             self.n_events += 1
             lone.cluster = lone_c
-            self._place(lone, lone_c, now)
+            self._place(lone, lone_c, now, lone_alloc)
             self.facility.refresh(lone_c)
-            self.facility.set_counts()
         if self._in_handler:
             if self._pass_inline:
                 self._end_handler()
@@ -443,7 +446,6 @@ class Simulation:
                 started = True
             if started:
                 f.refresh(c)
-                f.set_counts()
         for gate in gates:
             gate.after_pass(now, dirty)
 
@@ -485,7 +487,6 @@ class Simulation:
         f = self.facility
         c = group.cluster
         f.refresh(c)
-        f.set_counts()
         if not f.queues[c] and not self._pass_pending and not self._gates and self.env.peek() > now:
             self.n_events += 1  # the pass request_pass would run inline next has nothing to do (see _run_passes)
             self._in_handler = False

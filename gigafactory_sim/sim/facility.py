@@ -188,7 +188,8 @@ class Facility:
 
     # -- the power formula -----------------------------------------------------------------------------------
     def refresh(self, c: int) -> None:
-        """Set cluster ``c``'s core meter channels from its state (call after ``meter.advance(now)``).
+        """Set cluster ``c``'s core meter channels from its state, and the queue counts (:meth:`set_counts`); call
+        after ``meter.advance(now)``.
 
         Busy GPUs draw their group's power (GPUs in checkpoint stalls and restarts draw ``p_low_w``); GPUs a job
         holds but does not use draw idle power with a context; GPUs nobody holds draw the unallocated idle power;
@@ -221,6 +222,8 @@ class Facility:
         v[i_ni] = unallocated * node_idle_w
         v[i_al] = allocated
         v[i_busy] = busy
+        v[self.ch_queued] = self.n_queued  # (what set_counts writes: every refresh is followed by it)
+        v[self.ch_running] = self.n_running
         if self.tracks_outages:
             ch = self.ch[c]
             v[ch["down_nodes"]] = st.down_nodes

@@ -53,9 +53,8 @@ class Meter:
         self._peak_it_w = 0.0
         self._peak_it_at_s = 0.0
         self.probe: SegmentProbe | None = None
-        self._rows = np.empty((_BATCH, len(names)))  # kept segments: values, length, start
-        self._dts = np.empty(_BATCH)
-        self._t0s = np.empty(_BATCH)
+        self._rows = np.empty((_BATCH, len(names)))  # kept segments: their values and start times
+        self._t0s = np.empty(_BATCH + 1)
         self._k = 0
 
     @property
@@ -97,12 +96,11 @@ class Meter:
             if self.probe is None:
                 k = self._k
                 self._rows[k] = self.values
-                self._dts[k] = dt
-                self._t0s[k] = self.t_s
+                self._t0s[k] = self.t_s  # (its length is the next start less this one: see _flush)
                 self._k = k + 1
+                self.t_s = now_s
                 if k + 1 == _BATCH:
                     self._flush()
-                self.t_s = now_s
                 return
             if self._k:
                 self._flush()
@@ -120,9 +118,12 @@ class Meter:
         k = self._k
         self._k = 0
         rows = self._rows[:k]
+        t0s = self._t0s
+        t0s[k] = self.t_s  # the last segment ends at the time reached
+        dts = t0s[1 : k + 1] - t0s[:k]  # each length as advance computed it: the same subtraction
         acc = np.empty((k + 1, rows.shape[1]))
         acc[0] = self._integral
-        np.multiply(rows, self._dts[:k, None], out=acc[1:])
+        np.multiply(rows, dts[:, None], out=acc[1:])
         np.add.accumulate(acc, axis=0, out=acc)  # sequential: ((I + p1) + p2) + ..., as one segment at a time
         self._integral[:] = acc[k]
         if isinstance(self._it, slice):  # row by row, the same sums as one segment at a time

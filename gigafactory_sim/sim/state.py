@@ -137,8 +137,15 @@ class SpeedGroup:
     def due(self, eps: float = 1e-6) -> list[Job]:
         """Pop the jobs whose work is done at the current virtual time."""
         limit = self.v + eps
+        running = self.running
+        if len(running) == 1 or (running and running[1][0] > limit):  # (the common case: at most one is due)
+            if running[0][0] > limit:
+                return []
+            job: Job = running.pop(0)[2]
+            self.busy_gpus -= job.gpus
+            return [job]
         n = 0
-        for v_finish, _, _ in self.running:
+        for v_finish, _, _ in running:
             if v_finish > limit:
                 break
             n += 1

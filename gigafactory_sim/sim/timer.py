@@ -11,7 +11,28 @@ from collections.abc import Callable
 
 import simpy
 
-__all__ = ["Timer"]
+__all__ = ["Timer", "Wake", "call_later"]
+
+
+class Wake(simpy.Event):
+    """A wake-up ``delay_s`` from now that calls ``callback(event)``: a :class:`simpy.Timeout` without its
+    generality (no value, no check of the delay, created already processed-ready), for the engine's own events.
+
+    SimPy puts it on its heap through the public :meth:`simpy.Environment.schedule` exactly as a timeout (the same
+    time ``now + delay_s``, priority and event-id order), so swapping one for the other changes no result."""
+
+    _ok = True  # (SimPy's step reads these of a processed event: a timeout's values, fixed)
+    _value = None
+
+    def __init__(self, env: simpy.Environment, delay_s: float, callback: Callable[[simpy.Event], None]) -> None:
+        self.env = env
+        self.callbacks = [callback]
+        env.schedule(self, simpy.events.NORMAL, delay_s)
+
+
+def call_later(env: simpy.Environment, delay_s: float, callback: Callable[[simpy.Event], None]) -> None:
+    """Call ``callback(event)`` ``delay_s`` (>= 0) from now, in the order a timeout made now would be."""
+    Wake(env, delay_s, callback)
 
 
 class Timer:
@@ -26,9 +47,7 @@ class Timer:
         self._fire_cb = self._fire  # bound once: arming creates no callable
 
     def arm(self, delay_s: float) -> None:
-        event = self._env.timeout(delay_s)
-        event.callbacks.append(self._fire_cb)
-        self._event = event
+        self._event = Wake(self._env, delay_s, self._fire_cb)
 
     def cancel(self) -> None:
         self._event = None
