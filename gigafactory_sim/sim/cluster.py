@@ -127,13 +127,15 @@ class ClusterState:
             self.buckets[gpn].update(nodes)
             self.free_gpus += gpn * len(nodes)
             return
-        for node, k in alloc:
-            f = self.node_free[node]
-            self.node_free[node] = f + k
+        for node, k in alloc:  # (one node)
+            node_free = self.node_free
+            f = node_free[node]
+            node_free[node] = f + k
             self.allocated_gpus -= k
             if self.node_up[node]:
-                self.buckets[f].discard(node)
-                self.buckets[f + k].add(node)
+                buckets = self.buckets
+                buckets[f].discard(node)
+                buckets[f + k].add(node)
                 self.free_gpus += k
 
     def set_down(self, node: int) -> None:

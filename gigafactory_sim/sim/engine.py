@@ -481,7 +481,8 @@ class Simulation:
         timer = group.timer
         assert timer is not None
         if running and group.speed > 0.0:
-            timer.arm(max((running[0][0] - group.v) / group.speed, 0.0))
+            delay_s = (running[0][0] - group.v) / group.speed
+            timer.arm(delay_s if delay_s > 0.0 else 0.0)
         else:
             timer.cancel()
         f = self.facility
