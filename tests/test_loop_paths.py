@@ -1,0 +1,111 @@
+"""The event loop's lighter pieces against what they replace: a :class:`Wake` orders and times exactly as a SimPy
+timeout, and a speed group's one-due completion pops what the general walk pops."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import simpy
+
+from gigafactory_sim.sim import state as state_module
+from gigafactory_sim.sim.state import Job, SpeedGroup
+from gigafactory_sim.sim.timer import Timer, Wake, call_later
+
+
+def test_wakes_and_timeouts_interleave_in_creation_order_at_the_same_times() -> None:
+    rng = random.Random(3)
+    delays = [rng.choice([0.0, 0.1, 0.3, 1.0 / 3.0, 7.0, 1e-12]) for _ in range(400)]
+    env = simpy.Environment()
+    fired: list[tuple[int, float]] = []
+
+    def schedule(k: int) -> None:
+        def cb(_e: simpy.Event, k: int = k) -> None:
+            fired.append((k, env.now))
+            if k < 200:  # half of them schedule more from inside a callback, as the engine does
+                schedule(k + 400)
+
+        if k % 2:
+            Wake(env, delays[k % 400], cb)
+        else:
+            env.timeout(delays[k % 400]).callbacks.append(cb)
+
+    for k in range(400):
+        schedule(k)
+    env.run()
+    reference_env = simpy.Environment()
+    reference: list[tuple[int, float]] = []
+
+    def schedule_ref(k: int) -> None:
+        def cb(_e: simpy.Event, k: int = k) -> None:
+            reference.append((k, reference_env.now))
+            if k < 200:
+                schedule_ref(k + 400)
+
+        reference_env.timeout(delays[k % 400]).callbacks.append(cb)
+
+    for k in range(400):
+        schedule_ref(k)
+    reference_env.run()
+    assert fired == reference  # the same order and the very same times (now + delay)
+    assert len(fired) == 600
+
+
+def test_a_wake_is_a_processed_ok_event_after_it_fires() -> None:
+    env = simpy.Environment()
+    seen: list[simpy.Event] = []
+    call_later(env, 2.5, seen.append)
+    env.run()
+    assert env.now == 2.5 and len(seen) == 1
+    event = seen[0]
+    assert event.processed and event.ok and event.value is None
+
+
+def test_a_re_armed_timer_fires_once_at_its_latest_time() -> None:
+    env = simpy.Environment()
+    times: list[float] = []
+    timer = Timer(env, lambda: times.append(env.now))
+    timer.arm(5.0)
+    timer.arm(2.0)
+    env.run(until=1.0)
+    timer.arm(3.0)  # at 1.0: due at 4.0
+    env.run()
+    assert times == [4.0]
+    timer.arm(1.0)
+    timer.cancel()
+    env.run()
+    assert times == [4.0] and not timer.armed
+
+
+def _reference_due(group: SpeedGroup, eps: float = 1e-6) -> list[Job]:
+    """The general walk (every entry up to ``v + eps``), as due() was written before its one-due path."""
+    limit = group.v + eps
+    n = 0
+    for v_finish, _, _ in group.running:
+        if v_finish > limit:
+            break
+        n += 1
+    done = [e[2] for e in group.running[:n]]
+    del group.running[:n]
+    for job in done:
+        group.busy_gpus -= job.gpus
+    return done
+
+
+@pytest.mark.parametrize("sorted_from", [state_module.SORTED_FROM, 3])  # a list, and a SortedList past 3 jobs
+def test_one_due_completion_pops_what_the_walk_pops(monkeypatch: pytest.MonkeyPatch, sorted_from: int) -> None:
+    monkeypatch.setattr(state_module, "SORTED_FROM", sorted_from)
+    rng = random.Random(11)
+    for trial in range(300):
+        fast, slow = SpeedGroup(0, 1.0, 1.0, 700.0), SpeedGroup(0, 1.0, 1.0, 700.0)
+        for i in range(rng.randint(0, 8)):
+            work = rng.choice([1.0, 2.0, 2.0 + 5e-7, 2.0 + 2e-6, 3.0, rng.random() * 4])  # ties, within eps or not
+            gpus = rng.choice([1, 8])
+            for g in (fast, slow):
+                g.add(Job(i, 0.0, gpus, work, 0, 1.0))
+        v = rng.choice([0.0, 1.0, 2.0, 2.0 + 1e-7, 2.5, 10.0])
+        fast.v = slow.v = v
+        got, want = fast.due(), _reference_due(slow)
+        assert [j.idx for j in got] == [j.idx for j in want], trial
+        assert [e[1] for e in fast.running] == [e[1] for e in slow.running]
+        assert fast.busy_gpus == slow.busy_gpus
