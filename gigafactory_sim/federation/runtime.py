@@ -138,6 +138,7 @@ class FederationRun:
         self.n_submitted = 0
         self._next = 0
         self._switch = StopSwitch(self.env, self.horizon_s)
+        self._delivered_cb = self._delivered  # bound once: a transfer holds it until it arrives
         self.stopped_at_s: float | None = None
         self._energy_w_per_gpu = [self._site_w_per_gpu(s) for s in self.sites]
         self._needs = self.policy.needs
@@ -220,7 +221,7 @@ class FederationRun:
             transfer = (
                 0.0
                 if pipe is None
-                else opt.dataset_bytes * (len(pipe.active) + 1) / pipe.bandwidth_bytes_per_s + pipe.latency_s
+                else opt.dataset_bytes * (pipe.sending(now) + 1) / pipe.bandwidth_bytes_per_s + pipe.latency_s
             )
             run_s = work_s / book.speed[c_best][load]
             committed_share = 0.0
@@ -264,7 +265,7 @@ class FederationRun:
         self.n_submitted += 1
         if k != plan.home and plan.dataset_gb > 0 and not plan.warm:  # (a job in progress moved its data before)
             self.rec_transfer_gb[i] = plan.dataset_gb
-            tr = self.network.send(plan.home, k, plan.dataset_gb, partial(self._delivered, i))
+            tr = self.network.send(plan.home, k, plan.dataset_gb, self._delivered_cb, i)
             self.rec_egress_eur[i] = tr.egress_eur
             return
         if k not in opened:
@@ -301,10 +302,10 @@ class FederationRun:
             local, self._submit_s[i], self.job_gpus[i], self._job_work[i], self._job_prio[i], self.job_source[i]
         )
 
-    def _delivered(self, i: int, tr: Transfer) -> None:
+    def _delivered(self, tr: Transfer) -> None:
         site = self.sites[tr.dst]
         site.begin_submissions()
-        self._submit(i, tr.dst)
+        self._submit(tr.job, tr.dst)
         site.end_submissions()
 
     # -- migration -------------------------------------------------------------------------------------------
