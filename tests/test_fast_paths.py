@@ -786,3 +786,42 @@ def test_pipe_sends_handled_lazily_equal_a_timer_per_send() -> None:
     for seed in range(12):
         for latency_s in (0.0, 0.01, 2.0):
             assert _pipe_run(Pipe, seed, latency_s) == _pipe_run(_ReferencePipe, seed, latency_s)
+
+
+def test_least_loaded_placement_equals_the_policy_over_all_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Least-loaded placement's two figures worked out alone: the same runs as the policy choosing among every
+    candidate with all its estimates (one cluster per site, and research free to use both clusters)."""
+    from gigafactory_sim import load_scenario, run
+    from gigafactory_sim.federation.runtime import FederationRun
+
+    first: dict[tuple[int, int], int] = {}  # a job of each source and size (what candidates() reads of it)
+
+    def reference(self: FederationRun, s: int, gpus: int, now: float) -> int:
+        if not first:
+            for j in reversed(range(len(self.job_source))):
+                first[self.job_source[j], self.job_gpus[j]] = j
+        return self.policy.choose(self.candidates(first[s, gpus], now)).site
+
+    calls = {"fast": 0}
+    original = FederationRun._least_loaded_site
+
+    def counted(self: FederationRun, s: int, gpus: int, now: float) -> int:
+        calls["fast"] += 1
+        return original(self, s, gpus, now)
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "federation-4x100k.yaml"
+    for extra in ([], ["workload.training.1.clusters=[b200-train, h200-mixed]"]):
+        scenario = load_scenario(path, ["horizon=12h", "report.interval=1h", *extra])
+        assert len(scenario.workload.training[1].clusters or []) == 1 + len(extra)
+        first.clear()
+        calls["fast"] = 0
+        with monkeypatch.context() as m:
+            m.setattr(FederationRun, "_least_loaded_site", counted)
+            fast = run(scenario)
+        with monkeypatch.context() as m:
+            m.setattr(FederationRun, "_least_loaded_site", reference)
+            ref = run(scenario)
+        assert calls["fast"] > 1000
+        assert fast.summary == ref.summary
+        pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
+        pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
