@@ -26,7 +26,7 @@ import simpy
 from gigafactory_sim.federation.config import Link
 from gigafactory_sim.sim.timer import Timer
 
-__all__ = ["BYTES_PER_GB", "Network", "Pipe", "Transfer"]
+__all__ = ["BYTES_PER_GB", "Network", "Pipe", "Transfer", "TransferLog"]
 
 BYTES_PER_GB = 1e9
 BITS_PER_BYTE = 8.0
@@ -35,8 +35,8 @@ BITS_PER_BYTE = 8.0
 @dataclass(slots=True)
 class Transfer:
     """One transfer: ``size_gb`` from site ``src`` to site ``dst``; ``done(transfer)`` is called on arrival (and
-    then dropped: the transfer stays as a record, without the callback and what it holds). ``job``: the sender's
-    key for it (-1: none)."""
+    then dropped). ``job``: the sender's key for it (-1: none); ``row``: its row in the network's
+    :class:`TransferLog` (-1: none)."""
 
     src: int
     dst: int
@@ -44,10 +44,39 @@ class Transfer:
     done: Callable[[Transfer], None] | None
     egress_eur: float = 0.0
     job: int = -1
+    row: int = -1
     start_s: float = 0.0
     sent_s: float = -1.0  # when its last byte left (then it arrives latency_s later)
     end_s: float = -1.0
     v_finish: float = field(default=0.0, repr=False)
+
+
+class TransferLog:
+    """Every transfer's figures, a column each, in the order they started: lists of numbers, so that the
+    collector does not walk an object per transfer through the run (arrival times are -1 until they arrive)."""
+
+    __slots__ = ("dst", "egress_eur", "end_s", "size_gb", "src", "start_s")
+
+    def __init__(self) -> None:
+        self.src: list[int] = []
+        self.dst: list[int] = []
+        self.size_gb: list[float] = []
+        self.egress_eur: list[float] = []
+        self.start_s: list[float] = []
+        self.end_s: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def add(self, tr: Transfer) -> int:
+        """Log ``tr`` (started); its row."""
+        self.src.append(tr.src)
+        self.dst.append(tr.dst)
+        self.size_gb.append(tr.size_gb)
+        self.egress_eur.append(tr.egress_eur)
+        self.start_s.append(tr.start_s)
+        self.end_s.append(tr.end_s)
+        return len(self.src) - 1
 
 
 def delay_to(now_s: float, t_s: float) -> float:
@@ -67,8 +96,11 @@ def delay_to(now_s: float, t_s: float) -> float:
 class Pipe:
     """One direction of a link: ``bandwidth_bps`` bytes per second shared fairly, then ``latency_s``."""
 
-    def __init__(self, env: simpy.Environment, bandwidth_bytes_per_s: float, latency_s: float) -> None:
+    def __init__(
+        self, env: simpy.Environment, bandwidth_bytes_per_s: float, latency_s: float, log: TransferLog | None = None
+    ) -> None:
         self.env = env
+        self.log = log  # where each arrival is written (by the transfer's row), if anywhere
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
         self.latency_s = latency_s
         self.v = 0.0
@@ -175,7 +207,9 @@ class Pipe:
         self._rearm(now)
 
     def _arrive(self, tr: Transfer) -> None:
-        tr.end_s = self.env.now
+        tr.end_s = now = self.env.now
+        if self.log is not None and tr.row >= 0:
+            self.log.end_s[tr.row] = now
         done, tr.done = tr.done, None
         assert done is not None
         done(tr)
@@ -187,15 +221,15 @@ class Network:
     def __init__(self, env: simpy.Environment, site_names: list[str], links: list[Link]) -> None:
         self.env = env
         index = {n: k for k, n in enumerate(site_names)}
+        self.log = TransferLog()
         self.pipes: dict[tuple[int, int], Pipe] = {}
         self.links: dict[tuple[int, int], Link] = {}
         for link in links:
             a, b = index[link.between[0]], index[link.between[1]]
             for src, dst in ((a, b), (b, a)):
                 bw = link.bandwidth_gbps * 1e9 / BITS_PER_BYTE
-                self.pipes[src, dst] = Pipe(env, bw, link.latency_ms / 1000.0)
+                self.pipes[src, dst] = Pipe(env, bw, link.latency_ms / 1000.0, self.log)
                 self.links[src, dst] = link
-        self.transfers: list[Transfer] = []
 
     def has_link(self, src: int, dst: int) -> bool:
         return (src, dst) in self.pipes
@@ -225,8 +259,8 @@ class Network:
         """Start moving ``size_gb`` from ``src`` to ``dst``; ``done(transfer)`` is called when it has arrived
         (``job``: the caller's key, kept on the transfer)."""
         tr = Transfer(src, dst, size_gb, done, egress_eur=self.egress_eur(src, dst, size_gb), job=job)
-        self.transfers.append(tr)
         self.pipes[src, dst].start(tr)
+        tr.row = self.log.add(tr)
         return tr
 
     def finish(self, now_s: float) -> None:

@@ -466,7 +466,7 @@ class FederationRun:
 
     @property
     def n_events(self) -> int:
-        return sum(s.n_events for s in self.sites) + self.n_submitted + len(self.network.transfers)
+        return sum(s.n_events for s in self.sites) + self.n_submitted + len(self.network.log)
 
     def run(self) -> None:
         self.env.process(self._arrivals())
