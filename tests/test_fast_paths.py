@@ -7,6 +7,8 @@ runs.
 
 from __future__ import annotations
 
+import functools
+import heapq
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,12 +27,14 @@ from gigafactory_sim.energy.deferral import Deferral, DeferralConfig
 from gigafactory_sim.energy.policies import Capping
 from gigafactory_sim.energy.solve import MARGIN_W, max_theta
 from gigafactory_sim.energy.system import EnergySystem
+from gigafactory_sim.federation.network import BYTES_PER_GB, Pipe, Transfer
 from gigafactory_sim.grid.signals import Signal
 from gigafactory_sim.inference.runtime import preemption_victims
 from gigafactory_sim.scheduling import easy
 from gigafactory_sim.scheduling.easy import EasyBackfillScheduler, reservation, reservation_stop, shadow_s
 from gigafactory_sim.sim.cluster import ClusterState
 from gigafactory_sim.sim.state import Job, SpeedGroup
+from gigafactory_sim.sim.timer import Timer
 from gigafactory_sim.sim.view import EngineClusterView
 
 
@@ -670,3 +674,154 @@ def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> Non
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
     assert _SEEN["capping"] and _SEEN["refused"] and _SEEN["it_at"] and _SEEN["shadows"] > _SEEN["replays"] > 0, _SEEN
     assert _SEEN["ref_replays"] > _SEEN["replays"], _SEEN
+
+
+class _ReferencePipe:
+    """A pipe as it was: a timer event at every send, then an arrival event one latency later."""
+
+    def __init__(self, env: Any, bandwidth_bytes_per_s: float, latency_s: float) -> None:
+        self.env = env
+        self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
+        self.latency_s = latency_s
+        self.v = 0.0
+        self.t_s = 0.0
+        self.active: list[tuple[float, int, Transfer]] = []
+        self._seq = 0
+        self.timer = Timer(env, self._on_sent)
+        self.busy_s = 0.0
+        self.bytes_sent = 0.0
+
+    def advance(self, now_s: float) -> None:
+        dt = now_s - self.t_s
+        if dt > 0.0 and self.active:
+            self.v += dt * self.bandwidth_bytes_per_s / len(self.active)
+            self.busy_s += dt
+        self.t_s = now_s
+
+    def start(self, transfer: Transfer) -> None:
+        now = self.env.now
+        self.advance(now)
+        transfer.start_s = now
+        transfer.v_finish = self.v + transfer.size_gb * BYTES_PER_GB
+        heapq.heappush(self.active, (transfer.v_finish, self._seq, transfer))
+        self._seq += 1
+        self._arm()
+
+    def sending(self, now_s: float) -> int:
+        return len(self.active)
+
+    def finish(self, now_s: float) -> None:
+        self.advance(now_s)
+
+    def _arm(self) -> None:
+        if not self.active:
+            self.timer.cancel()
+            return
+        left = max(self.active[0][0] - self.v, 0.0)
+        self.timer.arm(left * len(self.active) / self.bandwidth_bytes_per_s)
+
+    def _on_sent(self) -> None:
+        now = self.env.now
+        self.advance(now)
+        eps = 1e-9 * max(1.0, abs(self.v))
+        while self.active and self.active[0][0] <= self.v + eps:
+            _, _, tr = heapq.heappop(self.active)
+            tr.sent_s = now
+            self.bytes_sent += tr.size_gb * BYTES_PER_GB
+            if self.latency_s > 0.0:
+                self.env.timeout(self.latency_s).callbacks.append(functools.partial(self._arrive_event, tr))
+            else:
+                self._arrive(tr)
+        self._arm()
+
+    def _arrive_event(self, tr: Transfer, _event: Any) -> None:
+        self._arrive(tr)
+
+    def _arrive(self, tr: Transfer) -> None:
+        tr.end_s = self.env.now
+        done, tr.done = tr.done, None
+        assert done is not None
+        done(tr)
+
+
+def _pipe_run(pipe_class: Any, seed: int, latency_s: float) -> tuple[list[tuple[Any, ...]], tuple[float, ...]]:
+    """Random transfers on one pipe (bursts started at one instant, equal sizes, starts from arrivals, share
+    reads, an end mid-transfer): every arrival, send and read, and the pipe's books at the end."""
+    import simpy
+
+    rng = np.random.default_rng(seed)
+    env = simpy.Environment()
+    pipe = pipe_class(env, 5e10, latency_s)
+    log: list[tuple[Any, ...]] = []
+
+    def arrived(tr: Transfer) -> None:
+        alone = env.peek() > env.now  # (whether an engine would run its pass inline here)
+        log.append(("arrive", tr.job, env.now, tr.sent_s, tr.start_s, pipe.sending(env.now), alone))
+        if rng.random() < 0.2:  # a delivery that starts another transfer at once
+            start(int(rng.integers(10**6)), 50.0)
+
+    def start(job: int, size_gb: float) -> None:
+        tr = Transfer(0, 1, size_gb, arrived, job=job)
+        pipe.start(tr)
+        log.append(("start", job, env.now, pipe.sending(env.now)))
+
+    t = 0.0
+    for job in range(300):
+        t += float(rng.exponential(0.8)) if rng.random() < 0.8 else 0.0  # (some at the same instant)
+        size = float(rng.choice([50.0, 50.0, 20.0, 200.0, rng.uniform(1.0, 100.0)]))
+        env.timeout(t).callbacks.append(lambda _e, j=job, s=size: start(j, s))
+        if rng.random() < 0.3:
+            env.timeout(t + float(rng.uniform(0.0, 3.0))).callbacks.append(
+                lambda _e: log.append(("read", env.now, pipe.sending(env.now)))
+            )
+    end = t * 0.9
+    env.run(until=end)
+    pipe.finish(end)
+    return log, (pipe.v, pipe.t_s, pipe.busy_s, pipe.bytes_sent, len(pipe.active))
+
+
+def test_pipe_sends_handled_lazily_equal_a_timer_per_send() -> None:
+    """A pipe that handles its sends when next touched and wakes only for arrivals: the same arrivals, at the
+    same instants and in the same order, the same send times, shares and books as with an event per send."""
+    for seed in range(12):
+        for latency_s in (0.0, 0.01, 2.0):
+            assert _pipe_run(Pipe, seed, latency_s) == _pipe_run(_ReferencePipe, seed, latency_s)
+
+
+def test_least_loaded_placement_equals_the_policy_over_all_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Least-loaded placement's two figures worked out alone: the same runs as the policy choosing among every
+    candidate with all its estimates (one cluster per site, and research free to use both clusters)."""
+    from gigafactory_sim import load_scenario, run
+    from gigafactory_sim.federation.runtime import FederationRun
+
+    first: dict[tuple[int, int], int] = {}  # a job of each source and size (what candidates() reads of it)
+
+    def reference(self: FederationRun, s: int, gpus: int, now: float) -> int:
+        if not first:
+            for j in reversed(range(len(self.job_source))):
+                first[self.job_source[j], self.job_gpus[j]] = j
+        return self.policy.choose(self.candidates(first[s, gpus], now)).site
+
+    calls = {"fast": 0}
+    original = FederationRun._least_loaded_site
+
+    def counted(self: FederationRun, s: int, gpus: int, now: float) -> int:
+        calls["fast"] += 1
+        return original(self, s, gpus, now)
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "federation-4x100k.yaml"
+    for extra in ([], ["workload.training.1.clusters=[b200-train, h200-mixed]"]):
+        scenario = load_scenario(path, ["horizon=12h", "report.interval=1h", *extra])
+        assert len(scenario.workload.training[1].clusters or []) == 1 + len(extra)
+        first.clear()
+        calls["fast"] = 0
+        with monkeypatch.context() as m:
+            m.setattr(FederationRun, "_least_loaded_site", counted)
+            fast = run(scenario)
+        with monkeypatch.context() as m:
+            m.setattr(FederationRun, "_least_loaded_site", reference)
+            ref = run(scenario)
+        assert calls["fast"] > 1000
+        assert fast.summary == ref.summary
+        pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
+        pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)

@@ -116,7 +116,7 @@ def test_one_transfer_takes_size_over_bandwidth_plus_latency() -> None:
     net.send(0, 1, 250.0, lambda tr: ends.append(env.now))
     env.run()
     assert ends == [pytest.approx(250.0 / 10.0 + 0.020, rel=1e-12)]
-    assert net.transfers[0].egress_eur == pytest.approx(250.0 * 0.07, rel=1e-15)
+    assert net.log.egress_eur[0] == pytest.approx(250.0 * 0.07, rel=1e-15)
     assert net.alone_s(0, 1, 250.0) == pytest.approx(25.02, rel=1e-12)
 
 

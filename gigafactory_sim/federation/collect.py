@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from gigafactory_sim.federation.config import Federation
-from gigafactory_sim.federation.network import Transfer
 from gigafactory_sim.federation.residency import allows
 from gigafactory_sim.federation.runtime import FederationRun
 from gigafactory_sim.result import RunResult
@@ -247,22 +246,24 @@ def _audit(run: FederationRun, jobs: pd.DataFrame, results: list[RunResult]) -> 
 def _network(run: FederationRun) -> dict[str, Any]:
     names = run.scenario.site_names
     links = []
-    by_pipe: dict[tuple[int, int], list[Transfer]] = {key: [] for key in run.network.pipes}
-    for t in run.network.transfers:  # one pass, each pipe's transfers in their order
-        by_pipe[t.src, t.dst].append(t)
+    log = run.network.log
+    by_pipe: dict[tuple[int, int], list[int]] = {key: [] for key in run.network.pipes}
+    for row, key in enumerate(zip(log.src, log.dst, strict=True)):  # one pass, each pipe's transfers in their order
+        by_pipe[key].append(row)
+    size, start, end, egress = log.size_gb, log.start_s, log.end_s, log.egress_eur
     for (a, b), pipe in run.network.pipes.items():
-        trs = by_pipe[a, b]
-        done = [t for t in trs if t.end_s >= 0]
+        rows = by_pipe[a, b]
+        done = [r for r in rows if end[r] >= 0]
         links.append(
             {
                 "from": names[a],
                 "to": names[b],
-                "transfers": len(trs),
+                "transfers": len(rows),
                 "arrived": len(done),
-                "tb": sum(t.size_gb for t in trs) / 1000.0,
+                "tb": sum(size[r] for r in rows) / 1000.0,
                 "busy_h": pipe.busy_s / S_PER_H,
-                "transfer_h": sum(t.end_s - t.start_s for t in done) / S_PER_H,
-                "egress_eur": sum(t.egress_eur for t in trs),
+                "transfer_h": sum(end[r] - start[r] for r in done) / S_PER_H,
+                "egress_eur": sum(egress[r] for r in rows),
             }
         )
     return {

@@ -11,7 +11,6 @@ policy among the sites where they fit at once, and move no data.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -23,7 +22,7 @@ from gigafactory_sim.federation.config import MigrationConfig
 from gigafactory_sim.federation.forecast import Forecast, forecast_of
 from gigafactory_sim.federation.migration import Destination, best_move
 from gigafactory_sim.federation.network import BYTES_PER_GB, Network, Pipe, Transfer
-from gigafactory_sim.federation.placement import Candidate, build_placement
+from gigafactory_sim.federation.placement import Candidate, LeastLoaded, build_placement
 from gigafactory_sim.federation.prepare import PreparedFederation
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps, Outcome
@@ -138,6 +137,7 @@ class FederationRun:
         self.n_submitted = 0
         self._next = 0
         self._switch = StopSwitch(self.env, self.horizon_s)
+        self._delivered_cb = self._delivered  # bound once: a transfer holds it until it arrives
         self.stopped_at_s: float | None = None
         self._energy_w_per_gpu = [self._site_w_per_gpu(s) for s in self.sites]
         self._needs = self.policy.needs
@@ -167,6 +167,26 @@ class FederationRun:
             ]
             for options in self.options
         ]
+        # least-loaded placement reads two figures of each candidate: they are worked out alone (_least_loaded_site)
+        self._least_loaded = type(self.policy) is LeastLoaded
+        self._least_loaded_rows = [
+            [
+                (
+                    opt.site,
+                    opt.largest_gpus,
+                    opt.clusters[0] if len(opt.clusters) == 1 else -1,  # (one cluster: its state, read directly)
+                    f.clusters[opt.clusters[0]],
+                    opt.clusters,
+                    f.clusters,
+                    f.queued_gpus,
+                    opt.pipe,
+                    opt.dataset_bytes,
+                )
+                for opt, f, *_ in refs
+            ]
+            for refs in self._option_refs
+        ]
+        self._fits: list[dict[int, tuple[int, ...]]] = [{} for _ in prepared.sources]  # by source, then GPUs
 
     @staticmethod
     def _site_w_per_gpu(site: Simulation) -> list[dict[float, float]]:
@@ -220,7 +240,7 @@ class FederationRun:
             transfer = (
                 0.0
                 if pipe is None
-                else opt.dataset_bytes * (len(pipe.active) + 1) / pipe.bandwidth_bytes_per_s + pipe.latency_s
+                else opt.dataset_bytes * (pipe.sending(now) + 1) / pipe.bandwidth_bytes_per_s + pipe.latency_s
             )
             run_s = work_s / book.speed[c_best][load]
             committed_share = 0.0
@@ -248,11 +268,16 @@ class FederationRun:
         return out
 
     def _place(self, i: int, now: float, opened: list[int]) -> None:
-        plan = self.prepared.sources[self.job_source[i]]
+        s = self.job_source[i]
+        plan = self.prepared.sources[s]
         gpus = self.job_gpus[i]
-        fits = [k for k in plan.allowed if plan.largest_gpus[k] >= gpus]
+        fits = self._fits[s].get(gpus)
+        if fits is None:
+            fits = self._fits[s][gpus] = tuple(k for k in plan.allowed if plan.largest_gpus[k] >= gpus)
         if len(fits) == 1:  # one allowed site where it fits: nothing to choose
             k = fits[0]
+        elif self._least_loaded and not plan.warm:
+            k = self._least_loaded_site(s, gpus, now)
         else:
             options = self.candidates(i, now)
             if plan.warm:  # a job in progress at t = 0 runs where it fits at once (queues only if none has room)
@@ -264,13 +289,35 @@ class FederationRun:
         self.n_submitted += 1
         if k != plan.home and plan.dataset_gb > 0 and not plan.warm:  # (a job in progress moved its data before)
             self.rec_transfer_gb[i] = plan.dataset_gb
-            tr = self.network.send(plan.home, k, plan.dataset_gb, partial(self._delivered, i))
+            tr = self.network.send(plan.home, k, plan.dataset_gb, self._delivered_cb, i)
             self.rec_egress_eur[i] = tr.egress_eur
             return
         if k not in opened:
             opened.append(k)
             self.sites[k].begin_submissions()
         self._submit(i, k)
+
+    def _least_loaded_site(self, s: int, gpus: int, now: float) -> int:
+        """``LeastLoaded().choose(self.candidates(i, now)).site`` for a job of source ``s`` and ``gpus`` GPUs,
+        computing only the two figures it reads, with the same arithmetic: the committed share, then the start
+        delay (the transfer at the pipe's share now; no wait); the first site of equals."""
+        best_k, best_share, best_delay = -1, 0.0, 0.0
+        for k, largest, only, st, cs, states, queued, pipe, dataset_bytes in self._least_loaded_rows[s]:
+            if largest < gpus:
+                continue
+            if only >= 0:  # (its one cluster)
+                share = (st.allocated_gpus + queued[only]) / st.total_gpus
+            else:
+                total = sum(states[c].total_gpus for c in cs)
+                share = sum(states[c].allocated_gpus + queued[c] for c in cs) / total
+            if pipe is None:
+                delay = 0.0
+            else:
+                n = pipe.sending(now) if pipe.sent_at_s <= now else len(pipe.active)
+                delay = dataset_bytes * (n + 1) / pipe.bandwidth_bytes_per_s + pipe.latency_s
+            if best_k < 0 or share < best_share or (share == best_share and delay < best_delay):
+                best_k, best_share, best_delay = k, share, delay
+        return best_k
 
     def fits_now(self, i: int, k: int) -> bool:
         """Whether job ``i`` fits at site ``k`` beside the jobs running and queued there now (on a cluster its
@@ -285,26 +332,27 @@ class FederationRun:
 
     def _submit(self, i: int, k: int, work_s: float | None = None) -> None:
         """Job ``i`` joins site ``k``'s queue now (``work_s``: what is left of it after a migration)."""
-        local = len(self.local_to_global[k])
-        self.local_to_global[k].append(i)
-        self.local_segment[k].append(int(self.rec_migrations[i]))
+        to_global = self.local_to_global[k]
+        local = len(to_global)
+        to_global.append(i)
         self.rec_local[i] = local
-        if math.isnan(self.rec_delivered_s[i]):
-            self.rec_delivered_s[i] = self.env.now
         site = self.sites[k]
         site.jobs.copy_row(local, self.prepared.jobs, i)
-        if work_s is not None:
-            site.jobs.work_s[local] = work_s
-            site.submit(local, self._submit_s[i], self.job_gpus[i], work_s, self._job_prio[i], self.job_source[i])
+        if work_s is None:  # its first stay: delivered now
+            self.local_segment[k].append(0)
+            self.rec_delivered_s[i] = self.env.now
+            site.submit(
+                local, self._submit_s[i], self.job_gpus[i], self._job_work[i], self._job_prio[i], self.job_source[i]
+            )
             return
-        site.submit(
-            local, self._submit_s[i], self.job_gpus[i], self._job_work[i], self._job_prio[i], self.job_source[i]
-        )
+        self.local_segment[k].append(int(self.rec_migrations[i]))
+        site.jobs.work_s[local] = work_s
+        site.submit(local, self._submit_s[i], self.job_gpus[i], work_s, self._job_prio[i], self.job_source[i])
 
-    def _delivered(self, i: int, tr: Transfer) -> None:
+    def _delivered(self, tr: Transfer) -> None:
         site = self.sites[tr.dst]
         site.begin_submissions()
-        self._submit(i, tr.dst)
+        self._submit(tr.job, tr.dst)
         site.end_submissions()
 
     # -- migration -------------------------------------------------------------------------------------------
@@ -418,7 +466,7 @@ class FederationRun:
 
     @property
     def n_events(self) -> int:
-        return sum(s.n_events for s in self.sites) + self.n_submitted + len(self.network.transfers)
+        return sum(s.n_events for s in self.sites) + self.n_submitted + len(self.network.log)
 
     def run(self) -> None:
         self.env.process(self._arrivals())
