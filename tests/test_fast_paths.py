@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import simpy
 
 from gigafactory_sim.energy import deferral as deferral_module
 from gigafactory_sim.energy.control import PowerControl
@@ -31,6 +32,7 @@ from gigafactory_sim.scheduling import easy
 from gigafactory_sim.scheduling.easy import EasyBackfillScheduler, reservation, reservation_stop, shadow_s
 from gigafactory_sim.sim.cluster import ClusterState
 from gigafactory_sim.sim.state import Job, SpeedGroup
+from gigafactory_sim.sim.timer import Timer
 from gigafactory_sim.sim.view import EngineClusterView
 
 
@@ -641,8 +643,8 @@ def _counting(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """Capped runs of a smaller facility, full within hours and throttled for hours (GPU limits re-solved at
     most passes, EASY's reservations disrupted by every limit change), with capping, set_theta and EASY's memo
-    as they were, and the energy system's admit and after_pass reading IT power afresh: the same results, figure
-    for figure (and some reservations re-timed, not replayed)."""
+    as they were, the energy system's admit and after_pass reading IT power afresh and a timeout per timer arm:
+    the same results, figure for figure (and some reservations re-timed, not replayed)."""
     from gigafactory_sim import load_scenario, run
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
@@ -664,9 +666,80 @@ def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> Non
             m.setattr(EnergySystem, "after_pass", _reference_after_pass)
             m.setattr(EnergySystem, "admit", _reference_admit)
             m.setattr(PowerControl, "it_at", _reference_it_at)
+            m.setattr("gigafactory_sim.sim.engine.Timer", _ReferenceTimer)
+            m.setattr("gigafactory_sim.reliability.checkpoints.Timer", _ReferenceTimer)
             ref = run(scenario)
         assert fast.summary == ref.summary
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
     assert _SEEN["capping"] and _SEEN["refused"] and _SEEN["it_at"] and _SEEN["shadows"] > _SEEN["replays"] > 0, _SEEN
     assert _SEEN["ref_replays"] > _SEEN["replays"], _SEEN
+
+
+class _ReferenceTimer:
+    """sim.timer.Timer as it was: a timeout per arm, the ones armed before left on the heap to do nothing."""
+
+    def __init__(self, env: simpy.Environment, fn: Callable[[], None]) -> None:
+        self._env = env
+        self._fn = fn
+        self._event: simpy.Event | None = None
+
+    def arm(self, delay_s: float) -> None:
+        event = self._env.timeout(delay_s)
+        event.callbacks.append(self._fire)
+        self._event = event
+
+    def cancel(self) -> None:
+        self._event = None
+
+    @property
+    def armed(self) -> bool:
+        return self._event is not None
+
+    def _fire(self, event: simpy.Event) -> None:
+        if event is self._event:
+            self._event = None
+            self._fn()
+
+
+def _timer_trace(timer_cls: Any, seed: int) -> list[tuple[float, str, bool]]:
+    """Every handler that ran, in order: (time, name, whether SimPy had another event due at that time), for
+    timers re-armed later, earlier and to the same time from their own and other handlers, among plain
+    timeouts on a grid of tied times."""
+    rng = np.random.default_rng(seed)
+    env = simpy.Environment()
+    trace: list[tuple[float, str, bool]] = []
+    timers: list[Any] = []
+
+    def act(name: str) -> None:
+        trace.append((env.now, name, env.peek() == env.now))
+        for _ in range(int(rng.integers(0, 4))):
+            t = timers[int(rng.integers(len(timers)))]
+            u = rng.random()
+            if u < 0.1:
+                t.cancel()
+            elif u < 0.4:
+                t.arm(float(rng.integers(0, 4)))  # (grid times: ties with the plain timeouts and each other)
+            else:
+                t.arm(float(rng.random() * 5.0))
+        if rng.random() < 0.5:
+            env.timeout(float(rng.integers(0, 3))).callbacks.append(lambda _e: act(f"plain@{name}"))
+        trace.append((env.now, f"armed:{[t.armed for t in timers]}", False))
+
+    for k in range(6):
+        timers.append(timer_cls(env, lambda k=k: act(f"timer{k}")))
+    for k in range(20):
+        env.timeout(float(rng.integers(0, 30))).callbacks.append(lambda _e, k=k: act(f"seed{k}"))
+    env.run(until=200.0)
+    return trace
+
+
+def test_timer_fires_as_a_timeout_per_arm() -> None:
+    """The timer that keeps one wake-up on the heap for arms later than it fires each handler at the same time
+    and in the same order as a timeout per arm, with the same view of what else is due now (or a stricter one:
+    only wake-ups that would have done nothing are missing)."""
+    for seed in range(60):
+        fast, ref = _timer_trace(Timer, seed), _timer_trace(_ReferenceTimer, seed)
+        assert [(t, name) for t, name, _ in fast] == [(t, name) for t, name, _ in ref], seed
+        assert all(not f or r for (_, _, f), (_, _, r) in zip(fast, ref, strict=True)), seed
+        assert len(fast) > 50, seed

@@ -1,43 +1,90 @@
 """A re-armable one-shot timer on a SimPy environment: the one way features wait for a time that may move.
 
-Arming again (or cancelling) invalidates the pending wake-up without touching SimPy's heap: a wake-up that is not
-the latest armed one does nothing. Speed groups' completions, checkpoint phase clocks and node failures each keep
-one.
+Speed groups' completions, checkpoint phase clocks, node failures and a federation's links each keep one, and a
+power cap re-arms the first two at every change of a GPU limit, often to a later time than the one pending.
+
+Arming takes the place on SimPy's event heap that a ``Timeout`` of the same delay would take: its time
+(``now + delay``, the same float) and its event id (``next`` of the environment's counter, taken at the arm, as
+the timeout would take it). The wake-up is pushed onto the heap only when no wake-up of this timer already there
+comes before that place; otherwise the earlier wake-up, when it fires, finds the time moved and pushes the
+wake-up then, under the id kept from the arm. Between events of the same time SimPy orders by that id, so every
+event fires in the order, and at the time, it would have with a timeout per arm; only the wake-ups that would
+have fired and done nothing are never made. A cancel leaves the wake-ups on the heap, to do nothing when they
+fire (or to carry a later arm).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappush
 
 import simpy
+from simpy.events import NORMAL
 
 __all__ = ["Timer"]
+
+
+class _Wake(simpy.Event):
+    """A timer's wake-up on SimPy's heap: an event already triggered with no value (what a ``Timeout`` is once
+    scheduled), holding only the attributes SimPy reads when it processes an event."""
+
+    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None]) -> None:
+        # (Event.__init__ would set the same three; _ok and _value are what Timeout sets for a triggered event)
+        self.env = env
+        self.callbacks = [callback]
+        self._ok = True
+        self._value = None
 
 
 class Timer:
     """Calls ``fn()`` at the time of the latest :meth:`arm`, unless re-armed or cancelled before."""
 
-    __slots__ = ("_env", "_event", "_fire_cb", "_fn")
+    __slots__ = ("_env", "_fire_cb", "_fn", "_id", "_t", "_wakes")
 
     def __init__(self, env: simpy.Environment, fn: Callable[[], None]) -> None:
         self._env = env
         self._fn = fn
-        self._event: simpy.Event | None = None
-        self._fire_cb = self._fire  # bound once: arming creates no callable
+        self._t: float | None = None  # the armed time, None when not armed
+        self._id = -1  # the armed time's event id (its place among events of the same time)
+        # this timer's wake-ups on SimPy's heap, in the heap's order: (time, event id, event)
+        self._wakes: list[tuple[float, int, _Wake]] = []
+        self._fire_cb = self._fire  # bound once: a wake-up creates no callable
 
     def arm(self, delay_s: float) -> None:
-        event = self._env.timeout(delay_s)
-        event.callbacks.append(self._fire_cb)
-        self._event = event
+        if delay_s < 0:
+            raise ValueError(f"Negative delay {delay_s}")
+        env = self._env
+        t = env._now + delay_s  # (Environment.schedule's sum: the float a timeout would fire at)
+        eid = next(env._eid)
+        self._t = t
+        self._id = eid
+        wakes = self._wakes
+        if wakes and wakes[0][0] <= t:
+            return  # a wake-up of this timer comes first (its id is older): it moves on to (t, eid) when it fires
+        wake = _Wake(env, self._fire_cb)
+        heappush(env._queue, (t, NORMAL, eid, wake))
+        wakes.insert(0, (t, eid, wake))
 
     def cancel(self) -> None:
-        self._event = None
+        self._t = None
 
     @property
     def armed(self) -> bool:
-        return self._event is not None
+        return self._t is not None
 
     def _fire(self, event: simpy.Event) -> None:
-        if event is self._event:
-            self._event = None
+        wakes = self._wakes
+        _, eid, _ = wakes.pop(0)  # (this timer's wake-ups leave the heap in the order they are kept)
+        t = self._t
+        if t is None:
+            return
+        if eid == self._id:
+            self._t = None
             self._fn()
+            return
+        # armed for later than this wake-up: the wake-up of the arm's own place, unless another comes first
+        if wakes and (wakes[0][0] < t or (wakes[0][0] == t and wakes[0][1] <= self._id)):
+            return  # (that one fires first and re-checks, or is the arm's own)
+        wake = _Wake(self._env, self._fire_cb)
+        heappush(self._env._queue, (t, NORMAL, self._id, wake))
+        wakes.insert(0, (t, self._id, wake))
