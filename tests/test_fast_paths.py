@@ -28,6 +28,7 @@ from gigafactory_sim.energy.solve import MARGIN_W, max_theta
 from gigafactory_sim.energy.system import EnergySystem
 from gigafactory_sim.grid.signals import Signal
 from gigafactory_sim.inference.runtime import preemption_victims
+from gigafactory_sim.power.models import DvfsPowerModel, LinearPowerModel
 from gigafactory_sim.scheduling import easy
 from gigafactory_sim.scheduling.easy import EasyBackfillScheduler, reservation, reservation_stop, shadow_s
 from gigafactory_sim.sim.cluster import ClusterState
@@ -743,3 +744,54 @@ def test_timer_fires_as_a_timeout_per_arm() -> None:
         assert [(t, name) for t, name, _ in fast] == [(t, name) for t, name, _ in ref], seed
         assert all(not f or r for (_, _, f), (_, _, r) in zip(fast, ref, strict=True)), seed
         assert len(fast) > 50, seed
+
+
+def test_set_theta_equals_the_power_models() -> None:
+    """set_theta's written-out DVFS power and speed set every group to the floats the power model's methods
+    give (DVFS models of several shapes, loads 0 to past 1, limits above the demand, at it, between idle and
+    it and under idle; a linear model through its methods), and the same throttle flags."""
+    models = [
+        DvfsPowerModel(idle_w=122.0, slope_w=800.0, limit_w=700.0),
+        DvfsPowerModel(idle_w=150.0, slope_w=1100.0, limit_w=1000.0, alpha=2.3),
+        DvfsPowerModel(idle_w=90.0, slope_w=300.0, limit_w=400.0, alpha=1.0),
+        LinearPowerModel(idle_w=100.0, max_w=700.0, limit_w=600.0),
+    ]
+    loads = [0.0, 0.1, 0.3, 0.65, 0.7225, 0.9, 1.0, 1.2]
+    rng = np.random.default_rng(7)
+
+    def control() -> tuple[PowerControl, list[tuple[int, float, float]]]:
+        groups = [
+            {load: SpeedGroup(c, load, (c + 1) * 1.1 * m.speed(load), m.power_w(load)) for load in loads}
+            for c, m in enumerate(models)
+        ]
+        names = ("gpu_train_w", "gpu_idle_w", "node_train_w", "node_idle_w")
+        facility = SimpleNamespace(
+            power_models=models,
+            clusters=models,
+            groups=groups,
+            ch=[{n: i for i, n in enumerate(names)}] * len(models),
+            extra_it_idx=[()] * len(models),
+        )
+        calls: list[tuple[int, float, float]] = []
+        ops = SimpleNamespace(
+            facility=facility,
+            set_group_rate=lambda g, w, s: calls.append((id(g), w, s)),
+            refresh=lambda c: calls.append((-1, float(c), 0.0)),
+        )
+        return PowerControl(ops, [0.3] * len(models)), calls  # type: ignore[arg-type]
+
+    fast, fast_calls = control()
+    ref, ref_calls = control()
+    ids = {id(g): (c, g.load) for c, gs in enumerate(fast.facility.groups) for g in gs.values()}
+    ids.update({id(g): (c, g.load) for c, gs in enumerate(ref.facility.groups) for g in gs.values()})
+    kinks = [float(m.demand_w(load) / m.limit_w) for m in models for load in loads] + [
+        m.idle_w / m.limit_w for m in models
+    ]
+    thetas = [*kinks, 0.0, 0.05, 0.3, 0.5, 1.0, 1.0, 1.3, *rng.random(300).tolist()]
+    for theta in thetas:
+        c = int(rng.integers(len(models)))
+        fast.set_theta(c, theta, 0.0)
+        _reference_set_theta(ref, c, theta, 0.0)
+        assert (fast.throttled, fast.unthrottled, fast.theta) == (ref.throttled, ref.unthrottled, ref.theta)
+    assert [(ids.get(i, i), w, s) for i, w, s in fast_calls] == [(ids.get(i, i), w, s) for i, w, s in ref_calls]
+    assert len(fast_calls) > 1000

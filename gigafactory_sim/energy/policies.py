@@ -148,7 +148,7 @@ class Capping(_Hooks):
     def enforce(self, ctrl: PowerState, now_s: float) -> None:
         n = len(ctrl.theta)
         limit = ctrl.it_limit_w()
-        if all(t >= 1.0 for t in ctrl.theta) and ctrl.it_power_w() <= limit:
+        if min(ctrl.theta) >= 1.0 and ctrl.it_power_w() <= limit:
             return
         fixed, pieces = ctrl.capping_inputs()
         key = (limit, ctrl.theta_min, fixed, pieces)
