@@ -26,12 +26,13 @@ __all__ = ["Timer"]
 
 class _Wake(simpy.Event):
     """A timer's wake-up on SimPy's heap: an event already triggered with no value (what a ``Timeout`` is once
-    scheduled), holding only the attributes SimPy reads when it processes an event."""
+    scheduled), holding only the attributes SimPy reads when it processes an event. A timer reuses its wake-ups
+    once they have fired."""
 
-    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None]) -> None:
-        # (Event.__init__ would set the same three; _ok and _value are what Timeout sets for a triggered event)
+    def __init__(self, env: simpy.Environment, callbacks: list[Callable[[simpy.Event], None]]) -> None:
+        # (Event.__init__ would set env and callbacks; _ok and _value are what Timeout sets for a triggered event)
         self.env = env
-        self.callbacks = [callback]
+        self.callbacks = callbacks
         self._ok = True
         self._value = None
 
@@ -39,7 +40,7 @@ class _Wake(simpy.Event):
 class Timer:
     """Calls ``fn()`` at the time of the latest :meth:`arm`, unless re-armed or cancelled before."""
 
-    __slots__ = ("_env", "_fire_cb", "_fn", "_id", "_t", "_wakes")
+    __slots__ = ("_cbs", "_env", "_fn", "_id", "_spare", "_t", "_wakes")
 
     def __init__(self, env: simpy.Environment, fn: Callable[[], None]) -> None:
         self._env = env
@@ -48,7 +49,9 @@ class Timer:
         self._id = -1  # the armed time's event id (its place among events of the same time)
         # this timer's wake-ups on SimPy's heap, in the heap's order: (time, event id, event)
         self._wakes: list[tuple[float, int, _Wake]] = []
-        self._fire_cb = self._fire  # bound once: a wake-up creates no callable
+        self._spare: _Wake | None = None  # a wake-up that has fired, to push again
+        # the wake-ups' callbacks: SimPy takes an event's list and only iterates it, so they all share this one
+        self._cbs: list[Callable[[simpy.Event], None]] = [self._fire]
 
     def arm(self, delay_s: float) -> None:
         if delay_s < 0:
@@ -61,9 +64,7 @@ class Timer:
         wakes = self._wakes
         if wakes and wakes[0][0] <= t:
             return  # a wake-up of this timer comes first (its id is older): it moves on to (t, eid) when it fires
-        wake = _Wake(env, self._fire_cb)
-        heappush(env._queue, (t, NORMAL, eid, wake))
-        wakes.insert(0, (t, eid, wake))
+        self._push(t, eid)
 
     def cancel(self) -> None:
         self._t = None
@@ -72,9 +73,20 @@ class Timer:
     def armed(self) -> bool:
         return self._t is not None
 
+    def _push(self, t: float, eid: int) -> None:
+        """Put a wake-up on SimPy's heap at ``(t, eid)``: before every other wake-up of this timer there."""
+        wake = self._spare
+        if wake is None:
+            wake = _Wake(self._env, self._cbs)
+        else:
+            self._spare = None
+            wake.callbacks = self._cbs
+        heappush(self._env._queue, (t, NORMAL, eid, wake))
+        self._wakes.insert(0, (t, eid, wake))
+
     def _fire(self, event: simpy.Event) -> None:
         wakes = self._wakes
-        _, eid, _ = wakes.pop(0)  # (this timer's wake-ups leave the heap in the order they are kept)
+        _, eid, self._spare = wakes.pop(0)  # (this timer's wake-ups leave the heap in the order they are kept)
         t = self._t
         if t is None:
             return
@@ -85,6 +97,4 @@ class Timer:
         # armed for later than this wake-up: the wake-up of the arm's own place, unless another comes first
         if wakes and (wakes[0][0] < t or (wakes[0][0] == t and wakes[0][1] <= self._id)):
             return  # (that one fires first and re-checks, or is the arm's own)
-        wake = _Wake(self._env, self._fire_cb)
-        heappush(self._env._queue, (t, NORMAL, self._id, wake))
-        wakes.insert(0, (t, self._id, wake))
+        self._push(t, self._id)
