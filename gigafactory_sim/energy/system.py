@@ -266,9 +266,11 @@ class EnergySystem:
         job, allowed = cast(tuple[Job, tuple[int, ...]], event.value)
         ops = self.ops
         ops.begin_event()
+        ops.begin_submissions()  # (the pass the released job asks for runs at the end)
         self.held -= 1
         ops.meter.values[self._i_deferred] = self.held
         ops.route_and_enqueue(job, allowed)
+        ops.end_submissions()
 
     # -- FacilityPower ---------------------------------------------------------------------------------------
     def facility_j(self, it_j: float) -> float:

@@ -226,7 +226,9 @@ class PhaseEngine:
         clock.timer.arm(max((entries[0][0] - group.v) / speed, 0.0))
 
     def _fire(self, clock: PhaseClock) -> None:
-        now = self.ops.begin_event()
+        ops = self.ops
+        now = ops.begin_event()
+        ops.begin_submissions()  # (the pass a power cap asks for at the phase change runs at the end)
         group = clock.group
         group.advance(now)
         limit = group.v + 1e-6
@@ -237,7 +239,8 @@ class PhaseEngine:
         for job in due:
             self._step(job, clock, now)
         self._arm(clock)
-        self.ops.changed(group.cluster)
+        ops.changed(group.cluster)
+        ops.end_submissions()
 
     def _enter_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float, phase: int, e_job_j: float) -> None:
         run.phase = phase
