@@ -736,9 +736,8 @@ def _timer_trace(timer_cls: Any, seed: int) -> list[tuple[float, str, bool]]:
 
 
 def test_timer_fires_as_a_timeout_per_arm() -> None:
-    """The timer that keeps one wake-up on the heap for arms later than it fires each handler at the same time
-    and in the same order as a timeout per arm, with the same view of what else is due now (or a stricter one:
-    only wake-ups that would have done nothing are missing)."""
+    """The timer that schedules its fired wake-ups again fires each handler at the same time and in the same
+    order as a timeout per arm, with the same view of what else is due now."""
     for seed in range(60):
         fast, ref = _timer_trace(Timer, seed), _timer_trace(_ReferenceTimer, seed)
         assert [(t, name) for t, name, _ in fast] == [(t, name) for t, name, _ in ref], seed
