@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import simpy
 
 from gigafactory_sim.energy import deferral as deferral_module
 from gigafactory_sim.energy.control import PowerControl
@@ -30,6 +31,7 @@ from gigafactory_sim.energy.system import EnergySystem
 from gigafactory_sim.federation.network import BYTES_PER_GB, Pipe, Transfer
 from gigafactory_sim.grid.signals import Signal
 from gigafactory_sim.inference.runtime import preemption_victims
+from gigafactory_sim.power.models import DvfsPowerModel, LinearPowerModel
 from gigafactory_sim.scheduling import easy
 from gigafactory_sim.scheduling.easy import EasyBackfillScheduler, reservation, reservation_stop, shadow_s
 from gigafactory_sim.sim.cluster import ClusterState
@@ -645,8 +647,8 @@ def _counting(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """Capped runs of a smaller facility, full within hours and throttled for hours (GPU limits re-solved at
     most passes, EASY's reservations disrupted by every limit change), with capping, set_theta and EASY's memo
-    as they were, and the energy system's admit and after_pass reading IT power afresh: the same results, figure
-    for figure (and some reservations re-timed, not replayed)."""
+    as they were, the energy system's admit and after_pass reading IT power afresh and a timeout per timer arm:
+    the same results, figure for figure (and some reservations re-timed, not replayed)."""
     from gigafactory_sim import load_scenario, run
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
@@ -668,6 +670,8 @@ def test_capped_runs_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> Non
             m.setattr(EnergySystem, "after_pass", _reference_after_pass)
             m.setattr(EnergySystem, "admit", _reference_admit)
             m.setattr(PowerControl, "it_at", _reference_it_at)
+            m.setattr("gigafactory_sim.sim.engine.Timer", _ReferenceTimer)
+            m.setattr("gigafactory_sim.reliability.checkpoints.Timer", _ReferenceTimer)
             ref = run(scenario)
         assert fast.summary == ref.summary
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
@@ -825,3 +829,146 @@ def test_least_loaded_placement_equals_the_policy_over_all_candidates(monkeypatc
         assert fast.summary == ref.summary
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
+
+
+class _ReferenceTimer:
+    """sim.timer.Timer as it was: a timeout per arm, the ones armed before left on the heap to do nothing."""
+
+    def __init__(self, env: simpy.Environment, fn: Callable[[], None]) -> None:
+        self._env = env
+        self._fn = fn
+        self._event: simpy.Event | None = None
+
+    def arm(self, delay_s: float) -> None:
+        event = self._env.timeout(delay_s)
+        event.callbacks.append(self._fire)
+        self._event = event
+
+    def cancel(self) -> None:
+        self._event = None
+
+    @property
+    def armed(self) -> bool:
+        return self._event is not None
+
+    def _fire(self, event: simpy.Event) -> None:
+        if event is self._event:
+            self._event = None
+            self._fn()
+
+
+def _timer_trace(timer_cls: Any, seed: int) -> list[tuple[float, str, bool]]:
+    """Every handler that ran, in order: (time, name, whether SimPy had another event due at that time), for
+    timers re-armed later, earlier and to the same time from their own and other handlers, among plain
+    timeouts on a grid of tied times."""
+    rng = np.random.default_rng(seed)
+    env = simpy.Environment()
+    trace: list[tuple[float, str, bool]] = []
+    timers: list[Any] = []
+
+    def act(name: str) -> None:
+        trace.append((env.now, name, env.peek() == env.now))
+        for _ in range(int(rng.integers(0, 4))):
+            t = timers[int(rng.integers(len(timers)))]
+            u = rng.random()
+            if u < 0.1:
+                t.cancel()
+            elif u < 0.4:
+                t.arm(float(rng.integers(0, 4)))  # (grid times: ties with the plain timeouts and each other)
+            else:
+                t.arm(float(rng.random() * 5.0))
+        if rng.random() < 0.5:
+            env.timeout(float(rng.integers(0, 3))).callbacks.append(lambda _e: act(f"plain@{name}"))
+        trace.append((env.now, f"armed:{[t.armed for t in timers]}", False))
+
+    for k in range(6):
+        timers.append(timer_cls(env, lambda k=k: act(f"timer{k}")))
+    for k in range(20):
+        env.timeout(float(rng.integers(0, 30))).callbacks.append(lambda _e, k=k: act(f"seed{k}"))
+    env.run(until=200.0)
+    return trace
+
+
+def test_timer_fires_as_a_timeout_per_arm() -> None:
+    """The timer that schedules its fired wake-ups again fires each handler at the same time and in the same
+    order as a timeout per arm, with the same view of what else is due now."""
+    for seed in range(60):
+        fast, ref = _timer_trace(Timer, seed), _timer_trace(_ReferenceTimer, seed)
+        assert [(t, name) for t, name, _ in fast] == [(t, name) for t, name, _ in ref], seed
+        assert all(not f or r for (_, _, f), (_, _, r) in zip(fast, ref, strict=True)), seed
+        assert len(fast) > 50, seed
+
+
+def test_set_theta_equals_the_power_models() -> None:
+    """set_theta's written-out DVFS power and speed set every group to the floats the power model's methods
+    give (DVFS models of several shapes, loads 0 to past 1, limits above the demand, at it, between idle and
+    it and under idle; a linear model through its methods), and the same throttle flags."""
+    models = [
+        DvfsPowerModel(idle_w=122.0, slope_w=800.0, limit_w=700.0),
+        DvfsPowerModel(idle_w=150.0, slope_w=1100.0, limit_w=1000.0, alpha=2.3),
+        DvfsPowerModel(idle_w=90.0, slope_w=300.0, limit_w=400.0, alpha=1.0),
+        LinearPowerModel(idle_w=100.0, max_w=700.0, limit_w=600.0),
+    ]
+    loads = [0.0, 0.1, 0.3, 0.65, 0.7225, 0.9, 1.0, 1.2]
+    rng = np.random.default_rng(7)
+
+    def control() -> tuple[PowerControl, list[tuple[int, float, float]]]:
+        groups = [
+            {load: SpeedGroup(c, load, (c + 1) * 1.1 * m.speed(load), m.power_w(load)) for load in loads}
+            for c, m in enumerate(models)
+        ]
+        names = ("gpu_train_w", "gpu_idle_w", "node_train_w", "node_idle_w")
+        facility = SimpleNamespace(
+            power_models=models,
+            clusters=models,
+            groups=groups,
+            ch=[{n: i for i, n in enumerate(names)}] * len(models),
+            extra_it_idx=[()] * len(models),
+        )
+        calls: list[tuple[int, float, float]] = []
+        ops = SimpleNamespace(
+            facility=facility,
+            set_group_rate=lambda g, w, s: calls.append((id(g), w, s)),
+            refresh=lambda c: calls.append((-1, float(c), 0.0)),
+        )
+        return PowerControl(ops, [0.3] * len(models)), calls  # type: ignore[arg-type]
+
+    fast, fast_calls = control()
+    ref, ref_calls = control()
+    ids = {id(g): (c, g.load) for c, gs in enumerate(fast.facility.groups) for g in gs.values()}
+    ids.update({id(g): (c, g.load) for c, gs in enumerate(ref.facility.groups) for g in gs.values()})
+    kinks = [float(m.demand_w(load) / m.limit_w) for m in models for load in loads] + [
+        m.idle_w / m.limit_w for m in models
+    ]
+    thetas = [*kinks, 0.0, 0.05, 0.3, 0.5, 1.0, 1.0, 1.3, *rng.random(300).tolist()]
+    for theta in thetas:
+        c = int(rng.integers(len(models)))
+        fast.set_theta(c, theta, 0.0)
+        _reference_set_theta(ref, c, theta, 0.0)
+        assert (fast.throttled, fast.unthrottled, fast.theta) == (ref.throttled, ref.unthrottled, ref.theta)
+    assert [(ids.get(i, i), w, s) for i, w, s in fast_calls] == [(ids.get(i, i), w, s) for i, w, s in ref_calls]
+    assert len(fast_calls) > 1000
+
+
+def test_one_tier_solve_equals_the_tier_loop() -> None:
+    """Capping.solve of one tier of every cluster (the uniform order), written out, gives the floats of the
+    tier loop it replaces, on random clusters whose limit binds, does not bind and cannot be met (ties of
+    demands and board limits included)."""
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 3):
+        fast = Capping([list(range(n))])
+        loop = Capping([list(range(n))])
+        loop._one_tier = False  # (the tier loop)
+        for _ in range(2000):
+            fixed = [float(x) for x in rng.uniform(0.0, 1e6, n)]
+            pieces = [
+                [
+                    (float(rng.integers(0, 5000)), float(rng.choice([300.0, 700.0, rng.uniform(100, 1200)])), 700.0)
+                    for _ in range(int(rng.integers(0, 4)))
+                ]
+                for _ in range(n)
+            ]
+            theta_min = [float(x) for x in rng.choice([0.3, 0.25, rng.uniform(0.1, 0.5)], n)]
+            full = sum(fixed) + sum(k * min(d, b) for p in pieces for k, d, b in p)
+            limit = float(full * rng.choice([1.1, 1.0, 0.95, 0.7, 0.4, 0.1]))
+            assert fast.solve(limit, theta_min, fixed, pieces) == loop.solve(limit, theta_min, fixed, pieces)

@@ -1,5 +1,5 @@
-"""The event loop's lighter pieces against what they replace: a :class:`Wake` orders and times exactly as a SimPy
-timeout, and a speed group's one-due completion pops what the general walk pops."""
+"""The event loop's lighter pieces against what they replace: a wake-up (``call_later``, a :class:`Timer`) orders and
+times exactly as a SimPy timeout, and a speed group's one-due completion pops what the general walk pops."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import simpy
 
 from gigafactory_sim.sim import state as state_module
 from gigafactory_sim.sim.state import Job, SpeedGroup
-from gigafactory_sim.sim.timer import Timer, Wake, call_later
+from gigafactory_sim.sim.timer import Timer, call_later
 
 
 def test_wakes_and_timeouts_interleave_in_creation_order_at_the_same_times() -> None:
@@ -26,7 +26,7 @@ def test_wakes_and_timeouts_interleave_in_creation_order_at_the_same_times() -> 
                 schedule(k + 400)
 
         if k % 2:
-            Wake(env, delays[k % 400], cb)
+            call_later(env, delays[k % 400], cb)
         else:
             env.timeout(delays[k % 400]).callbacks.append(cb)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from gigafactory_sim.energy.solve import MARGIN_W
+from gigafactory_sim.power.models import DvfsPowerModel
 from gigafactory_sim.sim.ops import EngineOps
 from gigafactory_sim.sim.state import Job, SpeedGroup
 
@@ -50,6 +51,11 @@ class PowerControl:
             for c, groups in enumerate(f.groups)
         ]
         self._demands = [tuple((g, d) for g, d, *_ in consts) for consts in self._consts]
+        # a DVFS model's constants, for set_theta's power and speed of a group (DvfsPowerModel.power_w and .speed
+        # written out: the same operations); None for the other models, asked through their methods
+        self._dvfs: list[tuple[float, float, float] | None] = [
+            (m.limit_w, m.idle_w, 1.0 / m.alpha) if type(m) is DvfsPowerModel else None for m in self.models
+        ]
         self._it_channels: list[tuple[int, int, int, int, tuple[int, ...]]] = [
             (ch["gpu_train_w"], ch["gpu_idle_w"], ch["node_train_w"], ch["node_idle_w"], tuple(extra))
             for ch, extra in zip(f.ch, f.extra_it_idx, strict=True)
@@ -168,24 +174,41 @@ class PowerControl:
     # -- limits ----------------------------------------------------------------------------------------------
     def set_theta(self, c: int, theta: float, now: float) -> None:
         """Put cluster ``c``'s GPUs under ``theta x`` their board limit; move every end time accordingly."""
-        if abs(theta - self.theta[c]) <= 1e-12:
+        thetas = self.theta
+        if abs(theta - thetas[c]) <= 1e-12:
             return
-        self.theta[c] = theta
+        thetas[c] = theta
         self.it_read_w = math.nan
-        self.throttled = any(t < 1.0 for t in self.theta)
-        self.unthrottled = all(t >= 1.0 for t in self.theta)
-        model = self.models[c]
-        limit = theta * self.board_w[c]
+        lowest = min(thetas)
+        self.throttled = lowest < 1.0
+        self.unthrottled = lowest >= 1.0
         set_group_rate = self.ops.set_group_rate
-        for g, _, full_w, full_speed, base in self._consts[c]:
-            if theta >= 1.0:
+        if theta >= 1.0:
+            for g, _, full_w, full_speed, _ in self._consts[c]:
                 set_group_rate(g, full_w, full_speed)
-            else:
+            self.ops.refresh(c)
+            return
+        limit = theta * self.board_w[c]
+        dvfs = self._dvfs[c]
+        if dvfs is None:
+            model = self.models[c]
+            for g, _, _, full_speed, base in self._consts[c]:
                 set_group_rate(
                     g,
                     model.power_w(g.load, limit),
                     full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0),
                 )
+        else:
+            board_w, idle_w, inv_alpha = dvfs
+            cap_w = min(limit, board_w)  # (the models' _capped)
+            for g, demand_w, _, full_speed, base in self._consts[c]:
+                if demand_w <= cap_w or demand_w <= idle_w:  # (the models' _dvfs_speed)
+                    speed = 1.0
+                elif cap_w <= idle_w:
+                    speed = 0.0
+                else:
+                    speed = ((cap_w - idle_w) / (demand_w - idle_w)) ** inv_alpha
+                set_group_rate(g, min(demand_w, max(cap_w, idle_w)), full_speed * (speed / base if base > 0 else 0.0))
         self.ops.refresh(c)
 
     def throttle_stats(self) -> tuple[float, float]:

@@ -91,6 +91,9 @@ class EnergySystem:
         self.held = 0
         self.deadlines: dict[int, float] = {}
         self._release_cb = self._release  # bound once: holding a job creates no callable
+        self._i_deferred = self.ch["deferred_jobs"]
+        # each job row's source, as Python ints (hold reads one per arrival)
+        self._sources: list[int] = f.jobs.source_idx.tolist() if self.deferral is not None else []
         self._ahead_lo = 0  # release times decided ahead for job rows _ahead_lo... (see _release_s)
         self._ahead_now: list[float] = []
         self._ahead_work: list[float] = []
@@ -216,7 +219,7 @@ class EnergySystem:
         """Hold a flexible job until its release time; True if held."""
         d = self.deferral
         ops = self.ops
-        if d is None or not d.is_flexible(int(ops.facility.jobs.source_idx[job.idx]), job.priority):
+        if d is None or not d.is_flexible(self._sources[job.idx], job.priority):
             return False
         now = ops.env.now
         self.deadlines[job.idx] = now + d.cfg.max_delay + job.work_s  # completion, at reference speed
@@ -227,7 +230,7 @@ class EnergySystem:
         d.delay_s += release - now
         d.deferred_gpu_s += job.gpus * (release - now)
         self.held += 1
-        ops.meter.values[self.ch["deferred_jobs"]] = self.held
+        ops.meter.values[self._i_deferred] = self.held
         # the job rides on its release event (one tuple per held job, not a closure of five objects for the
         # garbage collector to follow while it waits)
         ops.env.timeout(release - now, (job, allowed)).callbacks.append(self._release_cb)
@@ -263,9 +266,11 @@ class EnergySystem:
         job, allowed = cast(tuple[Job, tuple[int, ...]], event.value)
         ops = self.ops
         ops.begin_event()
+        ops.begin_submissions()  # (the pass the released job asks for runs at the end)
         self.held -= 1
-        ops.meter.values[self.ch["deferred_jobs"]] = self.held
+        ops.meter.values[self._i_deferred] = self.held
         ops.route_and_enqueue(job, allowed)
+        ops.end_submissions()
 
     # -- FacilityPower ---------------------------------------------------------------------------------------
     def facility_j(self, it_j: float) -> float:

@@ -215,11 +215,20 @@ class PhaseEngine:
 
     def on_speed_change(self, group: SpeedGroup) -> None:
         """Re-time the group's next phase change after its speed changed (call like the completion
-        reschedule)."""
-        self._arm(self.clocks[id(group)])
+        reschedule): :meth:`_arm`, written out (a power cap calls it at every change of a GPU limit)."""
+        clock = self.clocks[id(group)]
+        entries = clock.entries
+        speed = group.speed
+        if not entries or speed <= 0.0:
+            clock.timer.cancel()
+            return
+        group.advance(self.ops.env.now)
+        clock.timer.arm(max((entries[0][0] - group.v) / speed, 0.0))
 
     def _fire(self, clock: PhaseClock) -> None:
-        now = self.ops.begin_event()
+        ops = self.ops
+        now = ops.begin_event()
+        ops.begin_submissions()  # (the pass a power cap asks for at the phase change runs at the end)
         group = clock.group
         group.advance(now)
         limit = group.v + 1e-6
@@ -230,7 +239,8 @@ class PhaseEngine:
         for job in due:
             self._step(job, clock, now)
         self._arm(clock)
-        self.ops.changed(group.cluster)
+        ops.changed(group.cluster)
+        ops.end_submissions()
 
     def _enter_low(self, run: JobRun, job: Job, group: SpeedGroup, now: float, phase: int, e_job_j: float) -> None:
         run.phase = phase

@@ -152,9 +152,9 @@ class EasyBackfillScheduler:
             for job in islice(queue, 1, self.lookahead + 1)
             if job.gpus < too_big and job.idx not in too_late and job.idx not in no_fit
         ]
-        for job in window:
+        for job in window:  # (none of them in the sets: a job joins one only once looked at)
             gpus = job.gpus
-            if gpus >= too_big or job.idx in too_late or job.idx in no_fit:
+            if gpus >= too_big:
                 continue
             if not view.fits(gpus):
                 too_big = gpus

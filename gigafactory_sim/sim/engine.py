@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from gigafactory_sim.features import build_features
 from gigafactory_sim.random_streams import RandomStreams
@@ -31,7 +32,7 @@ from gigafactory_sim.sim.hooks import Hooks
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import COMPLETED, FAILED, MIGRATED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.stop import StopSwitch
-from gigafactory_sim.sim.timer import Timer, Wake
+from gigafactory_sim.sim.timer import Timer, Wake, call_later
 
 if TYPE_CHECKING:
     from gigafactory_sim.preparation import Prepared
@@ -84,6 +85,7 @@ class Simulation:
         self._pass_inline = False  # the due pass runs at the end of the engine's handler now running
         self._in_handler = False  # an engine-owned event handler (arrival, completion, pass) is running
         self._next_arrival = 0
+        self._arrive_cbs: list[Callable[[simpy.Event], None]] = [self._arrive]  # (every arrival wake-up's)
         names = facility.cluster_names
         self._source_clusters: list[tuple[int, ...]] = [
             tuple(names.index(n) for n in names_) if names_ else tuple(range(len(names)))
@@ -140,7 +142,7 @@ class Simulation:
                 # end instead, in the same order, without an event.
                 self._pass_inline = True
             else:
-                Wake(env, 0.0, self._on_pass_event)
+                call_later(env, 0.0, self._on_pass_event)
 
     def route_and_enqueue(self, job: Job, allowed: tuple[int, ...]) -> None:
         c = allowed[0] if len(allowed) == 1 else self._route(job, allowed)
@@ -305,7 +307,7 @@ class Simulation:
         return
         yield
 
-    def _arrive(self, _event: simpy.Event | None) -> None:
+    def _arrive(self, event: simpy.Event | None) -> None:
         """Submit every job due now, then wait for the next submit time (one event per distinct time)."""
         env = self.env
         now = env.now
@@ -348,7 +350,10 @@ class Simulation:
                 else:
                     self.enqueue(job, c)
         if i < n:  # (a second step when now + (t - now) rounds below t)
-            Wake(env, submit[i] - now, self._arrive)
+            # the next distinct submit time: the wake-up that fired (off SimPy's heap now) is scheduled again
+            wake = Wake(env, self._arrive_cbs) if event is None else event
+            wake.callbacks = self._arrive_cbs
+            env.schedule(wake, NORMAL, submit[i] - now)
         else:  # every job is in: drop the columns (the report is built after the run, in the same process)
             self._submit_s = self._job_gpus = self._job_work = self._job_prio = self._job_source = []
         if lone is not None:

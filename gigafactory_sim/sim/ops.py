@@ -93,6 +93,16 @@ class EngineOps(Protocol):
         """Ask for a scheduling pass of cluster ``c`` at this instant (coalesced with others)."""
         ...
 
+    def begin_submissions(self) -> None:
+        """A handler of a feature's own event begins now (after :meth:`begin_event`): a scheduling pass it asks
+        for runs at its end, in :meth:`end_submissions`, as the engine's own handlers run theirs (without a
+        zero-delay event when no other event is due now: the same order)."""
+        ...
+
+    def end_submissions(self) -> None:
+        """The handler begun with :meth:`begin_submissions` ends: run the scheduling pass it made due."""
+        ...
+
     def job_energy_j(self, job: Job, now_s: float) -> float:
         """IT energy of a running job since its (re)start."""
         ...
