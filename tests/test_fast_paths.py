@@ -948,27 +948,3 @@ def test_set_theta_equals_the_power_models() -> None:
         assert (fast.throttled, fast.unthrottled, fast.theta) == (ref.throttled, ref.unthrottled, ref.theta)
     assert [(ids.get(i, i), w, s) for i, w, s in fast_calls] == [(ids.get(i, i), w, s) for i, w, s in ref_calls]
     assert len(fast_calls) > 1000
-
-
-def test_one_tier_solve_equals_the_tier_loop() -> None:
-    """Capping.solve of one tier of every cluster (the uniform order), written out, gives the floats of the
-    tier loop it replaces, on random clusters whose limit binds, does not bind and cannot be met (ties of
-    demands and board limits included)."""
-    rng = np.random.default_rng(11)
-    for n in (1, 2, 3):
-        fast = Capping([list(range(n))])
-        loop = Capping([list(range(n))])
-        loop._one_tier = False  # (the tier loop)
-        for _ in range(2000):
-            fixed = [float(x) for x in rng.uniform(0.0, 1e6, n)]
-            pieces = [
-                [
-                    (float(rng.integers(0, 5000)), float(rng.choice([300.0, 700.0, rng.uniform(100, 1200)])), 700.0)
-                    for _ in range(int(rng.integers(0, 4)))
-                ]
-                for _ in range(n)
-            ]
-            theta_min = [float(x) for x in rng.choice([0.3, 0.25, rng.uniform(0.1, 0.5)], n)]
-            full = sum(fixed) + sum(k * min(d, b) for p in pieces for k, d, b in p)
-            limit = float(full * rng.choice([1.1, 1.0, 0.95, 0.7, 0.4, 0.1]))
-            assert fast.solve(limit, theta_min, fixed, pieces) == loop.solve(limit, theta_min, fixed, pieces)

@@ -141,8 +141,6 @@ class Capping(_Hooks):
 
     def __init__(self, tiers: list[list[int]]) -> None:
         self.tiers = tiers
-        # one tier of every cluster (uniform: every cluster at one fraction), solved by _solve_one_tier
-        self._one_tier = len(tiers) == 1 and sorted(tiers[0]) == list(range(len(tiers[0])))
         # the last solve: its inputs (limit, floors, fixed power and pieces per cluster) and its limits
         self._solved: tuple[float, list[float], list[float], list[list[tuple[float, float, float]]]] | None = None
         self._target: list[float] = []
@@ -169,8 +167,6 @@ class Capping(_Hooks):
         ``limit`` (``fixed[c]``: cluster ``c``'s power that does not depend on its limit, ``pieces[c]`` its
         busy GPUs, see :func:`~gigafactory_sim.energy.solve.max_theta`)."""
         n = len(fixed)
-        if self._one_tier and len(self.tiers[0]) == n:
-            return self._solve_one_tier(limit, theta_min, fixed, pieces)
 
         def it(c: int, theta: float) -> float:  # (list comprehensions: the same sums as generators, faster)
             return fixed[c] + sum([k * (d if d <= (t := theta * b) else t) for k, d, b in pieces[c]])
@@ -186,24 +182,6 @@ class Capping(_Hooks):
                     target[c] = floor if theta is None else theta
                 if theta is not None:
                     break
-        return target
-
-    def _solve_one_tier(
-        self, limit: float, theta_min: list[float], fixed: list[float], pieces: list[list[tuple[float, float, float]]]
-    ) -> list[float]:
-        """:meth:`solve` of one tier of every cluster, written out (the same operations in the same order): no
-        other tier's power (``sum`` of none: ``0``), and every cluster at the tier's fraction."""
-        tier = self.tiers[0]
-        n = len(fixed)
-        # it(c, 1.0) of every cluster (1.0 * b is b)
-        if not sum([fixed[c] + sum([k * (d if d <= b else b) for k, d, b in pieces[c]]) for c in range(n)]) > limit:
-            return [1.0] * n
-        budget = limit - sum([fixed[c] for c in tier])  # (limit - 0 is limit)
-        floor = max([theta_min[c] for c in tier])
-        theta = max_theta([p for c in tier for p in pieces[c]], budget, floor)
-        target = [1.0] * n
-        for c in tier:
-            target[c] = floor if theta is None else theta
         return target
 
 
