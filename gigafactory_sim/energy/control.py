@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from gigafactory_sim.energy.solve import MARGIN_W
-from gigafactory_sim.power.models import DvfsPowerModel
+from gigafactory_sim.power.models import DvfsPowerModel, clipped_power_w, dvfs_speed
 from gigafactory_sim.sim.ops import EngineOps
 from gigafactory_sim.sim.state import Job, SpeedGroup
 
@@ -51,10 +51,10 @@ class PowerControl:
             for c, groups in enumerate(f.groups)
         ]
         self._demands = [tuple((g, d) for g, d, *_ in consts) for consts in self._consts]
-        # a DVFS model's constants, for set_theta's power and speed of a group (DvfsPowerModel.power_w and .speed
-        # written out: the same operations); None for the other models, asked through their methods
+        # a DVFS model's constants: set_theta applies its formulas to the kept demand of each group (the very
+        # functions DvfsPowerModel.power_w and .speed call); None for the other models, asked through their methods
         self._dvfs: list[tuple[float, float, float] | None] = [
-            (m.limit_w, m.idle_w, 1.0 / m.alpha) if type(m) is DvfsPowerModel else None for m in self.models
+            (m.limit_w, m.idle_w, m.alpha) if type(m) is DvfsPowerModel else None for m in self.models
         ]
         self._it_channels: list[tuple[int, int, int, int, tuple[int, ...]]] = [
             (ch["gpu_train_w"], ch["gpu_idle_w"], ch["node_train_w"], ch["node_idle_w"], tuple(extra))
@@ -199,16 +199,13 @@ class PowerControl:
                     full_speed * (model.speed(g.load, limit) / base if base > 0 else 0.0),
                 )
         else:
-            board_w, idle_w, inv_alpha = dvfs
+            board_w, idle_w, alpha = dvfs
             cap_w = min(limit, board_w)  # (the models' _capped)
             for g, demand_w, _, full_speed, base in self._consts[c]:
-                if demand_w <= cap_w or demand_w <= idle_w:  # (the models' _dvfs_speed)
-                    speed = 1.0
-                elif cap_w <= idle_w:
-                    speed = 0.0
-                else:
-                    speed = ((cap_w - idle_w) / (demand_w - idle_w)) ** inv_alpha
-                set_group_rate(g, min(demand_w, max(cap_w, idle_w)), full_speed * (speed / base if base > 0 else 0.0))
+                speed = dvfs_speed(demand_w, cap_w, idle_w, alpha)
+                set_group_rate(
+                    g, clipped_power_w(demand_w, cap_w, idle_w), full_speed * (speed / base if base > 0 else 0.0)
+                )
         self.ops.refresh(c)
 
     def throttle_stats(self) -> tuple[float, float]:

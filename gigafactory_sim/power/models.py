@@ -54,7 +54,12 @@ def _capped(limit_w: float, cap_w: float | None) -> float:
     return limit_w if cap_w is None else min(cap_w, limit_w)
 
 
-def _dvfs_speed(demand_w: float, cap_w: float, idle_w: float, alpha: float) -> float:
+def clipped_power_w(demand_w: float, cap_w: float, idle_w: float) -> float:
+    """Power of work demanding ``demand_w`` under ``cap_w``: the demand, clipped at the cap (never below idle)."""
+    return min(demand_w, max(cap_w, idle_w))
+
+
+def dvfs_speed(demand_w: float, cap_w: float, idle_w: float, alpha: float) -> float:
     """Sustained speed under ``cap_w`` of work demanding ``demand_w``: ((cap - idle) / (demand - idle))^(1/alpha)."""
     if demand_w <= cap_w or demand_w <= idle_w:
         return 1.0
@@ -83,10 +88,10 @@ class DvfsPowerModel:
         return self.idle_w + self.slope_w * _clip_load(load)
 
     def power_w(self, load: float, limit_w: float | None = None) -> float:
-        return min(self.demand_w(load), max(_capped(self.limit_w, limit_w), self.idle_w))
+        return clipped_power_w(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w)
 
     def speed(self, load: float, limit_w: float | None = None) -> float:
-        return _dvfs_speed(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w, self.alpha)
+        return dvfs_speed(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w, self.alpha)
 
     def memory_power_w(self, load: float) -> float:
         """Power of memory-bound work streaming HBM at ``load`` of peak bandwidth (no throttling)."""
@@ -112,7 +117,7 @@ class LinearPowerModel:
         return self.idle_w + (self.max_w - self.idle_w) * _clip_load(load)
 
     def power_w(self, load: float, limit_w: float | None = None) -> float:
-        return min(self.demand_w(load), max(_capped(self.limit_w, limit_w), self.idle_w))
+        return clipped_power_w(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w)
 
     def speed(self, load: float, limit_w: float | None = None) -> float:
         cap = _capped(self.limit_w, limit_w)
@@ -156,7 +161,7 @@ class InterpolatedPowerModel:
         return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
     def power_w(self, load: float, limit_w: float | None = None) -> float:
-        return min(self.demand_w(load), max(_capped(self.limit_w, limit_w), self.idle_w))
+        return clipped_power_w(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w)
 
     def speed(self, load: float, limit_w: float | None = None) -> float:
-        return _dvfs_speed(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w, self.alpha)
+        return dvfs_speed(self.demand_w(load), _capped(self.limit_w, limit_w), self.idle_w, self.alpha)

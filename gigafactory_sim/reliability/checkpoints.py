@@ -215,15 +215,8 @@ class PhaseEngine:
 
     def on_speed_change(self, group: SpeedGroup) -> None:
         """Re-time the group's next phase change after its speed changed (call like the completion
-        reschedule): :meth:`_arm`, written out (a power cap calls it at every change of a GPU limit)."""
-        clock = self.clocks[id(group)]
-        entries = clock.entries
-        speed = group.speed
-        if not entries or speed <= 0.0:
-            clock.timer.cancel()
-            return
-        group.advance(self.ops.env.now)
-        clock.timer.arm(max((entries[0][0] - group.v) / speed, 0.0))
+        reschedule)."""
+        self._arm(self.clocks[id(group)])
 
     def _fire(self, clock: PhaseClock) -> None:
         ops = self.ops
