@@ -96,7 +96,7 @@ class ClusterState:
                     self.free_gpus -= gpus
                     return [(node, gpus)]
             return None
-        n = -(-gpus // gpn)
+        n = self.nodes_for(gpus)
         whole = self.buckets[gpn]
         if len(whole) < n:
             return None
