@@ -28,6 +28,7 @@ from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import Job, SpeedGroup
 from gigafactory_sim.sim.stop import StopSwitch
+from gigafactory_sim.sim.timer import Environment
 from gigafactory_sim.units import J_PER_MWH
 
 __all__ = ["FederationRun", "LoadBook"]
@@ -104,7 +105,7 @@ class FederationRun:
         self.prepared = prepared
         self.scenario = fed
         self.horizon_s = fed.horizon_s
-        self.env = env = simpy.Environment()
+        self.env = env = Environment()
         self.policy = build_placement(fed.placement)
         self.books: list[LoadBook] = []
 

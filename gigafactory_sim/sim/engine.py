@@ -32,7 +32,7 @@ from gigafactory_sim.sim.hooks import Hooks
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import COMPLETED, FAILED, MIGRATED, QUEUED, RUNNING, Job, SpeedGroup
 from gigafactory_sim.sim.stop import StopSwitch
-from gigafactory_sim.sim.timer import Timer, Wake, call_later
+from gigafactory_sim.sim.timer import Environment, Timer, Wake, call_later
 
 if TYPE_CHECKING:
     from gigafactory_sim.preparation import Prepared
@@ -63,7 +63,7 @@ class Simulation:
         self.scenario = scenario
         self.horizon_s = scenario.horizon_s
         self.progress = progress
-        self.env = simpy.Environment() if env is None else env
+        self.env = Environment() if env is None else env
         self.streams = RandomStreams(scenario.seed)
         self.jobs = prepared.jobs
         self._scheduler: Scheduler = scenario.scheduler.build()
