@@ -34,9 +34,10 @@ from gigafactory_sim.inference.runtime import preemption_victims
 from gigafactory_sim.power.models import DvfsPowerModel, LinearPowerModel
 from gigafactory_sim.scheduling import easy
 from gigafactory_sim.scheduling.easy import EasyBackfillScheduler, reservation, reservation_stop, shadow_s
+from gigafactory_sim.sim import timer as timer_module
 from gigafactory_sim.sim.cluster import ClusterState
 from gigafactory_sim.sim.state import Job, SpeedGroup
-from gigafactory_sim.sim.timer import Timer
+from gigafactory_sim.sim.timer import Environment, Timer
 from gigafactory_sim.sim.view import EngineClusterView
 
 
@@ -857,12 +858,15 @@ class _ReferenceTimer:
             self._fn()
 
 
-def _timer_trace(timer_cls: Any, seed: int) -> list[tuple[float, str, bool]]:
+def _timer_trace(
+    timer_cls: Any, seed: int, env: simpy.Environment | None = None, ahead_s: float = 5.0
+) -> list[tuple[float, str, bool]]:
     """Every handler that ran, in order: (time, name, whether SimPy had another event due at that time), for
     timers re-armed later, earlier and to the same time from their own and other handlers, among plain
-    timeouts on a grid of tied times."""
+    timeouts on a grid of tied times (on ``env``, a plain SimPy environment by default; other arms up to
+    ``ahead_s`` ahead)."""
     rng = np.random.default_rng(seed)
-    env = simpy.Environment()
+    env = simpy.Environment() if env is None else env
     trace: list[tuple[float, str, bool]] = []
     timers: list[Any] = []
 
@@ -876,7 +880,7 @@ def _timer_trace(timer_cls: Any, seed: int) -> list[tuple[float, str, bool]]:
             elif u < 0.4:
                 t.arm(float(rng.integers(0, 4)))  # (grid times: ties with the plain timeouts and each other)
             else:
-                t.arm(float(rng.random() * 5.0))
+                t.arm(float(rng.random() * ahead_s))
         if rng.random() < 0.5:
             env.timeout(float(rng.integers(0, 3))).callbacks.append(lambda _e: act(f"plain@{name}"))
         trace.append((env.now, f"armed:{[t.armed for t in timers]}", False))
@@ -897,6 +901,24 @@ def test_timer_fires_as_a_timeout_per_arm() -> None:
         assert [(t, name) for t, name, _ in fast] == [(t, name) for t, name, _ in ref], seed
         assert all(not f or r for (_, _, f), (_, _, r) in zip(fast, ref, strict=True)), seed
         assert len(fast) > 50, seed
+
+
+def test_dropping_withdrawn_wake_ups_keeps_every_handler_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timers on the engine's Environment, which drops withdrawn wake-ups from its heap (here as soon as they
+    are more than half of it), run every handler at the same time and in the same order as on a plain SimPy
+    environment, where they stay; another event is due at a handler's time only where it is on the plain one
+    (what dropping changes: a withdrawn wake-up is no longer there to be due)."""
+    monkeypatch.setattr(timer_module, "_DROP_FROM", 0)
+    drops = 0
+    for seed in range(40):
+        env = Environment()
+        dropped = _timer_trace(Timer, seed, env, ahead_s=40.0)  # (mostly far ahead: withdrawn before their time)
+        kept = _timer_trace(Timer, seed, simpy.Environment(), ahead_s=40.0)
+        assert [(t, name) for t, name, _ in dropped] == [(t, name) for t, name, _ in kept], seed
+        assert all(not d or k for (_, _, d), (_, _, k) in zip(dropped, kept, strict=True)), seed
+        assert len(kept) > 50, seed
+        drops += env.drops
+    assert drops > 100
 
 
 def test_set_theta_equals_the_power_models() -> None:

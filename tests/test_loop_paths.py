@@ -5,7 +5,6 @@ no result, and a speed group's one-due completion pops what the general walk pop
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -80,56 +79,6 @@ def test_a_re_armed_timer_fires_once_at_its_latest_time() -> None:
     timer.cancel()
     env.run()
     assert times == [4.0] and not timer.armed
-
-
-def _trace(env: simpy.Environment, seed: int) -> list[tuple[float, str, bool]]:
-    """Every handler that ran, in order (time, name, whether another event was due at that time), for timers
-    re-armed later, earlier and to the same time and cancelled, from their own and other handlers, among plain
-    timeouts on a grid of tied times."""
-    rng = random.Random(seed)
-    trace: list[tuple[float, str, bool]] = []
-    timers: list[Timer] = []
-
-    def act(name: str) -> None:
-        trace.append((env.now, name, env.peek() == env.now))
-        for _ in range(rng.randint(0, 5)):
-            t = timers[rng.randrange(len(timers))]
-            u = rng.random()
-            if u < 0.1:
-                t.cancel()
-            elif u < 0.4:
-                t.arm(float(rng.randint(0, 3)))  # (grid times: ties with the plain timeouts and each other)
-            else:
-                t.arm(rng.random() * 40.0)  # (mostly far ahead: withdrawn before their time)
-        if rng.random() < 0.5:
-            env.timeout(float(rng.randint(0, 2))).callbacks.append(lambda _e: act(f"plain@{name}"))
-
-    def on_timer(k: int) -> Callable[[], None]:
-        return lambda: act(f"timer{k}")
-
-    for k in range(8):
-        timers.append(Timer(env, on_timer(k)))
-    for k in range(30):
-        env.timeout(float(rng.randint(0, 30))).callbacks.append(lambda _e, k=k: act(f"seed{k}"))
-    env.run(until=300.0)
-    return trace
-
-
-def test_dropping_withdrawn_wake_ups_keeps_every_handler_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Timers on the engine's Environment, which drops withdrawn wake-ups from its heap (here as soon as they
-    are more than half of it), run every handler at the same time and in the same order as on a plain SimPy
-    environment, where they stay; another event is due at a handler's time only where it is on the plain one
-    (what dropping changes: a withdrawn wake-up is no longer there to be due)."""
-    monkeypatch.setattr(timer_module, "_DROP_FROM", 0)
-    drops = 0
-    for seed in range(40):
-        env = Environment()
-        dropped, kept = _trace(env, seed), _trace(simpy.Environment(), seed)
-        assert [(t, name) for t, name, _ in dropped] == [(t, name) for t, name, _ in kept], seed
-        assert all(not d or k for (_, _, d), (_, _, k) in zip(dropped, kept, strict=True)), seed
-        assert len(kept) > 100, seed
-        drops += env.drops
-    assert drops > 200
 
 
 def test_runs_with_withdrawn_wake_ups_dropped_often_equal_runs_without(monkeypatch: pytest.MonkeyPatch) -> None:
