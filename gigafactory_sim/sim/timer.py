@@ -3,10 +3,10 @@
 Arming again (or cancelling) withdraws the pending wake-up: it keeps its place on SimPy's heap but has no
 callbacks left, so it does nothing when its time comes. Speed groups' completions, checkpoint phase clocks, node
 failures and a federation's links each keep one, and a power cap re-arms the first two at every change of a GPU
-limit, mostly to an earlier time: the withdrawn wake-ups, far in the future, would pile up on the heap (~10,000 in
-the carbon-aware scenario's 30 days, against a few dozen live events), making every push and pop deeper and
-keeping their objects alive for the garbage collector. The engine's :class:`Environment` therefore drops them from
-its heap once they are more than half of it.
+limit, mostly to an earlier time: the withdrawn wake-ups, far in the future, would pile up on the heap (~10,000
+at times in the carbon-aware scenario's 30 days, against ~1,500 live events, most of them deferred jobs), making
+every push and pop deeper and keeping their objects alive for the garbage collector. The engine's
+:class:`Environment` therefore drops them from its heap once they are more than half of it.
 
 A wake-up is scheduled as a ``Timeout`` of the same delay would be (``Environment.schedule``: the same time, the
 same place among events of that time), but it is not made anew at every arm: a wake-up that has fired is
