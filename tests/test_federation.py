@@ -572,3 +572,28 @@ def test_schema_of_a_federation_file() -> None:
     assert result.exit_code == 0
     props = json.loads(result.output)["properties"]
     assert {"sites", "network", "placement", "migration"} <= set(props) and "facility" not in props
+
+
+def test_a_sites_deferral_holds_the_jobs_of_its_flexible_sources() -> None:
+    """Deferral at one site judges each job placed there by the job's own source: every flexible job whose
+    release time is later than its arrival is held, and no other (the site's job table is filled only as jobs
+    are placed, so the source must be read at the arrival)."""
+    from gigafactory_sim.api import build
+
+    doc = yaml.safe_load((ROOT / "scenarios" / "eu-federation.yaml").read_text())
+    doc["horizon"] = "2d"
+    rule = {"kind": "deferral", "signal": "carbon", "rule": "window", "max_delay": "6h", "sources": ["research"]}
+    doc["sites"][1]["energy"] = {"policies": [rule]}  # frankfurt
+    run = build(prepare_any(_load(doc)))
+    run.run()
+    deferral = run.sites[1].features["energy"].deferral  # type: ignore[attr-defined]
+    jobs = run.prepared.jobs
+    research = jobs.sources.index("research")
+    expected = 0
+    for i in run.local_to_global[1]:
+        at = float(run.rec_delivered_s[i])
+        if deferral.is_flexible(int(jobs.source_idx[i]), int(jobs.priority[i])):
+            expected += deferral.release_s(at, float(jobs.work_s[i])) > at
+    assert sum(int(jobs.source_idx[i]) == research for i in run.local_to_global[1]) > 100
+    assert expected > 50
+    assert deferral.deferred == expected

@@ -92,8 +92,9 @@ class EnergySystem:
         self.deadlines: dict[int, float] = {}
         self._release_cb = self._release  # bound once: holding a job creates no callable
         self._i_deferred = self.ch["deferred_jobs"]
-        # each job row's source, as Python ints (hold reads one per arrival)
-        self._sources: list[int] = f.jobs.source_idx.tolist() if self.deferral is not None else []
+        # each job row's source (hold reads one per arrival): read from the table at the arrival, since a
+        # federation's site fills its rows only as jobs are placed there (a copy taken now would be blank)
+        self._sources = f.jobs.source_idx
         self._ahead_lo = 0  # release times decided ahead for job rows _ahead_lo... (see _release_s)
         self._ahead_now: list[float] = []
         self._ahead_work: list[float] = []
@@ -219,7 +220,7 @@ class EnergySystem:
         """Hold a flexible job until its release time; True if held."""
         d = self.deferral
         ops = self.ops
-        if d is None or not d.is_flexible(self._sources[job.idx], job.priority):
+        if d is None or not d.is_flexible(int(self._sources[job.idx]), job.priority):
             return False
         now = ops.env.now
         self.deadlines[job.idx] = now + d.cfg.max_delay + job.work_s  # completion, at reference speed
