@@ -156,21 +156,19 @@ class EasyBackfillScheduler:
             gpus = job.gpus
             if gpus >= too_big:
                 continue
+            # A job that would end after the shadow time without extra nodes enough is too late whether or not it
+            # fits: turned down before the fit is tried (the same decisions, and a reservation's disruption, which
+            # re-opens every too-late job, costs no walk of the nodes for those still too late).
+            in_time = now_s + view.expected_duration_s(job) <= memo.shadow_s
+            if not in_time and (gpus <= gpn or -(-gpus // gpn) > memo.extra_nodes):
+                too_late.add(job.idx)
+                continue
             if not view.fits(gpus):
                 too_big = gpus
                 no_fit.add(job.idx)
                 continue
-            started = False
-            if now_s + view.expected_duration_s(job) <= memo.shadow_s:
-                started = True
-            elif gpus > gpn:
-                nodes = -(-gpus // gpn)
-                if nodes <= memo.extra_nodes:
-                    memo.extra_nodes -= nodes
-                    started = True
-            if not started:
-                too_late.add(job.idx)
-                continue
+            if not in_time:  # (it fits on the extra nodes)
+                memo.extra_nodes -= -(-gpus // gpn)
             yield job
             free = view.free_gpus
             if free == 0:
