@@ -187,9 +187,9 @@ def _reference_job_delta_w(self: PowerControl, job: Job, c: int, theta: float) -
     return delta
 
 
-def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A capped run (admission blocks, capping throttles) with after_pass and the admission's job_delta_w as they
-    were: the same results, figure for figure (the golden outputs check the shipped scenarios the same way)."""
+def _capped_runs_equal_with(monkeypatch: pytest.MonkeyPatch, patches: list[tuple[Any, str, Any]]) -> None:
+    """Small capped runs (power-capped under a lowered cap that binds all day, carbon-aware) as they are and
+    with ``patches`` (object, attribute, replacement) in place: the same results, figure for figure."""
     from gigafactory_sim import load_scenario, run
 
     root = Path(__file__).resolve().parents[1] / "scenarios"
@@ -201,12 +201,22 @@ def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch)
         scenario = load_scenario(root / name, [*overrides, "report.interval=1h"])
         fast = run(scenario)
         with monkeypatch.context() as m:
-            m.setattr(EnergySystem, "after_pass", _reference_after_pass)
-            m.setattr(PowerControl, "job_delta_w", _reference_job_delta_w)
+            for target, attribute, replacement in patches:
+                m.setattr(target, attribute, replacement)
             ref = run(scenario)
+        assert fast.summary["jobs"]["started"] > 100
         assert fast.summary == ref.summary
         pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
         pd.testing.assert_frame_equal(fast.timeseries, ref.timeseries)
+
+
+def test_energy_after_pass_equals_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capped run (admission blocks, capping throttles) with after_pass and the admission's job_delta_w as they
+    were: the same results, figure for figure (the golden outputs check the shipped scenarios the same way)."""
+    _capped_runs_equal_with(
+        monkeypatch,
+        [(EnergySystem, "after_pass", _reference_after_pass), (PowerControl, "job_delta_w", _reference_job_delta_w)],
+    )
     assert _SEEN["throttled"] and _SEEN["blocked"] and _SEEN["deltas"], _SEEN
 
 
@@ -1002,19 +1012,4 @@ def test_easy_backfilling_under_a_binding_cap_equals_the_textbook_rule(monkeypat
     """Capped runs (every change of a GPU limit moves the running jobs' ends, and with them the shadow time)
     with EASY's memory between passes (jobs turned down as not fitting or too late, the reservation re-timed
     rather than replayed) and with the plain rule: the same starts, figure for figure."""
-    from gigafactory_sim import load_scenario, run
-
-    root = Path(__file__).resolve().parents[1] / "scenarios"
-    cases = (
-        ("power-capped.yaml", ["horizon=1d", "energy.power_cap_mw.base_mw=45", "energy.power_cap_mw.windows.0.mw=40"]),
-        ("carbon-aware.yaml", ["horizon=2d"]),
-    )
-    for name, overrides in cases:
-        scenario = load_scenario(root / name, [*overrides, "report.interval=1h"])
-        fast = run(scenario)
-        with monkeypatch.context() as m:
-            m.setattr(EasyBackfillScheduler, "select", _reference_easy_select)
-            ref = run(scenario)
-        assert fast.summary["jobs"]["started"] > 100
-        assert fast.summary == ref.summary
-        pd.testing.assert_frame_equal(fast.jobs, ref.jobs)
+    _capped_runs_equal_with(monkeypatch, [(EasyBackfillScheduler, "select", _reference_easy_select)])
