@@ -1013,3 +1013,39 @@ def test_easy_backfilling_under_a_binding_cap_equals_the_textbook_rule(monkeypat
     with EASY's memory between passes (jobs turned down as not fitting or too late, the reservation re-timed
     rather than replayed) and with the plain rule: the same starts, figure for figure."""
     _capped_runs_equal_with(monkeypatch, [(EasyBackfillScheduler, "select", _reference_easy_select)])
+
+
+def test_meter_channels_are_current_whenever_admission_reads_them_unrefreshed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The admission gate refreshes a cluster's channels only after it admitted a job there in the same pass
+    (that job may have started since): at every other admission a refresh changes nothing, and the runs equal
+    runs that refresh before every admission."""
+    checked = [0]
+    fast_admit = EnergySystem.admit
+
+    def checking_admit(self: EnergySystem, job: Job, c: int) -> bool:
+        if self.admission is not None and self.active and self._admitted_on != c:
+            before = self.ops.meter.values.copy()
+            self.ops.refresh(c)
+            np.testing.assert_array_equal(self.ops.meter.values, before)
+            checked[0] += 1
+        return fast_admit(self, job, c)
+
+    def refreshing_admit(self: EnergySystem, job: Job, c: int) -> bool:
+        if self.admission is not None and self.active:
+            self.ops.refresh(c)
+        return fast_admit(self, job, c)
+
+    from gigafactory_sim import load_scenario, run
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    with monkeypatch.context() as m:
+        m.setattr(EnergySystem, "admit", checking_admit)
+        run(load_scenario(root / "power-capped-de.yaml", ["horizon=2d", "report.interval=1h"]))
+        run(
+            load_scenario(
+                root / "failures.yaml",
+                ["horizon=2d", "energy={power_cap_mw: 10, policies: [{kind: admission}, {kind: capping}]}"],
+            )
+        )
+    assert checked[0] > 1000
+    _capped_runs_equal_with(monkeypatch, [(EnergySystem, "admit", refreshing_admit)])

@@ -87,6 +87,7 @@ class EnergySystem:
         self.active = bool(self.enforcers or self.admission) and limited
         self.blocked: dict[int, float] = {}
         self._blocked_now: set[int] = set()
+        self._admitted_on = -1  # the cluster of the job this gate admitted last in the pass now running (-1: none)
         self.period_snapshots: list[tuple[float, np.ndarray]] = []
         self.held = 0
         self.deadlines: dict[int, float] = {}
@@ -163,17 +164,24 @@ class EnergySystem:
     def admit(self, job: Job, c: int) -> bool:
         if self.admission is None or not self.active:
             return True
-        self.ops.refresh(c)  # the engine refreshes a cluster's meter channels only after its pass
+        if self._admitted_on == c:
+            # The engine refreshes a cluster's meter channels after its part of a pass, not after each start:
+            # the job admitted last may have started since. (Outside a pass they are current: every other change
+            # of state is refreshed where it is made; tests/test_fast_paths.py checks it.)
+            self.ops.refresh(c)
         ctrl = self.ctrl
         ctrl.it_read_w = math.nan
         if self.admission.admit(ctrl, job, c):
+            self._admitted_on = c  # (it starts now, unless another gate refuses it)
             return True
+        self._admitted_on = -1
         self._blocked_now.add(c)
         it_w = ctrl.it_read_w  # (the admission's own read of IT power, if it made one: nothing changed since)
         self.blocked[c] = it_w if it_w == it_w else self.ops.meter.it_power_w()
         return False
 
     def after_pass(self, now_s: float, clusters: list[int]) -> None:
+        self._admitted_on = -1  # (the engine has refreshed every cluster where its pass started a job)
         if not self.active:
             return
         blocked = self.blocked
