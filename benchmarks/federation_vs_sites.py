@@ -10,6 +10,12 @@ job submitted at the time its dataset arrived. What the federation adds (placeme
 clock) is then the ratio's excess over 1. ``--repeat`` alternates the federation and its sites that many times
 and prints the median ratio. A job that migrated is replayed at its first site only (the shipped
 federation-4x100k does not migrate).
+
+``--one-clock`` splits the excess: the same four sites, each with its deliveries as its own arrivals, run in one
+process one after another and then together on one SimPy clock (no placement, no network): the same events and
+passes, so their ratio is what interleaving the sites costs by itself.
+
+    python benchmarks/federation_vs_sites.py --one-clock [--repeat 4]
 """
 
 from __future__ import annotations
@@ -41,34 +47,72 @@ np.savez(sys.argv[3], **out)
 print(json.dumps({"cpu_s": cpu, "sites": len(run.sites), "jobs": [len(r) for r in run.local_to_global]}))
 """
 
-SITE = r"""
+DELIVERED = r"""
 import copy, dataclasses, json, sys, time
 import numpy as np
 import gigafactory_sim as g
 from gigafactory_sim.api import prepare_any
 from gigafactory_sim.sim.engine import Simulation
-k = int(sys.argv[4])
 prepared = prepare_any(g.load_scenario(sys.argv[1], ["horizon=" + sys.argv[2]]))
 saved = np.load(sys.argv[3])
-ids, at = saved[f"ids{k}"], saved[f"at{k}"]
-first = ~np.isnan(at)  # (a migrated job's later stays: its first site replays it)
-ids, at = ids[first], at[first]
-src, site = prepared.jobs, prepared.sites[k]
-jobs = copy.copy(site.jobs)  # the site's table, as the federation fills it: row r is the r-th job delivered there
-n, m = len(jobs), len(ids)
-jobs.submit_s = np.full(n, np.inf)  # (rows it never got never arrive)
-jobs.submit_s[:m] = at
-for name in ("gpus", "work_s", "priority", "source_idx", "tenant_idx", "class_idx"):
-    column = getattr(jobs, name).copy()
-    column[:m] = getattr(src, name)[ids]
-    setattr(jobs, name, column)
-sim = Simulation(dataclasses.replace(site, jobs=jobs))
+
+
+def delivered(k):
+    # site k prepared with the federation's deliveries to it as its own arrivals
+    ids, at = saved[f"ids{k}"], saved[f"at{k}"]
+    first = ~np.isnan(at)  # (a migrated job's later stays: its first site replays it)
+    ids, at = ids[first], at[first]
+    src, site = prepared.jobs, prepared.sites[k]
+    jobs = copy.copy(site.jobs)  # the site's table, as the federation fills it: row r is the r-th job delivered there
+    n, m = len(jobs), len(ids)
+    jobs.submit_s = np.full(n, np.inf)  # (rows it never got never arrive)
+    jobs.submit_s[:m] = at
+    for name in ("gpus", "work_s", "priority", "source_idx", "tenant_idx", "class_idx"):
+        column = getattr(jobs, name).copy()
+        column[:m] = getattr(src, name)[ids]
+        setattr(jobs, name, column)
+    return dataclasses.replace(site, jobs=jobs), m
+"""
+
+SITE = (
+    DELIVERED
+    + r"""
+prepared_k, m = delivered(int(sys.argv[4]))
+sim = Simulation(prepared_k)
 c = time.process_time()
 sim.run()
 cpu = time.process_time() - c
 assert sim.n_submitted == m, (sim.n_submitted, m)  # every delivery arrived, nothing else did
 print(json.dumps({"cpu_s": cpu}))
 """
+)
+
+ONE_CLOCK = (
+    DELIVERED
+    + r"""
+from gigafactory_sim.sim.timer import Environment
+sites = [delivered(k)[0] for k in range(len(prepared.sites))]
+if sys.argv[4] == "apart":  # one after another, each on its own clock
+    cpu = 0.0
+    for p in sites:
+        sim = Simulation(p)
+        c = time.process_time()
+        sim.run()
+        cpu += time.process_time() - c
+else:  # together on one clock, each with its own arrivals (no placement, no network)
+    env = Environment()
+    sims = [Simulation(p, env=env) for p in sites]
+    c = time.process_time()
+    for sim in sims:
+        env.process(sim._arrivals())
+        sim.start_processes()
+    env.run(until=sims[0].horizon_s)
+    for sim in sims:
+        sim.finish_run(sim.horizon_s)
+    cpu = time.process_time() - c
+print(json.dumps({"cpu_s": cpu}))
+"""
+)
 
 
 def _child(args: list[str]) -> dict[str, object]:
@@ -96,12 +140,30 @@ def sites_ratio(scenario: Path, horizon: str, repeat: int, verbose: bool = True)
     return statistics.median(ratios)
 
 
+def one_clock_ratio(scenario: Path, horizon: str, repeat: int) -> float:
+    """The median over ``repeat`` alternating pairs of the sites' CPU time together on one clock over their CPU
+    time one after another, in one process each, all with the federation's deliveries as their arrivals."""
+    npz = str(Path(tempfile.mkdtemp(prefix="gfs-fed-")) / "deliveries.npz")
+    _child([sys.executable, "-c", FEDERATION, str(scenario), horizon, npz])
+    ratios = []
+    for _ in range(repeat):
+        apart = float(_child([sys.executable, "-c", ONE_CLOCK, str(scenario), horizon, npz, "apart"])["cpu_s"])  # type: ignore[arg-type]
+        together = float(_child([sys.executable, "-c", ONE_CLOCK, str(scenario), horizon, npz, "together"])["cpu_s"])  # type: ignore[arg-type]
+        ratios.append(together / apart)
+        print(f"one clock {together:.2f} s, one after another {apart:.2f} s: {ratios[-1]:.3f}")
+    return statistics.median(ratios)
+
+
 def main(argv: list[str]) -> None:
     flags = {a: argv[i + 1] for i, a in enumerate(argv[:-1]) if a.startswith("--")}
     args = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or not argv[i - 1].startswith("--"))]
     scenario = Path(args[0]) if args else ROOT / "scenarios" / "federation-4x100k.yaml"
     horizon = flags.get("--horizon", "7d")
     repeat = int(flags.get("--repeat", "3"))
+    if "--one-clock" in argv:
+        ratio = one_clock_ratio(scenario, horizon, repeat)
+        print(f"the sites on one clock / one after another (CPU time, {horizon}): median {ratio:.2f}")
+        return
     ratio = sites_ratio(scenario, horizon, repeat)
     print(f"federation / the sum of its sites alone (CPU time of the simulations, {horizon}): median {ratio:.2f}")
 
