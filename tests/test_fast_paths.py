@@ -594,16 +594,22 @@ class _RefMemo:
 _REF_MEMOS: dict[int, _RefMemo] = {}
 
 
-def _reference_select(self: EasyBackfillScheduler, view: EngineClusterView) -> Iterator[Job]:
-    """EasyBackfillScheduler.select before a disruption that left the occupancy as it was only re-timed the
-    reservation and before the look-ahead left out the jobs already turned down at once: the replay at every
-    disruption, every job of the window looked at in the loop."""
+def _head_starts(view: Any) -> Iterator[Any]:
+    """The queue's head while it fits (the engine dequeues each started job): every EASY reference's first part."""
     queue = view.queue
     while queue:
         job = queue[0]
         if not view.fits(job.gpus):
             break
         yield job
+
+
+def _reference_select(self: EasyBackfillScheduler, view: EngineClusterView) -> Iterator[Job]:
+    """EasyBackfillScheduler.select before a disruption that left the occupancy as it was only re-timed the
+    reservation and before the look-ahead left out the jobs already turned down at once: the replay at every
+    disruption, every job of the window looked at in the loop."""
+    queue = view.queue
+    yield from _head_starts(view)
     if len(queue) < 2:
         return
     head = queue[0]
@@ -987,11 +993,7 @@ def _reference_easy_select(self: EasyBackfillScheduler, view: Any) -> Iterator[A
     fit; then the head's reservation replayed afresh, and each of the next ``lookahead`` jobs started if it fits
     and ends by the shadow time, or fits on the nodes spare then."""
     queue = view.queue
-    while queue:
-        job = queue[0]
-        if not view.fits(job.gpus):
-            break
-        yield job
+    yield from _head_starts(view)
     if len(queue) < 2:
         return
     shadow, extra = reservation(view, queue[0])
