@@ -103,8 +103,8 @@ else:  # together on one clock, each with its own arrivals (no placement, no net
     env = Environment()
     sims = [Simulation(p, env=env) for p in sites]
     c = time.process_time()
-    for sim in sims:
-        env.process(sim._arrivals())
+    for sim in sims:  # (the engine's own arrival chain, as Simulation.run starts it: on a shared clock there is
+        env.process(sim._arrivals())  # no public way to, since a federation submits the jobs itself)
         sim.start_processes()
     env.run(until=sims[0].horizon_s)
     for sim in sims:
