@@ -67,6 +67,7 @@ __all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
 
 GRID = np.linspace(0.005, 0.995, 100)
 POINT_MEMO = 4096  # operating points a service remembers (by cluster and rate)
+QUANTILE_RTOL = 1e-12  # a histogram's cumulative weight within this share of its total reaches it (see quantile)
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,33 @@ class LatencyHistogram:
         return np.clip(j, 0, n - 1, out=j)
 
     def quantile(self, q: float) -> float | None:
-        total = self.weights.sum()
+        """The ``q`` quantile of the weighted bins, each taken at its geometric middle: the first bin whose
+        cumulative weight reaches ``q`` of the total; where it reaches it exactly (the bins below hold exactly
+        ``q`` of the weight, as when equally weighted points put a quantile on their boundary), the mean of that
+        bin and the next one holding weight (the inverse distribution function with averaging at its
+        discontinuities: Hyndman and Fan's definition 2, the way a median of an even count is taken).
+
+        "Exactly" is to within ``QUANTILE_RTOL`` of the total, so float rounding in the sums cannot move a
+        quantile across a stretch of empty bins; the total is the cumulative sum's own last value."""
+        w = self.weights
+        cum = np.cumsum(w)
+        total = float(cum[-1]) if len(cum) else 0.0
         if total <= 0:
             return None
-        i = int(np.searchsorted(np.cumsum(self.weights), q * total))
-        i = min(i, len(self.weights) - 1)
-        return float(np.sqrt(self.edges[i] * self.edges[i + 1]))
+        e = self.edges
+        at = q * total
+        tol = QUANTILE_RTOL * total
+        if at <= tol:  # (q = 0: the lowest bin holding weight)
+            i = int(np.flatnonzero(w)[0])
+            return float(np.sqrt(e[i] * e[i + 1]))
+        i = min(int(np.searchsorted(cum, at - tol)), len(w) - 1)
+        value = float(np.sqrt(e[i] * e[i + 1]))
+        if abs(float(cum[i]) - at) <= tol:  # the weight up to bin i is exactly q of it: average with the next
+            later = np.flatnonzero(w[i + 1 :])
+            if len(later):
+                j = i + 1 + int(later[0])
+                value = (value + float(np.sqrt(e[j] * e[j + 1]))) / 2.0
+        return value
 
 
 class FluidService:
