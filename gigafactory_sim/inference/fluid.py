@@ -105,7 +105,8 @@ class Plan:
 
 @dataclass
 class LatencyHistogram:
-    """Weighted histogram on log-spaced bins from 0.1 ms to 1e6 s; percentiles by cumulative weight."""
+    """Weighted histogram on log-spaced bins from 0.1 ms to 1e6 s; percentiles by cumulative weight (see
+    :meth:`quantile`)."""
 
     edges: np.ndarray = field(default_factory=lambda: np.logspace(-4, 6, 4001))
     weights: np.ndarray = field(default_factory=lambda: np.zeros(4000))
