@@ -6,8 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gigafactory_sim.config.scenario import Scenario
-from gigafactory_sim.federation.config import Federation
+from gigafactory_sim.config.scenario import Scenario, ScenarioBase
 from gigafactory_sim.preparation import Prepared, prepare
 from gigafactory_sim.result import RunResult
 from gigafactory_sim.sim.collect import collect
@@ -15,6 +14,7 @@ from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps
 
 if TYPE_CHECKING:  # (a federation's modules are imported when one is run: a single site does not pay for them)
+    from gigafactory_sim.federation.config import Federation
     from gigafactory_sim.federation.prepare import PreparedFederation
     from gigafactory_sim.federation.runtime import FederationRun
 
@@ -33,10 +33,8 @@ def run(
     engine's API (:class:`~gigafactory_sim.sim.ops.EngineOps`), that observe the run.
     """
     t0 = time.perf_counter()
-    if isinstance(scenario, Federation):
+    if isinstance(scenario, ScenarioBase):  # a scenario or a federation, not yet prepared
         return execute(build(prepare_any(scenario), progress, probes), t0)
-    if isinstance(scenario, Scenario):
-        return execute(build(prepare(scenario), progress, probes), t0)
     return execute(build(scenario, progress, probes), t0)
 
 
@@ -55,7 +53,7 @@ def build(
 
 def prepare_any(scenario: Scenario | Federation) -> Prepared | PreparedFederation:
     """:func:`~gigafactory_sim.preparation.prepare` a single site, or prepare a federation."""
-    if not isinstance(scenario, Federation):
+    if isinstance(scenario, Scenario):
         return prepare(scenario)
     from gigafactory_sim.federation.prepare import prepare_federation
 

@@ -28,7 +28,6 @@ from gigafactory_sim.cli_tables import kpi_table, rows_table
 from gigafactory_sim.config.loader import load_scenario
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import ScenarioError
-from gigafactory_sim.federation.config import Federation
 from gigafactory_sim.gpus.catalogue import BUILTIN_GPUS
 from gigafactory_sim.preparation import Prepared
 from gigafactory_sim.result import RunResult
@@ -36,6 +35,7 @@ from gigafactory_sim.runmeta import base_meta
 from gigafactory_sim.sim.engine import Simulation
 
 if TYPE_CHECKING:
+    from gigafactory_sim.federation.config import Federation
     from gigafactory_sim.federation.prepare import PreparedFederation
     from gigafactory_sim.federation.runtime import FederationRun
 
@@ -314,7 +314,9 @@ def schema(
     ] = False,
 ) -> None:
     """Print the JSON Schema of scenario files (for editor completion)."""
-    model = Federation if federation else Scenario
+    from gigafactory_sim.federation.config import Federation
+
+    model: type[Scenario] | type[Federation] = Federation if federation else Scenario
     typer.echo(json.dumps(model.model_json_schema(), indent=2))
 
 

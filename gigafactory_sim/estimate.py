@@ -24,9 +24,9 @@ from pydantic import ByteSize, TypeAdapter
 from gigafactory_sim.config.limits import LimitsConfig
 from gigafactory_sim.config.scenario import Facility, Scenario, ScenarioBase
 from gigafactory_sim.errors import InputProblem, ScenarioError
-from gigafactory_sim.federation.config import Federation
 
 if TYPE_CHECKING:
+    from gigafactory_sim.federation.config import Federation
     from gigafactory_sim.inference.demand import TraceDemand
 
 __all__ = [
@@ -178,7 +178,7 @@ def _safe(value: float) -> float:
 
 def _facilities(scenario: Scenario | Federation) -> list[tuple[str, Facility]]:
     """Each facility of the scenario with the field path it is under."""
-    if isinstance(scenario, Federation):
+    if not isinstance(scenario, Scenario):  # a federation
         return [(f"sites.{k}.facility", site.facility) for k, site in enumerate(scenario.sites)]
     return [("facility", scenario.facility)]
 

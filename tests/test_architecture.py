@@ -157,6 +157,21 @@ def test_units_imports_neither_simpy_nor_pandas() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_a_single_site_without_services_imports_neither_the_federation_nor_the_serving_model() -> None:
+    """Loading, running and collecting a scenario with no inference services pays for neither a federation's
+    modules nor the serving model's (only the configuration classes a scenario file may name); a federation or
+    a service imports them when it needs them."""
+    code = (
+        "import sys, gigafactory_sim as g, gigafactory_sim.cli\n"
+        "g.run(g.load_scenario('scenarios/quickstart.yaml', ['horizon=1d']))\n"
+        "config = {'config', 'autoscaler_config', 'disagg_config', 'demand', 'tokens', 'moe', 'perf'}\n"
+        "print(sorted(m for m in sys.modules if m.startswith('gigafactory_sim.federation')\n"
+        "    or (m.startswith('gigafactory_sim.inference.') and m.split('.')[2] not in config)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
 def test_the_engine_names_no_feature() -> None:
     """sim/engine.py refers to features only through the registry and the hooks: no feature module, name or
     attribute (``job_energy_j`` is a job's energy, not the energy feature)."""

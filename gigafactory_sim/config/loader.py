@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -18,9 +18,10 @@ from gigafactory_sim.config.safe_yaml import MAX_DEPTH, YamlRejected, load_check
 from gigafactory_sim.config.scenario import Scenario, ScenarioBase
 from gigafactory_sim.config.semantics import semantic_problems
 from gigafactory_sim.errors import InputProblem, ScenarioError
-from gigafactory_sim.federation.checks import federation_problems
-from gigafactory_sim.federation.config import Federation
 from gigafactory_sim.units import FROM_FILE
+
+if TYPE_CHECKING:  # (a federation's modules are imported for a federation file only)
+    from gigafactory_sim.federation.config import Federation
 
 __all__ = [
     "MAX_SCENARIO_BYTES",
@@ -137,7 +138,11 @@ def parse_scenario_text(
                 return f"--set {o}", None
         return file, _node_line(root, loc)
 
-    model: type[Scenario] | type[Federation] = Federation if "sites" in doc else Scenario
+    model: type[Scenario] | type[Federation] = Scenario
+    if "sites" in doc:
+        from gigafactory_sim.federation.config import Federation
+
+        model = Federation
     try:
         scenario = model.model_validate(doc, context={FROM_FILE: True})
     except ValidationError as exc:
@@ -154,7 +159,12 @@ def parse_scenario_text(
     except RecursionError:  # pragma: no cover - load_checked bounds the depth first
         raise ScenarioError.single(file, "", "the document is nested too deeply") from None
     scenario.locate(file, base_dir or Path(file).resolve().parent, _field_lines(root), tuple(override_paths))
-    semantic = semantic_problems(scenario) if isinstance(scenario, Scenario) else federation_problems(scenario)
+    if isinstance(scenario, Scenario):
+        semantic = semantic_problems(scenario)
+    else:  # (a federation's checks import its sites' and the serving model's: only for a federation)
+        from gigafactory_sim.federation.checks import federation_problems
+
+        semantic = federation_problems(scenario)
     if semantic:
         problems = []
         for dotted, message in semantic:
