@@ -174,19 +174,19 @@ class LatencyHistogram:
         if total <= 0:
             return None
         e = self.edges
+
+        def middle(k: int) -> float:
+            return float(np.sqrt(e[k] * e[k + 1]))
+
         at = q * total
         tol = QUANTILE_RTOL * total
         if at <= tol:  # (q = 0: the lowest bin holding weight)
-            i = int(np.flatnonzero(w)[0])
-            return float(np.sqrt(e[i] * e[i + 1]))
+            return middle(int(np.flatnonzero(w)[0]))
         i = min(int(np.searchsorted(cum, at - tol)), len(w) - 1)
-        value = float(np.sqrt(e[i] * e[i + 1]))
-        if abs(float(cum[i]) - at) <= tol:  # the weight up to bin i is exactly q of it: average with the next
-            later = np.flatnonzero(w[i + 1 :])
-            if len(later):
-                j = i + 1 + int(later[0])
-                value = (value + float(np.sqrt(e[j] * e[j + 1]))) / 2.0
-        return value
+        later = np.flatnonzero(w[i + 1 :]) if abs(float(cum[i]) - at) <= tol else np.empty(0, dtype=np.intp)
+        if len(later):  # the weight up to bin i is exactly q of it: the mean with the next bin holding weight
+            return (middle(i) + middle(i + 1 + int(later[0]))) / 2.0
+        return middle(i)
 
 
 class FluidService:
