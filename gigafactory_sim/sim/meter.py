@@ -38,22 +38,24 @@ class Meter:
     first. With a probe every segment is integrated at once (the probe sees each in order)."""
 
     def __init__(self, names: list[str], it_power_names: list[str]) -> None:
-        self.names = list(names)
+        # the IT channels first, in their order: their sum is then over a slice of the values (a view, no gather),
+        # the same elements added in the same order as over the names' own order
+        missing = sorted(set(it_power_names) - set(names))
+        if missing:
+            raise ValueError(f"IT power channels not among the channels: {missing}")
+        it = set(it_power_names)
+        self.names = list(it_power_names) + [n for n in names if n not in it]
         self.index = {n: i for i, n in enumerate(self.names)}
-        self.values = np.zeros(len(names))
-        self._integral = np.zeros(len(names))
+        self.values = np.zeros(len(self.names))
+        self._integral = np.zeros(len(self.names))
         self.it_power_names = list(it_power_names)
-        self._it_idx = np.array([self.index[n] for n in it_power_names], dtype=np.int64)
-        self._it: slice | np.ndarray = self._it_idx  # a slice when the channels are adjacent: the same sum, no copy
-        if len(self._it_idx) and np.array_equal(
-            self._it_idx, np.arange(self._it_idx[0], self._it_idx[0] + len(self._it_idx))
-        ):
-            self._it = slice(int(self._it_idx[0]), int(self._it_idx[0]) + len(self._it_idx))
+        self._it = slice(0, len(it_power_names))
+        self._it_values = self.values[self._it]  # (a view: valid until add_channels replaces the values)
         self.t_s = 0.0
         self._peak_it_w = 0.0
         self._peak_it_at_s = 0.0
         self.probe: SegmentProbe | None = None
-        self._rows = np.empty((_BATCH, len(names)))  # kept segments: their values and start times
+        self._rows = np.empty((_BATCH, len(self.names)))  # kept segments: their values and start times
         self._t0s = np.empty(_BATCH + 1)
         self._k = 0
 
@@ -86,6 +88,7 @@ class Meter:
         self.names += names
         self.index.update({n: first + i for i, n in enumerate(names)})
         self.values = np.concatenate([self.values, np.zeros(len(names))])
+        self._it_values = self.values[self._it]
         self._integral = np.concatenate([self._integral, np.zeros(len(names))])
         self._rows = np.empty((_BATCH, len(self.names)))
         return list(range(first, first + len(names)))
@@ -106,7 +109,7 @@ class Meter:
                 self._flush()
             values = self.values
             self._integral += values * dt
-            it_w = float(_sum(values[self._it]))
+            it_w = float(_sum(self._it_values))
             self.probe.segment(it_w, self.t_s, dt)
             if it_w > self._peak_it_w:
                 self._peak_it_w = it_w
@@ -126,17 +129,14 @@ class Meter:
         np.multiply(rows, dts[:, None], out=acc[1:])
         np.add.accumulate(acc, axis=0, out=acc)  # sequential: ((I + p1) + p2) + ..., as one segment at a time
         self._integral[:] = acc[k]
-        if isinstance(self._it, slice):  # row by row, the same sums as one segment at a time
-            it_w = _sum(rows[:, self._it], axis=1)
-        else:  # (a gathered copy may be summed in another order: one row at a time, as before)
-            it_w = np.array([_sum(row[self._it]) for row in rows])
+        it_w = _sum(rows[:, self._it], axis=1)  # row by row, the same sums as one segment at a time
         j = int(np.argmax(it_w))  # the first segment at the largest power: where strict '>' in order stops
         if it_w[j] > self._peak_it_w:
             self._peak_it_w = float(it_w[j])
             self._peak_it_at_s = float(self._t0s[j])
 
     def it_power_w(self) -> float:
-        return float(_sum(self.values[self._it]))
+        return float(_sum(self._it_values))
 
     def snapshot(self) -> np.ndarray:
         integral = self.integral
