@@ -32,6 +32,9 @@ class SegmentProbe(Protocol):
 class Meter:
     """Channels of piecewise-constant values and their running integrals (value x seconds).
 
+    The IT power channels come first, in the order given, then the others in theirs: a channel's position is the
+    meter's own layout, so read and write one through :attr:`index`.
+
     Without a probe, segments are kept as rows (the values and the length) and integrated in batches, with the
     very same floating-point operations as one segment at a time (each ``value x dt``, added in order), so the
     integrals and the peak are identical; :attr:`integral`, the peak and :meth:`snapshot` integrate what is kept
@@ -40,10 +43,10 @@ class Meter:
     def __init__(self, names: list[str], it_power_names: list[str]) -> None:
         # the IT channels first, in their order: their sum is then over a slice of the values (a view, no gather),
         # the same elements added in the same order as over the names' own order
-        missing = sorted(set(it_power_names) - set(names))
+        it = set(it_power_names)
+        missing = sorted(it - set(names))
         if missing:
             raise ValueError(f"IT power channels not among the channels: {missing}")
-        it = set(it_power_names)
         self.names = list(it_power_names) + [n for n in names if n not in it]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.values = np.zeros(len(self.names))
