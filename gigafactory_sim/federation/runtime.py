@@ -24,6 +24,7 @@ from gigafactory_sim.federation.migration import Destination, best_move
 from gigafactory_sim.federation.network import BYTES_PER_GB, Network, Pipe, Transfer
 from gigafactory_sim.federation.placement import Candidate, LeastLoaded, build_placement
 from gigafactory_sim.federation.prepare import PreparedFederation
+from gigafactory_sim.sim import collector
 from gigafactory_sim.sim.engine import ProgressFn, Simulation
 from gigafactory_sim.sim.ops import EngineOps, Outcome
 from gigafactory_sim.sim.state import Job, SpeedGroup
@@ -475,7 +476,8 @@ class FederationRun:
             site.start_processes()
         if self.scenario.migration is not None:
             self.env.process(self._migrations(self.scenario.migration))
-        self.env.run(until=self.horizon_s)
+        with collector.paced():  # (garbage collection paced to the heap: sim/collector.py)
+            self.env.run(until=self.horizon_s)
         now = self._switch.end_s()
         self.stopped_at_s = self._switch.stopped_at_s
         self.horizon_s = now

@@ -26,6 +26,7 @@ from simpy.events import NORMAL
 from gigafactory_sim.features import build_features
 from gigafactory_sim.random_streams import RandomStreams
 from gigafactory_sim.scheduling.base import Scheduler, starts_lone_job
+from gigafactory_sim.sim import collector
 from gigafactory_sim.sim.cluster import Allocation
 from gigafactory_sim.sim.facility import Facility
 from gigafactory_sim.sim.hooks import Hooks
@@ -516,6 +517,7 @@ class Simulation:
         self.ticks.append((now, self.meter.snapshot(), f.n_queued, f.n_running))
         if self.progress is not None:
             self.progress(now, self.horizon_s)
+        collector.pace()
 
     # -- run -------------------------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -526,7 +528,8 @@ class Simulation:
     def run(self) -> None:
         self.env.process(self._arrivals())
         self.start_processes()
-        self.env.run(until=self.horizon_s)
+        with collector.paced():  # (garbage collection paced to the heap: sim/collector.py)
+            self.env.run(until=self.horizon_s)
         self.finish_run(self._switch.end_s())
 
     def start_processes(self) -> None:
