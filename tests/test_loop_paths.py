@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import simpy
 
+from gigafactory_sim.sim import running as running_module
 from gigafactory_sim.sim import state as state_module
 from gigafactory_sim.sim import timer as timer_module
+from gigafactory_sim.sim.running import RunningJobs
 from gigafactory_sim.sim.state import Job, SpeedGroup
 from gigafactory_sim.sim.timer import Environment, Timer, call_later
 
@@ -116,21 +118,23 @@ def test_runs_with_withdrawn_wake_ups_dropped_often_equal_runs_without(monkeypat
 def _reference_due(group: SpeedGroup, eps: float = 1e-6) -> list[Job]:
     """The general walk (every entry up to ``v + eps``), as due() was written before its one-due path."""
     limit = group.v + eps
+    entries = list(group.running)  # (a plain list of the entries in order, whatever holds them)
     n = 0
-    for v_finish, _, _ in group.running:
+    for v_finish, _, _ in entries:
         if v_finish > limit:
             break
         n += 1
-    done = [e[2] for e in group.running[:n]]
-    del group.running[:n]
+    done = [e[2] for e in entries[:n]]
+    group.running = entries[n:] if type(group.running) is list else RunningJobs(entries[n:])
     for job in done:
         group.busy_gpus -= job.gpus
     return done
 
 
-@pytest.mark.parametrize("sorted_from", [state_module.SORTED_FROM, 3])  # a list, and a SortedList past 3 jobs
+@pytest.mark.parametrize("sorted_from", [state_module.SORTED_FROM, 3])  # a list, and a RunningJobs past 3 jobs
 def test_one_due_completion_pops_what_the_walk_pops(monkeypatch: pytest.MonkeyPatch, sorted_from: int) -> None:
     monkeypatch.setattr(state_module, "SORTED_FROM", sorted_from)
+    monkeypatch.setattr(running_module, "LOAD", 2)  # (blocks of 2-4 entries past the switch)
     rng = random.Random(11)
     for trial in range(300):
         fast, slow = SpeedGroup(0, 1.0, 1.0, 700.0), SpeedGroup(0, 1.0, 1.0, 700.0)

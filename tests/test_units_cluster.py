@@ -332,26 +332,28 @@ def test_try_allocate_is_fits_then_allocate(gpn: int, nodes: int, sizes: list[in
 def test_sorted_running_lists_give_the_same_run(
     name: str, overrides: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past SORTED_FROM running jobs a speed group keeps them in a SortedList: the run must be the same, with
-    completions, failures (removals) and cap changes (the threshold forced down to 2 here)."""
+    """Past SORTED_FROM running jobs a speed group keeps them in a RunningJobs: the run must be the same, with
+    completions, failures (removals) and cap changes (the threshold forced down to 2, and the blocks to 2
+    entries, here)."""
     from pathlib import Path
 
     import pandas as pd
 
     import gigafactory_sim as g
-    from gigafactory_sim.sim import state
+    from gigafactory_sim.sim import running, state
+    from gigafactory_sim.sim.running import RunningJobs
 
     path = Path(__file__).resolve().parents[1] / "scenarios" / name
     plain = g.run(g.load_scenario(path, overrides))
     monkeypatch.setattr(state, "SORTED_FROM", 2)
-    from sortedcontainers import SortedList
+    monkeypatch.setattr(running, "LOAD", 2)
 
     from gigafactory_sim.preparation import prepare
     from gigafactory_sim.sim.engine import Simulation
 
     sim = Simulation(prepare(g.load_scenario(path, overrides)))
     sorted_ = g.execute(sim)
-    assert any(type(gr.running) is SortedList for groups in sim.facility.groups for gr in groups.values())
+    assert any(type(gr.running) is RunningJobs for groups in sim.facility.groups for gr in groups.values())
     pd.testing.assert_frame_equal(plain.jobs, sorted_.jobs)
     pd.testing.assert_frame_equal(plain.timeseries, sorted_.timeseries)
     assert plain.summary == sorted_.summary

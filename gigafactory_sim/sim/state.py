@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sortedcontainers import SortedList
+from gigafactory_sim.sim.running import RunningJobs
 
 if TYPE_CHECKING:
     from gigafactory_sim.sim.timer import Timer
@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 __all__ = ["SORTED_FROM", "Job", "RunPhases", "SpeedGroup"]
 
 SORTED_FROM = 4096
-"""Running jobs in a group above which their sorted list becomes a ``SortedList`` (O(log n) inserts and removals
-instead of a memmove of the whole list: a million-GPU facility runs ~160,000 jobs at once). Below it a plain list
-is faster. Both keep the same order, so results are identical either way."""
+"""Running jobs in a group above which their sorted list becomes a :class:`~gigafactory_sim.sim.running.RunningJobs`
+(blocks searched over contiguous doubles instead of a memmove of the whole list: a million-GPU facility runs
+~160,000 jobs at once). Below it a plain list is faster. Both keep the same order, so results are identical either
+way."""
 
 QUEUED, RUNNING, COMPLETED, FAILED, MIGRATED = 0, 1, 2, 3, 4
 STATE_NAMES = {QUEUED: "queued", RUNNING: "running", COMPLETED: "completed", FAILED: "failed", MIGRATED: "migrated"}
@@ -100,7 +101,7 @@ class SpeedGroup:
         self.v = 0.0
         self.e_gpu_j = 0.0
         self.t_s = 0.0
-        self.running: Any = []  # (v_finish, job idx, job), sorted; a list, or a SortedList past SORTED_FROM
+        self.running: Any = []  # (v_finish, job idx, job), sorted; a list, or a RunningJobs past SORTED_FROM
         self.busy_gpus = 0
         self.low_gpus = 0  # of which in low-power phases (checkpoint stalls, restarts): kept by reliability
         self.timer: Timer | None = None  # wakes the engine at the group's next completion
@@ -117,19 +118,21 @@ class SpeedGroup:
         job.v_finish = self.v + job.work_s + job.extra_s
         entry = (job.v_finish, job.idx, job)
         running = self.running
+        self.busy_gpus += job.gpus
         if type(running) is list:
             bisect.insort(running, entry)
             if len(running) > SORTED_FROM:
-                self.running = running = SortedList(running)
-        else:
-            running.add(entry)
-        self.busy_gpus += job.gpus
-        return running[0] is entry
+                self.running = RunningJobs(running)
+            return running[0] is entry
+        return bool(running.add(entry))
 
     def remove(self, job: Job) -> None:
         running = self.running
-        key = (job.v_finish, job.idx)
-        i = bisect.bisect_left(running, key) if type(running) is list else running.bisect_left(key)
+        if type(running) is not list:
+            if running.remove(job.v_finish, job):
+                self.busy_gpus -= job.gpus
+            return
+        i = bisect.bisect_left(running, (job.v_finish, job.idx))
         if i < len(running) and running[i][2] is job:
             del running[i]
             self.busy_gpus -= job.gpus
@@ -138,6 +141,11 @@ class SpeedGroup:
         """Pop the jobs whose work is done at the current virtual time."""
         limit = self.v + eps
         running = self.running
+        if type(running) is not list:
+            taken = [e[2] for e in running.pop_through(limit)]
+            for j in taken:
+                self.busy_gpus -= j.gpus
+            return taken
         if len(running) == 1 or (running and running[1][0] > limit):  # (the common case: at most one is due)
             if running[0][0] > limit:
                 return []
