@@ -49,7 +49,9 @@ class RunningJobs:
         return chain.from_iterable(self._ents)
 
     def __getitem__(self, i: int) -> Entry:
-        """The ``i``-th entry (``i >= 0``; the first few are at hand, the others a walk over the blocks)."""
+        """The ``i``-th entry (the first at once, the others a walk over the blocks)."""
+        if i == 0 and self._len:
+            return self._ents[0][0]
         if i < 0:
             i += self._len
         for block in self._ents:
