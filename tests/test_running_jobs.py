@@ -23,7 +23,7 @@ def _check(jobs: RunningJobs, ref: list[tuple[float, int, _Job]]) -> None:
     assert [(v, i) for v, i, _ in jobs] == [(v, i) for v, i, _ in ref]
     assert all(a[2] is b[2] for a, b in zip(jobs, ref, strict=True))
     if ref:
-        assert jobs.first() is ref[0]
+        assert jobs[0] is ref[0]
         k = len(ref) // 2
         assert jobs[k] is ref[k] and jobs[-1] is ref[-1]
 

@@ -60,9 +60,6 @@ class RunningJobs:
             i -= len(block)
         raise IndexError("RunningJobs index out of range")
 
-    def first(self) -> Entry:
-        return self._ents[0][0]
-
     def _find(self, v: float, idx: int) -> tuple[int, int]:
         """(block, position) where ``(v, idx)`` stands, or where it would be inserted: before the first entry above
         it (at the end of a block rather than the start of the next only when the next one starts above it)."""
