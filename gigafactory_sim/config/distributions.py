@@ -6,12 +6,14 @@ union below.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.numerics import libm
 from gigafactory_sim.units import Duration
 
 __all__ = [
@@ -40,11 +42,11 @@ class LogNormalDuration(StrictModel):
         return self
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        x = self.median * np.exp(self.sigma * rng.standard_normal(n))
+        x = self.median * libm.exp(self.sigma * rng.standard_normal(n))
         return np.clip(x, self.min, self.max)
 
     def mean_s(self) -> float:
-        return float(self.median * np.exp(self.sigma**2 / 2))
+        return self.median * math.exp(self.sigma**2 / 2)
 
 
 class ExponentialDuration(StrictModel):
@@ -103,7 +105,7 @@ class ChoiceSizes(StrictModel):
         return max(g for g, p in zip(self.gpus, self.probabilities(), strict=True) if p > 0)
 
     def mean_gpus(self) -> float:
-        return float(np.dot(self.gpus, self.probabilities()))
+        return libm.dot(self.gpus, self.probabilities())
 
 
 class PowerOfTwoSizes(StrictModel):
@@ -123,7 +125,7 @@ class PowerOfTwoSizes(StrictModel):
         return self
 
     def _choices(self) -> np.ndarray:
-        lo, hi = int(np.log2(self.min)), int(np.log2(self.max))
+        lo, hi = self.min.bit_length() - 1, self.max.bit_length() - 1  # (powers of two)
         return 2 ** np.arange(lo, hi + 1, dtype=np.int64)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gigafactory_sim.numerics import libm
+
 __all__ = ["NORMALS", "hourly_temperature_c", "normals_frame"]
 
 NORMALS: dict[str, tuple[tuple[float, ...], tuple[float, ...], float]] = {
@@ -44,7 +46,7 @@ def hourly_temperature_c(zone: str, year: int) -> pd.Series:
     mean = np.interp(t, x, [means[-1], *means, means[0]])
     rng = np.interp(t, x, [ranges[-1], *ranges, ranges[0]])
     solar_h = (hours.hour.to_numpy() + hours.minute.to_numpy() / 60.0 + lon / 15.0) % 24.0
-    return pd.Series(mean + 0.5 * rng * np.cos(2 * np.pi * (solar_h - 15.0) / 24.0), index=hours)
+    return pd.Series(mean + 0.5 * rng * libm.cos(2 * np.pi * (solar_h - 15.0) / 24.0), index=hours)
 
 
 def normals_frame(year: int, zones: tuple[str, ...] = ("FR", "DE")) -> pd.DataFrame:

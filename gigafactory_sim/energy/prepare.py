@@ -31,6 +31,7 @@ from gigafactory_sim.energy.pue import pue_coefficients
 from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.grid.config import GridSignals, load_grid
 from gigafactory_sim.grid.signals import Signal
+from gigafactory_sim.numerics import libm
 from gigafactory_sim.sim.facility import PowerTable
 
 __all__ = ["EnergyPlan", "needs_energy_system", "prepare_energy"]
@@ -232,7 +233,7 @@ def _prepare_budgets(
             dt = np.diff(times)
             ref = float(np.sum(x * dt) / np.sum(dt))
             ref = ref if ref > 0 else 1.0
-            f = (ref / np.maximum(x, 0.05 * ref)) ** pacing.strength
+            f = libm.power(ref / np.maximum(x, 0.05 * ref), pacing.strength)
         edges = b.edges
         b.amounts = np.array(
             [

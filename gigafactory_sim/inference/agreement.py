@@ -26,6 +26,7 @@ from gigafactory_sim.inference.discrete import DiscreteService
 from gigafactory_sim.inference.fluid import ClusterModel, FluidService, cluster_model
 from gigafactory_sim.inference.perf import SloLimits, TokenMix
 from gigafactory_sim.inference.trace import read_trace_file
+from gigafactory_sim.numerics import libm
 
 __all__ = [
     "HORIZON_S",
@@ -178,11 +179,11 @@ def synthetic_stream(kind: str, seed: int = 3) -> tuple[np.ndarray, np.ndarray, 
     if kind == "long_burst":
         groups = np.cumsum(rng.exponential(10.0, n // 10))
         times = np.repeat(groups, 10)
-        prompt = np.clip(np.round(8000 * np.exp(0.5 * rng.standard_normal(n))), 16, 32000)
+        prompt = np.clip(np.round(8000 * libm.exp(0.5 * rng.standard_normal(n))), 16, 32000)
     else:
         times = np.cumsum(rng.exponential(1.0, n))
         prompt = np.clip(np.round(500 * (rng.pareto(1.2, n) + 1) / 1.78), 1, 32000)
-    output = np.clip(np.round(150 * np.exp(0.8 * rng.standard_normal(n))), 1, 2000)
+    output = np.clip(np.round(150 * libm.exp(0.8 * rng.standard_normal(n))), 1, 2000)
     return times - times[0], prompt, output
 
 

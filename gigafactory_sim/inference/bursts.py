@@ -31,6 +31,7 @@ Units: seconds, requests, tokens.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from itertools import pairwise
 from statistics import NormalDist
@@ -39,6 +40,7 @@ import numpy as np
 
 from gigafactory_sim.inference.perf import INF, OperatingPoint, ReplicaPerf, TokenMix
 from gigafactory_sim.inference.queueing import erlang_c
+from gigafactory_sim.numerics import libm
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "min_mean",
     "poisson_backlog_wait_s",
     "poisson_levels",
+    "poisson_pmf",
     "prefill_first_power_step",
     "prefill_stall_spread",
     "served_per_cell",
@@ -257,7 +260,7 @@ def prefill_first_power_step(
         rho = np.minimum(lam * c_p * i_mean, 1.0 - 1e-9)
         t_d = step * (1.0 - rho)
         n_g = lam / 1.0 * t_d * o_mean / (1.0 - rho)
-        share = np.array([float(-np.expm1(-x)) for x in n_g.tolist()])
+        share = -libm.expm1(-n_g)
         batch = lam * o_mean * t_d / (1.0 - rho) / share
         n_dec = np.maximum(batch, 1e-12)
         mem = w_s + kv * (batch * (i_mean + 0.5 * o_mean))
@@ -319,7 +322,7 @@ def wait_levels(wait_s: np.ndarray, counts: np.ndarray, levels: int = 8) -> list
     if not pos.any():
         return out
     w_pos = w[pos]
-    order = np.argsort(w_pos)
+    order = np.argsort(w_pos, kind="stable")  # (ties in index order: the default sort orders them by the CPU)
     wp, cp = w_pos[order], c[pos][order]
     cum = np.cumsum(cp)
     edges = np.linspace(0.0, cum[-1], levels + 1)
@@ -371,9 +374,21 @@ def min_mean(sorted_values: np.ndarray) -> float:
 
 
 STALL_LEVELS = 9
-_K = np.arange(0, 61, dtype=float)  # Poisson counts tabulated exactly (means up to 20)
-_LOG_FACT = np.concatenate(([0.0], np.cumsum(np.log(_K[1:]))))
+_N_K = 61  # Poisson counts tabulated exactly (means up to 20)
 _Z = np.array([NormalDist().inv_cdf((i + 0.5) / STALL_LEVELS) for i in range(STALL_LEVELS)])
+
+
+def poisson_pmf(mean: np.ndarray, n_k: int) -> np.ndarray:
+    """``P(X = k)`` for ``X ~ Poisson(mean)``, ``k = 0 .. n_k - 1``, one row per mean (``mean`` a column,
+    ``len x 1``): ``exp(-mean)`` times the running product of ``mean / k`` (one exponential a row, the rest
+    arithmetic, so the same floats on any machine; for the means this module tabulates, up to 50, nothing
+    overflows or loses the head of the distribution)."""
+    m = np.asarray(mean, dtype=float)
+    pmf = np.ones((m.shape[0], n_k))
+    if n_k > 1:
+        np.cumprod(m / np.arange(1.0, n_k)[None, :], axis=1, out=pmf[:, 1:])
+    pmf *= libm.exp(-m)
+    return pmf
 
 
 def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
@@ -395,13 +410,9 @@ def poisson_levels(mean: np.ndarray, levels: int = STALL_LEVELS) -> np.ndarray:
         top = float(m.max())
         # counts up to the last quantile suffice (the cumulative sums below them do not depend on how far the
         # table goes); the whole table if that cut falls short
-        for n_k in (min(int(top + 6.0 * np.sqrt(top) + 8.0), _K.size), _K.size):
-            k, log_fact = _K[:n_k], _LOG_FACT[:n_k]
-            with np.errstate(divide="ignore"):
-                log_pmf = k[None, :] * np.log(np.where(m > 0, m, 1.0)) - m - log_fact[None, :]
-            pmf = np.where(m > 0, np.exp(log_pmf), (k[None, :] == 0).astype(float))
-            cdf = np.cumsum(pmf, axis=1)
-            if n_k == _K.size or bool((cdf[:, -1] >= probs[-1]).all()):
+        for n_k in (min(int(top + 6.0 * np.sqrt(top) + 8.0), _N_K), _N_K):
+            cdf = np.cumsum(poisson_pmf(m, n_k), axis=1)
+            if n_k == _N_K or bool((cdf[:, -1] >= probs[-1]).all()):
                 break
         # a row's cumulative sums never decrease: the counts below a level end where they first reach it
         reach = cdf[None, :, :] >= probs[:, None, None]
@@ -473,7 +484,7 @@ def max_mean(sorted_values: np.ndarray, draws: float) -> float:
         return 0.0
     g = max(round(draws), 1)
     cdf = np.arange(n + 1) / n
-    w = np.diff(cdf**g)
+    w = np.diff(libm.power(cdf, g))
     return float((np.asarray(sorted_values, dtype=float) * w).sum())
 
 
@@ -503,7 +514,7 @@ def group_power_w(
     g = max(group, 1.0)
     t_d = step_s * (1.0 - rho)
     n_g = lam / g * t_d * group_max_output / (1.0 - rho)
-    share = float(-np.expm1(-n_g))
+    share = -math.expm1(-n_g)  # (n_g >= 0)
     if share <= 0:
         return float(rho * model.power_w(1.0) + (1.0 - rho) * model.idle_w)
     batch = lam * mix.output_mean * t_d / (1.0 - rho) / share

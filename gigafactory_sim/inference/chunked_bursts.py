@@ -37,9 +37,10 @@ import math
 
 import numpy as np
 
-from gigafactory_sim.inference.bursts import max_mean, min_mean, poisson_levels
+from gigafactory_sim.inference.bursts import max_mean, min_mean, poisson_levels, poisson_pmf
 from gigafactory_sim.inference.chunked import chunked_ttft_at
 from gigafactory_sim.inference.perf import OperatingPoint, ReplicaPerf, TokenMix
+from gigafactory_sim.numerics import libm
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = [
@@ -188,7 +189,7 @@ def chunked_group_power_w(
     t_d = perf.step_time_s(n, op.kv_tokens, 0.0)
     slowed = t_d / max(1.0 - full_share, 1e-9)  # a decode step and its share of the full steps
     n_g = lam / here * max_mean(output_sorted, here) * slowed
-    decoding = float(-np.expm1(-n_g))
+    decoding = -math.expm1(-n_g)  # (n_g >= 0)
     if decoding <= 0:
         return float(full_share * full_w + (1.0 - full_share) * model.idle_w)
     batch = max(lam * mix.output_mean * slowed / decoding, 1e-12)
@@ -212,10 +213,7 @@ def _poisson_excess(mean: np.ndarray, level: np.ndarray) -> np.ndarray:
     if small.any():
         k = np.arange(0.0, _EXACT_MEAN + 10.0 * np.sqrt(_EXACT_MEAN) + 20.0)
         ms = m[small][:, None]
-        log_fact = np.concatenate(([0.0], np.cumsum(np.log(k[1:]))))
-        with np.errstate(divide="ignore"):
-            pmf = np.exp(k[None, :] * np.log(np.where(ms > 0, ms, 1.0)) - ms - log_fact[None, :])
-        pmf = np.where(ms > 0, pmf, (k[None, :] == 0).astype(float))
+        pmf = poisson_pmf(ms, len(k))
         out[small] = (np.maximum(k[None, :] - c[small][:, None], 0.0) * pmf).sum(axis=1)
     big = ~small
     if big.any():
@@ -223,7 +221,7 @@ def _poisson_excess(mean: np.ndarray, level: np.ndarray) -> np.ndarray:
         sd = np.sqrt(mb)
         d = (mb - cb) / sd
         cdf = 0.5 * (1.0 + np.vectorize(math.erf)(d / math.sqrt(2.0)))
-        pdf = np.exp(-0.5 * d * d) / math.sqrt(2.0 * math.pi)
+        pdf = libm.exp(-0.5 * d * d) / math.sqrt(2.0 * math.pi)
         out[big] = (mb - cb) * cdf + sd * pdf
     return out
 

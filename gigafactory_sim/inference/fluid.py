@@ -61,6 +61,7 @@ from gigafactory_sim.inference.perf import (
 )
 from gigafactory_sim.inference.queueing import drain_cohorts, erlang_c, fluid_segment
 from gigafactory_sim.inference.single import single_operating_point, single_service_cv2
+from gigafactory_sim.numerics import libm
 from gigafactory_sim.power.models import GpuPowerModel
 
 __all__ = ["ClusterModel", "FluidService", "LatencyHistogram", "Plan"]
@@ -108,7 +109,7 @@ class LatencyHistogram:
     """Weighted histogram on log-spaced bins from 0.1 ms to 1e6 s; percentiles by cumulative weight (see
     :meth:`quantile`)."""
 
-    edges: np.ndarray = field(default_factory=lambda: np.logspace(-4, 6, 4001))
+    edges: np.ndarray = field(default_factory=lambda: libm.logspace(-4, 6, 4001))
     weights: np.ndarray = field(default_factory=lambda: np.zeros(4000))
     _log_scale: tuple[float, float] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -139,16 +140,16 @@ class LatencyHistogram:
         e, n = self.edges, len(self.weights)
         if self._log_scale is None:
             with np.errstate(divide="ignore", invalid="ignore"):
-                lo, hi = np.log10(e[0]), np.log10(e[-1])
+                lo, hi = np.log10(e[0]), np.log10(e[-1])  # any machine: only a guess, corrected exactly
                 scale = n / (hi - lo)
-                own = (np.log10(e) - lo) * scale
+                own = (np.log10(e) - lo) * scale  # any machine: only a guess, corrected exactly
             ok = bool(len(e) == n + 1 and np.isfinite(own).all() and (np.abs(own - np.arange(n + 1)) < 0.5).all())
             self._log_scale = (float(lo), float(scale)) if ok else (0.0, 0.0)
         lo, scale = self._log_scale
         if scale == 0.0 or len(values) == 0:
             return np.clip(np.searchsorted(e, values) - 1, 0, n - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            guess = np.log10(values)
+            guess = np.log10(values)  # any machine: only a guess, corrected exactly
             guess -= lo
             guess *= scale
             finite = bool(np.isfinite(guess.sum()))  # no infinity or NaN among them

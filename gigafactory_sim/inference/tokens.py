@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.numerics import libm
 
 __all__ = ["ExponentialTokens", "FixedTokens", "LogNormalTokens", "TokenDistribution"]
 
@@ -49,7 +50,7 @@ class LogNormalTokens(StrictModel):
         return self
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        x = self.median * np.exp(self.sigma * rng.standard_normal(n))
+        x = self.median * libm.exp(self.sigma * rng.standard_normal(n))
         return np.clip(np.round(x), self.min, self.max)
 
 

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from gigafactory_sim.config.base import StrictModel
 from gigafactory_sim.config.distributions import DurationDistribution, LogNormalDuration
+from gigafactory_sim.numerics import libm
 from gigafactory_sim.units import Duration
 
 __all__ = [
@@ -71,7 +72,7 @@ class WeibullFailures(StrictModel):
             return self.sample_s(rng, mean_s, n)
         # Forward-recurrence time = U x (length-biased interval); for a Weibull, (X / scale)^k of the
         # length-biased interval is Gamma(1 + 1/k) distributed.
-        biased = self.scale_s(mean_s) * rng.gamma(1.0 + 1.0 / self.shape, 1.0, n) ** (1.0 / self.shape)
+        biased = self.scale_s(mean_s) * libm.power(rng.gamma(1.0 + 1.0 / self.shape, 1.0, n), 1.0 / self.shape)
         return rng.random(n) * biased
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.numerics import libm
 
 __all__ = ["ArrivalProcess", "DiurnalArrivals", "PoissonArrivals", "poisson_times"]
 
@@ -77,7 +78,7 @@ class DiurnalArrivals(StrictModel):
         hour = (local_s % 86400.0) / 3600.0
         day_of_week = ((local_s // 86400.0).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
         weekend = np.where(day_of_week >= 5, self.weekend_factor, 1.0)
-        return base * (1.0 + self._amplitude() * np.cos(2 * math.pi * (hour - self.peak_hour) / 24.0)) * weekend
+        return base * (1.0 + self._amplitude() * libm.cos(2 * math.pi * (hour - self.peak_hour) / 24.0)) * weekend
 
     def mean_rate_per_s(self) -> float:
         return self.mean_rate_per_hour / 3600.0 * (5 + 2 * self.weekend_factor) / 7

@@ -19,6 +19,7 @@ from gigafactory_sim.config.distributions import (
     LogNormalDuration,
     SizeDistribution,
 )
+from gigafactory_sim.numerics import libm
 from gigafactory_sim.workload.arrivals import ArrivalProcess
 from gigafactory_sim.workload.jobs import JobBatch
 
@@ -92,7 +93,7 @@ class SyntheticTraining(StrictModel):
         shares = np.array([c.share for c in self.classes])
         shares = shares / shares.sum()
         per_class = [c.sizes.mean_gpus() * c.duration.mean_s() for c in self.classes]
-        return float(np.dot(shares, per_class))
+        return libm.dot(shares, per_class)
 
     def build(self, rng: np.random.Generator, horizon_s: float, start: datetime, default_load: float) -> JobBatch:
         """Draw the stream's jobs in ``[0, horizon_s)``.

@@ -1,0 +1,1 @@
+"""Floating-point helpers whose results do not depend on the machine (:mod:`.libm`)."""
