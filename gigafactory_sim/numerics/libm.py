@@ -16,7 +16,8 @@ an infinity ``nan``. Every transcendental function the simulation applies to arr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import repeat
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -36,9 +37,10 @@ def _pow1(x: float, y: float) -> float:
         return math.inf if x == 0.0 else math.nan
 
 
-def _each(fn: Callable[[float], float], a: np.ndarray) -> np.ndarray:
-    """``fn`` of every element (a C function over a list: no Python frame per element)."""
-    return np.fromiter(map(fn, a.ravel().tolist()), dtype=float, count=a.size).reshape(a.shape)
+def _each(fn: Callable[..., float], a: np.ndarray, *more: Iterable[float]) -> np.ndarray:
+    """``fn`` of every element (and of the same place in ``more``): a C function mapped over a list, no Python
+    frame per element."""
+    return np.fromiter(map(fn, a.ravel().tolist(), *more), dtype=float, count=a.size).reshape(a.shape)
 
 
 def _overflowing(fn: Callable[[float], float], x: ArrayLike) -> np.ndarray:
@@ -96,13 +98,20 @@ def cos(x: ArrayLike) -> np.ndarray:
 
 def power(x: ArrayLike, y: float) -> np.ndarray:
     """Every element of ``x`` to the power ``y``."""
-    y = float(y)
-    return _each(lambda v: _pow1(v, y), np.asarray(x, dtype=float))
+    a, y = np.asarray(x, dtype=float), float(y)
+    try:
+        return _each(math.pow, a, repeat(y))
+    except (OverflowError, ValueError):  # (an overflow, a zero to a negative power, a negative base)
+        return _each(lambda v: _pow1(v, y), a)
 
 
 def logspace(start: float, stop: float, num: int) -> np.ndarray:
     """``10 ** np.linspace(start, stop, num)``, as ``np.logspace`` (base 10)."""
-    return _each(lambda v: _pow1(10.0, v), np.linspace(start, stop, num))
+    exponents = np.linspace(start, stop, num)
+    try:
+        return _each(math.pow, np.full(num, 10.0), exponents.tolist())
+    except OverflowError:
+        return _each(lambda v: _pow1(10.0, v), exponents)
 
 
 def dot(a: ArrayLike, b: ArrayLike) -> float:
