@@ -2,7 +2,8 @@
 
 Hypothesis picks a shipped scenario and a field in it and drops the key, misspells it, retypes its value, negates
 it, zeroes it, or makes it huge or non-finite. Every mutant must end as ``validate`` exit 0 or 2 (never a
-traceback), quickly; small facilities that validate are also simulated for a short horizon, in process. A few
+traceback), quickly; small facilities that validate are also simulated for a short horizon, in process, with no
+numpy overflow or invalid value on the way (a RuntimeWarning fails the case). A few
 mutants run through the real command line in a subprocess under a memory limit.
 """
 
@@ -14,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +145,9 @@ def test_mutated_scenarios_end_in_exit_0_or_2(case: tuple[str, dict[str, Any], s
     assert res.exit_code in (0, 2), f"{what}: {res.output} {res.exception!r}"
     assert res.exception is None or isinstance(res.exception, SystemExit), f"{what}: {res.exception!r}"
     if res.exit_code == 0 and _gpus(scenario) <= SMALL_GPUS:
-        result = run(scenario)
+        with warnings.catch_warnings():  # a scenario that validates computes in finite numbers: no overflow,
+            warnings.simplefilter("error", RuntimeWarning)  # no invalid value (inf - inf) on the way
+            result = run(scenario)
         assert result.summary["horizon_s"] == scenario.horizon_s, what
 
 

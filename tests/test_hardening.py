@@ -215,6 +215,43 @@ def test_infinite_rates_are_refused(override: str) -> None:
     assert code == 2 and "finite" in out
 
 
+@pytest.mark.parametrize(
+    "scenario, override, field, why",
+    [  # each crashed with a traceback, or ran to NaN, before numbers were bounded (twelfth session)
+        ("failures.yaml", "workload.training.0.tenants=1000000000000000000000000000000", "tenants", "2**53"),
+        (
+            "failures.yaml",
+            "workload.training.0.classes.0.priority=-1000000000000000000000000000000",
+            "priority",
+            "2**53",
+        ),
+        ("inference-heavy.yaml", "workload.inference.0.demand.mean_rate_per_s=1e308", "mean_rate_per_s", "1e30"),
+        ("inference-heavy.yaml", "workload.inference.0.demand.mean_rate_per_s=1e29", "mean_rate_per_s", "2**53"),
+        ("inference-heavy.yaml", "workload.inference.1.demand.rate_scale=1e308", "rate_scale", "1e30"),
+        ("eed-site.yaml", "grid.renewables.solar_mw=1e308", "solar_mw", "1e30"),
+        ("eed-site.yaml", "grid.renewables.ppa.0.mw=1e31", "mw", "1e30"),
+        ("quickstart.yaml", "workload.training.0.classes.0.sizes.gpus=[1, 10000000000000000000]", "gpus", "2**53"),
+        ("quickstart.yaml", "workload.training.0.classes.0.duration.sigma=1e20", "sigma", "less than or equal to 10"),
+        ("inference-heavy.yaml", "workload.inference.0.prompt_tokens.sigma=11", "sigma", "less than or equal to 10"),
+    ],
+)
+def test_numbers_too_large_to_compute_with_are_refused(scenario: str, override: str, field: str, why: str) -> None:
+    code, out = validate(str(ROOT / "scenarios" / scenario), "--set", "horizon=1h", "--set", override)
+    assert code == 2, out
+    assert override.split("=")[0] in out and field in out and why in " ".join(out.split()), out
+
+
+def test_the_bounds_on_numbers_are_the_largest_a_double_computes_with() -> None:
+    from gigafactory_sim.config.base import MAX_FLOAT, MAX_INT, out_of_range
+
+    assert MAX_INT == 2**53 and float(MAX_INT) == MAX_INT and float(MAX_INT + 1) == MAX_INT  # the last exact count
+    assert float("inf") > MAX_FLOAT**10  # products of ten scenario numbers stay finite
+    for fine in (MAX_INT, -MAX_INT, MAX_FLOAT, -MAX_FLOAT, True, [1, 2.5], {"a": 3}, "text", None):
+        assert out_of_range(fine) is None, fine
+    for too_large in (MAX_INT + 1, -(MAX_INT + 1), 1.01e30, [1, 2**60], {"a": [1e31]}, (1, 1e300)):
+        assert out_of_range(too_large) is not None, too_large
+
+
 def test_limits_can_be_raised_in_the_scenario_or_on_the_command_line(tmp_path: Path) -> None:
     sc = load_scenario(QUICKSTART, ["horizon=1h"])
     est = estimate(sc)
@@ -389,17 +426,21 @@ def test_a_stop_requested_mid_run_closes_every_figure_at_the_time_reached(name: 
 
 
 def test_a_trace_at_a_huge_rate_is_counted_over_the_horizon_not_by_its_rows() -> None:
-    """A looped request trace at rate_scale 1e30 lays ~1e36 requests over a week: fine for the fluid model (it
-    counts them), refused with exit 2 for the discrete one (it would simulate each), never a crash."""
+    """A looped request trace at rate_scale 1e9 lays ~3e15 requests over a week: fine for the fluid model (it
+    counts them), refused with exit 2 for the discrete one (it would simulate each), never a crash. Beyond 2**53
+    requests (rate_scale 1e30) both refuse it: a double no longer counts them exactly."""
     path = ROOT / "scenarios" / "inference-heavy.yaml"
-    fast = ["--set", "workload.inference.1.demand.rate_scale=1e30"]
+    fast = ["--set", "workload.inference.1.demand.rate_scale=1e9"]
     res = runner.invoke(app, ["validate", str(path), *fast])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["validate", str(path), *fast, "--set", "workload.inference.1.fidelity=discrete"])
     assert res.exit_code == 2, res.output
     assert "workload.inference.1.demand" in res.output and "requests, each simulated" in res.output
     assert "Traceback" not in res.output
-    for scale in ("1e30", "1e308"):  # block hashes: one pass replayed; the autoscaler asks for its most
+    res = runner.invoke(app, ["validate", str(path), "--set", "workload.inference.1.demand.rate_scale=1e30"])
+    assert res.exit_code == 2, res.output
+    assert "workload.inference.1.demand.rate_scale" in res.output and "2**53" in res.output, res.output
+    for scale in ("1e6", "1e10"):  # block hashes: one pass replayed; the autoscaler asks for its most
         cache = ["--set", f"workload.inference.0.demand.rate_scale={scale}"]
         res = runner.invoke(app, ["validate", str(ROOT / "scenarios" / "prefix-cache.yaml"), *cache])
         assert res.exit_code == 0, res.output

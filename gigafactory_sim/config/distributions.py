@@ -25,13 +25,17 @@ __all__ = [
     "SizeDistribution",
 ]
 
+# The largest log-space sigma of a log-normal: at 10 its 99th percentile is 1.3e10 times its median, beyond any
+# workload; far above it, sigma times a normal draw overflows, and so does the mean, median * exp(sigma**2 / 2).
+SIGMA_MAX = 10.0
+
 
 class LogNormalDuration(StrictModel):
     """Log-normal run time at reference speed: ``median`` and log-space ``sigma``, clipped to [min, max]."""
 
     kind: Literal["lognormal"] = "lognormal"
     median: Duration
-    sigma: float = Field(default=1.0, ge=0)
+    sigma: float = Field(default=1.0, ge=0, le=SIGMA_MAX)
     min: Duration = 60.0
     max: Duration = 30 * 86400.0
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from gigafactory_sim.config.base import MAX_INT
 from gigafactory_sim.config.scenario import Scenario
 from gigafactory_sim.errors import InputProblem, ScenarioError
 from gigafactory_sim.inference.checks import service_token_mix, usable_clusters
 from gigafactory_sim.inference.config import InferenceService
-from gigafactory_sim.inference.demand import TraceDemand
+from gigafactory_sim.inference.demand import DemandProfile, DiurnalDemand, TraceDemand
 from gigafactory_sim.inference.disagg_fluid import PoolModels
 from gigafactory_sim.inference.disagg_prepare import prepare_pools
 from gigafactory_sim.inference.fluid import ClusterModel, cluster_model
@@ -69,10 +70,12 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
                 trace = load_request_trace(svc.demand, scenario.base_dir, scenario.horizon_s, path, from_trace)
                 if trace.n_requests == 0:
                     raise ScenarioError.single(scenario.source_file, f"{path}.demand", "the trace is empty")
+                _check_countable(svc.demand, scenario.horizon_s, scenario.source_file, path, trace.n_requests)
                 prompt, output = trace.base_prompt, trace.base_output
                 mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)
             else:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
+                _check_countable(svc.demand, scenario.horizon_s, scenario.source_file, path)
                 mix = service_token_mix(svc)
                 prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
             raw_prompt_mean, whole_prompt, whole_q = mix.prompt_mean, prompt, mix.prompt_q
@@ -102,6 +105,25 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
     if problems:
         raise ScenarioError(problems)
     return out
+
+
+def _check_countable(
+    demand: DemandProfile, horizon_s: float, source_file: str, path: str, n_requests: float | None = None
+) -> None:
+    """Refuse a demand that brings more requests over the horizon than a double counts exactly (2**53): the
+    fluid model's counts would round, and far beyond, overflow."""
+    if isinstance(demand, TraceDemand):
+        field, n = "rate_scale", float(n_requests or 0.0)
+    elif isinstance(demand, DiurnalDemand):  # (the weekday mean, or the weekend's if it is higher)
+        field, n = "mean_rate_per_s", demand.mean_rate_per_s * max(1.0, demand.weekend_factor) * horizon_s
+    else:
+        field, n = "rate_per_s", demand.rate_per_s * horizon_s
+    if n > MAX_INT:
+        raise ScenarioError.single(
+            source_file,
+            f"{path}.demand.{field}",
+            f"brings about {n:.3g} requests over the horizon; a double counts exactly only up to 2**53 ({MAX_INT:.3g})",
+        )
 
 
 def resolve_trace_path(svc: InferenceService, scenario: Scenario) -> Path:

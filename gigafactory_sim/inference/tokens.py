@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from gigafactory_sim.config.base import StrictModel
+from gigafactory_sim.config.distributions import SIGMA_MAX
 from gigafactory_sim.numerics import libm
 
 __all__ = ["ExponentialTokens", "FixedTokens", "LogNormalTokens", "TokenDistribution"]
@@ -39,7 +40,7 @@ class LogNormalTokens(StrictModel):
 
     kind: Literal["lognormal"] = "lognormal"
     median: float = Field(gt=0)
-    sigma: float = Field(default=1.0, ge=0)
+    sigma: float = Field(default=1.0, ge=0, le=SIGMA_MAX)
     min: float = Field(default=1.0, ge=0)
     max: float = Field(default=32768.0, gt=0)
 
