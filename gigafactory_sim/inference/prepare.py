@@ -70,12 +70,14 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
                 trace = load_request_trace(svc.demand, scenario.base_dir, scenario.horizon_s, path, from_trace)
                 if trace.n_requests == 0:
                     raise ScenarioError.single(scenario.source_file, f"{path}.demand", "the trace is empty")
-                _check_countable(svc.demand, scenario.horizon_s, scenario.source_file, path, trace.n_requests)
+                _check_countable(svc.demand, trace.n_requests, scenario.source_file, path)
                 prompt, output = trace.base_prompt, trace.base_output
                 mix = TokenMix.from_samples(prompt, output, svc.slo.quantile)
             else:
                 assert svc.prompt_tokens is not None and svc.output_tokens is not None
-                _check_countable(svc.demand, scenario.horizon_s, scenario.source_file, path)
+                _check_countable(
+                    svc.demand, _expected_count(svc.demand, scenario.horizon_s), scenario.source_file, path
+                )
                 mix = service_token_mix(svc)
                 prompt, output = mix_samples(svc.prompt_tokens, 1), mix_samples(svc.output_tokens, 2)
             raw_prompt_mean, whole_prompt, whole_q = mix.prompt_mean, prompt, mix.prompt_q
@@ -107,22 +109,25 @@ def prepare_inference(scenario: Scenario) -> list[PreparedService] | None:
     return out
 
 
-def _check_countable(
-    demand: DemandProfile, horizon_s: float, source_file: str, path: str, n_requests: float | None = None
-) -> None:
+def _expected_count(demand: DemandProfile, horizon_s: float) -> float:
+    """About how many requests a synthetic demand brings over the horizon (a diurnal one at its weekday mean, or
+    its weekend's if higher)."""
+    if isinstance(demand, DiurnalDemand):
+        return demand.mean_rate_per_s * max(1.0, demand.weekend_factor) * horizon_s
+    assert not isinstance(demand, TraceDemand)
+    return demand.rate_per_s * horizon_s
+
+
+def _check_countable(demand: DemandProfile, n_requests: float, source_file: str, path: str) -> None:
     """Refuse a demand that brings more requests over the horizon than a double counts exactly (2**53): the
     fluid model's counts would round, and far beyond, overflow."""
-    if isinstance(demand, TraceDemand):
-        field, n = "rate_scale", float(n_requests or 0.0)
-    elif isinstance(demand, DiurnalDemand):  # (the weekday mean, or the weekend's if it is higher)
-        field, n = "mean_rate_per_s", demand.mean_rate_per_s * max(1.0, demand.weekend_factor) * horizon_s
-    else:
-        field, n = "rate_per_s", demand.rate_per_s * horizon_s
-    if n > MAX_INT:
+    if n_requests > MAX_INT:
+        field = {"trace": "rate_scale", "diurnal": "mean_rate_per_s"}.get(demand.kind, "rate_per_s")
         raise ScenarioError.single(
             source_file,
             f"{path}.demand.{field}",
-            f"brings about {n:.3g} requests over the horizon; a double counts exactly only up to 2**53 ({MAX_INT:.3g})",
+            f"brings about {n_requests:.3g} requests over the horizon; a double counts exactly only up to 2**53 "
+            f"({MAX_INT:.3g})",
         )
 
 
